@@ -1,0 +1,612 @@
+/*
+ * echokit send: the tutorial's client, grown up.
+ *
+ * Message mode (the default): send MESSAGE (default "Hello, world"), read
+ * the echo, print "Received '<echo>'" with non-printable bytes escaped, and
+ * check that the echo equals what was sent.
+ *
+ * Pipe mode (MESSAGE "-", or no MESSAGE with stdin not a terminal): copy
+ * stdin to the server and the echo to stdout at the same time, so that an
+ * input larger than the socket buffers cannot deadlock; half-close after
+ * stdin's end; exit once the echo is complete (--verify) or the server
+ * closes (--no-verify, like nc).
+ *
+ * Both modes run the same transfer loop; message mode just reads its input
+ * from memory and collects the echo in memory.
+ */
+#include "ek_cli.h"
+#include "ek_log.h"
+#include "ek_net.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define EK_DEFAULT_SERVER "localhost:50000"
+#define EK_DEFAULT_MESSAGE "Hello, world"
+#define EK_DEFAULT_TIMEOUT_MS 10000
+
+/* Bytes read from stdin and not yet echoed back (with --verify) or not
+ * yet sent (without): how far the input may run ahead of the echo. */
+#define EK_SEND_WINDOW (256 * 1024)
+#define EK_SEND_RBUF (64 * 1024)
+
+/* Exit status for an echo that differs from what was sent, is short, or
+ * broke off: the check failed. */
+#define EK_EXIT_MISMATCH 1
+
+static const char usage_text[] =
+    "usage: echokit send [options] [HOST:PORT] [MESSAGE...]\n"
+    "\n"
+    "Send MESSAGE (the words joined by spaces; default \"Hello, world\") "
+    "to the echo\n"
+    "server at HOST:PORT (default localhost:50000) and print what came "
+    "back:\n"
+    "    Received 'Hello, world'\n"
+    "With MESSAGE \"-\", or no MESSAGE and stdin not a terminal, stream "
+    "stdin to the\n"
+    "server and the echo to stdout (binary safe), half-close at the end of "
+    "stdin\n"
+    "and exit when the echo is complete.\n"
+    "\n"
+    "  -t, --timeout SECS  give up when the server makes no progress for "
+    "SECS\n"
+    "                      (default 10); also bounds the connect\n"
+    "      --verify        exit 1 unless the echo equals what was sent "
+    "(default\n"
+    "                      for a message)\n"
+    "      --no-verify     do not compare; pipe mode then ends when the "
+    "server\n"
+    "                      closes (default for pipe mode)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "HOST:PORT may also be [IPV6]:PORT or unix:PATH.\n"
+    "Exit status: 0 ok; 1 the echo differs, is short or broke off; 64 bad "
+    "usage;\n"
+    "68 host not found; 69 connection refused or unreachable; 74 stdin or "
+    "stdout\n"
+    "error; 75 timed out.\n";
+
+struct send_options {
+    const char *server;
+    int64_t timeout_ms;
+    int verify; /* -1: the mode's default */
+    bool pipe_mode;
+    char *message; /* message mode: malloc'd, words joined */
+    size_t message_len;
+};
+
+/* The transfer: input -> window -> socket -> rbuf -> output. */
+struct xfer {
+    int sock;
+    bool verify;
+    int64_t timeout_ms;
+
+    /* Input: a descriptor (pipe mode) or memory (message mode). */
+    int in_fd;
+    const char *in_mem;
+    size_t in_mem_len, in_mem_off;
+    bool in_eof;
+
+    /* The window, a ring indexed by absolute stream offsets:
+     * [acked, sent) sent, echo not yet checked; [sent, filled) not sent. */
+    char *ring;
+    uint64_t acked, sent, filled;
+    bool shut_wr;
+
+    /* The echo: rbuf[roff, rlen) received, not yet written out. */
+    char *rbuf;
+    size_t rlen, roff;
+    uint64_t received;
+    bool peer_eof;
+
+    /* Output: a descriptor (pipe mode) or memory (message mode). */
+    int out_fd;
+    char *out_mem;
+    size_t out_mem_len, out_mem_cap;
+
+    int64_t last_progress_ms;
+    int error; /* errno of an XFER_BROKEN */
+};
+
+/* Where a transfer ended. */
+enum xfer_result {
+    XFER_OK,
+    XFER_MISMATCH, /* the echo differs */
+    XFER_SHORT,    /* the server closed before echoing everything */
+    XFER_BROKEN,   /* the connection failed (reset, ...) */
+    XFER_TIMEOUT,
+    XFER_IO_ERROR, /* stdin or stdout failed */
+};
+
+static size_t ring_off(uint64_t pos)
+{
+    return (size_t)(pos % EK_SEND_WINDOW);
+}
+
+/* Contiguous free space at the ring's fill end. */
+static size_t ring_free_run(const struct xfer *x)
+{
+    size_t used = (size_t)(x->filled - x->acked);
+    size_t free_total = EK_SEND_WINDOW - used;
+    size_t to_end = EK_SEND_WINDOW - ring_off(x->filled);
+    return free_total < to_end ? free_total : to_end;
+}
+
+/* Contiguous unsent bytes at the ring's send end. */
+static size_t ring_unsent_run(const struct xfer *x)
+{
+    size_t unsent = (size_t)(x->filled - x->sent);
+    size_t to_end = EK_SEND_WINDOW - ring_off(x->sent);
+    return unsent < to_end ? unsent : to_end;
+}
+
+static void fill_from_memory(struct xfer *x)
+{
+    while (!x->in_eof && ring_free_run(x) > 0) {
+        size_t n = x->in_mem_len - x->in_mem_off;
+        if (n > ring_free_run(x))
+            n = ring_free_run(x);
+        memcpy(x->ring + ring_off(x->filled), x->in_mem + x->in_mem_off, n);
+        x->in_mem_off += n;
+        x->filled += n;
+        if (x->in_mem_off == x->in_mem_len)
+            x->in_eof = true;
+    }
+}
+
+static int read_input(struct xfer *x)
+{
+    ssize_t n;
+    do
+        n = read(x->in_fd, x->ring + ring_off(x->filled), ring_free_run(x));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        ek_warnx("send: reading stdin: %s", strerror(errno));
+        return -1;
+    }
+    if (n == 0)
+        x->in_eof = true;
+    x->filled += (uint64_t)n;
+    return 0;
+}
+
+static int send_window(struct xfer *x)
+{
+    ssize_t n;
+    do
+        n = send(x->sock, x->ring + ring_off(x->sent), ring_unsent_run(x),
+                 MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    x->sent += (uint64_t)n;
+    if (!x->verify)
+        x->acked = x->sent; /* nothing to compare: free the space now */
+    x->last_progress_ms = ek_now_ms();
+    return 0;
+}
+
+/* Compares freshly received bytes with what was sent at that offset. */
+static bool echo_matches(struct xfer *x, const char *p, size_t n)
+{
+    if (x->received + n > x->sent)
+        return false; /* more came back than was sent */
+    while (n > 0) {
+        size_t off = ring_off(x->acked);
+        size_t run = EK_SEND_WINDOW - off;
+        if (run > n)
+            run = n;
+        if (memcmp(x->ring + off, p, run) != 0)
+            return false;
+        x->acked += run;
+        p += run;
+        n -= run;
+    }
+    return true;
+}
+
+static int recv_echo(struct xfer *x)
+{
+    ssize_t n;
+    do
+        n = recv(x->sock, x->rbuf, EK_SEND_RBUF, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    x->last_progress_ms = ek_now_ms();
+    if (n == 0) {
+        x->peer_eof = true;
+        return 0;
+    }
+    x->rlen = (size_t)n;
+    x->roff = 0;
+    bool ok = !x->verify || echo_matches(x, x->rbuf, (size_t)n);
+    x->received += (uint64_t)n;
+    return ok ? 0 : 1;
+}
+
+static int write_output(struct xfer *x)
+{
+    size_t n = x->rlen - x->roff;
+    if (x->out_fd < 0) {
+        if (x->out_mem_len + n > x->out_mem_cap) {
+            size_t cap = (x->out_mem_len + n) * 2;
+            char *grown = realloc(x->out_mem, cap);
+            if (grown == NULL) {
+                ek_warnx("send: out of memory");
+                return -1;
+            }
+            x->out_mem = grown;
+            x->out_mem_cap = cap;
+        }
+        memcpy(x->out_mem + x->out_mem_len, x->rbuf + x->roff, n);
+        x->out_mem_len += n;
+        x->roff = x->rlen;
+        return 0;
+    }
+    ssize_t w;
+    do
+        w = write(x->out_fd, x->rbuf + x->roff, n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        ek_warnx("send: writing stdout: %s", strerror(errno));
+        return -1;
+    }
+    x->roff += (size_t)w;
+    return 0;
+}
+
+/* Whether the server owes us something: only then does silence count
+ * towards the timeout (a human typing slowly on stdin is not a timeout). */
+static bool waiting_on_server(const struct xfer *x)
+{
+    return x->sent > x->received || x->filled > x->sent ||
+           (x->shut_wr && !x->peer_eof);
+}
+
+/* With --verify the transfer is complete when all input went out and all
+ * of it came back; without, when the server closes (nc semantics). */
+static bool finished(const struct xfer *x)
+{
+    if (x->roff < x->rlen)
+        return false;
+    if (x->verify)
+        return x->shut_wr && x->received == x->sent;
+    return x->peer_eof;
+}
+
+static enum xfer_result broken(struct xfer *x, int err)
+{
+    x->error = err;
+    return XFER_BROKEN;
+}
+
+static enum xfer_result xfer_step(struct xfer *x)
+{
+    struct pollfd p[3];
+    int n = 0, in = -1, out = -1;
+    bool out_pending = x->roff < x->rlen;
+
+    if (x->in_mem != NULL)
+        fill_from_memory(x);
+    if (x->in_eof && x->sent == x->filled && !x->shut_wr) {
+        if (shutdown(x->sock, SHUT_WR) < 0)
+            return broken(x, errno);
+        x->shut_wr = true;
+    }
+    /* The socket is left out (fd -1) when nothing is wanted from it, or
+     * its POLLHUP would wake us in a loop while stdout is blocked. */
+    short sock_events = (short)((x->filled > x->sent ? POLLOUT : 0) |
+                                (!x->peer_eof && !out_pending ? POLLIN : 0));
+    p[n++] = (struct pollfd){.fd = sock_events ? x->sock : -1,
+                             .events = sock_events};
+    if (x->in_mem == NULL && !x->in_eof && ring_free_run(x) > 0) {
+        in = n;
+        p[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLIN};
+    }
+    if (out_pending) {
+        out = n;
+        p[n++] = (struct pollfd){.fd = x->out_fd, .events = POLLOUT};
+    }
+
+    int timeout = -1;
+    if (waiting_on_server(x))
+        timeout = ek_timeout_until(x->last_progress_ms + x->timeout_ms);
+    int rc = poll(p, (nfds_t)n, timeout);
+    if (rc < 0)
+        return errno == EINTR ? XFER_OK : broken(x, errno);
+    if (rc == 0 && timeout >= 0 &&
+        ek_now_ms() - x->last_progress_ms >= x->timeout_ms)
+        return XFER_TIMEOUT;
+
+    if (in >= 0 && p[in].revents != 0 && read_input(x) < 0)
+        return XFER_IO_ERROR;
+    short sock_ready = p[0].revents;
+    if ((sock_ready & (POLLOUT | POLLERR | POLLHUP)) && x->filled > x->sent) {
+        int err = send_window(x);
+        if (err < 0)
+            return broken(x, -err);
+    }
+    if ((sock_ready & (POLLIN | POLLERR | POLLHUP)) && !x->peer_eof &&
+        !out_pending) {
+        int r = recv_echo(x);
+        if (r < 0)
+            return broken(x, -r);
+        if (r > 0)
+            return XFER_MISMATCH;
+        if (x->peer_eof && x->verify &&
+            !(x->shut_wr && x->received == x->sent))
+            return XFER_SHORT;
+    }
+    /* Memory output never blocks: take the echo at once. */
+    if (x->roff < x->rlen && (x->out_fd < 0 || (out >= 0 && p[out].revents)))
+        if (write_output(x) < 0)
+            return XFER_IO_ERROR;
+    return XFER_OK;
+}
+
+static enum xfer_result xfer_run(struct xfer *x)
+{
+    x->last_progress_ms = ek_now_ms();
+    while (!finished(x)) {
+        enum xfer_result r = xfer_step(x);
+        if (r != XFER_OK) {
+            /* What did come back is part of the answer: pass it on (a few
+             * tries: stdout might be a stuck non-blocking pipe). */
+            for (int i = 0; i < 16 && x->roff < x->rlen; i++)
+                if (write_output(x) < 0)
+                    break;
+            return r;
+        }
+    }
+    return XFER_OK;
+}
+
+/* Prints bytes the way the tutorial's repr() did: printable ASCII as is,
+ * quote and backslash escaped, \n \r \t by name, the rest as \xNN. */
+static void print_quoted(FILE *f, const char *p, size_t n)
+{
+    fputc('\'', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\'' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c >= 0x20 && c < 0x7f)
+            fputc(c, f);
+        else
+            fprintf(f, "\\x%02x", c);
+    }
+    fputc('\'', f);
+}
+
+/* Connects to each address in turn. Returns the fd, or an exit status
+ * (negated) after printing why. */
+static int connect_server(const char *text, int64_t timeout_ms)
+{
+    struct ek_addr_spec spec;
+    const char *why;
+    if (ek_addr_parse(text, &spec, &why) < 0)
+        return -ek_usage_error("send", "invalid address '%s': %s", text, why);
+    if (spec.kind == EK_ADDR_INET && spec.port == 0)
+        return -ek_usage_error("send", "invalid address '%s': port 0", text);
+
+    struct ek_sockaddr *addrs;
+    size_t n;
+    int rc = ek_addr_resolve(&spec, false, &addrs, &n);
+    if (rc != 0) {
+        ek_warnx("send: cannot resolve '%s': %s", text, gai_strerror(rc));
+        return rc == EAI_MEMORY ? -EX_OSERR : -EX_NOHOST;
+    }
+    int err = -EADDRNOTAVAIL;
+    char name[EK_ADDRSTR_MAX] = "";
+    int64_t deadline = ek_now_ms() + timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
+                       sizeof(name));
+        int left = ek_timeout_until(deadline);
+        err = left > 0 ? ek_net_connect(&addrs[i], left) : -ETIMEDOUT;
+        if (err >= 0) {
+            free(addrs);
+            return err;
+        }
+    }
+    free(addrs);
+    ek_warnx("send: cannot connect to %s: %s", n == 1 ? name : text,
+             err == -ETIMEDOUT ? "timed out" : strerror(-err));
+    return err == -ETIMEDOUT ? -EX_TEMPFAIL : -EX_UNAVAILABLE;
+}
+
+static int report(const struct xfer *x, enum xfer_result r)
+{
+    switch (r) {
+    case XFER_OK:
+        return 0;
+    case XFER_MISMATCH:
+        ek_warnx("send: the echo differs from what was sent, within bytes "
+                 "%llu..%llu",
+                 (unsigned long long)(x->received - x->rlen),
+                 (unsigned long long)x->received);
+        return EK_EXIT_MISMATCH;
+    case XFER_SHORT:
+        ek_warnx("send: the server closed the connection after echoing "
+                 "%llu of %llu bytes",
+                 (unsigned long long)x->received,
+                 (unsigned long long)x->sent);
+        return EK_EXIT_MISMATCH;
+    case XFER_BROKEN:
+        ek_warnx("send: connection lost after %llu of %llu bytes came back: "
+                 "%s",
+                 (unsigned long long)x->received,
+                 (unsigned long long)x->sent, strerror(x->error));
+        return EK_EXIT_MISMATCH;
+    case XFER_TIMEOUT:
+        ek_warnx("send: timed out: no progress for %.1f s (%llu of %llu "
+                 "bytes came back)",
+                 (double)x->timeout_ms / 1000.0,
+                 (unsigned long long)x->received,
+                 (unsigned long long)x->sent);
+        return EX_TEMPFAIL;
+    case XFER_IO_ERROR:
+    default:
+        return EX_IOERR;
+    }
+}
+
+static char *join_words(char **words, int n, size_t *len)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += strlen(words[i]) + 1;
+    char *s = malloc(total + 1);
+    if (s == NULL)
+        return NULL;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(words[i]);
+        if (i > 0)
+            s[off++] = ' ';
+        memcpy(s + off, words[i], k);
+        off += k;
+    }
+    s[off] = '\0';
+    *len = off;
+    return s;
+}
+
+static int parse_options(int argc, char **argv, struct send_options *o)
+{
+    static const struct option longopts[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {"verify", no_argument, NULL, 'y'},
+        {"no-verify", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *why;
+    int c;
+
+    opterr = 0;
+    /* "+": options end at the first operand, so a message may start with
+     * '-' after the address ("echokit send host:7 -- -x" also works). */
+    while ((c = getopt_long(argc, argv, "+:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->timeout_ms,
+                                 &why) < 0 ||
+                o->timeout_ms == 0)
+                return ek_usage_error("send", "invalid --timeout '%s': %s",
+                                      optarg,
+                                      o->timeout_ms == 0 ? "must be > 0"
+                                                         : why);
+            break;
+        case 'y':
+            o->verify = 1;
+            break;
+        case 'n':
+            o->verify = 0;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case ':':
+            return ek_usage_error("send", "option '%s' needs a value",
+                                  argv[optind - 1]);
+        default:
+            return ek_usage_error("send", "unknown option '%s'",
+                                  argv[optind - 1]);
+        }
+    }
+    char **rest = argv + optind;
+    int nrest = argc - optind;
+    if (nrest > 0) {
+        o->server = rest[0];
+        rest++;
+        nrest--;
+    }
+    if (nrest == 1 && strcmp(rest[0], "-") == 0) {
+        o->pipe_mode = true;
+    } else if (nrest == 0 && !isatty(STDIN_FILENO)) {
+        o->pipe_mode = true;
+    } else {
+        static char hello[] = EK_DEFAULT_MESSAGE;
+        char *words[] = {hello};
+        o->message = nrest > 0 ? join_words(rest, nrest, &o->message_len)
+                               : join_words(words, 1, &o->message_len);
+        if (o->message == NULL) {
+            ek_warnx("send: out of memory");
+            return EX_OSERR;
+        }
+    }
+    return -1;
+}
+
+int ek_cmd_send(int argc, char **argv)
+{
+    struct send_options o = {.server = EK_DEFAULT_SERVER,
+                             .timeout_ms = EK_DEFAULT_TIMEOUT_MS,
+                             .verify = -1};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    signal(SIGPIPE, SIG_IGN); /* stdout EPIPE becomes an error message */
+
+    int fd = connect_server(o.server, o.timeout_ms);
+    if (fd < 0) {
+        free(o.message);
+        return -fd;
+    }
+
+    struct xfer x = {
+        .sock = fd,
+        .verify = o.verify >= 0 ? o.verify == 1 : !o.pipe_mode,
+        .timeout_ms = o.timeout_ms,
+        .in_fd = o.pipe_mode ? STDIN_FILENO : -1,
+        .in_mem = o.pipe_mode ? NULL : o.message,
+        .in_mem_len = o.message_len,
+        .in_eof = !o.pipe_mode && o.message_len == 0,
+        .out_fd = o.pipe_mode ? STDOUT_FILENO : -1,
+        .ring = malloc(EK_SEND_WINDOW),
+        .rbuf = malloc(EK_SEND_RBUF),
+    };
+    if (x.ring == NULL || x.rbuf == NULL) {
+        ek_warnx("send: out of memory");
+        status = EX_OSERR;
+    } else {
+        enum xfer_result r = xfer_run(&x);
+        if (!o.pipe_mode) {
+            fputs("Received ", stdout);
+            print_quoted(stdout, x.out_mem, x.out_mem_len);
+            fputc('\n', stdout);
+            if (fflush(stdout) != 0 && r == XFER_OK)
+                r = XFER_IO_ERROR;
+        }
+        status = report(&x, r);
+    }
+    close(fd);
+    free(x.ring);
+    free(x.rbuf);
+    free(x.out_mem);
+    free(o.message);
+    return status;
+}

@@ -1,0 +1,192 @@
+#include "ek_conn.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* MSG_NOSIGNAL everywhere: a peer that reset must cost us one connection,
+ * never the process (SIGPIPE is also ignored, belt and braces). */
+static ssize_t send_some(int fd, const void *buf, size_t len, int flags)
+{
+    ssize_t n;
+    do
+        n = send(fd, buf, len, flags | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static ssize_t recv_some(int fd, void *buf, size_t len, int flags)
+{
+    ssize_t n;
+    do
+        n = recv(fd, buf, len, flags);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static bool would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+static int queue_rest(struct ek_conn *c, const char *p, size_t n,
+                      const struct ek_echo_ctx *ctx)
+{
+    if (ek_queue_append(&c->queue, p, n) < 0)
+        return -ENOMEM;
+    if (ek_queue_len(&c->queue) >= ctx->max_queue)
+        ek_stat_add(&ctx->stats->queue_full, 1);
+    return EK_CONN_KEEP;
+}
+
+int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
+{
+    size_t queued = ek_queue_len(&c->queue);
+    size_t room = ctx->max_queue - queued;
+    size_t want = room < ctx->buf_size ? room : ctx->buf_size;
+
+    /* Events are hints: a stale one may arrive for a connection that is
+     * full or half-closed; there is nothing to do then. */
+    if (want == 0 || (c->flags & EK_CONN_PEER_CLOSED))
+        return EK_CONN_KEEP;
+
+    ssize_t n = recv_some(fd, ctx->buf, want, 0);
+    if (n < 0)
+        return would_block(errno) ? EK_CONN_KEEP : -errno;
+    if (n == 0) {
+        c->flags |= EK_CONN_PEER_CLOSED;
+        return queued == 0 ? EK_CONN_DONE : EK_CONN_KEEP;
+    }
+    ek_stat_add(&ctx->stats->bytes_in, (uint64_t)n);
+
+    /* Bytes already queued go first: order is the whole contract. */
+    if (queued > 0)
+        return queue_rest(c, ctx->buf, (size_t)n, ctx);
+
+    ssize_t sent = send_some(fd, ctx->buf, (size_t)n, 0);
+    if (sent < 0) {
+        if (!would_block(errno))
+            return -errno;
+        sent = 0;
+    }
+    ek_stat_add(&ctx->stats->bytes_out, (uint64_t)sent);
+    if (sent == n)
+        return EK_CONN_KEEP;
+    return queue_rest(c, ctx->buf + sent, (size_t)(n - sent), ctx);
+}
+
+int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
+{
+    struct iovec iov[16];
+    int n = ek_queue_peek(&c->queue, iov, 16);
+    if (n > 0) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent;
+        do
+            sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0)
+            return would_block(errno) ? EK_CONN_KEEP : -errno;
+        ek_queue_consume(&c->queue, (size_t)sent);
+        ek_stat_add(&ctx->stats->bytes_out, (uint64_t)sent);
+    }
+    if (ek_queue_len(&c->queue) == 0 && (c->flags & EK_CONN_PEER_CLOSED))
+        return EK_CONN_DONE;
+    return EK_CONN_KEEP;
+}
+
+unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue)
+{
+    size_t queued = ek_queue_len(&c->queue);
+    unsigned ev = 0;
+    if (!(c->flags & EK_CONN_PEER_CLOSED) && queued < max_queue)
+        ev |= EK_EV_READ;
+    if (queued > 0)
+        ev |= EK_EV_WRITE;
+    return ev;
+}
+
+void ek_conn_release(struct ek_conn *c)
+{
+    ek_queue_clear(&c->queue);
+    c->flags = 0;
+    c->interest = 0;
+}
+
+/* How many transfers a busy connection may do before it looks at wake_fd
+ * and the deadline without blocking: a client that streams without pause
+ * never makes us wait in poll, and must still be cut off at the deadline. */
+#define EK_BLOCKING_CHECK_EVERY 64
+
+/* What wait_ready returns besides EK_ECHO_WOKEN, EK_ECHO_TIMEOUT, -errno:
+ * go on (fd is ready, in error, or a zero-timeout look found nothing). */
+#define EK_ECHO_GO_ON 100
+
+/* Waits for fd to become ready for `events`, or for wake_fd / the
+ * deadline. just_look makes it a zero-timeout check of wake_fd and the
+ * deadline only. */
+static int wait_ready(int fd, short events, int wake_fd, int64_t deadline_ms,
+                      bool just_look)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = events},
+                          {.fd = wake_fd, .events = POLLIN}};
+    nfds_t n = wake_fd >= 0 ? 2 : 1;
+    for (;;) {
+        int rc = poll(p, n, just_look ? 0 : ek_timeout_until(deadline_ms));
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        if (n == 2 && (p[1].revents & POLLIN))
+            return EK_ECHO_WOKEN;
+        if (deadline_ms >= 0 && ek_now_ms() >= deadline_ms)
+            return EK_ECHO_TIMEOUT;
+        if (rc == 0 && !just_look)
+            continue; /* woke early (clock granularity): wait out the rest */
+        return EK_ECHO_GO_ON;
+    }
+}
+
+int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
+                     int64_t deadline_ms, struct ek_stats *stats)
+{
+    for (unsigned ops = 1;; ops++) {
+        ssize_t n;
+        short need;
+
+        if (ops % EK_BLOCKING_CHECK_EVERY == 0) {
+            int rc = wait_ready(fd, 0, wake_fd, deadline_ms, true);
+            if (rc != EK_ECHO_GO_ON)
+                return rc;
+        }
+        if (b->head < b->tail) {
+            n = send_some(fd, b->buf + b->head, b->tail - b->head,
+                          MSG_DONTWAIT);
+            if (n > 0) {
+                ek_stat_add(&stats->bytes_out, (uint64_t)n);
+                b->head += (size_t)n;
+                if (b->head == b->tail)
+                    b->head = b->tail = 0;
+                continue;
+            }
+            need = POLLOUT;
+        } else {
+            n = recv_some(fd, b->buf, b->size, MSG_DONTWAIT);
+            if (n > 0) {
+                ek_stat_add(&stats->bytes_in, (uint64_t)n);
+                b->tail = (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                return EK_ECHO_DONE;
+            need = POLLIN;
+        }
+        if (!would_block(errno))
+            return -errno;
+        int rc = wait_ready(fd, need, wake_fd, deadline_ms, false);
+        if (rc != EK_ECHO_GO_ON)
+            return rc;
+    }
+}

@@ -1,0 +1,162 @@
+#include "ek_net.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+static int new_socket(int family)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+static int set_int_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno
+                                                                   : 0;
+}
+
+/* A unix socket file answers connect() only if a server is behind it. */
+static bool unix_path_is_stale(const struct ek_sockaddr *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int rc = connect(fd, (const struct sockaddr *)&sa->ss, sa->len);
+    bool stale = rc < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return stale;
+}
+
+static int bind_unix(int fd, const struct ek_sockaddr *sa)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&sa->ss;
+    if (bind(fd, (const struct sockaddr *)&sa->ss, sa->len) == 0)
+        return 0;
+    if (errno != EADDRINUSE || un->sun_path[0] == '\0')
+        return -errno;
+    if (!unix_path_is_stale(sa))
+        return -EADDRINUSE;
+    if (unlink(un->sun_path) < 0 && errno != ENOENT)
+        return -errno;
+    return bind(fd, (const struct sockaddr *)&sa->ss, sa->len) == 0 ? 0
+                                                                     : -errno;
+}
+
+int ek_net_listen(const struct ek_sockaddr *sa, int backlog)
+{
+    int family = sa->ss.ss_family;
+    int fd = new_socket(family);
+    int err = 0;
+    if (fd < 0)
+        return fd;
+
+    if (family == AF_INET || family == AF_INET6)
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err == 0 && family == AF_INET6)
+        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    if (err == 0) {
+        if (family == AF_UNIX)
+            err = bind_unix(fd, sa);
+        else if (bind(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0)
+            err = -errno;
+    }
+    if (err == 0 && listen(fd, backlog) < 0)
+        err = -errno;
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int ek_net_accept(int listen_fd, bool nonblock)
+{
+    int flags = SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
+    int fd;
+    do
+        fd = accept4(listen_fd, NULL, NULL, flags);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return fd;
+}
+
+void ek_net_tune(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+        (void)set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1); /* best effort */
+}
+
+/* Waits for a non-blocking connect to finish; SO_ERROR tells how. */
+static int finish_connect(int fd, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : ek_now_ms() + timeout_ms;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    for (;;) {
+        int n = poll(&p, 1, ek_timeout_until(deadline));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -ETIMEDOUT;
+        break;
+    }
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        return -errno;
+    return -soerr;
+}
+
+int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms)
+{
+    int fd = new_socket(sa->ss.ss_family);
+    if (fd < 0)
+        return fd;
+    int err = 0;
+    if (connect(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0) {
+        /* EINTR on connect: the attempt goes on in the background
+         * (connect(2)), so it is waited for like EINPROGRESS. A unix
+         * socket whose backlog is full fails at once with EAGAIN. */
+        if (errno == EINPROGRESS || errno == EINTR)
+            err = finish_connect(fd, timeout_ms);
+        else
+            err = -errno;
+    }
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    ek_net_tune(fd);
+    return fd;
+}
+
+int ek_net_local_addr(int fd, struct ek_sockaddr *out)
+{
+    out->len = sizeof(out->ss);
+    if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) < 0)
+        return -errno;
+    return 0;
+}
+
+int ek_net_set_nonblock(int fd, bool on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    int want = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    if (want != flags && fcntl(fd, F_SETFL, want) < 0)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * ek_net: socket helpers shared by the server, the client and the tests
+ * (anet-like). All return -errno on failure; EINTR is retried inside.
+ */
+#ifndef EK_NET_H
+#define EK_NET_H
+
+#include "ek_addr.h"
+
+#include <stdbool.h>
+
+/* A listening, non-blocking, close-on-exec socket bound to sa.
+ * TCP: SO_REUSEADDR; IPv6 sockets are IPV6_V6ONLY so that [::] and 0.0.0.0
+ * can be bound side by side. Unix: a socket file left behind by a dead
+ * server (nobody accepts on it) is replaced; a live one is EADDRINUSE.
+ * Returns the fd, or -errno. */
+int ek_net_listen(const struct ek_sockaddr *sa, int backlog);
+
+/* accept4 with close-on-exec and, if asked, O_NONBLOCK. Returns the fd or
+ * -errno (-EAGAIN when nothing is pending). */
+int ek_net_accept(int listen_fd, bool nonblock);
+
+/* Per-connection options for an accepted or connected socket: TCP_NODELAY
+ * on TCP (an echo must not wait for Nagle's ACK), nothing on unix sockets. */
+void ek_net_tune(int fd);
+
+/* Connects with a timeout (ms, -1 = none). Returns a non-blocking,
+ * close-on-exec fd, or -errno (-ETIMEDOUT on timeout). */
+int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms);
+
+/* getsockname into *out. Returns 0 or -errno. */
+int ek_net_local_addr(int fd, struct ek_sockaddr *out);
+
+/* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
+int ek_net_set_nonblock(int fd, bool on);
+
+#endif

@@ -1,0 +1,384 @@
+#include "ek_server.h"
+#include "ek_model.h"
+#include "ek_net.h"
+#include "ek_signal.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+/* How long accepting pauses after EMFILE/ENFILE when no connection closes
+ * in the meantime (nginx waits 500 ms too). */
+#define EK_ACCEPT_PAUSE_MS 500
+
+/* How many times a port-0 group is retried when the port the kernel gave
+ * the first address is taken on another (e.g. free on 127.0.0.1, taken on
+ * ::1). */
+#define EK_PORT_RETRIES 16
+
+static int exit_code_for(int err)
+{
+    return err == -EACCES || err == -EPERM ? EX_NOPERM : EX_OSERR;
+}
+
+static void set_port(struct ek_sockaddr *sa, uint16_t port)
+{
+    if (sa->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&sa->ss)->sin_port = htons(port);
+    else if (sa->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa->ss)->sin6_port = htons(port);
+}
+
+static uint16_t get_port(const struct ek_sockaddr *sa)
+{
+    if (sa->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&sa->ss)->sin_port);
+    if (sa->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&sa->ss)->sin6_port);
+    return 0;
+}
+
+static int add_listener(struct ek_server *srv, int fd)
+{
+    struct ek_listener *l = &srv->listeners[srv->nlisteners];
+    int err = ek_net_local_addr(fd, &l->addr);
+    if (err < 0)
+        return err;
+    l->fd = fd;
+    ek_addr_format((struct sockaddr *)&l->addr.ss, l->addr.len, l->name,
+                   sizeof(l->name));
+    srv->nlisteners++;
+    return 0;
+}
+
+/* Drops the listeners added since `mark` (a failed port-0 group). */
+static void drop_listeners_since(struct ek_server *srv, size_t mark)
+{
+    while (srv->nlisteners > mark) {
+        srv->nlisteners--;
+        close(srv->listeners[srv->nlisteners].fd);
+    }
+}
+
+/* One attempt at binding every address of a spec. With port 0 and several
+ * addresses, all of them get the port the kernel chose for the first, so
+ * "localhost:0" is one port on 127.0.0.1 and ::1 as users expect.
+ * Addresses of a family the host lacks (no IPv6) are skipped when some
+ * other address of the spec binds. Returns 0, or -errno with *failed set to
+ * the address that failed. */
+static int bind_group(struct ek_server *srv, const char *text,
+                      struct ek_sockaddr *addrs, size_t n, size_t *failed)
+{
+    size_t mark = srv->nlisteners, bound = 0;
+    uint16_t port = get_port(&addrs[0]);
+    int first_err = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        set_port(&addrs[i], port);
+        int fd = ek_net_listen(&addrs[i], SOMAXCONN);
+        int err = fd < 0 ? fd : add_listener(srv, fd);
+        if (err < 0 && fd >= 0)
+            close(fd);
+        if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
+            char name[EK_ADDRSTR_MAX];
+            ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len,
+                           name, sizeof(name));
+            ek_log(EK_LOG_WARN, "%s: skipping %s: %s", text, name,
+                   strerror(-err));
+            if (first_err == 0)
+                first_err = err;
+            *failed = i;
+            continue;
+        }
+        if (err < 0) {
+            drop_listeners_since(srv, mark);
+            *failed = i;
+            return err;
+        }
+        if (port == 0)
+            port = get_port(&srv->listeners[srv->nlisteners - 1].addr);
+        bound++;
+    }
+    return bound > 0 ? 0 : first_err;
+}
+
+static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
+                     const char *text)
+{
+    struct ek_sockaddr *addrs;
+    size_t n, failed = 0;
+    int rc = ek_addr_resolve(spec, true, &addrs, &n);
+    if (rc != 0) {
+        ek_warnx("cannot resolve '%s': %s", text, gai_strerror(rc));
+        return rc == EAI_MEMORY ? EX_OSERR : EX_NOHOST;
+    }
+    if (n == 0) {
+        free(addrs);
+        ek_warnx("'%s' resolves to no address", text);
+        return EX_NOHOST;
+    }
+    struct ek_listener *grown = realloc(
+        srv->listeners, (srv->nlisteners + n) * sizeof(*srv->listeners));
+    if (grown == NULL) {
+        free(addrs);
+        ek_warnx("out of memory");
+        return EX_OSERR;
+    }
+    srv->listeners = grown;
+
+    int err = 0;
+    bool shared_port = spec->kind == EK_ADDR_INET && spec->port == 0 && n > 1;
+    for (int attempt = 0; attempt < EK_PORT_RETRIES; attempt++) {
+        for (size_t i = 0; i < n; i++)
+            set_port(&addrs[i], spec->port);
+        err = bind_group(srv, text, addrs, n, &failed);
+        if (!(err == -EADDRINUSE && shared_port && failed > 0))
+            break;
+    }
+    if (err < 0) {
+        char name[EK_ADDRSTR_MAX];
+        ek_addr_format((struct sockaddr *)&addrs[failed].ss,
+                       addrs[failed].len, name, sizeof(name));
+        ek_warnx("cannot listen on %s: %s", name, strerror(-err));
+    }
+    free(addrs);
+    return err < 0 ? exit_code_for(err) : 0;
+}
+
+static struct ek_stats *stats_map(void)
+{
+    /* Shared so that the process model's children count here too. */
+    void *p = mmap(NULL, sizeof(struct ek_stats), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg = cfg;
+    srv->sig_fd = -1;
+    srv->stats = stats_map();
+    if (srv->stats == NULL) {
+        ek_warnx("cannot map counters: %s", strerror(errno));
+        return EX_OSERR;
+    }
+
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        char text[EK_HOST_MAX + 16];
+        const struct ek_addr_spec *spec = &cfg->listen[i];
+        if (spec->kind == EK_ADDR_UNIX)
+            snprintf(text, sizeof(text), "unix:%s", spec->path);
+        else
+            snprintf(text, sizeof(text), "%s:%u",
+                     spec->host[0] ? spec->host : "*", (unsigned)spec->port);
+        int rc = bind_spec(srv, spec, text);
+        if (rc != 0) {
+            ek_server_close(srv);
+            return rc;
+        }
+    }
+
+    srv->sig_fd = ek_signal_open();
+    if (srv->sig_fd < 0) {
+        ek_warnx("cannot set up signals: %s", strerror(-srv->sig_fd));
+        ek_server_close(srv);
+        return EX_OSERR;
+    }
+
+    /* stdout is the machine-readable channel: one line per listener,
+     * flushed, once every listener is bound, so that a script may read
+     * the lines and connect at once. */
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        printf("listening on %s\n", srv->listeners[i].name);
+    fflush(stdout);
+    return 0;
+}
+
+void ek_server_close_listeners(struct ek_server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct ek_listener *l = &srv->listeners[i];
+        if (l->fd < 0)
+            continue;
+        close(l->fd);
+        l->fd = -1;
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr.ss;
+        if (un->sun_family == AF_UNIX && un->sun_path[0] != '\0' &&
+            unlink(un->sun_path) < 0 && errno != ENOENT)
+            ek_log(EK_LOG_WARN, "cannot remove %s: %s", un->sun_path,
+                   strerror(errno));
+    }
+}
+
+void ek_server_close(struct ek_server *srv)
+{
+    ek_server_close_listeners(srv);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+    if (srv->sig_fd >= 0)
+        ek_signal_close();
+    srv->sig_fd = -1;
+    if (srv->stats != NULL)
+        munmap(srv->stats, sizeof(*srv->stats));
+    srv->stats = NULL;
+}
+
+static const char *signal_name(int signo)
+{
+    return signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "signal";
+}
+
+unsigned ek_server_read_signals(struct ek_server *srv)
+{
+    struct ek_signal_news news;
+    unsigned out = 0;
+
+    ek_signal_read(srv->sig_fd, &news);
+    if (news.child_exited)
+        out |= EK_NEWS_CHILD;
+    if (news.terms == srv->terms_handled)
+        return out;
+
+    uint64_t active = ek_stat_get(&srv->stats->active);
+    if (srv->terms_handled == 0 && news.terms == 1) {
+        srv->phase = EK_DRAINING;
+        srv->drain_deadline_ms = ek_now_ms() + srv->cfg->drain_timeout_ms;
+        ek_log(EK_LOG_INFO,
+               "%s: no longer accepting; draining %llu connection%s for up "
+               "to %.1f s (signal again to exit at once)",
+               signal_name(news.last_term), (unsigned long long)active,
+               active == 1 ? "" : "s",
+               (double)srv->cfg->drain_timeout_ms / 1000.0);
+        out |= EK_NEWS_DRAIN;
+    } else {
+        if (srv->phase == EK_RUNNING)
+            out |= EK_NEWS_DRAIN; /* two at once: the listeners go too */
+        srv->phase = EK_FORCED;
+        srv->exit_signal = news.last_term;
+        ek_log(EK_LOG_WARN, "%s again: exiting now, cutting %llu connection%s",
+               signal_name(news.last_term), (unsigned long long)active,
+               active == 1 ? "" : "s");
+    }
+    srv->terms_handled = news.terms;
+    return out;
+}
+
+bool ek_server_should_stop(struct ek_server *srv)
+{
+    if (srv->phase == EK_DRAINING && ek_now_ms() >= srv->drain_deadline_ms) {
+        uint64_t active = ek_stat_get(&srv->stats->active);
+        if (active > 0)
+            ek_log(EK_LOG_WARN,
+                   "drain timeout: closing %llu connection%s still open",
+                   (unsigned long long)active, active == 1 ? "" : "s");
+        srv->phase = EK_STOPPING;
+    }
+    return srv->phase == EK_STOPPING || srv->phase == EK_FORCED;
+}
+
+bool ek_server_admit(struct ek_server *srv, int fd)
+{
+    uint64_t active = ek_stat_get(&srv->stats->active);
+    if (active >= srv->cfg->max_conns) {
+        ek_stat_add(&srv->stats->refused_limit, 1);
+        ek_log_limited(&srv->refused_log, EK_LOG_WARN,
+                       "refused a connection: limit of %llu connections "
+                       "reached (--max-conns)",
+                       (unsigned long long)srv->cfg->max_conns);
+        close(fd);
+        return false;
+    }
+    ek_stat_add(&srv->stats->accepted, 1);
+    ek_stat_add(&srv->stats->active, 1);
+    if (ek_log_enabled(EK_LOG_DEBUG)) {
+        struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+        char name[EK_ADDRSTR_MAX] = "?";
+        if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
+            ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name,
+                           sizeof(name));
+        ek_log(EK_LOG_DEBUG, "connection from %s (fd %d)", name, fd);
+    }
+    return true;
+}
+
+void ek_server_refuse(struct ek_server *srv, int fd, const char *why)
+{
+    ek_stat_add(&srv->stats->refused_fd, 1);
+    ek_log_limited(&srv->refused_log, EK_LOG_WARN,
+                   "refused a connection: %s", why);
+    close(fd);
+}
+
+void ek_server_conn_done(struct ek_server *srv, int err)
+{
+    atomic_fetch_sub_explicit(&srv->stats->active, 1, memory_order_relaxed);
+    if (err < 0)
+        ek_stat_add(&srv->stats->conn_errors, 1);
+    if (ek_log_enabled(EK_LOG_DEBUG))
+        ek_log(EK_LOG_DEBUG, "connection closed%s%s", err < 0 ? ": " : "",
+               err < 0 ? strerror(-err) : "");
+}
+
+bool ek_server_accept_failed(struct ek_server *srv, int err)
+{
+    ek_stat_add(&srv->stats->accept_errors, 1);
+    switch (err) {
+    case -ECONNABORTED: /* the client left before we got to it */
+    case -EPROTO:
+    case -EPERM: /* a firewall said no */
+    case -EINTR:
+        return false;
+    case -EMFILE:
+    case -ENFILE:
+    case -ENOBUFS:
+    case -ENOMEM:
+        srv->accept_resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&srv->accept_log, EK_LOG_WARN,
+                       "accept: %s; pausing accepts until a connection "
+                       "closes (at most %d ms)",
+                       strerror(-err), EK_ACCEPT_PAUSE_MS);
+        return true;
+    default:
+        /* Unknown: pause too, so that a persistent error cannot spin. */
+        srv->accept_resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&srv->accept_log, EK_LOG_ERROR, "accept: %s",
+                       strerror(-err));
+        return true;
+    }
+}
+
+bool ek_server_accept_paused(struct ek_server *srv)
+{
+    if (srv->accept_resume_ms != 0 && ek_now_ms() >= srv->accept_resume_ms)
+        srv->accept_resume_ms = 0;
+    return srv->accept_resume_ms != 0;
+}
+
+void ek_server_accept_resume(struct ek_server *srv)
+{
+    srv->accept_resume_ms = 0;
+}
+
+int ek_server_timeout(const struct ek_server *srv)
+{
+    int t = -1;
+    if (srv->phase == EK_DRAINING)
+        t = ek_timeout_until(srv->drain_deadline_ms);
+    if (srv->accept_resume_ms != 0)
+        t = ek_timeout_min(t, ek_timeout_until(srv->accept_resume_ms));
+    return t;
+}
+
+int ek_server_exit_status(const struct ek_server *srv)
+{
+    return srv->phase == EK_FORCED ? 128 + srv->exit_signal : 0;
+}

@@ -1,0 +1,141 @@
+#include "ek_supervisor.h"
+#include "ek_net.h"
+#include "ek_server.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+/* After a cut, how long to wait for workers to report that they ended. */
+#define EK_CUT_GRACE_MS 2000
+
+static void handle_signals(struct ek_server *srv,
+                           const struct ek_supervisor_ops *ops)
+{
+    unsigned news = ek_server_read_signals(srv);
+    /* The pipe also carries "a worker ended" (threads write a wake byte,
+     * children send SIGCHLD): an fd may be free again, so end an accept
+     * pause now. At worst one accept fails again and re-pauses. */
+    ek_server_accept_resume(srv);
+    if ((news & EK_NEWS_CHILD) && ops->reap != NULL)
+        ops->reap(srv, ops->ctx);
+    if (news & EK_NEWS_DRAIN)
+        ek_server_close_listeners(srv);
+}
+
+static void accept_some(struct ek_server *srv,
+                        const struct ek_supervisor_ops *ops,
+                        const struct ek_listener *l)
+{
+    /* start() may serve inline and handle a drain meanwhile, which closes
+     * the listener: re-check before every accept. */
+    while (srv->phase == EK_RUNNING && l->fd >= 0 &&
+           !ek_server_accept_paused(srv)) {
+        int fd = ek_net_accept(l->fd, false);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0) {
+            if (ek_server_accept_failed(srv, fd))
+                return;
+            continue;
+        }
+        if (ek_server_admit(srv, fd))
+            ops->start(srv, ops->ctx, fd);
+    }
+}
+
+/* Waits, reading the signal pipe, until every connection has reported
+ * done or the grace period ends. */
+static void wait_for_workers(struct ek_server *srv,
+                             const struct ek_supervisor_ops *ops)
+{
+    int64_t until = ek_now_ms() + EK_CUT_GRACE_MS;
+    while (ek_stat_get(&srv->stats->active) > 0 && ek_now_ms() < until) {
+        struct pollfd p = {.fd = srv->sig_fd, .events = POLLIN};
+        if (poll(&p, 1, ek_timeout_until(until)) > 0)
+            handle_signals(srv, ops);
+    }
+    uint64_t left = ek_stat_get(&srv->stats->active);
+    if (left > 0)
+        ek_log(EK_LOG_WARN, "%llu connection%s did not end in time",
+               (unsigned long long)left, left == 1 ? "" : "s");
+}
+
+int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
+{
+    struct pollfd *pfd = calloc(srv->nlisteners + 1, sizeof(*pfd));
+    if (pfd == NULL) {
+        ek_log(EK_LOG_ERROR, "out of memory");
+        return EX_OSERR;
+    }
+
+    int status = 0;
+    for (;;) {
+        if (ek_server_should_stop(srv)) {
+            if (ops->cut != NULL) {
+                ops->cut(srv, ops->ctx);
+                wait_for_workers(srv, ops);
+            }
+            break;
+        }
+        if (srv->phase == EK_DRAINING &&
+            ek_stat_get(&srv->stats->active) == 0)
+            break;
+
+        nfds_t n = 0;
+        pfd[n++] = (struct pollfd){.fd = srv->sig_fd, .events = POLLIN};
+        bool accepting =
+            srv->phase == EK_RUNNING && !ek_server_accept_paused(srv);
+        for (size_t i = 0; accepting && i < srv->nlisteners; i++)
+            pfd[n++] = (struct pollfd){.fd = srv->listeners[i].fd,
+                                       .events = POLLIN};
+
+        int rc = poll(pfd, n, ek_server_timeout(srv));
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0) {
+            ek_log(EK_LOG_ERROR, "poll: %s", strerror(errno));
+            status = EX_OSERR;
+            break;
+        }
+        if (pfd[0].revents & POLLIN)
+            handle_signals(srv, ops);
+        for (nfds_t i = 1; i < n; i++)
+            if (pfd[i].revents & POLLIN)
+                accept_some(srv, ops, &srv->listeners[i - 1]);
+    }
+    free(pfd);
+    return status != 0 ? status : ek_server_exit_status(srv);
+}
+
+int ek_cut_pipe_open(struct ek_cut_pipe *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    return 0;
+}
+
+void ek_cut_pipe_fire(struct ek_cut_pipe *p)
+{
+    char byte = 1;
+    /* Nobody reads it: one byte keeps the read end readable for all. */
+    if (p->wr >= 0)
+        (void)!write(p->wr, &byte, 1);
+}
+
+void ek_cut_pipe_close(struct ek_cut_pipe *p)
+{
+    if (p->rd >= 0)
+        close(p->rd);
+    if (p->wr >= 0)
+        close(p->wr);
+    p->rd = p->wr = -1;
+}

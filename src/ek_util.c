@@ -1,0 +1,170 @@
+#include "ek_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <time.h>
+
+/* strtoull accepts leading blanks and a sign ("-1" wraps to a huge value);
+ * a command-line number must start with a digit. */
+static int parse_digits(const char *s, uint64_t *out, char **end,
+                        const char **why)
+{
+    if (!isdigit((unsigned char)*s)) {
+        *why = "not a number";
+        return -EINVAL;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, end, 10);
+    if (errno == ERANGE) {
+        *why = "number too large";
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
+static int check_range(uint64_t v, uint64_t min, uint64_t max,
+                       const char **why)
+{
+    /* Per thread so that concurrent parsers (tests) cannot clobber it. */
+    static _Thread_local char msg[80];
+
+    if (v >= min && v <= max)
+        return 0;
+    if (max == UINT64_MAX)
+        snprintf(msg, sizeof(msg), "must be at least %llu",
+                 (unsigned long long)min);
+    else
+        snprintf(msg, sizeof(msg), "must be between %llu and %llu",
+                 (unsigned long long)min, (unsigned long long)max);
+    *why = msg;
+    return -ERANGE;
+}
+
+int ek_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                  const char **why)
+{
+    uint64_t v;
+    char *end;
+    int err = parse_digits(s, &v, &end, why);
+    if (err < 0)
+        return err;
+    if (*end != '\0') {
+        *why = "not a number";
+        return -EINVAL;
+    }
+    err = check_range(v, min, max, why);
+    if (err == 0)
+        *out = v;
+    return err;
+}
+
+static int size_multiplier(const char *suffix, uint64_t *mult)
+{
+    static const struct {
+        const char *names[4];
+        uint64_t mult;
+    } units[] = {
+        {{"", "b", NULL, NULL}, 1},
+        {{"k", "kb", "kib", NULL}, 1ull << 10},
+        {{"m", "mb", "mib", NULL}, 1ull << 20},
+        {{"g", "gb", "gib", NULL}, 1ull << 30},
+    };
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        for (size_t j = 0; j < 4 && units[i].names[j] != NULL; j++)
+            if (strcasecmp(suffix, units[i].names[j]) == 0) {
+                *mult = units[i].mult;
+                return 0;
+            }
+    return -EINVAL;
+}
+
+int ek_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                  const char **why)
+{
+    uint64_t v, mult;
+    char *end;
+    int err = parse_digits(s, &v, &end, why);
+    if (err < 0)
+        return err;
+    if (size_multiplier(end, &mult) < 0) {
+        *why = "unknown unit (use a plain byte count or K, M, G)";
+        return -EINVAL;
+    }
+    if (v > UINT64_MAX / mult) {
+        *why = "number too large";
+        return -ERANGE;
+    }
+    v *= mult;
+    err = check_range(v, min, max, why);
+    if (err == 0)
+        *out = v;
+    return err;
+}
+
+int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
+                     const char **why)
+{
+    uint64_t whole, frac = 0, scale = 1;
+    char *end;
+    int err = parse_digits(s, &whole, &end, why);
+    if (err < 0)
+        return err;
+    if (*end == '.') {
+        const char *p = end + 1;
+        if (!isdigit((unsigned char)*p)) {
+            *why = "not a number of seconds";
+            return -EINVAL;
+        }
+        /* Digits past the microsecond cannot matter; skip them. */
+        for (; isdigit((unsigned char)*p); p++)
+            if (scale < 1000000) {
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                scale *= 10;
+            }
+        end = (char *)p;
+    }
+    if (*end != '\0') {
+        *why = "not a number of seconds";
+        return -EINVAL;
+    }
+    if (whole > (uint64_t)max_ms / 1000) {
+        static _Thread_local char msg[64];
+        snprintf(msg, sizeof(msg), "must be at most %lld seconds",
+                 (long long)(max_ms / 1000));
+        *why = msg;
+        return -ERANGE;
+    }
+    uint64_t ms = whole * 1000 + (frac * 1000 + scale - 1) / scale;
+    *out_ms = (int64_t)ms;
+    return 0;
+}
+
+int64_t ek_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ek_timeout_until(int64_t deadline_ms)
+{
+    if (deadline_ms < 0)
+        return -1;
+    int64_t left = deadline_ms - ek_now_ms();
+    if (left < 0)
+        return 0;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int ek_timeout_min(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}

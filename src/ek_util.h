@@ -1,0 +1,37 @@
+/*
+ * ek_util: number parsing for the command line and the monotonic clock.
+ *
+ * Parsers return 0, or -EINVAL / -ERANGE with *why set to a short phrase
+ * for the user ("not a number", "must be at most 65535").
+ */
+#ifndef EK_UTIL_H
+#define EK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A plain decimal integer in [min, max]. */
+int ek_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                  const char **why);
+
+/* A byte count: decimal with an optional binary suffix, case-insensitive:
+ * k/kb/kib = 1024, m/mb/mib = 1024^2, g/gb/gib = 1024^3. */
+int ek_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                  const char **why);
+
+/* Seconds, fractional allowed ("10", "0.25"), converted to milliseconds
+ * (rounded up so that "0.0001" is not 0). */
+int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
+                     const char **why);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t ek_now_ms(void);
+
+/* Milliseconds from now until deadline_ms, clamped to [0, INT32_MAX], for
+ * poll()-style timeouts; -1 (wait forever) when deadline_ms < 0. */
+int ek_timeout_until(int64_t deadline_ms);
+
+/* The smaller of two poll()-style timeouts, where -1 means forever. */
+int ek_timeout_min(int a, int b);
+
+#endif

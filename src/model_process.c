@@ -1,0 +1,118 @@
+/*
+ * model_process: a forked child per connection, blocking-style I/O.
+ *
+ * The parent accepts, forks, closes its copy of the connection and goes
+ * back to accepting; SIGCHLD (through the self-pipe) makes it reap, so no
+ * zombie outlives a loop iteration. --max-conns bounds live children.
+ *
+ * A child ignores SIGINT/SIGTERM (a ^C in the terminal reaches the whole
+ * process group; the parent alone decides), serves its one connection and
+ * _exits, without running atexit handlers or flushing the parent's stdio.
+ * At the drain deadline the parent fires the cut pipe, which every child
+ * polls beside its socket. Counters are in shared memory (ek_stats.h).
+ */
+#include "ek_conn.h"
+#include "ek_model.h"
+#include "ek_server.h"
+#include "ek_signal.h"
+#include "ek_supervisor.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define EK_PROCESS_BUF (16 * 1024)
+
+static _Noreturn void child_main(struct ek_server *srv,
+                                 struct ek_cut_pipe *cut, int fd)
+{
+    char buf[EK_PROCESS_BUF];
+    struct ek_blocking b = {.buf = buf, .size = sizeof(buf)};
+
+    /* The parent's descriptors are not ours to use: listeners (closing
+     * them here does not unlink unix socket files), the cut pipe's write
+     * end. The signal pipe went with ek_signal_child_reset. */
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (srv->listeners[i].fd >= 0)
+            close(srv->listeners[i].fd);
+    close(cut->wr);
+
+    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, srv->stats);
+    close(fd);
+    if (rc < 0)
+        ek_stat_add(&srv->stats->conn_errors, 1);
+    _exit(rc < 0 ? 1 : 0);
+}
+
+static void start_child(struct ek_server *srv, void *ctx, int fd)
+{
+    struct ek_cut_pipe *cut = ctx;
+    sigset_t saved;
+
+    /* Signals blocked across fork: a signal arriving in the child before
+     * its handlers are reset must not run the parent's handler there. */
+    ek_signal_block_all(&saved);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ek_signal_child_reset();
+        ek_signal_restore(&saved);
+        child_main(srv, cut, fd);
+    }
+    int err = errno;
+    ek_signal_restore(&saved);
+    close(fd);
+    if (pid < 0) {
+        ek_log(EK_LOG_ERROR, "fork: %s", strerror(err));
+        ek_server_conn_done(srv, -err);
+    }
+}
+
+/* Reaps every child that has exited. The count of active connections
+ * drops here, in the parent, so it never includes a dead child. */
+static void reap_children(struct ek_server *srv, void *ctx)
+{
+    (void)ctx;
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            return;
+        /* The child counted its own errors; only a crash is news here. */
+        if (WIFSIGNALED(status))
+            ek_log(EK_LOG_ERROR, "child %d killed by signal %d", (int)pid,
+                   WTERMSIG(status));
+        ek_server_conn_done(srv, 0);
+    }
+}
+
+static void cut_children(struct ek_server *srv, void *ctx)
+{
+    (void)srv;
+    ek_cut_pipe_fire(ctx);
+}
+
+int ek_run_process(struct ek_server *srv, const struct ek_model *self)
+{
+    struct ek_cut_pipe cut;
+    (void)self;
+
+    int err = ek_signal_watch_children();
+    if (err == 0)
+        err = ek_cut_pipe_open(&cut);
+    if (err < 0) {
+        ek_log(EK_LOG_ERROR, "process: %s", strerror(-err));
+        return EX_OSERR;
+    }
+    struct ek_supervisor_ops ops = {.start = start_child,
+                                    .reap = reap_children,
+                                    .cut = cut_children,
+                                    .ctx = &cut};
+    int status = ek_supervise(srv, &ops);
+    reap_children(srv, NULL);
+    ek_cut_pipe_close(&cut);
+    return status;
+}

@@ -1,0 +1,647 @@
+#include "harness.h"
+#include "check.h"
+#include "ek_addr.h"
+#include "ek_net.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *h_echokit;
+
+#define H_MAX_SERVERS 16
+static struct h_server *servers[H_MAX_SERVERS];
+static size_t nservers;
+static char tmpdir[64];
+
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void cleanup_at_exit(void)
+{
+    for (size_t i = 0; i < nservers; i++) {
+        struct h_server *s = servers[i];
+        if (s->exit_status != -1 || s->pid <= 0)
+            continue;
+        /* Still running at exit: the test failed on the way. Show the log,
+         * then end the server (ours, by PID). */
+        fprintf(stderr, "--- server %d log ---\n%s--- end ---\n", (int)s->pid,
+                h_server_log(s));
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    if (tmpdir[0] != '\0')
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *h_tmpdir(void)
+{
+    if (tmpdir[0] == '\0') {
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/echokit-test-XXXXXX");
+        CHECK(mkdtemp(tmpdir) != NULL);
+        chmod(tmpdir, 0755); /* reachable by an unprivileged server */
+    }
+    return tmpdir;
+}
+
+static int decode_status(int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return -1;
+}
+
+/* Reads one line from fd (no buffering beyond it: the server's later
+ * output stays in the pipe). Returns its length, 0 on EOF, -1 on timeout. */
+static int read_line(int fd, char *buf, size_t size, int64_t deadline)
+{
+    size_t n = 0;
+    while (n + 1 < size) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&p, 1, left) == 0)
+            return -1;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
+
+static void register_server(struct h_server *s)
+{
+    static bool hooked;
+    if (!hooked) {
+        atexit(cleanup_at_exit);
+        hooked = true;
+    }
+    CHECK(nservers < H_MAX_SERVERS);
+    servers[nservers++] = s;
+}
+
+static _Noreturn void exec_server(const char *model, const char *const *args,
+                                  int out_fd, int log_fd, long nofile)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = h_echokit;
+    argv[n++] = "serve";
+    if (model != NULL) {
+        argv[n++] = "--io";
+        argv[n++] = model;
+    }
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    if (nofile > 0) {
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(126);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        dup2(log_fd, 2) < 0)
+        _exit(126);
+    execv(h_echokit, (char *const *)argv);
+    _exit(127);
+}
+
+int h_server_start(struct h_server *s, const char *model,
+                   const char *const *args, int expect, long nofile)
+{
+    static int serial;
+    int out[2];
+
+    memset(s, 0, sizeof(*s));
+    s->exit_status = -1;
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d.log",
+             h_tmpdir(), serial++);
+    int log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644);
+    CHECK(log_fd >= 0);
+    CHECK(pipe2(out, O_CLOEXEC) == 0);
+
+    s->pid = fork();
+    CHECK(s->pid >= 0);
+    if (s->pid == 0)
+        exec_server(model, args, out[1], log_fd, nofile);
+    close(out[1]);
+    close(log_fd);
+    s->stdout_fd = out[0];
+    register_server(s);
+
+    /* Sanitizer builds start slowly on a loaded machine: be generous. */
+    int64_t deadline = h_now_ms() + 30000;
+    while (s->naddrs < expect) {
+        char line[256];
+        int n = read_line(s->stdout_fd, line, sizeof(line), deadline);
+        if (n < 0) {
+            fprintf(stderr, "server did not print its addresses in time\n");
+            exit(1);
+        }
+        if (n == 0) { /* EOF: it exited before listening */
+            int st = h_server_wait(s, 10000);
+            return st == 0 ? 255 : st;
+        }
+        const char *prefix = "listening on ";
+        CHECK(strncmp(line, prefix, strlen(prefix)) == 0);
+        CHECK(s->naddrs < H_MAX_LISTENERS);
+        memcpy(s->addrs[s->naddrs++], line + strlen(prefix),
+               strlen(line + strlen(prefix)) + 1);
+    }
+    return 0;
+}
+
+void h_server_start_or_skip(struct h_server *s, const char *model,
+                            const char *const *args, int expect)
+{
+    int st = h_server_start(s, model, args, expect, 0);
+    if (st == 0)
+        return;
+    const char *log = h_server_log(s);
+    if (st == 69 && strstr(log, "not available") != NULL) {
+        const char *why = strstr(log, "--io");
+        SKIP("%.*s", (int)strcspn(why ? why : log, "\n"), why ? why : log);
+    }
+    fprintf(stderr, "server exited with %d before listening:\n%s\n", st, log);
+    exit(1);
+}
+
+int h_server_wait(struct h_server *s, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    if (s->exit_status != -1)
+        return s->exit_status;
+    for (;;) {
+        int wstatus;
+        pid_t r = waitpid(s->pid, &wstatus, WNOHANG);
+        if (r == s->pid) {
+            s->exit_status = decode_status(wstatus);
+            close(s->stdout_fd);
+            return s->exit_status;
+        }
+        if (h_now_ms() >= deadline)
+            return -1;
+        h_sleep_ms(5);
+    }
+}
+
+int h_server_stop(struct h_server *s, int sig, int timeout_ms)
+{
+    if (s->exit_status != -1)
+        return s->exit_status;
+    kill(s->pid, sig);
+    int st = h_server_wait(s, timeout_ms);
+    if (st == -1) {
+        fprintf(stderr, "server %d did not exit within %d ms of signal %d\n",
+                (int)s->pid, timeout_ms, sig);
+        kill(s->pid, SIGKILL);
+        h_server_wait(s, 5000);
+        return -1;
+    }
+    return st;
+}
+
+const char *h_server_log(const struct h_server *s)
+{
+    static char buf[1 << 16];
+    buf[0] = '\0';
+    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return buf;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+static long read_field_kb(const char *path, const char *field)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    size_t flen = strlen(field);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, flen) == 0) {
+            v = strtol(line + flen, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+long h_tree_pss_kb(pid_t pid)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    long total = read_field_kb(path, "Pss:");
+    if (total < 0) {
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        total = read_field_kb(path, "VmRSS:");
+    }
+    if (total < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+             (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        int child;
+        while (fscanf(f, "%d", &child) == 1) {
+            long k = h_tree_pss_kb(child);
+            if (k > 0)
+                total += k;
+        }
+        fclose(f);
+    }
+    return total;
+}
+
+long h_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* Fields after the ")" that closes comm: state is field 3, utime 14,
+     * stime 15. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    unsigned long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &utime, &stime) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (long)((utime + stime) * 1000 / (unsigned long)hz);
+}
+
+int h_connect(const char *addr)
+{
+    struct ek_addr_spec spec;
+    const char *why;
+    struct ek_sockaddr *sa;
+    size_t n;
+    if (ek_addr_parse(addr, &spec, &why) < 0)
+        return -EINVAL;
+    if (ek_addr_resolve(&spec, false, &sa, &n) != 0 || n == 0)
+        return -EADDRNOTAVAIL;
+    int fd = ek_net_connect(&sa[0], 10000);
+    free(sa);
+    return fd;
+}
+
+int h_connect_or_die(const char *addr)
+{
+    int fd = h_connect(addr);
+    if (fd < 0) {
+        fprintf(stderr, "connect %s: %s\n", addr, strerror(-fd));
+        exit(1);
+    }
+    return fd;
+}
+
+static void drain_fd(int fd, char *buf, size_t size, size_t *len)
+{
+    for (;;) {
+        char tmp[4096];
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        size_t k = (size_t)n;
+        if (*len + k > size - 1)
+            k = size - 1 - *len;
+        memcpy(buf + *len, tmp, k);
+        *len += k;
+        buf[*len] = '\0';
+        if (k < (size_t)n)
+            continue; /* full: discard the rest, keep the pipe flowing */
+        return;
+    }
+}
+
+int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
+                  struct h_run *r)
+{
+    int out[2], err[2];
+    const char *full[32];
+    int n = 0;
+    full[n++] = h_echokit;
+    for (size_t i = 0; argv[i] != NULL && n < 31; i++)
+        full[n++] = argv[i];
+    full[n] = NULL;
+
+    memset(r, 0, sizeof(*r));
+    CHECK(pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || dup2(out[1], 1) < 0 ||
+            dup2(err[1], 2) < 0)
+            _exit(126);
+        execv(h_echokit, (char *const *)full);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+
+    size_t err_len = 0;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    struct pollfd p[2] = {{.fd = out[0], .events = POLLIN},
+                          {.fd = err[0], .events = POLLIN}};
+    while (p[0].fd >= 0 || p[1].fd >= 0) {
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(p, 2, left) == 0)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            size_t before = i == 0 ? r->out_len : err_len;
+            if (i == 0)
+                drain_fd(p[i].fd, r->out, sizeof(r->out), &r->out_len);
+            else
+                drain_fd(p[i].fd, r->err, sizeof(r->err), &err_len);
+            size_t after = i == 0 ? r->out_len : err_len;
+            if (after == before && (p[i].revents & (POLLHUP | POLLERR))) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+
+    int wstatus;
+    for (;;) {
+        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+        if (w == pid) {
+            r->status = decode_status(wstatus);
+            return r->status;
+        }
+        if (h_now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &wstatus, 0);
+            r->status = -1;
+            return -1;
+        }
+        h_sleep_ms(5);
+    }
+}
+
+/* splitmix64: a counter-based generator, so any offset is computed
+ * directly and two streams with different seeds are unrelated. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void h_pattern(uint64_t seed, uint64_t off, unsigned char *buf, size_t n)
+{
+    uint64_t key = mix(seed);
+    size_t i = 0;
+    while (i < n) {
+        uint64_t word = mix(key ^ ((off + i) >> 3));
+        unsigned shift = (unsigned)((off + i) & 7);
+        for (; shift < 8 && i < n; shift++, i++)
+            buf[i] = (unsigned char)(word >> (shift * 8));
+    }
+}
+
+#define H_IO_BUF (64 * 1024)
+
+static bool stream_done(const struct h_stream *s)
+{
+    if (s->error != 0)
+        return true;
+    if (s->received < s->total)
+        return false;
+    return !s->expect_eof || s->eof;
+}
+
+static int stream_send(struct h_stream *s, unsigned char *buf)
+{
+    size_t chunk = s->chunk ? s->chunk : H_IO_BUF;
+    uint64_t left = s->total - s->sent;
+    size_t n = left < chunk ? (size_t)left : chunk;
+    if (n > H_IO_BUF)
+        n = H_IO_BUF;
+    h_pattern(s->seed, s->sent, buf, n);
+    ssize_t w = send(s->fd, buf, n, MSG_NOSIGNAL);
+    if (w < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    s->sent += (uint64_t)w;
+    return w > 0;
+}
+
+static int stream_recv(struct h_stream *s, unsigned char *buf,
+                       unsigned char *want)
+{
+    ssize_t r = recv(s->fd, buf, H_IO_BUF, 0);
+    if (r < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (r == 0) {
+        s->eof = true;
+        if (s->received < s->total) {
+            fprintf(stderr, "stream %llu: EOF after %llu of %llu bytes\n",
+                    (unsigned long long)s->seed,
+                    (unsigned long long)s->received,
+                    (unsigned long long)s->total);
+            return -EPIPE;
+        }
+        return 1;
+    }
+    if (s->received + (uint64_t)r > s->sent) {
+        fprintf(stderr, "stream %llu: %llu bytes back, only %llu sent\n",
+                (unsigned long long)s->seed,
+                (unsigned long long)(s->received + (uint64_t)r),
+                (unsigned long long)s->sent);
+        return -EPROTO;
+    }
+    h_pattern(s->seed, s->received, want, (size_t)r);
+    if (memcmp(buf, want, (size_t)r) != 0) {
+        size_t i = 0;
+        while (buf[i] == want[i])
+            i++;
+        fprintf(stderr, "stream %llu: byte %llu differs (got %02x, want "
+                        "%02x)\n",
+                (unsigned long long)s->seed,
+                (unsigned long long)(s->received + i), buf[i], want[i]);
+        return -EPROTO;
+    }
+    s->received += (uint64_t)r;
+    return 1;
+}
+
+static void stream_step(struct h_stream *s, short revents, unsigned char *buf,
+                        unsigned char *want, int64_t now)
+{
+    int rc = 0;
+    if ((revents & (POLLOUT | POLLERR | POLLHUP)) && s->sent < s->total) {
+        rc = stream_send(s, buf);
+        if (rc > 0)
+            s->last_progress = now;
+    }
+    if (rc >= 0 && !s->no_read &&
+        (revents & (POLLIN | POLLERR | POLLHUP)) && !s->eof) {
+        rc = stream_recv(s, buf, want);
+        if (rc > 0)
+            s->last_progress = now;
+    }
+    if (rc >= 0 && s->shut_wr && s->sent == s->total && !s->wr_closed) {
+        if (shutdown(s->fd, SHUT_WR) < 0)
+            rc = -errno;
+        s->wr_closed = true;
+    }
+    if (rc < 0)
+        s->error = -rc;
+}
+
+int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
+{
+    struct pollfd *p = calloc(n, sizeof(*p));
+    unsigned char *buf = malloc(H_IO_BUF), *want = malloc(H_IO_BUF);
+    CHECK(p != NULL && buf != NULL && want != NULL);
+    int64_t start = h_now_ms(), deadline = start + timeout_ms;
+    int64_t last_any = start;
+    int result = -1;
+
+    for (size_t i = 0; i < n; i++)
+        if (v[i].last_progress == 0)
+            v[i].last_progress = start;
+    for (;;) {
+        size_t open = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct h_stream *s = &v[i];
+            short ev = 0;
+            if (!stream_done(s)) {
+                if (s->sent < s->total)
+                    ev |= POLLOUT;
+                if (!s->no_read && !s->eof)
+                    ev |= POLLIN;
+                if (s->shut_wr && s->sent == s->total && !s->wr_closed)
+                    ev |= POLLOUT;
+                open++;
+            }
+            p[i] = (struct pollfd){.fd = ev ? s->fd : -1, .events = ev};
+        }
+        if (open == 0) {
+            result = 0;
+            for (size_t i = 0; i < n; i++)
+                if (v[i].error != 0) {
+                    fprintf(stderr, "stream %zu (seed %llu): %s after %llu "
+                                    "sent, %llu received\n",
+                            i, (unsigned long long)v[i].seed,
+                            strerror(v[i].error),
+                            (unsigned long long)v[i].sent,
+                            (unsigned long long)v[i].received);
+                    result = -1;
+                }
+            break;
+        }
+        int64_t now = h_now_ms();
+        if (now >= deadline) {
+            fprintf(stderr, "streams: timeout after %d ms, %zu of %zu still "
+                            "open\n",
+                    timeout_ms, open, n);
+            for (size_t i = 0; i < n && i < 5; i++)
+                fprintf(stderr, "  stream %zu: sent %llu received %llu of "
+                                "%llu eof %d\n",
+                        i, (unsigned long long)v[i].sent,
+                        (unsigned long long)v[i].received,
+                        (unsigned long long)v[i].total, v[i].eof);
+            break;
+        }
+        if (stall_ms > 0 && now - last_any >= stall_ms) {
+            result = 1;
+            break;
+        }
+        int wait = (int)(deadline - now);
+        if (stall_ms > 0 && wait > stall_ms)
+            wait = stall_ms;
+        int rc = poll(p, (nfds_t)n, wait);
+        if (rc < 0 && errno != EINTR) {
+            perror("poll");
+            break;
+        }
+        now = h_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            int64_t before = v[i].last_progress;
+            stream_step(&v[i], p[i].revents, buf, want, now);
+            if (v[i].last_progress != before)
+                last_any = now;
+        }
+    }
+    free(p);
+    free(buf);
+    free(want);
+    return result;
+}
+
+void h_echo_check(int fd, uint64_t seed, uint64_t total, bool close_after)
+{
+    struct h_stream s = {.fd = fd, .seed = seed, .total = total};
+    if (h_streams_run(&s, 1, 60000, 0) != 0) {
+        fprintf(stderr, "echo of %llu bytes (seed %llu) failed\n",
+                (unsigned long long)total, (unsigned long long)seed);
+        exit(1);
+    }
+    if (close_after)
+        close(fd);
+}

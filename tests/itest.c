@@ -1,0 +1,1060 @@
+/*
+ * itest: the integration cases. `itest ECHOKIT MODEL CASE` runs one case
+ * against `echokit serve --io MODEL` (MODEL "-" for the CLI cases).
+ *
+ * Every case asserts something a broken server would fail: bytes compared
+ * one by one, exit statuses, timings with wide margins (never absolute
+ * speed), memory bounded by a documented constant.
+ */
+#include "check.h"
+#include "ek_config.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *model;
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024ull)
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* Starts the model under test on 127.0.0.1:0 with extra arguments. */
+static void start(struct h_server *s, const char *const *extra)
+{
+    const char *args[32] = {"--listen", "127.0.0.1:0"};
+    size_t n = 2;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    h_server_start_or_skip(s, model, args, 1);
+}
+
+/* Stops with SIGTERM and checks for a clean exit: status 0 (sanitizers,
+ * leak checks included, make it nonzero) and no sanitizer report from a
+ * child either. */
+static void stop_ok(struct h_server *s)
+{
+    int st = h_server_stop(s, SIGTERM, 20000);
+    const char *log = h_server_log(s);
+    if (st != 0 || strstr(log, "Sanitizer") != NULL ||
+        strstr(log, "runtime error") != NULL ||
+        strstr(log, "killed by signal") != NULL) {
+        fprintf(stderr, "server exit status %d; log:\n%s\n", st, log);
+        exit(1);
+    }
+}
+
+/* Waits up to timeout_ms for fd to be closed by the server: true when
+ * recv says EOF or reset. */
+static bool closed_by_peer(int fd, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        char buf[4096];
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return false;
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return true;
+    }
+}
+
+/* Sends a small message and waits for its echo; false if the connection
+ * was closed or the echo did not come within timeout_ms. */
+static bool quick_echo(int fd, uint64_t seed, int timeout_ms)
+{
+    struct h_stream s = {.fd = fd, .seed = seed, .total = 100};
+    return h_streams_run(&s, 1, timeout_ms, 0) == 0;
+}
+
+static void set_linger_zero(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+}
+
+static bool model_is(const char *name)
+{
+    return strcmp(model, name) == 0;
+}
+
+/* ---- the tutorial ---------------------------------------------------- */
+
+static void case_tutorial(void)
+{
+    struct h_server s;
+    struct h_run r;
+    start(&s, NULL);
+
+    const char *msg[] = {"send", s.addrs[0], "Hello, world", NULL};
+    CHECK_INT(h_run_echokit(msg, -1, 20000, &r), ==, 0);
+    CHECK_STR(r.out, "Received 'Hello, world'\n");
+
+    /* No message and a terminal on stdin: the tutorial's default. */
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0) {
+        int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
+        CHECK(tty >= 0);
+        const char *dflt[] = {"send", s.addrs[0], NULL};
+        CHECK_INT(h_run_echokit(dflt, tty, 20000, &r), ==, 0);
+        CHECK_STR(r.out, "Received 'Hello, world'\n");
+        close(tty);
+    } else {
+        printf("note: no pseudo-terminal here (%s); the default-message "
+               "exchange was not run\n",
+               strerror(errno));
+    }
+    if (master >= 0)
+        close(master);
+    stop_ok(&s);
+}
+
+/* ---- payloads ---------------------------------------------------------- */
+
+static void payload(uint64_t size)
+{
+    struct h_server s;
+    start(&s, NULL);
+    struct h_stream st = {.fd = h_connect_or_die(s.addrs[0]),
+                          .seed = size,
+                          .total = size,
+                          .shut_wr = true,
+                          .expect_eof = true};
+    int64_t t0 = h_now_ms();
+    CHECK_INT(h_streams_run(&st, 1, 150000, 0), ==, 0);
+    printf("%s: %llu bytes echoed and verified in %lld ms\n", model,
+           (unsigned long long)size, (long long)(h_now_ms() - t0));
+    close(st.fd);
+    stop_ok(&s);
+}
+
+static void case_payload_1b(void)
+{
+    payload(1);
+}
+
+static void case_payload_1k(void)
+{
+    payload(KiB);
+}
+
+static void case_payload_1m(void)
+{
+    payload(MiB);
+}
+
+static void case_payload_64m(void)
+{
+    payload(64 * MiB);
+}
+
+/* ---- many clients ---------------------------------------------------- */
+
+static void case_concurrent_200(void)
+{
+    enum { N = 200 };
+    static struct h_stream v[N];
+    struct h_server s;
+    start(&s, NULL);
+    for (int i = 0; i < N; i++)
+        v[i] = (struct h_stream){.fd = h_connect_or_die(s.addrs[0]),
+                                 .seed = 1000 + (uint64_t)i,
+                                 .total = 256 * KiB,
+                                 .chunk = 1000 + (size_t)i * 97,
+                                 .shut_wr = true,
+                                 .expect_eof = true};
+    int64_t t0 = h_now_ms();
+    CHECK_INT(h_streams_run(v, N, 150000, 0), ==, 0);
+    for (int i = 0; i < N; i++) {
+        CHECK_INT(v[i].received, ==, 256 * KiB);
+        close(v[i].fd);
+    }
+    printf("%s: %d clients x 256 KiB verified in %lld ms\n", model, N,
+           (long long)(h_now_ms() - t0));
+    stop_ok(&s);
+}
+
+/* 1000 small messages written before reading anything: the server must
+ * echo as it goes and keep every message in order. */
+static void case_pipelined(void)
+{
+    enum { MSGS = 1000, SIZE = 64 };
+    unsigned char msg[SIZE], back[MSGS * SIZE], want[MSGS * SIZE];
+    struct h_server s;
+    start(&s, NULL);
+    int fd = h_connect_or_die(s.addrs[0]);
+
+    for (int i = 0; i < MSGS; i++) {
+        h_pattern(7, (uint64_t)i * SIZE, msg, SIZE);
+        size_t off = 0;
+        while (off < SIZE) {
+            ssize_t n = send(fd, msg + off, SIZE - off, MSG_NOSIGNAL);
+            if (n < 0 && errno == EAGAIN) {
+                struct pollfd p = {.fd = fd, .events = POLLOUT};
+                CHECK(poll(&p, 1, 10000) == 1);
+                continue;
+            }
+            CHECK(n > 0);
+            off += (size_t)n;
+        }
+    }
+    size_t got = 0;
+    int64_t deadline = h_now_ms() + 20000;
+    while (got < sizeof(back)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&p, 1, (int)(deadline - h_now_ms())) == 1);
+        ssize_t n = recv(fd, back + got, sizeof(back) - got, 0);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    h_pattern(7, 0, want, sizeof(want));
+    CHECK(memcmp(back, want, sizeof(want)) == 0);
+    close(fd);
+    stop_ok(&s);
+}
+
+/* ---- backpressure and peer behaviour ---------------------------------- */
+
+/* The server's memory may grow by at most this much while a client writes
+ * without reading: --max-queue (256 KiB by default) plus the model's own
+ * per-connection cost (a 16 KiB buffer and stack for thread and process, a
+ * forked child's private pages) plus allocator and sanitizer slack. A
+ * server without backpressure would take in tens of MiB here. */
+#define SLOW_READER_BOUND_KB (16 * 1024)
+
+static void case_slow_reader(void)
+{
+    struct h_server s;
+    start(&s, NULL);
+    h_sleep_ms(200);
+    long base = h_tree_pss_kb(s.pid);
+
+    struct h_stream st = {.fd = h_connect_or_die(s.addrs[0]),
+                          .seed = 42,
+                          .total = 64 * MiB,
+                          .no_read = true};
+    /* Write without reading until nothing moves for a second. */
+    CHECK_INT(h_streams_run(&st, 1, 120000, 1000), ==, 1);
+    CHECK_INT(st.sent, <, 64 * MiB); /* the server stopped reading */
+    h_sleep_ms(300);
+    long stalled = h_tree_pss_kb(s.pid);
+    printf("%s: slow reader: server stopped reading after %llu bytes; "
+           "server PSS %ld KiB (%ld before the client, +%ld KiB)\n",
+           model, (unsigned long long)st.sent, stalled, base, stalled - base);
+    CHECK(base > 0 && stalled > 0);
+    CHECK_INT(stalled - base, <, SLOW_READER_BOUND_KB);
+
+    /* Now read: every byte comes back, in order. */
+    st.no_read = false;
+    st.shut_wr = true;
+    st.expect_eof = true;
+    CHECK_INT(h_streams_run(&st, 1, 150000, 0), ==, 0);
+    printf("%s: slow reader: all %llu bytes came back once it read; "
+           "server PSS now %ld KiB\n",
+           model, (unsigned long long)st.received, h_tree_pss_kb(s.pid));
+    close(st.fd);
+    stop_ok(&s);
+}
+
+/* After the client's FIN the server sends back what it holds, then
+ * closes. */
+static void case_half_close(void)
+{
+    struct h_server s;
+    start(&s, NULL);
+
+    /* Small: 5 bytes, FIN, then the echo and EOF. */
+    struct h_stream small = {.fd = h_connect_or_die(s.addrs[0]),
+                             .seed = 5,
+                             .total = 5,
+                             .no_read = true};
+    CHECK_INT(h_streams_run(&small, 1, 10000, 300), ==, 1);
+    CHECK_INT(small.sent, ==, 5);
+    CHECK(shutdown(small.fd, SHUT_WR) == 0);
+    small.wr_closed = true;
+    small.no_read = false;
+    small.expect_eof = true;
+    CHECK_INT(h_streams_run(&small, 1, 10000, 0), ==, 0);
+    close(small.fd);
+
+    /* Large: as much as the buffers take before reading; FIN as soon as
+     * all is written, so the server holds pending data when it sees it. */
+    struct h_stream big = {.fd = h_connect_or_die(s.addrs[0]),
+                           .seed = 6,
+                           .total = 4 * MiB,
+                           .no_read = true};
+    h_streams_run(&big, 1, 30000, 500);
+    bool fin_first = big.sent == big.total;
+    if (fin_first) {
+        CHECK(shutdown(big.fd, SHUT_WR) == 0);
+        big.wr_closed = true;
+    }
+    big.no_read = false;
+    big.shut_wr = true;
+    big.expect_eof = true;
+    CHECK_INT(h_streams_run(&big, 1, 60000, 0), ==, 0);
+    printf("%s: half-close: 4 MiB echoed and EOF after FIN (FIN sent "
+           "before any read: %s)\n",
+           model, fin_first ? "yes" : "no, buffers were smaller");
+    close(big.fd);
+    stop_ok(&s);
+}
+
+/* Clients that reset mid-stream, some while the server's queue is full,
+ * cost only their own connection. */
+static void case_reset(void)
+{
+    struct h_server s;
+    start(&s, NULL);
+    /* A bystander open throughout, except with iterative, which would
+     * serve only it while the others wait in the backlog. */
+    bool bystander = !model_is("iterative");
+    int keep = -1;
+    if (bystander) {
+        keep = h_connect_or_die(s.addrs[0]);
+        CHECK(quick_echo(keep, 1, 10000));
+    }
+
+    for (int i = 0; i < 20; i++) {
+        struct h_stream st = {.fd = h_connect_or_die(s.addrs[0]),
+                              .seed = 100 + (uint64_t)i,
+                              .total = (uint64_t)(i * i) * 16 * KiB + 1,
+                              .no_read = true};
+        h_streams_run(&st, 1, 20000, 200);
+        set_linger_zero(st.fd);
+        close(st.fd); /* RST, with data unread on both sides */
+    }
+    if (bystander) {
+        CHECK(quick_echo(keep, 2, 10000));
+        close(keep);
+    }
+    int fresh = h_connect_or_die(s.addrs[0]);
+    h_echo_check(fresh, 3, MiB, true);
+    stop_ok(&s);
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static bool ipv6_loopback_usable(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                             .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void case_ipv6(void)
+{
+    if (!ipv6_loopback_usable())
+        SKIP("no IPv6 loopback on this machine ([::1] cannot be bound)");
+    struct h_server s;
+    const char *args[] = {"--listen", "[::1]:0", NULL};
+    h_server_start_or_skip(&s, model, args, 1);
+    CHECK(strncmp(s.addrs[0], "[::1]:", 6) == 0);
+    h_echo_check(h_connect_or_die(s.addrs[0]), 61, MiB, true);
+    stop_ok(&s);
+}
+
+/* Leaves a socket file with nobody behind it, as a crashed server would. */
+static void make_stale_socket(const char *path)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    CHECK(strlen(path) < sizeof(un.sun_path));
+    memcpy(un.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK(bind(fd, (struct sockaddr *)&un, sizeof(un)) == 0);
+    close(fd);
+}
+
+static void case_unix_socket(void)
+{
+    char path[160], listen_path[180], abstract[64];
+    snprintf(path, sizeof(path), "%s/echo.sock", h_tmpdir());
+    snprintf(listen_path, sizeof(listen_path), "unix:%s", path);
+    snprintf(abstract, sizeof(abstract), "unix:@echokit-test-%d",
+             (int)getpid());
+    make_stale_socket(path);
+
+    struct h_server s, second;
+    const char *args[] = {"--listen", listen_path, "--listen", abstract,
+                          NULL};
+    h_server_start_or_skip(&s, model, args, 2);
+    CHECK_STR(s.addrs[0], listen_path);
+    CHECK_STR(s.addrs[1], abstract);
+    h_echo_check(h_connect_or_die(s.addrs[0]), 71, MiB, true);
+    h_echo_check(h_connect_or_die(s.addrs[1]), 72, MiB, true);
+
+    /* A live socket file is not taken over. */
+    const char *again[] = {"--listen", listen_path, NULL};
+    CHECK_INT(h_server_start(&second, model, again, 1, 0), ==, 71);
+    CHECK_CONTAINS(h_server_log(&second), "Address already in use");
+
+    stop_ok(&s);
+    struct stat sb;
+    CHECK(stat(path, &sb) < 0 && errno == ENOENT); /* removed at exit */
+}
+
+/* "localhost:0" listens on every address localhost resolves to, with one
+ * port for all of them. */
+static void case_localhost(void)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    CHECK(getaddrinfo("localhost", "0", &hints, &res) == 0);
+    int n = 0;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+        n++; /* glibc lists each address once per socktype asked */
+    freeaddrinfo(res);
+
+    struct h_server s;
+    const char *args[] = {"--listen", "localhost:0", NULL};
+    h_server_start_or_skip(&s, model, args, n);
+    const char *port = strrchr(s.addrs[0], ':');
+    for (int i = 0; i < s.naddrs; i++) {
+        CHECK_STR(strrchr(s.addrs[i], ':'), port);
+        h_echo_check(h_connect_or_die(s.addrs[i]), 80 + (uint64_t)i, 64 * KiB,
+                     true);
+    }
+    printf("%s: localhost:0 -> %d listener(s) on port %s\n", model, n,
+           port + 1);
+    stop_ok(&s);
+}
+
+/* ---- limits ---------------------------------------------------------- */
+
+static void case_max_conns(void)
+{
+    if (model_is("iterative"))
+        SKIP("iterative serves one connection at a time; --max-conns does "
+             "not apply to it");
+    struct h_server s;
+    const char *extra[] = {"--max-conns", "3", NULL};
+    start(&s, extra);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = h_connect_or_die(s.addrs[0]);
+        CHECK(quick_echo(c[i], 10 + (uint64_t)i, 10000));
+    }
+    /* The fourth is accepted and closed at once, never echoed. */
+    int over = h_connect_or_die(s.addrs[0]);
+    (void)!send(over, "x", 1, MSG_NOSIGNAL);
+    CHECK(closed_by_peer(over, 10000));
+    close(over);
+    CHECK_CONTAINS(h_server_log(&s), "--max-conns");
+
+    /* A slot freed is a slot taken: retry while the server notices. */
+    close(c[0]);
+    bool served = false;
+    for (int tries = 0; tries < 100 && !served; tries++) {
+        int fd = h_connect_or_die(s.addrs[0]);
+        served = quick_echo(fd, 20, 1000);
+        close(fd);
+        if (!served)
+            h_sleep_ms(50);
+    }
+    CHECK(served);
+    close(c[1]);
+    close(c[2]);
+    stop_ok(&s);
+}
+
+/* ---- shutdown -------------------------------------------------------- */
+
+/* Waits until connecting to addr is refused (the listener is closed). */
+static bool becomes_refused(const char *addr, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (h_now_ms() < deadline) {
+        int fd = h_connect(addr);
+        if (fd == -ECONNREFUSED || fd == -ENOENT)
+            return true;
+        /* A reset: the attempt sat in the backlog as the listener closed;
+         * the next one will tell. */
+        if (fd < 0 && fd != -ECONNRESET) {
+            fprintf(stderr, "connect %s: %s\n", addr, strerror(-fd));
+            return false;
+        }
+        if (fd >= 0)
+            close(fd);
+        h_sleep_ms(20);
+    }
+    return false;
+}
+
+static void case_drain(void)
+{
+    struct h_server s;
+    start(&s, NULL);
+    int fd = h_connect_or_die(s.addrs[0]);
+    CHECK(quick_echo(fd, 30, 10000));
+
+    CHECK(kill(s.pid, SIGTERM) == 0);
+    CHECK(becomes_refused(s.addrs[0], 10000)); /* no new clients */
+    h_echo_check(fd, 31, MiB, false);          /* the open one goes on */
+    CHECK_INT(h_server_wait(&s, 300), ==, -1); /* and holds the exit */
+    int64_t t0 = h_now_ms();
+    close(fd);
+    CHECK_INT(h_server_wait(&s, 10000), ==, 0);
+    printf("%s: drain: exited %lld ms after the last client closed\n", model,
+           (long long)(h_now_ms() - t0));
+    CHECK_CONTAINS(h_server_log(&s), "draining");
+}
+
+static void case_drain_timeout(void)
+{
+    struct h_server s;
+    const char *extra[] = {"--drain-timeout", "1", NULL};
+    start(&s, extra);
+    int fd = h_connect_or_die(s.addrs[0]);
+    CHECK(quick_echo(fd, 40, 10000));
+
+    int64_t t0 = h_now_ms();
+    CHECK(kill(s.pid, SIGTERM) == 0);
+    int st = h_server_wait(&s, 15000);
+    int64_t took = h_now_ms() - t0;
+    printf("%s: drain timeout 1 s: exited after %lld ms with status %d\n",
+           model, (long long)took, st);
+    CHECK_INT(st, ==, 0);
+    CHECK_INT(took, >=, 900);
+    CHECK_INT(took, <, 8000);
+    CHECK(closed_by_peer(fd, 5000));
+    close(fd);
+    CHECK_CONTAINS(h_server_log(&s), "drain timeout");
+}
+
+static void case_second_signal(void)
+{
+    struct h_server s;
+    const char *extra[] = {"--drain-timeout", "60", NULL};
+    start(&s, extra);
+    int fd = h_connect_or_die(s.addrs[0]);
+    CHECK(quick_echo(fd, 50, 10000));
+
+    CHECK(kill(s.pid, SIGTERM) == 0);
+    CHECK(becomes_refused(s.addrs[0], 10000));
+    int64_t t0 = h_now_ms();
+    CHECK(kill(s.pid, SIGTERM) == 0);
+    int st = h_server_wait(&s, 10000);
+    printf("%s: second SIGTERM: exited after %lld ms with status %d\n",
+           model, (long long)(h_now_ms() - t0), st);
+    CHECK_INT(st, ==, 128 + SIGTERM);
+    CHECK(closed_by_peer(fd, 5000));
+    close(fd);
+}
+
+/* ---- descriptors ------------------------------------------------------ */
+
+/* Collects the 100-byte echoes of fds[] for up to wait_ms: returns how
+ * many are complete. With close_done, a client whose echo is complete
+ * leaves (closes), so that servers serving one at a time get to the next. */
+static int collect_echoes(int *fds, size_t *got, int n, int wait_ms,
+                          bool close_done)
+{
+    int64_t deadline = h_now_ms() + wait_ms;
+    int done;
+    for (;;) {
+        done = 0;
+        for (int i = 0; i < n; i++) {
+            char buf[256];
+            if (fds[i] >= 0 && got[i] < 100) {
+                ssize_t r = recv(fds[i], buf, sizeof(buf), 0);
+                if (r > 0)
+                    got[i] += (size_t)r;
+            }
+            if (got[i] >= 100 && close_done && fds[i] >= 0) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+            done += got[i] >= 100;
+        }
+        if (done == n || h_now_ms() >= deadline)
+            return done;
+        h_sleep_ms(20);
+    }
+}
+
+static void case_fd_exhaustion(void)
+{
+    enum { CLIENTS = 48, NOFILE = 32 };
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", "--max-conns", "1000",
+                          NULL};
+    int st = h_server_start(&s, model, args, 1, NOFILE);
+    if (st == 69)
+        SKIP("%s", "model not available in this build");
+    CHECK_INT(st, ==, 0);
+
+    int fds[CLIENTS];
+    size_t got[CLIENTS] = {0};
+    unsigned char msg[100];
+    h_pattern(9, 0, msg, sizeof(msg));
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = h_connect_or_die(s.addrs[0]);
+        CHECK(send(fds[i], msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg));
+    }
+    int served = collect_echoes(fds, got, CLIENTS, 2000, false);
+    CHECK_INT(served, >=, 1);
+
+    /* While descriptors are exhausted, the server must idle, not spin. */
+    long cpu0 = h_cpu_ms(s.pid);
+    h_sleep_ms(1000);
+    long cpu1 = h_cpu_ms(s.pid);
+    printf("%s: fd limit %d: %d of %d clients served at once; server CPU "
+           "while exhausted: %ld ms in 1000 ms\n",
+           model, NOFILE, served, CLIENTS, cpu1 - cpu0);
+    CHECK(cpu0 >= 0 && cpu1 >= 0);
+    CHECK_INT(cpu1 - cpu0, <, 300);
+
+    /* Those served keep being served; then they leave, and the rest get
+     * their turn. */
+    for (int i = 0; i < CLIENTS; i++)
+        if (got[i] >= 100) {
+            CHECK(quick_echo(fds[i], 90 + (uint64_t)i, 10000));
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    int all = collect_echoes(fds, got, CLIENTS, 30000, true);
+    CHECK_INT(all, ==, CLIENTS);
+    /* Only models that hold every connection's fd in one process run out:
+     * the process model's parent closes its copy after fork, and the
+     * iterative one holds one connection at a time. */
+    if (served < CLIENTS && !model_is("iterative") && !model_is("process"))
+        CHECK_CONTAINS(h_server_log(&s), "pausing accepts");
+    stop_ok(&s);
+}
+
+static void raise_own_fd_limit(rlim_t want)
+{
+    struct rlimit rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    if (rl.rlim_max < want)
+        SKIP("this test needs %llu descriptors; the hard limit is %llu",
+             (unsigned long long)want, (unsigned long long)rl.rlim_max);
+    rl.rlim_cur = rl.rlim_max;
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
+/* More connections than FD_SETSIZE: select refuses those beyond it (and
+ * goes on serving the rest); every other model serves them all. */
+static void case_many_fds(void)
+{
+    enum { N = 1100 };
+    if (model_is("iterative") || model_is("process"))
+        SKIP("%s model: %d simultaneous connections would mean %s", model, N,
+             model_is("iterative") ? "waiting for each in turn"
+                                   : "1100 processes on a 2-core test box");
+    raise_own_fd_limit(N + 100);
+    static struct h_stream v[N];
+    struct h_server s;
+    const char *extra[] = {"--max-conns", "5000", NULL};
+    start(&s, extra);
+
+    for (int i = 0; i < N; i++)
+        v[i] = (struct h_stream){.fd = h_connect_or_die(s.addrs[0]),
+                                 .seed = 5000 + (uint64_t)i,
+                                 .total = 64};
+    h_streams_run(v, N, 120000, 0);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        ok += v[i].error == 0 && v[i].received == v[i].total;
+        close(v[i].fd);
+    }
+    printf("%s: %d of %d simultaneous connections served\n", model, ok, N);
+    if (model_is("select")) {
+        CHECK_INT(ok, <=, 1024);
+        CHECK_INT(ok, >=, 1000);
+        CHECK_CONTAINS(h_server_log(&s), "beyond select's limit");
+    } else {
+        CHECK_INT(ok, ==, N);
+    }
+    /* And it still serves. */
+    h_echo_check(h_connect_or_die(s.addrs[0]), 6000, 64 * KiB, true);
+    stop_ok(&s);
+}
+
+/* ---- the command line ------------------------------------------------- */
+
+struct usage_case {
+    const char *argv[6];
+    const char *stderr_has;
+};
+
+static void check_usage_cases(const struct usage_case *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct h_run r;
+        int st = h_run_echokit(t[i].argv, -1, 10000, &r);
+        if (st != 64) {
+            fprintf(stderr, "case %zu (%s %s): status %d, stderr:\n%s\n", i,
+                    t[i].argv[0] ? t[i].argv[0] : "",
+                    t[i].argv[0] && t[i].argv[1] ? t[i].argv[1] : "", st,
+                    r.err);
+            exit(1);
+        }
+        CHECK_CONTAINS(r.err, t[i].stderr_has);
+        CHECK_INT(r.out_len, ==, 0); /* errors never on stdout */
+    }
+}
+
+static void case_serve_usage(void)
+{
+    static const struct usage_case t[] = {
+        {{NULL}, "usage: echokit"},
+        {{"bogus", NULL}, "unknown command 'bogus'"},
+        {{"serve", "--bogus", NULL}, "unknown option '--bogus'"},
+        {{"serve", "--io", "nope", NULL}, "unknown I/O model 'nope'"},
+        {{"serve", "--io", NULL}, "option '--io' needs a value"},
+        {{"serve", "--max-conns", "0", NULL}, "invalid --max-conns '0'"},
+        {{"serve", "--max-conns", "ten", NULL}, "not a number"},
+        {{"serve", "--max-queue", "10X", NULL}, "invalid --max-queue '10X'"},
+        {{"serve", "--drain-timeout", "-1", NULL}, "invalid --drain-timeout"},
+        {{"serve", "--listen", "nope", NULL}, "missing port"},
+        {{"serve", "--listen", "127.0.0.1:99999", NULL}, "port must be"},
+        {{"serve", "--listen", "::1:5", NULL}, "brackets"},
+        {{"serve", "--listen", "unix:", NULL}, "empty unix socket path"},
+        {{"serve", "stray", NULL}, "unexpected argument 'stray'"},
+    };
+    check_usage_cases(t, sizeof(t) / sizeof(t[0]));
+    for (size_t i = 1; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct h_run r;
+        h_run_echokit(t[i].argv, -1, 10000, &r);
+        CHECK_CONTAINS(r.err, "Try 'echokit");
+    }
+
+    struct h_run r;
+    const char *help[] = {"serve", "--help", NULL};
+    CHECK_INT(h_run_echokit(help, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "usage: echokit serve");
+    const char *top[] = {"--help", NULL};
+    CHECK_INT(h_run_echokit(top, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "serve");
+    const char *ver[] = {"--version", NULL};
+    CHECK_INT(h_run_echokit(ver, -1, 10000, &r), ==, 0);
+    CHECK_STR(r.out, "echokit " EK_VERSION "\n");
+}
+
+/* Runs `serve --listen unix:DIR/sock` where DIR is not writable for the
+ * server; returns its exit status. */
+static int serve_without_permission(struct h_run *r)
+{
+    char dir[160], addr[200];
+    snprintf(dir, sizeof(dir), "%s/locked", h_tmpdir());
+    CHECK(mkdir(dir, 0500) == 0);
+    snprintf(addr, sizeof(addr), "unix:%s/sock", dir);
+    if (geteuid() != 0) {
+        const char *argv[] = {"serve", "--listen", addr, NULL};
+        return h_run_echokit(argv, -1, 10000, r);
+    }
+    /* root ignores directory permissions: run as nobody instead. */
+    if (access("/usr/bin/setpriv", X_OK) != 0)
+        SKIP("running as root and /usr/bin/setpriv (util-linux) is missing: "
+             "cannot test permission denied");
+    const char *argv[] = {"/usr/bin/setpriv", "--reuid=65534",
+                          "--regid=65534",    "--clear-groups",
+                          h_echokit,          "serve",
+                          "--listen",         addr,
+                          NULL};
+    struct h_run *out = r;
+    const char *saved = h_echokit;
+    h_echokit = argv[0];
+    int st = h_run_echokit(argv + 1, -1, 10000, out);
+    h_echokit = saved;
+    return st;
+}
+
+static void case_serve_errors(void)
+{
+    struct h_server s, dup;
+    struct h_run r;
+
+    /* Address in use: 71. */
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *same[] = {"--listen", s.addrs[0], NULL};
+    CHECK_INT(h_server_start(&dup, NULL, same, 1, 0), ==, 71);
+    CHECK_CONTAINS(h_server_log(&dup), "Address already in use");
+    stop_ok(&s);
+
+    /* Permission denied: 77. */
+    CHECK_INT(serve_without_permission(&r), ==, 77);
+    CHECK_CONTAINS(r.err, "Permission denied");
+
+    /* Host not found: 68. */
+    const char *nohost[] = {"serve", "--listen", "no-such-host.invalid:0",
+                            NULL};
+    CHECK_INT(h_run_echokit(nohost, -1, 30000, &r), ==, 68);
+    CHECK_CONTAINS(r.err, "cannot resolve");
+
+    /* A model this build cannot run: 69 and the reason, never another
+     * model in its place. */
+    const char *list[] = {"serve", "--io", "list", NULL};
+    CHECK_INT(h_run_echokit(list, -1, 10000, &r), ==, 0);
+    char listing[sizeof(r.out)];
+    memcpy(listing, r.out, sizeof(listing));
+    int unavailable = 0;
+    for (char *line = strtok(listing, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[32], state[32];
+        if (sscanf(line, "%31s %31s", name, state) != 2 ||
+            strcmp(state, "unavailable") != 0)
+            continue;
+        const char *try[] = {"serve", "--io", name, "--listen", "127.0.0.1:0",
+                             NULL};
+        CHECK_INT(h_run_echokit(try, -1, 10000, &r), ==, 69);
+        CHECK_CONTAINS(r.err, "not available");
+        CHECK_INT(r.out_len, ==, 0);
+        unavailable++;
+    }
+    printf("models reported unavailable and refused with 69: %d\n",
+           unavailable);
+}
+
+static void case_send_usage(void)
+{
+    static const struct usage_case t[] = {
+        {{"send", "--bogus", NULL}, "unknown option '--bogus'"},
+        {{"send", "nonsense", NULL}, "invalid address 'nonsense'"},
+        {{"send", "127.0.0.1:0", "hi", NULL}, "port 0"},
+        {{"send", "--timeout", "0", "127.0.0.1:7", NULL}, "invalid --timeout"},
+        {{"send", "--timeout", "soon", "127.0.0.1:7", NULL},
+         "invalid --timeout"},
+    };
+    check_usage_cases(t, sizeof(t) / sizeof(t[0]));
+}
+
+/* A misbehaving echo server for the client's tests, in a child process:
+ * "corrupt" flips one bit of what it got, "short" echoes 5 bytes and
+ * closes, "silent" never accepts. Returns its pid; *addr gets the
+ * address. */
+static pid_t fake_server(const char *how, char *addr, size_t size)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(listen(lfd, 8) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid > 0) {
+        close(lfd);
+        return pid;
+    }
+    if (strcmp(how, "silent") == 0)
+        for (;;)
+            pause();
+    int fd = accept(lfd, NULL, NULL);
+    char buf[1 << 16];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (strcmp(how, "short") == 0 && got >= 5) {
+            (void)!send(fd, buf, 5, MSG_NOSIGNAL);
+            _exit(0);
+        }
+        if (strcmp(how, "corrupt") == 0 && got >= 8) {
+            buf[7] ^= 0x20;
+            (void)!send(fd, buf, got, MSG_NOSIGNAL);
+            got = 0;
+        }
+    }
+    (void)!send(fd, buf, got, MSG_NOSIGNAL);
+    _exit(0);
+}
+
+static void end_fake(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void case_send_exit_codes(void)
+{
+    struct h_run r;
+    char addr[64];
+
+    /* Refused: a port bound but not listening stays refused and ours. */
+    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(bind(hold, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(getsockname(hold, (struct sockaddr *)&a, &len) == 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    const char *refused[] = {"send", addr, "hi", NULL};
+    CHECK_INT(h_run_echokit(refused, -1, 10000, &r), ==, 69);
+    CHECK_CONTAINS(r.err, "Connection refused");
+    close(hold);
+
+    char nosock[200];
+    snprintf(nosock, sizeof(nosock), "unix:%s/absent.sock", h_tmpdir());
+    const char *absent[] = {"send", nosock, "hi", NULL};
+    CHECK_INT(h_run_echokit(absent, -1, 10000, &r), ==, 69);
+
+    const char *nohost[] = {"send", "no-such-host.invalid:7", "hi", NULL};
+    CHECK_INT(h_run_echokit(nohost, -1, 30000, &r), ==, 68);
+
+    /* Mismatch: 1, and the echo is shown as it came. */
+    pid_t fake = fake_server("corrupt", addr, sizeof(addr));
+    const char *hello[] = {"send", addr, "Hello, world", NULL};
+    CHECK_INT(h_run_echokit(hello, -1, 10000, &r), ==, 1);
+    CHECK_STR(r.out, "Received 'Hello, World'\n");
+    CHECK_CONTAINS(r.err, "differs");
+    end_fake(fake);
+
+    /* Short echo: 1. */
+    fake = fake_server("short", addr, sizeof(addr));
+    CHECK_INT(h_run_echokit(hello, -1, 10000, &r), ==, 1);
+    CHECK_STR(r.out, "Received 'Hello'\n");
+    CHECK_CONTAINS(r.err, "after echoing 5 of 12 bytes");
+    end_fake(fake);
+
+    /* No echo at all: 75 after --timeout. */
+    fake = fake_server("silent", addr, sizeof(addr));
+    const char *slow[] = {"send", "--timeout", "1", addr, "hi", NULL};
+    int64_t t0 = h_now_ms();
+    CHECK_INT(h_run_echokit(slow, -1, 15000, &r), ==, 75);
+    int64_t took = h_now_ms() - t0;
+    CHECK_INT(took, >=, 900);
+    CHECK_CONTAINS(r.err, "timed out");
+    end_fake(fake);
+
+    /* Non-printable bytes are escaped; the words are joined by spaces. */
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *odd[] = {"send", s.addrs[0], "tab\there", "it's",
+                         "\x01\\", NULL};
+    CHECK_INT(h_run_echokit(odd, -1, 10000, &r), ==, 0);
+    CHECK_STR(r.out, "Received 'tab\\there it\\'s \\x01\\\\'\n");
+    stop_ok(&s);
+}
+
+static int write_temp_file(const char *name, uint64_t seed, size_t size)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "%s/%s", h_tmpdir(), name);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    unsigned char buf[65536];
+    for (size_t off = 0; off < size; off += sizeof(buf)) {
+        size_t n = size - off < sizeof(buf) ? size - off : sizeof(buf);
+        h_pattern(seed, off, buf, n);
+        CHECK(write(fd, buf, n) == (ssize_t)n);
+    }
+    CHECK(lseek(fd, 0, SEEK_SET) == 0);
+    return fd;
+}
+
+static void case_send_pipe(void)
+{
+    struct h_server s;
+    struct h_run r;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+
+    /* 48 KiB of binary through stdin (stdout capture holds 64 KiB), both
+     * with the default (no compare) and --verify. */
+    enum { SIZE = 48 * 1024 };
+    unsigned char want[SIZE];
+    h_pattern(77, 0, want, SIZE);
+    const char *pipe_default[] = {"send", s.addrs[0], NULL};
+    const char *pipe_verify[] = {"send", "--verify", s.addrs[0], "-", NULL};
+    const char *const *modes[] = {pipe_default, pipe_verify};
+    for (int m = 0; m < 2; m++) {
+        int in = write_temp_file("in.bin", 77, SIZE);
+        CHECK_INT(h_run_echokit(modes[m], in, 20000, &r), ==, 0);
+        close(in);
+        CHECK_INT(r.out_len, ==, SIZE);
+        CHECK(memcmp(r.out, want, SIZE) == 0);
+    }
+
+    /* 32 MiB, far beyond every socket buffer, verified by the client
+     * itself: a client that wrote everything before reading would
+     * deadlock here. */
+    int big = write_temp_file("big.bin", 78, 32 * MiB);
+    const char *verify[] = {"send", "--verify", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(verify, big, 60000, &r), ==, 0);
+    close(big);
+
+    /* Empty stdin: nothing to send, nothing back, exit 0. */
+    int empty = open("/dev/null", O_RDONLY);
+    CHECK_INT(h_run_echokit(pipe_verify, empty, 10000, &r), ==, 0);
+    CHECK_INT(r.out_len, ==, 0);
+    close(empty);
+    stop_ok(&s);
+
+    /* --verify against a corrupting server: 1. */
+    char addr[64];
+    pid_t fake = fake_server("corrupt", addr, sizeof(addr));
+    int in = write_temp_file("in2.bin", 79, 4096);
+    const char *v2[] = {"send", "--verify", addr, NULL};
+    CHECK_INT(h_run_echokit(v2, in, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.err, "differs");
+    close(in);
+    end_fake(fake);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+struct test_case {
+    const char *name;
+    void (*fn)(void);
+    bool per_model;
+};
+
+#define MODEL_CASE(name, timeout) {#name, case_##name, true},
+#define GLOBAL_CASE(name, timeout) {#name, case_##name, false},
+static const struct test_case cases[] = {
+#include "itest_cases.h"
+};
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: itest ECHOKIT MODEL|- CASE\n");
+        return 2;
+    }
+    h_echokit = argv[1];
+    model = strcmp(argv[2], "-") == 0 ? NULL : argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (strcmp(cases[i].name, argv[3]) != 0)
+            continue;
+        if (cases[i].per_model && model == NULL) {
+            fprintf(stderr, "%s needs a model\n", argv[3]);
+            return 2;
+        }
+        cases[i].fn();
+        printf("PASS: %s %s\n", model ? model : "cli", argv[3]);
+        return 0;
+    }
+    fprintf(stderr, "itest: no case '%s'\n", argv[3]);
+    return 2;
+}
