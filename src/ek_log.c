@@ -45,6 +45,9 @@ static void write_line(const char *buf, size_t len)
 }
 
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
 {
     char line[1024];
     struct timespec ts;

@@ -15,10 +15,12 @@
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_supervisor.h"
+#include "ek_util.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -28,9 +30,17 @@
 /* Enough for the buffer, libc and sanitizers; only touched pages cost. */
 #define EK_THREAD_STACK (256 * 1024)
 
+/* How long, after the supervisor returns, threads may take to finish
+ * touching shared state (they have been cut, so this is milliseconds). */
+#define EK_THREAD_EXIT_GRACE_MS 2000
+
 struct thread_model {
     struct ek_cut_pipe cut;
     pthread_attr_t attr;
+    /* Threads that may still touch the server, the cut pipe or the signal
+     * pipe. A worker's last act is to decrement it (release), so once the
+     * main thread reads 0 (acquire) it may close and free all of them. */
+    atomic_uint running;
 };
 
 struct worker {
@@ -49,7 +59,8 @@ static void *worker_main(void *arg)
     int rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, w.srv->stats);
     close(w.fd);
     ek_server_conn_done(w.srv, rc < 0 ? rc : 0);
-    ek_signal_wake();
+    ek_signal_wake(); /* a slot is free: the main thread re-checks */
+    atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);
     return NULL;
 }
 
@@ -63,11 +74,13 @@ static void start_thread(struct ek_server *srv, void *ctx, int fd)
         pthread_t tid;
         sigset_t saved;
         *w = (struct worker){.srv = srv, .tm = tm, .fd = fd};
+        atomic_fetch_add_explicit(&tm->running, 1, memory_order_relaxed);
         ek_signal_block_all(&saved);
         err = pthread_create(&tid, &tm->attr, worker_main, w);
         ek_signal_restore(&saved);
         if (err == 0)
             return;
+        atomic_fetch_sub_explicit(&tm->running, 1, memory_order_relaxed);
         free(w);
     }
     ek_log(EK_LOG_ERROR, "cannot start a thread: %s", strerror(err));
@@ -82,9 +95,22 @@ static void cut_threads(struct ek_server *srv, void *ctx)
     ek_cut_pipe_fire(&tm->cut);
 }
 
+/* Waits until no worker can touch shared state any more. */
+static bool wait_for_threads(struct thread_model *tm)
+{
+    int64_t until = ek_now_ms() + EK_THREAD_EXIT_GRACE_MS;
+    while (atomic_load_explicit(&tm->running, memory_order_acquire) > 0) {
+        if (ek_now_ms() >= until)
+            return false;
+        ek_cut_pipe_fire(&tm->cut); /* idempotent: make sure they know */
+        usleep(1000);
+    }
+    return true;
+}
+
 int ek_run_thread(struct ek_server *srv, const struct ek_model *self)
 {
-    struct thread_model tm;
+    struct thread_model tm = {.running = 0};
     (void)self;
 
     int err = ek_cut_pipe_open(&tm.cut);
@@ -103,10 +129,15 @@ int ek_run_thread(struct ek_server *srv, const struct ek_model *self)
         .start = start_thread, .cut = cut_threads, .ctx = &tm};
     int status = ek_supervise(srv, &ops);
 
-    /* Threads still running (a forced exit) may use the cut pipe until the
-     * process exits: leave it open. */
-    if (ek_stat_get(&srv->stats->active) == 0)
-        ek_cut_pipe_close(&tm.cut);
+    if (!wait_for_threads(&tm)) {
+        /* Cut and still running: freeing what they use would be a
+         * use-after-free. Leave it all to the process exit. */
+        ek_log(EK_LOG_ERROR, "%u threads did not stop; exiting without "
+                             "cleanup",
+               atomic_load(&tm.running));
+        _exit(status != 0 ? status : EX_SOFTWARE);
+    }
+    ek_cut_pipe_close(&tm.cut);
     pthread_attr_destroy(&tm.attr);
     return status;
 }

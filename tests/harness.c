@@ -464,6 +464,10 @@ void h_pattern(uint64_t seed, uint64_t off, unsigned char *buf, size_t n)
 
 #define H_IO_BUF (64 * 1024)
 
+/* Per-stream diagnostics are capped: with a thousand streams failing the
+ * same way, the first few say it all. */
+static int h_diag_budget = 10;
+
 static bool stream_done(const struct h_stream *s)
 {
     if (s->error != 0)
@@ -497,7 +501,8 @@ static int stream_recv(struct h_stream *s, unsigned char *buf,
     if (r == 0) {
         s->eof = true;
         if (s->received < s->total) {
-            fprintf(stderr, "stream %llu: EOF after %llu of %llu bytes\n",
+            if (!s->quiet && h_diag_budget-- > 0)
+                fprintf(stderr, "stream %llu: EOF after %llu of %llu bytes\n",
                     (unsigned long long)s->seed,
                     (unsigned long long)s->received,
                     (unsigned long long)s->total);
@@ -583,7 +588,8 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
             result = 0;
             for (size_t i = 0; i < n; i++)
                 if (v[i].error != 0) {
-                    fprintf(stderr, "stream %zu (seed %llu): %s after %llu "
+                    if (!v[i].quiet && h_diag_budget-- > 0)
+                        fprintf(stderr, "stream %zu (seed %llu): %s after %llu "
                                     "sent, %llu received\n",
                             i, (unsigned long long)v[i].seed,
                             strerror(v[i].error),

@@ -97,6 +97,7 @@ struct h_stream {
     bool shut_wr;       /* shutdown(SHUT_WR) once everything is sent */
     bool expect_eof;    /* done only when the server has closed */
     bool no_read;       /* do not read (a client that never reads) */
+    bool quiet;         /* failure expected: do not print diagnostics */
     /* progress */
     uint64_t sent, received;
     bool wr_closed, eof;
