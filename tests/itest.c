@@ -278,7 +278,12 @@ static void case_slow_reader(void)
            "server PSS %ld KiB (%ld before the client, +%ld KiB)\n",
            model, (unsigned long long)st.sent, stalled, base, stalled - base);
     CHECK(base > 0 && stalled > 0);
+#ifdef EK_TEST_TSAN
+    printf("note: memory bound not checked: ThreadSanitizer keeps about 1 "
+           "MiB of its own state per thread (checked in the other builds)\n");
+#else
     CHECK_INT(stalled - base, <, SLOW_READER_BOUND_KB);
+#endif
 
     /* Now read: every byte comes back, in order. */
     st.no_read = false;
@@ -376,6 +381,10 @@ static void case_reset(void)
  * loosely; it is their documented trade-off. */
 static void case_idle_memory(void)
 {
+#ifdef EK_TEST_TSAN
+    SKIP("ThreadSanitizer keeps about 1 MiB of its own state per thread; "
+         "memory per connection is measured in the other builds");
+#endif
     if (model_is("iterative"))
         SKIP("iterative holds one connection at a time: nothing idle to "
              "measure");
