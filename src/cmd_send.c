@@ -5,7 +5,8 @@
  * the echo, print "Received '<echo>'" with non-printable bytes escaped, and
  * check that the echo equals what was sent.
  *
- * Pipe mode (MESSAGE "-", or no MESSAGE with stdin not a terminal): copy
+ * Pipe mode (MESSAGE "-", or no MESSAGE with stdin not a terminal and not
+ * empty; see first_input): copy
  * stdin to the server and the echo to stdout at the same time, so that an
  * input larger than the socket buffers cannot deadlock; half-close after
  * stdin's end; exit once the echo is complete (--verify) or the server
@@ -57,7 +58,9 @@ static const char usage_text[] =
     "stdin to the\n"
     "server and the echo to stdout (binary safe), half-close at the end of "
     "stdin\n"
-    "and exit when the echo is complete.\n"
+    "and exit when the echo is complete. (Without \"-\", a stdin that is "
+    "empty from\n"
+    "the start, like /dev/null, sends the default message instead.)\n"
     "\n"
     "  -t, --timeout SECS  give up when the server makes no progress for "
     "SECS\n"
@@ -82,6 +85,7 @@ struct send_options {
     int64_t timeout_ms;
     int verify; /* -1: the mode's default */
     bool pipe_mode;
+    bool stdin_implied; /* pipe mode because stdin is not a terminal */
     char *message; /* message mode: malloc'd, words joined */
     size_t message_len;
 };
@@ -494,6 +498,8 @@ static char *join_words(char **words, int n, size_t *len)
     return s;
 }
 
+static int set_message(struct send_options *o, char **words, int n);
+
 static int parse_options(int argc, char **argv, struct send_options *o)
 {
     static const struct option longopts[] = {
@@ -548,17 +554,46 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         o->pipe_mode = true;
     } else if (nrest == 0 && !isatty(STDIN_FILENO)) {
         o->pipe_mode = true;
-    } else {
-        static char hello[] = EK_DEFAULT_MESSAGE;
-        char *words[] = {hello};
-        o->message = nrest > 0 ? join_words(rest, nrest, &o->message_len)
-                               : join_words(words, 1, &o->message_len);
-        if (o->message == NULL) {
-            ek_warnx("send: out of memory");
-            return EX_OSERR;
-        }
+        o->stdin_implied = true;
+    } else if (set_message(o, rest, nrest) < 0) {
+        return EX_OSERR;
     }
     return -1;
+}
+
+/* Message mode with the words given, or the default message. */
+static int set_message(struct send_options *o, char **words, int n)
+{
+    static char hello[] = EK_DEFAULT_MESSAGE;
+    char *dflt[] = {hello};
+    o->pipe_mode = false;
+    o->message = n > 0 ? join_words(words, n, &o->message_len)
+                       : join_words(dflt, 1, &o->message_len);
+    if (o->message == NULL) {
+        ek_warnx("send: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Pipe mode chosen only because stdin is not a terminal: read the first
+ * bytes now. If stdin ends before any (</dev/null under cron, CI, ssh),
+ * there is no stream to send, and the tutorial's client still says hello:
+ * fall back to the default message. Returns the bytes read into buf (0
+ * after falling back), or -1 on error. An explicit "-" never falls back. */
+static ssize_t first_input(struct send_options *o, char *buf, size_t size)
+{
+    ssize_t n;
+    do
+        n = read(STDIN_FILENO, buf, size);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        ek_warnx("send: reading stdin: %s", strerror(errno));
+        return -1;
+    }
+    if (n == 0 && set_message(o, NULL, 0) < 0)
+        return -1;
+    return n;
 }
 
 int ek_cmd_send(int argc, char **argv)
@@ -571,8 +606,23 @@ int ek_cmd_send(int argc, char **argv)
         return status;
     signal(SIGPIPE, SIG_IGN); /* stdout EPIPE becomes an error message */
 
+    char *ring = malloc(EK_SEND_WINDOW);
+    ssize_t first = 0;
+    if (ring == NULL) {
+        ek_warnx("send: out of memory");
+        free(o.message);
+        return EX_OSERR;
+    }
+    if (o.stdin_implied &&
+        (first = first_input(&o, ring, EK_SEND_WINDOW)) < 0) {
+        free(ring);
+        free(o.message);
+        return EX_IOERR;
+    }
+
     int fd = connect_server(o.server, o.timeout_ms);
     if (fd < 0) {
+        free(ring);
         free(o.message);
         return -fd;
     }
@@ -586,10 +636,11 @@ int ek_cmd_send(int argc, char **argv)
         .in_mem_len = o.message_len,
         .in_eof = !o.pipe_mode && o.message_len == 0,
         .out_fd = o.pipe_mode ? STDOUT_FILENO : -1,
-        .ring = malloc(EK_SEND_WINDOW),
+        .ring = ring,
+        .filled = (uint64_t)first, /* what first_input already read */
         .rbuf = malloc(EK_SEND_RBUF),
     };
-    if (x.ring == NULL || x.rbuf == NULL) {
+    if (x.rbuf == NULL) {
         ek_warnx("send: out of memory");
         status = EX_OSERR;
     } else {

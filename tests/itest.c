@@ -126,6 +126,12 @@ static void case_tutorial(void)
     CHECK_INT(h_run_echokit(msg, -1, 20000, &r), ==, 0);
     CHECK_STR(r.out, "Received 'Hello, world'\n");
 
+    /* No message and an empty stdin (/dev/null, as in cron or CI): the
+     * default message, not an empty stream. */
+    const char *bare[] = {"send", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(bare, -1, 20000, &r), ==, 0);
+    CHECK_STR(r.out, "Received 'Hello, world'\n");
+
     /* No message and a terminal on stdin: the tutorial's default. */
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0) {
