@@ -164,7 +164,7 @@ int ek_addr_resolve(const struct ek_addr_spec *spec, bool passive,
     if (rc != 0)
         return rc;
 
-    size_t count = 0, cap = 0;
+    size_t count = 0, cap = 1; /* at least 1: calloc(0) may return NULL */
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
         cap++;
     struct ek_sockaddr *list = calloc(cap, sizeof(*list));

@@ -21,7 +21,8 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog);
 int ek_net_accept(int listen_fd, bool nonblock);
 
 /* Per-connection options for an accepted or connected socket: TCP_NODELAY
- * on TCP (an echo must not wait for Nagle's ACK), nothing on unix sockets. */
+ * on TCP (an echo must not wait for Nagle's ACK; pipelined small writes
+ * would otherwise meet delayed ACKs), nothing on unix sockets. */
 void ek_net_tune(int fd);
 
 /* Connects with a timeout (ms, -1 = none). Returns a non-blocking,

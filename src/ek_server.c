@@ -299,6 +299,7 @@ bool ek_server_admit(struct ek_server *srv, int fd)
     }
     ek_stat_add(&srv->stats->accepted, 1);
     ek_stat_add(&srv->stats->active, 1);
+    ek_net_tune(fd);
     if (ek_log_enabled(EK_LOG_DEBUG)) {
         struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
         char name[EK_ADDRSTR_MAX] = "?";

@@ -87,7 +87,8 @@ bool ek_server_should_stop(struct ek_server *srv);
 void ek_server_close_listeners(struct ek_server *srv);
 
 /* Admission of a freshly accepted connection: under --max-conns it counts
- * the connection (accepted, active) and returns true; over the limit it
+ * the connection (accepted, active), sets its socket options and returns
+ * true; over the limit it
  * closes the fd, counts and logs the refusal and returns false. */
 bool ek_server_admit(struct ek_server *srv, int fd);
 

@@ -124,7 +124,6 @@ static void conn_open(struct loop *lp, int fd)
     memset(c, 0, sizeof(*c));
     c->tag = SLOT_CONN;
     lp->nconns++;
-    ek_net_tune(fd);
     int err = watch(lp, fd, EK_EV_READ);
     if (err < 0) {
         ek_log(EK_LOG_ERROR, "%s: cannot watch fd %d: %s", lp->be->name, fd,

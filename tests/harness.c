@@ -299,6 +299,21 @@ long h_tree_pss_kb(pid_t pid)
     return total;
 }
 
+int h_children(pid_t pid)
+{
+    char path[96];
+    int n = 0, child;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+             (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    while (fscanf(f, "%d", &child) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
 long h_cpu_ms(pid_t pid)
 {
     char path[64], buf[1024];

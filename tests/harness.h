@@ -61,6 +61,9 @@ const char *h_server_log(const struct h_server *s);
  * model). -1 if /proc cannot tell. */
 long h_tree_pss_kb(pid_t pid);
 
+/* Children of pid (a zombie stays one until reaped), -1 if unknown. */
+int h_children(pid_t pid);
+
 /* CPU time (user + system) of pid so far, in ms; threads included. */
 long h_cpu_ms(pid_t pid);
 

@@ -213,6 +213,12 @@ static void case_concurrent_200(void)
     }
     printf("%s: %d clients x 256 KiB verified in %lld ms\n", model, N,
            (long long)(h_now_ms() - t0));
+    /* Every connection has ended: no child may be left, zombie or not
+     * (the process model must reap). */
+    int64_t until = h_now_ms() + 10000;
+    while (h_children(s.pid) > 0 && h_now_ms() < until)
+        h_sleep_ms(20);
+    CHECK_INT(h_children(s.pid), ==, 0);
     stop_ok(&s);
 }
 
