@@ -86,7 +86,7 @@ struct send_options {
     int verify; /* -1: the mode's default */
     bool pipe_mode;
     bool stdin_implied; /* pipe mode because stdin is not a terminal */
-    char *message; /* message mode: malloc'd, words joined */
+    char *message;      /* message mode: malloc'd, words joined */
     size_t message_len;
 };
 
@@ -353,8 +353,7 @@ static enum xfer_result xfer_step(struct xfer *x)
             return broken(x, -r);
         if (r > 0)
             return XFER_MISMATCH;
-        if (x->peer_eof && x->verify &&
-            !(x->shut_wr && x->received == x->sent))
+        if (x->peer_eof && x->verify && !(x->shut_wr && x->received == x->sent))
             return XFER_SHORT;
     }
     /* Memory output never blocks: take the echo at once. */
@@ -455,21 +454,19 @@ static int report(const struct xfer *x, enum xfer_result r)
     case XFER_SHORT:
         ek_warnx("send: the server closed the connection after echoing "
                  "%llu of %llu bytes",
-                 (unsigned long long)x->received,
-                 (unsigned long long)x->sent);
+                 (unsigned long long)x->received, (unsigned long long)x->sent);
         return EK_EXIT_MISMATCH;
     case XFER_BROKEN:
         ek_warnx("send: connection lost after %llu of %llu bytes came back: "
                  "%s",
-                 (unsigned long long)x->received,
-                 (unsigned long long)x->sent, strerror(x->error));
+                 (unsigned long long)x->received, (unsigned long long)x->sent,
+                 strerror(x->error));
         return EK_EXIT_MISMATCH;
     case XFER_TIMEOUT:
         ek_warnx("send: timed out: no progress for %.1f s (%llu of %llu "
                  "bytes came back)",
                  (double)x->timeout_ms / 1000.0,
-                 (unsigned long long)x->received,
-                 (unsigned long long)x->sent);
+                 (unsigned long long)x->received, (unsigned long long)x->sent);
         return EX_TEMPFAIL;
     case XFER_IO_ERROR:
     default:
@@ -518,13 +515,12 @@ static int parse_options(int argc, char **argv, struct send_options *o)
     while ((c = getopt_long(argc, argv, "+:t:h", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->timeout_ms,
-                                 &why) < 0 ||
+            if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->timeout_ms, &why) <
+                    0 ||
                 o->timeout_ms == 0)
                 return ek_usage_error("send", "invalid --timeout '%s': %s",
                                       optarg,
-                                      o->timeout_ms == 0 ? "must be > 0"
-                                                         : why);
+                                      o->timeout_ms == 0 ? "must be > 0" : why);
             break;
         case 'y':
             o->verify = 1;

@@ -123,7 +123,8 @@ static void resolve_unix(const struct ek_addr_spec *spec,
         un->sun_path[0] = '\0';
         sa->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
     } else {
-        sa->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
+        sa->len =
+            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
     }
 }
 
@@ -173,8 +174,7 @@ int ek_addr_resolve(const struct ek_addr_spec *spec, bool passive,
         return EAI_MEMORY;
     }
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(list[0].ss) ||
-            seen_before(list, count, ai))
+        if (ai->ai_addrlen > sizeof(list[0].ss) || seen_before(list, count, ai))
             continue;
         memcpy(&list[count].ss, ai->ai_addr, ai->ai_addrlen);
         list[count].len = ai->ai_addrlen;
@@ -186,8 +186,8 @@ int ek_addr_resolve(const struct ek_addr_spec *spec, bool passive,
     return 0;
 }
 
-static void format_unix(const struct sockaddr_un *un, socklen_t len,
-                        char *buf, size_t size)
+static void format_unix(const struct sockaddr_un *un, socklen_t len, char *buf,
+                        size_t size)
 {
     size_t off = offsetof(struct sockaddr_un, sun_path);
     if (len <= off) {

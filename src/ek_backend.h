@@ -36,8 +36,7 @@ struct ek_backend {
                   unsigned new_events);
     /* Waits up to timeout_ms (-1: no limit) and stores at most max events.
      * Returns how many, or -errno (-EINTR when a signal came). */
-    int (*wait)(void *state, struct ek_event *events, int max,
-                int timeout_ms);
+    int (*wait)(void *state, struct ek_event *events, int max, int timeout_ms);
 };
 
 extern const struct ek_backend ek_backend_select;

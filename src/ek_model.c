@@ -32,43 +32,57 @@ static const char *no_uring(void)
 }
 
 static const struct ek_model iterative = {
-    "iterative", "one client at a time; the next waits in the backlog",
-    ek_run_iterative, NULL, 1, NULL};
+    "iterative",
+    "one client at a time; the next waits in the backlog",
+    ek_run_iterative,
+    NULL,
+    1,
+    NULL};
 
-static const struct ek_model thread = {
-    "thread", "a thread per connection, blocking I/O", ek_run_thread, NULL,
-    EK_MAX_CONNS_BLOCKING, NULL};
+static const struct ek_model thread = {"thread",
+                                       "a thread per connection, blocking I/O",
+                                       ek_run_thread,
+                                       NULL,
+                                       EK_MAX_CONNS_BLOCKING,
+                                       NULL};
 
 static const struct ek_model process = {
-    "process", "a forked process per connection, blocking I/O",
-    ek_run_process, NULL, EK_MAX_CONNS_BLOCKING, NULL};
+    "process",
+    "a forked process per connection, blocking I/O",
+    ek_run_process,
+    NULL,
+    EK_MAX_CONNS_BLOCKING,
+    NULL};
 
 static const struct ek_model select_model = {
-    "select", "event loop on select(2); fds >= FD_SETSIZE are refused",
-    ek_run_loop, &ek_backend_select, EK_MAX_CONNS_LOOP, NULL};
+    "select",          "event loop on select(2); fds >= FD_SETSIZE are refused",
+    ek_run_loop,       &ek_backend_select,
+    EK_MAX_CONNS_LOOP, NULL};
 
 static const struct ek_model poll_model = {
-    "poll", "event loop on poll(2)", ek_run_loop, &ek_backend_poll,
-    EK_MAX_CONNS_LOOP, NULL};
+    "poll",           "event loop on poll(2)", ek_run_loop,
+    &ek_backend_poll, EK_MAX_CONNS_LOOP,       NULL};
 
 #ifdef __linux__
 static const struct ek_model epoll_model = {
-    "epoll", "event loop on epoll(7), level-triggered", ek_run_loop,
-    &ek_backend_epoll, EK_MAX_CONNS_LOOP, NULL};
+    "epoll",           "event loop on epoll(7), level-triggered",
+    ek_run_loop,       &ek_backend_epoll,
+    EK_MAX_CONNS_LOOP, NULL};
 #else
 static const struct ek_model epoll_model = {
-    "epoll", "event loop on epoll(7), level-triggered", ek_run_loop, NULL,
+    "epoll",           "event loop on epoll(7), level-triggered",
+    ek_run_loop,       NULL,
     EK_MAX_CONNS_LOOP, no_epoll};
 #endif
 
 #ifdef EK_HAVE_KQUEUE
 static const struct ek_model kqueue_model = {
-    "kqueue", "event loop on kqueue(2)", ek_run_loop, &ek_backend_kqueue,
-    EK_MAX_CONNS_LOOP, NULL};
+    "kqueue",           "event loop on kqueue(2)", ek_run_loop,
+    &ek_backend_kqueue, EK_MAX_CONNS_LOOP,         NULL};
 #else
 static const struct ek_model kqueue_model = {
-    "kqueue", "event loop on kqueue(2)", ek_run_loop, NULL,
-    EK_MAX_CONNS_LOOP, no_kqueue};
+    "kqueue", "event loop on kqueue(2)", ek_run_loop,
+    NULL,     EK_MAX_CONNS_LOOP,         no_kqueue};
 #endif
 
 static const struct ek_model uring_model = {
@@ -76,7 +90,7 @@ static const struct ek_model uring_model = {
     no_uring};
 
 const struct ek_model *const ek_models[] = {
-    &iterative, &thread, &process, &select_model, &poll_model,
+    &iterative,   &thread,       &process,     &select_model, &poll_model,
     &epoll_model, &kqueue_model, &uring_model, NULL,
 };
 

@@ -17,8 +17,7 @@ static int new_socket(int family)
 
 static int set_int_opt(int fd, int level, int name, int value)
 {
-    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno
-                                                                   : 0;
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
 /* A unix socket file answers connect() only if a server is behind it. */
@@ -45,7 +44,7 @@ static int bind_unix(int fd, const struct ek_sockaddr *sa)
     if (unlink(un->sun_path) < 0 && errno != ENOENT)
         return -errno;
     return bind(fd, (const struct sockaddr *)&sa->ss, sa->len) == 0 ? 0
-                                                                     : -errno;
+                                                                    : -errno;
 }
 
 int ek_net_listen(const struct ek_sockaddr *sa, int backlog)

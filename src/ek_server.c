@@ -88,8 +88,8 @@ static int bind_group(struct ek_server *srv, const char *text,
             close(fd);
         if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
             char name[EK_ADDRSTR_MAX];
-            ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len,
-                           name, sizeof(name));
+            ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
+                           sizeof(name));
             ek_log(EK_LOG_WARN, "%s: skipping %s: %s", text, name,
                    strerror(-err));
             if (first_err == 0)
@@ -144,8 +144,8 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
     }
     if (err < 0) {
         char name[EK_ADDRSTR_MAX];
-        ek_addr_format((struct sockaddr *)&addrs[failed].ss,
-                       addrs[failed].len, name, sizeof(name));
+        ek_addr_format((struct sockaddr *)&addrs[failed].ss, addrs[failed].len,
+                       name, sizeof(name));
         ek_warnx("cannot listen on %s: %s", name, strerror(-err));
     }
     free(addrs);
@@ -314,8 +314,8 @@ bool ek_server_admit(struct ek_server *srv, int fd)
 void ek_server_refuse(struct ek_server *srv, int fd, const char *why)
 {
     ek_stat_add(&srv->stats->refused_fd, 1);
-    ek_log_limited(&srv->refused_log, EK_LOG_WARN,
-                   "refused a connection: %s", why);
+    ek_log_limited(&srv->refused_log, EK_LOG_WARN, "refused a connection: %s",
+                   why);
     close(fd);
 }
 

@@ -55,9 +55,9 @@ struct ek_server {
     struct ek_stats *stats;
     enum ek_server_phase phase;
     int64_t drain_deadline_ms;
-    int exit_signal;           /* the signal that forced the exit */
-    unsigned terms_handled;    /* SIGINT/SIGTERMs acted upon */
-    int64_t accept_resume_ms;  /* accepts paused until then; 0: not paused */
+    int exit_signal;          /* the signal that forced the exit */
+    unsigned terms_handled;   /* SIGINT/SIGTERMs acted upon */
+    int64_t accept_resume_ms; /* accepts paused until then; 0: not paused */
     struct ek_ratelimit refused_log, accept_log;
 };
 

@@ -19,7 +19,7 @@ struct ek_stats {
     atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
     atomic_uint_fast64_t bytes_in;
     atomic_uint_fast64_t bytes_out;
-    atomic_uint_fast64_t queue_full;    /* reads paused by --max-queue */
+    atomic_uint_fast64_t queue_full; /* reads paused by --max-queue */
 };
 
 static inline void ek_stat_add(atomic_uint_fast64_t *c, uint64_t n)

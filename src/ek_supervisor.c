@@ -83,8 +83,7 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
             }
             break;
         }
-        if (srv->phase == EK_DRAINING &&
-            ek_stat_get(&srv->stats->active) == 0)
+        if (srv->phase == EK_DRAINING && ek_stat_get(&srv->stats->active) == 0)
             break;
 
         nfds_t n = 0;
@@ -92,8 +91,8 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
         bool accepting =
             srv->phase == EK_RUNNING && !ek_server_accept_paused(srv);
         for (size_t i = 0; accepting && i < srv->nlisteners; i++)
-            pfd[n++] = (struct pollfd){.fd = srv->listeners[i].fd,
-                                       .events = POLLIN};
+            pfd[n++] =
+                (struct pollfd){.fd = srv->listeners[i].fd, .events = POLLIN};
 
         int rc = poll(pfd, n, ek_server_timeout(srv));
         if (rc < 0 && errno == EINTR)

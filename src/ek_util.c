@@ -26,8 +26,7 @@ static int parse_digits(const char *s, uint64_t *out, char **end,
     return 0;
 }
 
-static int check_range(uint64_t v, uint64_t min, uint64_t max,
-                       const char **why)
+static int check_range(uint64_t v, uint64_t min, uint64_t max, const char **why)
 {
     /* Per thread so that concurrent parsers (tests) cannot clobber it. */
     static _Thread_local char msg[80];

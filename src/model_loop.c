@@ -41,11 +41,11 @@ enum slot_kind { SLOT_FREE = 0, SLOT_LISTENER, SLOT_SIGNAL, SLOT_CONN };
 struct loop {
     struct ek_server *srv;
     const struct ek_backend *be;
-    void *state;            /* the backend's */
-    struct ek_conn *slots;  /* indexed by fd */
+    void *state;           /* the backend's */
+    struct ek_conn *slots; /* indexed by fd */
     size_t nslots;
-    size_t nconns;          /* slots of kind SLOT_CONN */
-    bool listening;         /* listeners registered with the backend */
+    size_t nconns;  /* slots of kind SLOT_CONN */
+    bool listening; /* listeners registered with the backend */
     struct ek_echo_ctx echo;
     struct ek_event events[EK_LOOP_EVENTS];
 };
@@ -148,8 +148,8 @@ static void accept_some(struct loop *lp, int listen_fd)
         }
         if (fd >= lp->be->fd_limit) {
             char why[96];
-            snprintf(why, sizeof(why), "fd %d is beyond %s's limit of %d",
-                     fd, lp->be->name, lp->be->fd_limit);
+            snprintf(why, sizeof(why), "fd %d is beyond %s's limit of %d", fd,
+                     lp->be->name, lp->be->fd_limit);
             ek_server_refuse(srv, fd, why);
             continue;
         }

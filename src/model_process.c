@@ -25,8 +25,8 @@
 
 #define EK_PROCESS_BUF (16 * 1024)
 
-static _Noreturn void child_main(struct ek_server *srv,
-                                 struct ek_cut_pipe *cut, int fd)
+static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
+                                 int fd)
 {
     char buf[EK_PROCESS_BUF];
     struct ek_blocking b = {.buf = buf, .size = sizeof(buf)};

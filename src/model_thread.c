@@ -132,8 +132,9 @@ int ek_run_thread(struct ek_server *srv, const struct ek_model *self)
     if (!wait_for_threads(&tm)) {
         /* Cut and still running: freeing what they use would be a
          * use-after-free. Leave it all to the process exit. */
-        ek_log(EK_LOG_ERROR, "%u threads did not stop; exiting without "
-                             "cleanup",
+        ek_log(EK_LOG_ERROR,
+               "%u threads did not stop; exiting without "
+               "cleanup",
                atomic_load(&tm.running));
         _exit(status != 0 ? status : EX_SOFTWARE);
     }

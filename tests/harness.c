@@ -155,10 +155,10 @@ int h_server_start(struct h_server *s, const char *model,
 
     memset(s, 0, sizeof(*s));
     s->exit_status = -1;
-    snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d.log",
-             h_tmpdir(), serial++);
-    int log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d.log", h_tmpdir(),
+             serial++);
+    int log_fd =
+        open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     CHECK(log_fd >= 0);
     CHECK(pipe2(out, O_CLOEXEC) == 0);
 
@@ -518,9 +518,9 @@ static int stream_recv(struct h_stream *s, unsigned char *buf,
         if (s->received < s->total) {
             if (!s->quiet && h_diag_budget-- > 0)
                 fprintf(stderr, "stream %llu: EOF after %llu of %llu bytes\n",
-                    (unsigned long long)s->seed,
-                    (unsigned long long)s->received,
-                    (unsigned long long)s->total);
+                        (unsigned long long)s->seed,
+                        (unsigned long long)s->received,
+                        (unsigned long long)s->total);
             return -EPIPE;
         }
         return 1;
@@ -537,8 +537,9 @@ static int stream_recv(struct h_stream *s, unsigned char *buf,
         size_t i = 0;
         while (buf[i] == want[i])
             i++;
-        fprintf(stderr, "stream %llu: byte %llu differs (got %02x, want "
-                        "%02x)\n",
+        fprintf(stderr,
+                "stream %llu: byte %llu differs (got %02x, want "
+                "%02x)\n",
                 (unsigned long long)s->seed,
                 (unsigned long long)(s->received + i), buf[i], want[i]);
         return -EPROTO;
@@ -556,8 +557,8 @@ static void stream_step(struct h_stream *s, short revents, unsigned char *buf,
         if (rc > 0)
             s->last_progress = now;
     }
-    if (rc >= 0 && !s->no_read &&
-        (revents & (POLLIN | POLLERR | POLLHUP)) && !s->eof) {
+    if (rc >= 0 && !s->no_read && (revents & (POLLIN | POLLERR | POLLHUP)) &&
+        !s->eof) {
         rc = stream_recv(s, buf, want);
         if (rc > 0)
             s->last_progress = now;
@@ -604,24 +605,27 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
             for (size_t i = 0; i < n; i++)
                 if (v[i].error != 0) {
                     if (!v[i].quiet && h_diag_budget-- > 0)
-                        fprintf(stderr, "stream %zu (seed %llu): %s after %llu "
-                                    "sent, %llu received\n",
-                            i, (unsigned long long)v[i].seed,
-                            strerror(v[i].error),
-                            (unsigned long long)v[i].sent,
-                            (unsigned long long)v[i].received);
+                        fprintf(stderr,
+                                "stream %zu (seed %llu): %s after %llu "
+                                "sent, %llu received\n",
+                                i, (unsigned long long)v[i].seed,
+                                strerror(v[i].error),
+                                (unsigned long long)v[i].sent,
+                                (unsigned long long)v[i].received);
                     result = -1;
                 }
             break;
         }
         int64_t now = h_now_ms();
         if (now >= deadline) {
-            fprintf(stderr, "streams: timeout after %d ms, %zu of %zu still "
-                            "open\n",
+            fprintf(stderr,
+                    "streams: timeout after %d ms, %zu of %zu still "
+                    "open\n",
                     timeout_ms, open, n);
             for (size_t i = 0; i < n && i < 5; i++)
-                fprintf(stderr, "  stream %zu: sent %llu received %llu of "
-                                "%llu eof %d\n",
+                fprintf(stderr,
+                        "  stream %zu: sent %llu received %llu of "
+                        "%llu eof %d\n",
                         i, (unsigned long long)v[i].sent,
                         (unsigned long long)v[i].received,
                         (unsigned long long)v[i].total, v[i].eof);

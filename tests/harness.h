@@ -96,15 +96,15 @@ struct h_stream {
     int fd;
     uint64_t seed;
     uint64_t total;
-    size_t chunk;       /* largest send; 0 = 64 KiB */
-    bool shut_wr;       /* shutdown(SHUT_WR) once everything is sent */
-    bool expect_eof;    /* done only when the server has closed */
-    bool no_read;       /* do not read (a client that never reads) */
-    bool quiet;         /* failure expected: do not print diagnostics */
+    size_t chunk;    /* largest send; 0 = 64 KiB */
+    bool shut_wr;    /* shutdown(SHUT_WR) once everything is sent */
+    bool expect_eof; /* done only when the server has closed */
+    bool no_read;    /* do not read (a client that never reads) */
+    bool quiet;      /* failure expected: do not print diagnostics */
     /* progress */
     uint64_t sent, received;
     bool wr_closed, eof;
-    int error;            /* errno that broke the stream, 0 if none */
+    int error; /* errno that broke the stream, 0 if none */
     int64_t last_progress;
 };
 
@@ -113,8 +113,7 @@ struct h_stream {
  * long (for no_read clients: the server applied backpressure). Returns 0
  * when all are done, 1 on stall, -1 on failure or timeout (diagnosed on
  * stderr). */
-int h_streams_run(struct h_stream *v, size_t n, int timeout_ms,
-                  int stall_ms);
+int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms);
 
 /* A stream that must complete: runs it, failing the test otherwise. */
 void h_echo_check(int fd, uint64_t seed, uint64_t total, bool close_after);

@@ -482,8 +482,7 @@ static void case_unix_socket(void)
     make_stale_socket(path);
 
     struct h_server s, second;
-    const char *args[] = {"--listen", listen_path, "--listen", abstract,
-                          NULL};
+    const char *args[] = {"--listen", listen_path, "--listen", abstract, NULL};
     h_server_start_or_skip(&s, model, args, 2);
     CHECK_STR(s.addrs[0], listen_path);
     CHECK_STR(s.addrs[1], abstract);
@@ -565,6 +564,16 @@ static void case_max_conns(void)
 
 /* ---- shutdown -------------------------------------------------------- */
 
+/* Starts a server and opens one client whose echo works. */
+static int start_with_client(struct h_server *s, const char *const *extra,
+                             uint64_t seed)
+{
+    start(s, extra);
+    int fd = h_connect_or_die(s->addrs[0]);
+    CHECK(quick_echo(fd, seed, 10000));
+    return fd;
+}
+
 /* Waits until connecting to addr is refused (the listener is closed). */
 static bool becomes_refused(const char *addr, int timeout_ms)
 {
@@ -589,9 +598,7 @@ static bool becomes_refused(const char *addr, int timeout_ms)
 static void case_drain(void)
 {
     struct h_server s;
-    start(&s, NULL);
-    int fd = h_connect_or_die(s.addrs[0]);
-    CHECK(quick_echo(fd, 30, 10000));
+    int fd = start_with_client(&s, NULL, 30);
 
     CHECK(kill(s.pid, SIGTERM) == 0);
     CHECK(becomes_refused(s.addrs[0], 10000)); /* no new clients */
@@ -609,9 +616,7 @@ static void case_drain_timeout(void)
 {
     struct h_server s;
     const char *extra[] = {"--drain-timeout", "1", NULL};
-    start(&s, extra);
-    int fd = h_connect_or_die(s.addrs[0]);
-    CHECK(quick_echo(fd, 40, 10000));
+    int fd = start_with_client(&s, extra, 40);
 
     int64_t t0 = h_now_ms();
     CHECK(kill(s.pid, SIGTERM) == 0);
@@ -631,17 +636,15 @@ static void case_second_signal(void)
 {
     struct h_server s;
     const char *extra[] = {"--drain-timeout", "60", NULL};
-    start(&s, extra);
-    int fd = h_connect_or_die(s.addrs[0]);
-    CHECK(quick_echo(fd, 50, 10000));
+    int fd = start_with_client(&s, extra, 50);
 
     CHECK(kill(s.pid, SIGTERM) == 0);
     CHECK(becomes_refused(s.addrs[0], 10000));
     int64_t t0 = h_now_ms();
     CHECK(kill(s.pid, SIGTERM) == 0);
     int st = h_server_wait(&s, 10000);
-    printf("%s: second SIGTERM: exited after %lld ms with status %d\n",
-           model, (long long)(h_now_ms() - t0), st);
+    printf("%s: second SIGTERM: exited after %lld ms with status %d\n", model,
+           (long long)(h_now_ms() - t0), st);
     if (st != 128 + SIGTERM)
         fprintf(stderr, "%s\n", h_server_log(&s));
     CHECK_INT(st, ==, 128 + SIGTERM);
@@ -846,10 +849,14 @@ static int serve_without_permission(struct h_run *r)
     if (access("/usr/bin/setpriv", X_OK) != 0)
         SKIP("running as root and /usr/bin/setpriv (util-linux) is missing: "
              "cannot test permission denied");
-    const char *argv[] = {"/usr/bin/setpriv", "--reuid=65534",
-                          "--regid=65534",    "--clear-groups",
-                          h_echokit,          "serve",
-                          "--listen",         addr,
+    const char *argv[] = {"/usr/bin/setpriv",
+                          "--reuid=65534",
+                          "--regid=65534",
+                          "--clear-groups",
+                          h_echokit,
+                          "serve",
+                          "--listen",
+                          addr,
                           NULL};
     struct h_run *out = r;
     const char *saved = h_echokit;
@@ -894,8 +901,8 @@ static void case_serve_errors(void)
         if (sscanf(line, "%31s %31s", name, state) != 2 ||
             strcmp(state, "unavailable") != 0)
             continue;
-        const char *try[] = {"serve", "--io", name, "--listen", "127.0.0.1:0",
-                             NULL};
+        const char *try[] = {"serve",    "--io",        name,
+                             "--listen", "127.0.0.1:0", NULL};
         CHECK_INT(h_run_echokit(try, -1, 10000, &r), ==, 69);
         CHECK_CONTAINS(r.err, "not available");
         CHECK_INT(r.out_len, ==, 0);
@@ -1024,8 +1031,8 @@ static void case_send_exit_codes(void)
     struct h_server s;
     const char *args[] = {"--listen", "127.0.0.1:0", NULL};
     CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
-    const char *odd[] = {"send", s.addrs[0], "tab\there", "it's",
-                         "\x01\\", NULL};
+    const char *odd[] = {"send", s.addrs[0], "tab\there",
+                         "it's", "\x01\\",   NULL};
     CHECK_INT(h_run_echokit(odd, -1, 10000, &r), ==, 0);
     CHECK_STR(r.out, "Received 'tab\\there it\\'s \\x01\\\\'\n");
     stop_ok(&s);

@@ -50,7 +50,8 @@ static const struct bad bads[] = {
     {"[::g]:7", "bad IPv6"},
     {"unix:", "empty"},
     {"unix:@", "empty"},
-    {"unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    {"unix:/"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
      "too long"},
 };

@@ -88,8 +88,8 @@ static void test_random_against_model(void)
         uint64_t r = next();
         if (r % 3 != 0 && len < CAP / 2) {
             /* append: sizes from 1 byte to beyond a chunk */
-            size_t n = 1 + (size_t)(next() % (r % 7 == 0 ? 3 * EK_CHUNK_MAX
-                                                         : 700));
+            size_t n =
+                1 + (size_t)(next() % (r % 7 == 0 ? 3 * EK_CHUNK_MAX : 700));
             if (len + n > CAP)
                 n = CAP - len;
             for (size_t i = 0; i < n; i++)

@@ -18,8 +18,8 @@ static void test_uint(void)
     const char *bad[] = {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "1.5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(ek_parse_uint(bad[i], 0, 100, &v, &why) == -EINVAL);
-    CHECK(ek_parse_uint("99999999999999999999999", 0, UINT64_MAX, &v,
-                        &why) == -ERANGE);
+    CHECK(ek_parse_uint("99999999999999999999999", 0, UINT64_MAX, &v, &why) ==
+          -ERANGE);
 }
 
 static void test_size(void)
@@ -29,8 +29,8 @@ static void test_size(void)
     struct {
         const char *s;
         uint64_t want;
-    } ok[] = {{"1", 1},           {"256K", 262144},  {"256k", 262144},
-              {"256KiB", 262144}, {"1m", 1048576},   {"1MB", 1048576},
+    } ok[] = {{"1", 1},           {"256K", 262144}, {"256k", 262144},
+              {"256KiB", 262144}, {"1m", 1048576},  {"1MB", 1048576},
               {"2G", 2147483648}, {"7b", 7}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         CHECK(ek_parse_size(ok[i].s, 1, UINT64_MAX, &v, &why) == 0);
@@ -40,8 +40,7 @@ static void test_size(void)
     CHECK(ek_parse_size("K", 1, UINT64_MAX, &v, &why) == -EINVAL);
     CHECK(ek_parse_size("2G", 1, 1 << 30, &v, &why) == -ERANGE);
     CHECK(ek_parse_size("0", 1, 100, &v, &why) == -ERANGE);
-    CHECK(ek_parse_size("99999999999G", 1, UINT64_MAX, &v, &why) ==
-          -ERANGE);
+    CHECK(ek_parse_size("99999999999G", 1, UINT64_MAX, &v, &why) == -ERANGE);
 }
 
 static void test_seconds(void)
