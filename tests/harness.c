@@ -273,11 +273,12 @@ static long read_field_kb(const char *path, const char *field)
     return v;
 }
 
-long h_tree_pss_kb(pid_t pid)
+/* field: "Pss:" or "Rss:" of smaps_rollup; VmRSS where it is missing. */
+static long tree_kb(pid_t pid, const char *field)
 {
     char path[96];
     snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    long total = read_field_kb(path, "Pss:");
+    long total = read_field_kb(path, field);
     if (total < 0) {
         snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
         total = read_field_kb(path, "VmRSS:");
@@ -290,13 +291,23 @@ long h_tree_pss_kb(pid_t pid)
     if (f != NULL) {
         int child;
         while (fscanf(f, "%d", &child) == 1) {
-            long k = h_tree_pss_kb(child);
+            long k = tree_kb(child, field);
             if (k > 0)
                 total += k;
         }
         fclose(f);
     }
     return total;
+}
+
+long h_tree_pss_kb(pid_t pid)
+{
+    return tree_kb(pid, "Pss:");
+}
+
+long h_tree_rss_kb(pid_t pid)
+{
+    return tree_kb(pid, "Rss:");
 }
 
 int h_children(pid_t pid)

@@ -61,6 +61,10 @@ const char *h_server_log(const struct h_server *s);
  * model). -1 if /proc cannot tell. */
 long h_tree_pss_kb(pid_t pid);
 
+/* Resident set size in KiB of the server and its children (pages shared
+ * with a child count twice); what ps and top call RSS. */
+long h_tree_rss_kb(pid_t pid);
+
 /* Children of pid (a zombie stays one until reaped), -1 if unknown. */
 int h_children(pid_t pid);
 

@@ -291,8 +291,10 @@ static void case_slow_reader(void)
     h_sleep_ms(300);
     long stalled = h_tree_pss_kb(s.pid);
     printf("%s: slow reader: server stopped reading after %llu bytes; "
-           "server PSS %ld KiB (%ld before the client, +%ld KiB)\n",
-           model, (unsigned long long)st.sent, stalled, base, stalled - base);
+           "server PSS %ld KiB (%ld before the client, +%ld KiB), RSS %ld "
+           "KiB\n",
+           model, (unsigned long long)st.sent, stalled, base, stalled - base,
+           h_tree_rss_kb(s.pid));
     CHECK(base > 0 && stalled > 0);
 #ifdef EK_TEST_TSAN
     printf("note: memory bound not checked: ThreadSanitizer keeps about 1 "
@@ -307,8 +309,9 @@ static void case_slow_reader(void)
     st.expect_eof = true;
     CHECK_INT(h_streams_run(&st, 1, 150000, 0), ==, 0);
     printf("%s: slow reader: all %llu bytes came back once it read; "
-           "server PSS now %ld KiB\n",
-           model, (unsigned long long)st.received, h_tree_pss_kb(s.pid));
+           "server PSS now %ld KiB, RSS %ld KiB\n",
+           model, (unsigned long long)st.received, h_tree_pss_kb(s.pid),
+           h_tree_rss_kb(s.pid));
     close(st.fd);
     stop_ok(&s);
 }
