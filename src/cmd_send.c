@@ -403,43 +403,6 @@ static void print_quoted(FILE *f, const char *p, size_t n)
     fputc('\'', f);
 }
 
-/* Connects to each address in turn. Returns the fd, or an exit status
- * (negated) after printing why. */
-static int connect_server(const char *text, int64_t timeout_ms)
-{
-    struct ek_addr_spec spec;
-    const char *why;
-    if (ek_addr_parse(text, &spec, &why) < 0)
-        return -ek_usage_error("send", "invalid address '%s': %s", text, why);
-    if (spec.kind == EK_ADDR_INET && spec.port == 0)
-        return -ek_usage_error("send", "invalid address '%s': port 0", text);
-
-    struct ek_sockaddr *addrs;
-    size_t n;
-    int rc = ek_addr_resolve(&spec, false, &addrs, &n);
-    if (rc != 0) {
-        ek_warnx("send: cannot resolve '%s': %s", text, gai_strerror(rc));
-        return rc == EAI_MEMORY ? -EX_OSERR : -EX_NOHOST;
-    }
-    int err = -EADDRNOTAVAIL;
-    char name[EK_ADDRSTR_MAX] = "";
-    int64_t deadline = ek_now_ms() + timeout_ms;
-    for (size_t i = 0; i < n; i++) {
-        ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
-                       sizeof(name));
-        int left = ek_timeout_until(deadline);
-        err = left > 0 ? ek_net_connect(&addrs[i], left) : -ETIMEDOUT;
-        if (err >= 0) {
-            free(addrs);
-            return err;
-        }
-    }
-    free(addrs);
-    ek_warnx("send: cannot connect to %s: %s", n == 1 ? name : text,
-             err == -ETIMEDOUT ? "timed out" : strerror(-err));
-    return err == -ETIMEDOUT ? -EX_TEMPFAIL : -EX_UNAVAILABLE;
-}
-
 static int report(const struct xfer *x, enum xfer_result r)
 {
     switch (r) {
@@ -616,11 +579,12 @@ int ek_cmd_send(int argc, char **argv)
         return EX_IOERR;
     }
 
-    int fd = connect_server(o.server, o.timeout_ms);
-    if (fd < 0) {
+    int fd;
+    status = ek_client_connect("send", o.server, o.timeout_ms, &fd, NULL, 0);
+    if (status != 0) {
         free(ring);
         free(o.message);
-        return -fd;
+        return status;
     }
 
     struct xfer x = {

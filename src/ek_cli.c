@@ -1,8 +1,15 @@
 #include "ek_cli.h"
 #include "ek_config.h"
+#include "ek_log.h"
+#include "ek_net.h"
+#include "ek_util.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 void ek_print_version(void)
@@ -19,4 +26,44 @@ int ek_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'echokit %s --help'.\n", cmd);
     return EX_USAGE;
+}
+
+int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
+                      int *fd, char *peer, size_t peer_size)
+{
+    struct ek_addr_spec spec;
+    const char *why;
+    if (ek_addr_parse(text, &spec, &why) < 0)
+        return ek_usage_error(cmd, "invalid address '%s': %s", text, why);
+    if (spec.kind == EK_ADDR_INET && spec.port == 0)
+        return ek_usage_error(cmd, "invalid address '%s': port 0", text);
+
+    struct ek_sockaddr *addrs;
+    size_t n;
+    int rc = ek_addr_resolve(&spec, false, &addrs, &n);
+    if (rc != 0) {
+        ek_warnx("%s: cannot resolve '%s': %s", cmd, text, gai_strerror(rc));
+        return rc == EAI_MEMORY ? EX_OSERR : EX_NOHOST;
+    }
+    int err = -EADDRNOTAVAIL;
+    char name[EK_ADDRSTR_MAX] = "";
+    int64_t deadline = ek_now_ms() + timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
+                       sizeof(name));
+        int left = ek_timeout_until(deadline);
+        err = left > 0 ? ek_net_connect(&addrs[i], left) : -ETIMEDOUT;
+        if (err >= 0)
+            break;
+    }
+    free(addrs);
+    if (err >= 0) {
+        *fd = err;
+        if (peer != NULL)
+            snprintf(peer, peer_size, "%s", name);
+        return 0;
+    }
+    ek_warnx("%s: cannot connect to %s: %s", cmd, n == 1 ? name : text,
+             err == -ETIMEDOUT ? "timed out" : strerror(-err));
+    return err == -ETIMEDOUT ? EX_TEMPFAIL : EX_UNAVAILABLE;
 }

@@ -6,9 +6,14 @@
 #ifndef EK_CLI_H
 #define EK_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* Each takes argv with argv[0] = the subcommand name. */
 int ek_cmd_serve(int argc, char **argv);
 int ek_cmd_send(int argc, char **argv);
+int ek_cmd_ping(int argc, char **argv);
+int ek_cmd_bench(int argc, char **argv);
 
 void ek_print_version(void);
 
@@ -16,5 +21,14 @@ void ek_print_version(void);
  * stderr; returns EX_USAGE for `return ek_usage_error(...)`. */
 int ek_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The client side of send, ping and bench: parses text (HOST:PORT,
+ * [IPV6]:PORT, unix:PATH), resolves it and connects to each address in
+ * turn until one answers, within timeout_ms in all. Returns 0 with *fd (a
+ * non-blocking socket) and, if peer is not NULL, the address that
+ * answered; or, after printing why, an exit status: 64 bad address, 68
+ * host not found, 69 refused or unreachable, 75 timed out. */
+int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
+                      int *fd, char *peer, size_t peer_size);
 
 #endif

@@ -17,6 +17,8 @@ static const char usage_text[] =
     "  serve   run an echo server with a choice of I/O models\n"
     "  send    send a message, or stdin, to an echo server and print the "
     "echo\n"
+    "  ping    measure round trips to an echo server, like ping(8)\n"
+    "  bench   load an echo server and measure it: rate, latency, memory\n"
     "\n"
     "`echokit <command> --help` shows a command's options; "
     "`echokit --version`\n"
@@ -33,6 +35,10 @@ int main(int argc, char **argv)
         return ek_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "send") == 0)
         return ek_cmd_send(argc - 1, argv + 1);
+    if (strcmp(cmd, "ping") == 0)
+        return ek_cmd_ping(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return ek_cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "help") == 0) {
         fputs(usage_text, stdout);

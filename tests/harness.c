@@ -3,10 +3,12 @@
 #include "ek_addr.h"
 #include "ek_net.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ const char *h_echokit;
 #define H_MAX_SERVERS 16
 static struct h_server *servers[H_MAX_SERVERS];
 static size_t nservers;
+static pid_t fakes[H_MAX_SERVERS];
+static size_t nfakes;
 static char tmpdir[64];
 
 int64_t h_now_ms(void)
@@ -61,6 +65,10 @@ static void cleanup_at_exit(void)
                 h_server_log(s));
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
+    }
+    for (size_t i = 0; i < nfakes; i++) {
+        kill(fakes[i], SIGKILL);
+        waitpid(fakes[i], NULL, 0);
     }
     if (tmpdir[0] != '\0')
         nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -108,13 +116,19 @@ static int read_line(int fd, char *buf, size_t size, int64_t deadline)
     return (int)n;
 }
 
-static void register_server(struct h_server *s)
+/* Whatever a test starts is ended when it exits, pass or fail. */
+static void clean_up_at_exit(void)
 {
     static bool hooked;
     if (!hooked) {
         atexit(cleanup_at_exit);
         hooked = true;
     }
+}
+
+static void register_server(struct h_server *s)
+{
+    clean_up_at_exit();
     CHECK(nservers < H_MAX_SERVERS);
     servers[nservers++] = s;
 }
@@ -256,100 +270,6 @@ const char *h_server_log(const struct h_server *s)
     return buf;
 }
 
-static long read_field_kb(const char *path, const char *field)
-{
-    char line[256];
-    long v = -1;
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -1;
-    size_t flen = strlen(field);
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, field, flen) == 0) {
-            v = strtol(line + flen, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-/* field: "Pss:" or "Rss:" of smaps_rollup; VmRSS where it is missing. */
-static long tree_kb(pid_t pid, const char *field)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    long total = read_field_kb(path, field);
-    if (total < 0) {
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        total = read_field_kb(path, "VmRSS:");
-    }
-    if (total < 0)
-        return -1;
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
-             (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f != NULL) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1) {
-            long k = tree_kb(child, field);
-            if (k > 0)
-                total += k;
-        }
-        fclose(f);
-    }
-    return total;
-}
-
-long h_tree_pss_kb(pid_t pid)
-{
-    return tree_kb(pid, "Pss:");
-}
-
-long h_tree_rss_kb(pid_t pid)
-{
-    return tree_kb(pid, "Rss:");
-}
-
-int h_children(pid_t pid)
-{
-    char path[96];
-    int n = 0, child;
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
-             (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -1;
-    while (fscanf(f, "%d", &child) == 1)
-        n++;
-    fclose(f);
-    return n;
-}
-
-long h_cpu_ms(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    /* Fields after the ")" that closes comm: state is field 3, utime 14,
-     * stime 15. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return -1;
-    unsigned long utime = 0, stime = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &utime, &stime) != 2)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK);
-    return (long)((utime + stime) * 1000 / (unsigned long)hz);
-}
-
 int h_connect(const char *addr)
 {
     struct ek_addr_spec spec;
@@ -399,6 +319,12 @@ static void drain_fd(int fd, char *buf, size_t size, size_t *len)
 int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
                   struct h_run *r)
 {
+    return h_run_echokit_signal(argv, in_fd, timeout_ms, -1, 0, r);
+}
+
+int h_run_echokit_signal(const char *const *argv, int in_fd, int timeout_ms,
+                         int signal_after_ms, int sig, struct h_run *r)
+{
     int out[2], err[2];
     const char *full[32];
     int n = 0;
@@ -423,13 +349,24 @@ int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
     close(err[1]);
 
     size_t err_len = 0;
-    int64_t deadline = h_now_ms() + timeout_ms;
+    int64_t t0 = h_now_ms(), deadline = t0 + timeout_ms;
+    int64_t signal_at = signal_after_ms >= 0 ? t0 + signal_after_ms : -1;
     struct pollfd p[2] = {{.fd = out[0], .events = POLLIN},
                           {.fd = err[0], .events = POLLIN}};
     while (p[0].fd >= 0 || p[1].fd >= 0) {
-        int left = (int)(deadline - h_now_ms());
-        if (left <= 0 || poll(p, 2, left) == 0)
+        int64_t now = h_now_ms();
+        if (signal_at >= 0 && now >= signal_at) {
+            kill(pid, sig);
+            signal_at = -1;
+        }
+        int64_t until = signal_at >= 0 ? signal_at : deadline;
+        int left = (int)(until - now);
+        if (deadline - now <= 0)
             break;
+        if (left < 0)
+            left = 0;
+        if (poll(p, 2, left) == 0)
+            continue;
         for (int i = 0; i < 2; i++) {
             if (p[i].fd < 0 || p[i].revents == 0)
                 continue;
@@ -680,4 +617,231 @@ void h_echo_check(int fd, uint64_t seed, uint64_t total, bool close_after)
     }
     if (close_after)
         close(fd);
+}
+
+enum fake_how { FAKE_CORRUPT, FAKE_SHORT, FAKE_SILENT };
+
+struct fake_conn {
+    int fd;
+    uint64_t echoed;
+    bool eof; /* silent: the client half-closed; keep the connection */
+};
+
+/* Echoes what one connection sent, misbehaving as asked. Returns false
+ * when the connection is over. */
+static bool fake_echo(struct fake_conn *c, enum fake_how how, uint64_t param,
+                      uint64_t *total)
+{
+    unsigned char buf[65536];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+    if (how == FAKE_SILENT) {
+        c->eof = n <= 0; /* stay connected, say nothing, stop polling */
+        return true;
+    }
+    if (n <= 0)
+        return false;
+    size_t len = (size_t)n;
+    if (how == FAKE_SHORT && c->echoed + len >= param)
+        len = (size_t)(param - c->echoed);
+    for (size_t i = 0; how == FAKE_CORRUPT && i < len; i++)
+        if ((*total + i + 1) % param == 0)
+            buf[i] ^= 0x20;
+    *total += len;
+    c->echoed += len;
+    for (size_t off = 0; off < len;) { /* blocking: the clients all read */
+        ssize_t w = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            return false;
+        off += (size_t)w;
+    }
+    return !(how == FAKE_SHORT && c->echoed >= param);
+}
+
+static _Noreturn void fake_loop(int lfd, enum fake_how how, uint64_t param)
+{
+    enum { MAX = 8192 };
+    static struct fake_conn conns[MAX];
+    static struct pollfd p[MAX + 1];
+    size_t n = 0;
+    uint64_t total = 0;
+    for (;;) {
+        p[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        for (size_t i = 0; i < n; i++)
+            p[i + 1] = (struct pollfd){.fd = conns[i].eof ? -1 : conns[i].fd,
+                                       .events = POLLIN};
+        if (poll(p, n + 1, -1) < 0)
+            continue;
+        for (size_t i = n; i-- > 0;)
+            if (p[i + 1].revents && !fake_echo(&conns[i], how, param, &total)) {
+                close(conns[i].fd);
+                conns[i] = conns[--n];
+            }
+        if ((p[0].revents & POLLIN) && n < MAX) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0)
+                conns[n++] = (struct fake_conn){.fd = fd};
+        }
+    }
+}
+
+pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size)
+{
+    enum fake_how h = strcmp(how, "corrupt") == 0 ? FAKE_CORRUPT
+                      : strcmp(how, "short") == 0 ? FAKE_SHORT
+                                                  : FAKE_SILENT;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(listen(lfd, SOMAXCONN) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        fake_loop(lfd, h, param);
+    close(lfd);
+    clean_up_at_exit();
+    CHECK(nfakes < H_MAX_SERVERS);
+    fakes[nfakes++] = pid;
+    return pid;
+}
+
+void h_fake_end(pid_t pid)
+{
+    for (size_t i = 0; i < nfakes; i++)
+        if (fakes[i] == pid)
+            fakes[i] = fakes[--nfakes];
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* A recursive-descent JSON checker: enough to prove `--json` output is
+ * JSON, not to build a tree. */
+static const char *json_value(const char *p, int depth);
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *json_string(const char *p)
+{
+    if (*p++ != '"')
+        return NULL;
+    while (*p != '"') {
+        if ((unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!isxdigit((unsigned char)p[i]))
+                        return NULL;
+                p += 4;
+            } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
+                return NULL;
+            }
+        }
+        p++;
+    }
+    return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (isdigit((unsigned char)*p))
+        while (isdigit((unsigned char)*p))
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return p;
+}
+
+static const char *json_members(const char *p, int depth, char close,
+                                bool keyed)
+{
+    p = json_ws(p + 1);
+    if (*p == close)
+        return p + 1;
+    for (;;) {
+        if (keyed) {
+            p = json_string(json_ws(p));
+            if (p == NULL || *(p = json_ws(p)) != ':')
+                return NULL;
+            p++;
+        }
+        p = json_value(p, depth + 1);
+        if (p == NULL)
+            return NULL;
+        p = json_ws(p);
+        if (*p == close)
+            return p + 1;
+        if (*p++ != ',')
+            return NULL;
+    }
+}
+
+static const char *json_value(const char *p, int depth)
+{
+    if (depth > 64)
+        return NULL;
+    p = json_ws(p);
+    switch (*p) {
+    case '{':
+        return json_members(p, depth, '}', true);
+    case '[':
+        return json_members(p, depth, ']', false);
+    case '"':
+        return json_string(p);
+    case 't':
+        return strncmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return strncmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return strncmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return json_number(p);
+    }
+}
+
+bool h_json_valid(const char *text)
+{
+    const char *end = json_value(text, 0);
+    return end != NULL && *json_ws(end) == '\0';
+}
+
+bool h_json_number(const char *text, const char *key, double *out)
+{
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "\"%s\":", key);
+    const char *p = strstr(text, pattern);
+    if (p == NULL)
+        return false;
+    p += strlen(pattern);
+    char *end;
+    *out = strtod(p, &end);
+    return end != p;
 }

@@ -56,21 +56,6 @@ int h_server_wait(struct h_server *s, int timeout_ms);
 /* The server's stderr so far (static buffer, NUL-terminated). */
 const char *h_server_log(const struct h_server *s);
 
-/* Proportional set size in KiB of the server and its children (PSS
- * counts a page shared by n processes as 1/n: honest for the process
- * model). -1 if /proc cannot tell. */
-long h_tree_pss_kb(pid_t pid);
-
-/* Resident set size in KiB of the server and its children (pages shared
- * with a child count twice); what ps and top call RSS. */
-long h_tree_rss_kb(pid_t pid);
-
-/* Children of pid (a zombie stays one until reaped), -1 if unknown. */
-int h_children(pid_t pid);
-
-/* CPU time (user + system) of pid so far, in ms; threads included. */
-long h_cpu_ms(pid_t pid);
-
 /* Connects to an address as the server printed it. Returns a
  * non-blocking fd, or -errno. */
 int h_connect(const char *addr);
@@ -89,6 +74,18 @@ struct h_run {
 };
 int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
                   struct h_run *r);
+
+/* The same, sending sig to the command signal_after_ms after its start. */
+int h_run_echokit_signal(const char *const *argv, int in_fd, int timeout_ms,
+                         int signal_after_ms, int sig, struct h_run *r);
+
+/* Whether text is one well-formed JSON value (RFC 8259), whitespace
+ * around it allowed. */
+bool h_json_valid(const char *text);
+
+/* The number stored under "key" in a flat JSON object text; false if the
+ * key is missing or its value is not a number (null). */
+bool h_json_number(const char *text, const char *key, double *out);
 
 /* The pattern: byte `off` of stream `seed`. Deterministic and cheap, so
  * every byte of every echo is checked without storing what was sent. */
@@ -121,6 +118,16 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms);
 
 /* A stream that must complete: runs it, failing the test otherwise. */
 void h_echo_check(int fd, uint64_t seed, uint64_t total, bool close_after);
+
+/* A misbehaving echo server for the clients' tests, in a child process,
+ * serving any number of connections:
+ *   "corrupt": echoes, but flips bit 5 of every param-th byte (counted
+ *              over all connections: 1000000 = one byte in a million);
+ *   "short":   echoes the first param bytes of a connection, then closes;
+ *   "silent":  accepts and reads, never answers.
+ * Returns its pid; *addr gets its address. End it with h_fake_end. */
+pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size);
+void h_fake_end(pid_t pid);
 
 /* ms of CLOCK_MONOTONIC; sleeping. */
 int64_t h_now_ms(void);

@@ -8,6 +8,7 @@
  */
 #include "check.h"
 #include "ek_config.h"
+#include "ek_proc.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -216,13 +217,13 @@ static void case_concurrent_200(void)
     /* Every connection has ended: no child may be left, zombie or not
      * (the process model must reap). */
     int64_t until = h_now_ms() + 10000;
-    while (h_children(s.pid) > 0 && h_now_ms() < until)
+    while (ek_proc_children(s.pid) > 0 && h_now_ms() < until)
         h_sleep_ms(20);
-    if (h_children(s.pid) < 0)
+    if (ek_proc_children(s.pid) < 0)
         printf("note: /proc/PID/task/PID/children is missing (kernel without "
                "CONFIG_PROC_CHILDREN): reaping not checked\n");
     else
-        CHECK_INT(h_children(s.pid), ==, 0);
+        CHECK_INT(ek_proc_children(s.pid), ==, 0);
     stop_ok(&s);
 }
 
@@ -279,7 +280,7 @@ static void case_slow_reader(void)
     struct h_server s;
     start(&s, NULL);
     h_sleep_ms(200);
-    long base = h_tree_pss_kb(s.pid);
+    long base = ek_proc_mem_kb(s.pid, "Pss");
 
     struct h_stream st = {.fd = h_connect_or_die(s.addrs[0]),
                           .seed = 42,
@@ -289,12 +290,12 @@ static void case_slow_reader(void)
     CHECK_INT(h_streams_run(&st, 1, 120000, 1000), ==, 1);
     CHECK_INT(st.sent, <, 64 * MiB); /* the server stopped reading */
     h_sleep_ms(300);
-    long stalled = h_tree_pss_kb(s.pid);
+    long stalled = ek_proc_mem_kb(s.pid, "Pss");
     printf("%s: slow reader: server stopped reading after %llu bytes; "
            "server PSS %ld KiB (%ld before the client, +%ld KiB), RSS %ld "
            "KiB\n",
            model, (unsigned long long)st.sent, stalled, base, stalled - base,
-           h_tree_rss_kb(s.pid));
+           ek_proc_mem_kb(s.pid, "Rss"));
     CHECK(base > 0 && stalled > 0);
 #ifdef EK_TEST_TSAN
     printf("note: memory bound not checked: ThreadSanitizer keeps about 1 "
@@ -310,8 +311,8 @@ static void case_slow_reader(void)
     CHECK_INT(h_streams_run(&st, 1, 150000, 0), ==, 0);
     printf("%s: slow reader: all %llu bytes came back once it read; "
            "server PSS now %ld KiB, RSS %ld KiB\n",
-           model, (unsigned long long)st.received, h_tree_pss_kb(s.pid),
-           h_tree_rss_kb(s.pid));
+           model, (unsigned long long)st.received, ek_proc_mem_kb(s.pid, "Pss"),
+           ek_proc_mem_kb(s.pid, "Rss"));
     close(st.fd);
     stop_ok(&s);
 }
@@ -419,7 +420,7 @@ static void case_idle_memory(void)
     int warm = h_connect_or_die(s.addrs[0]); /* first-use allocations */
     CHECK(quick_echo(warm, 1, 10000));
     h_sleep_ms(200);
-    long base = h_tree_pss_kb(s.pid);
+    long base = ek_proc_mem_kb(s.pid, "Pss");
 
     static struct h_stream v[2000];
     for (int i = 0; i < n; i++)
@@ -428,7 +429,7 @@ static void case_idle_memory(void)
                                  .total = 4096};
     CHECK_INT(h_streams_run(v, (size_t)n, 60000, 0), ==, 0);
     h_sleep_ms(300);
-    long held = h_tree_pss_kb(s.pid);
+    long held = ek_proc_mem_kb(s.pid, "Pss");
     long per_conn = (held - base) * 1024 / n;
     printf("%s: %d idle connections (after a 4 KiB echo each): server PSS "
            "%ld -> %ld KiB, %ld bytes per connection (bound %ld)\n",
@@ -713,11 +714,11 @@ static void case_fd_exhaustion(void)
     CHECK_INT(served, >=, 1);
 
     /* While descriptors are exhausted, the server must idle, not spin. */
-    long cpu0 = h_cpu_ms(s.pid);
+    long long cpu0 = ek_proc_cpu_us(s.pid, 0) / 1000;
     h_sleep_ms(1000);
-    long cpu1 = h_cpu_ms(s.pid);
+    long long cpu1 = ek_proc_cpu_us(s.pid, 0) / 1000;
     printf("%s: fd limit %d: %d of %d clients served at once; server CPU "
-           "while exhausted: %ld ms in 1000 ms\n",
+           "while exhausted: %lld ms in 1000 ms\n",
            model, NOFILE, served, CLIENTS, cpu1 - cpu0);
     CHECK(cpu0 >= 0 && cpu1 >= 0);
     CHECK_INT(cpu1 - cpu0, <, 300);
@@ -932,57 +933,6 @@ static void case_send_usage(void)
     check_usage_cases(t, sizeof(t) / sizeof(t[0]));
 }
 
-/* A misbehaving echo server for the client's tests, in a child process:
- * "corrupt" flips one bit of what it got, "short" echoes 5 bytes and
- * closes, "silent" never accepts. Returns its pid; *addr gets the
- * address. */
-static pid_t fake_server(const char *how, char *addr, size_t size)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    CHECK(listen(lfd, 8) == 0);
-    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid > 0) {
-        close(lfd);
-        return pid;
-    }
-    if (strcmp(how, "silent") == 0)
-        for (;;)
-            pause();
-    int fd = accept(lfd, NULL, NULL);
-    char buf[1 << 16];
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (strcmp(how, "short") == 0 && got >= 5) {
-            (void)!send(fd, buf, 5, MSG_NOSIGNAL);
-            _exit(0);
-        }
-        if (strcmp(how, "corrupt") == 0 && got >= 8) {
-            buf[7] ^= 0x20;
-            (void)!send(fd, buf, got, MSG_NOSIGNAL);
-            got = 0;
-        }
-    }
-    (void)!send(fd, buf, got, MSG_NOSIGNAL);
-    _exit(0);
-}
-
-static void end_fake(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 static void case_send_exit_codes(void)
 {
     struct h_run r;
@@ -1010,29 +960,29 @@ static void case_send_exit_codes(void)
     CHECK_INT(h_run_echokit(nohost, -1, 30000, &r), ==, 68);
 
     /* Mismatch: 1, and the echo is shown as it came. */
-    pid_t fake = fake_server("corrupt", addr, sizeof(addr));
+    pid_t fake = h_fake_server("corrupt", 8, addr, sizeof(addr));
     const char *hello[] = {"send", addr, "Hello, world", NULL};
     CHECK_INT(h_run_echokit(hello, -1, 10000, &r), ==, 1);
     CHECK_STR(r.out, "Received 'Hello, World'\n");
     CHECK_CONTAINS(r.err, "differs");
-    end_fake(fake);
+    h_fake_end(fake);
 
     /* Short echo: 1. */
-    fake = fake_server("short", addr, sizeof(addr));
+    fake = h_fake_server("short", 5, addr, sizeof(addr));
     CHECK_INT(h_run_echokit(hello, -1, 10000, &r), ==, 1);
     CHECK_STR(r.out, "Received 'Hello'\n");
     CHECK_CONTAINS(r.err, "after echoing 5 of 12 bytes");
-    end_fake(fake);
+    h_fake_end(fake);
 
     /* No echo at all: 75 after --timeout. */
-    fake = fake_server("silent", addr, sizeof(addr));
+    fake = h_fake_server("silent", 0, addr, sizeof(addr));
     const char *slow[] = {"send", "--timeout", "1", addr, "hi", NULL};
     int64_t t0 = h_now_ms();
     CHECK_INT(h_run_echokit(slow, -1, 15000, &r), ==, 75);
     int64_t took = h_now_ms() - t0;
     CHECK_INT(took, >=, 900);
     CHECK_CONTAINS(r.err, "timed out");
-    end_fake(fake);
+    h_fake_end(fake);
 
     /* Non-printable bytes are escaped; the words are joined by spaces. */
     struct h_server s;
@@ -1101,13 +1051,238 @@ static void case_send_pipe(void)
 
     /* --verify against a corrupting server: 1. */
     char addr[64];
-    pid_t fake = fake_server("corrupt", addr, sizeof(addr));
+    pid_t fake = h_fake_server("corrupt", 8, addr, sizeof(addr));
     int in = write_temp_file("in2.bin", 79, 4096);
     const char *v2[] = {"send", "--verify", addr, NULL};
     CHECK_INT(h_run_echokit(v2, in, 10000, &r), ==, 1);
     CHECK_CONTAINS(r.err, "differs");
     close(in);
-    end_fake(fake);
+    h_fake_end(fake);
+}
+
+/* ---- ping ---------------------------------------------------------- */
+
+static int count_lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void case_ping_usage(void)
+{
+    static const struct usage_case t[] = {
+        {{"ping", "--bogus", NULL}, "unknown option '--bogus'"},
+        {{"ping", "-c", "0", NULL}, "invalid --count '0'"},
+        {{"ping", "-s", "8", NULL}, "invalid --size '8'"},
+        {{"ping", "-s", "2M", NULL}, "invalid --size '2M'"},
+        {{"ping", "-i", "soon", NULL}, "invalid --interval 'soon'"},
+        {{"ping", "-W", "0", NULL}, "invalid --timeout '0'"},
+        {{"ping", "127.0.0.1:7", "extra", NULL}, "unexpected argument"},
+        {{"ping", "nonsense", NULL}, "invalid address 'nonsense'"},
+    };
+    check_usage_cases(t, sizeof(t) / sizeof(t[0]));
+    struct h_run r;
+    const char *help[] = {"ping", "--help", NULL};
+    CHECK_INT(h_run_echokit(help, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "usage: echokit ping");
+}
+
+static void case_ping_exit_codes(void)
+{
+    struct h_server s;
+    struct h_run r;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+
+    /* Three replies, in order, then the summary. */
+    const char *three[] = {"ping", "-c", "3", "-i", "0.05", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(three, -1, 10000, &r), ==, 0);
+    CHECK_INT(count_lines_with(r.out, "64 bytes from"), ==, 3);
+    CHECK(strstr(r.out, "seq=0 ") < strstr(r.out, "seq=1 "));
+    CHECK(strstr(r.out, "seq=1 ") < strstr(r.out, "seq=2 "));
+    CHECK_CONTAINS(r.out, "3 sent, 3 received, 0.0% loss, 0 corrupted");
+    CHECK_CONTAINS(r.out, "rtt min/avg/max/mdev = ");
+
+    /* Sizes, and -q: only the summary. */
+    const char *big[] = {"ping", "-q", "-c",   "2",        "-i",
+                         "0.05", "-s", "100K", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(big, -1, 10000, &r), ==, 0);
+    CHECK_INT(count_lines_with(r.out, "bytes from"), ==, 0);
+    CHECK_CONTAINS(r.out, "2 sent, 2 received");
+
+    /* ^C ends it with the summary; all replies intact: 0. */
+    const char *forever[] = {"ping", "-i", "0.05", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit_signal(forever, -1, 10000, 500, SIGINT, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "echokit ping statistics");
+    CHECK(count_lines_with(r.out, "bytes from") >= 3);
+    stop_ok(&s);
+
+    /* Refused: 69. */
+    const char *refused[] = {"ping", "-c", "1", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(refused, -1, 10000, &r), ==, 69);
+
+    /* A corrupted reply: 1, and it says so. */
+    char addr[64];
+    pid_t fake = h_fake_server("corrupt", 100, addr, sizeof(addr));
+    const char *two[] = {"ping", "-c", "2", "-i", "0.05", addr, NULL};
+    CHECK_INT(h_run_echokit(two, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "CORRUPTED");
+    h_fake_end(fake);
+
+    /* No reply within -W: 1, counted as loss. */
+    fake = h_fake_server("silent", 0, addr, sizeof(addr));
+    const char *quiet[] = {"ping", "-c",  "2",  "-i", "0.1",
+                           "-W",   "0.3", addr, NULL};
+    CHECK_INT(h_run_echokit(quiet, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "no reply from");
+    CHECK_CONTAINS(r.out, "2 sent, 0 received, 100.0% loss");
+    h_fake_end(fake);
+
+    /* The server hangs up after one reply: 1. */
+    fake = h_fake_server("short", 64, addr, sizeof(addr));
+    const char *three_more[] = {"ping", "-c", "3", "-i", "0.05", addr, NULL};
+    CHECK_INT(h_run_echokit(three_more, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.err, "closed the connection");
+    CHECK_CONTAINS(r.out, "1 received");
+    h_fake_end(fake);
+}
+
+/* ---- bench ---------------------------------------------------------- */
+
+static void case_bench_usage(void)
+{
+    static const struct usage_case t[] = {
+        {{"bench", "--bogus", NULL}, "unknown option '--bogus'"},
+        {{"bench", "--mode", "fast", NULL}, "invalid --mode 'fast'"},
+        {{"bench", "-c", "0", NULL}, "invalid --conns '0'"},
+        {{"bench", "-s", "0", NULL}, "invalid --size '0'"},
+        {{"bench", "-d", "0", NULL}, "invalid --depth '0'"},
+        {{"bench", "-t", "0", NULL}, "invalid --duration '0'"},
+        {{"bench", "-T", "0", NULL}, "invalid --threads '0'"},
+        {{"bench", "-r", "10", "-m", "stream", NULL}, "--rate applies"},
+        {{"bench", "--server-pid", "2147483647", NULL}, "no such process"},
+        {{"bench", "127.0.0.1:7", "extra", NULL}, "unexpected argument"},
+    };
+    check_usage_cases(t, sizeof(t) / sizeof(t[0]));
+}
+
+/* Runs bench with --json and checks what every run must satisfy. */
+static void bench_json(const char *const *argv, struct h_run *r,
+                       double want_conns)
+{
+    double v, p50, p99, max;
+    int st = h_run_echokit(argv, -1, 60000, r);
+    if (st != 0 || !h_json_valid(r->out)) {
+        fprintf(stderr, "bench status %d\nstdout: %s\nstderr: %s\n", st, r->out,
+                r->err);
+        exit(1);
+    }
+    CHECK(h_json_number(r->out, "errors", &v) && v == 0);
+    CHECK(h_json_number(r->out, "conns_made", &v) && v == want_conns);
+    if (h_json_number(r->out, "p50", &p50)) {
+        CHECK(h_json_number(r->out, "p99", &p99));
+        CHECK(h_json_number(r->out, "max", &max));
+        CHECK(p50 > 0 && p50 <= p99 && p99 <= max);
+    }
+}
+
+static void case_bench_runs(void)
+{
+    struct h_server s;
+    struct h_run r;
+    double v, msgs, seconds;
+    char pid[16];
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    snprintf(pid, sizeof(pid), "%d", (int)s.pid);
+    const char *a = s.addrs[0];
+
+    /* Closed-loop request/response, two threads, server CPU measured. */
+    const char *rr[] = {"bench", "-c",     "4",   "-d", "4",   "-T",
+                        "2",     "-t",     "0.5", "-w", "0.1", "--server-pid",
+                        pid,     "--json", a,     NULL};
+    bench_json(rr, &r, 4);
+    CHECK(h_json_number(r.out, "msgs", &msgs) && msgs > 100);
+    CHECK(h_json_number(r.out, "duration_s", &seconds));
+    CHECK(seconds > 0.45 && seconds < 1.0);
+    CHECK(h_json_number(r.out, "msgs_per_s", &v));
+    CHECK(v > msgs / seconds * 0.99 && v < msgs / seconds * 1.01);
+    CHECK(h_json_number(r.out, "server_cpu_us_per_msg", &v) && v > 0);
+    CHECK(h_json_number(r.out, "server_rss_kib", &v) && v > 0);
+
+    /* Open loop: the rate asked for is the rate measured. */
+    const char *open[] = {"bench", "-c", "4",   "-r",     "2000", "-t",
+                          "1",     "-w", "0.2", "--json", a,      NULL};
+    bench_json(open, &r, 4);
+    CHECK(h_json_number(r.out, "msgs_per_s", &v));
+    printf("open loop at 2000 msgs/s measured %.0f msgs/s\n", v);
+    CHECK(v > 1900 && v < 2100);
+
+    /* Bulk: bytes flow and are verified; no latency in this mode. */
+    const char *stream[] = {"bench", "-m",     "stream", "-c",  "2",
+                            "-s",    "16K",    "-t",     "0.5", "-w",
+                            "0.1",   "--json", a,        NULL};
+    bench_json(stream, &r, 2);
+    CHECK(h_json_number(r.out, "mib_per_s", &v) && v > 1);
+    CHECK_CONTAINS(r.out, "\"latency_us\":null");
+
+    /* Idle: connections held, memory per connection reported. */
+    const char *idle[] = {"bench", "-m",     "idle", "-c", "200",
+                          "-t",    "0.3",    "-w",   "0",  "--server-pid",
+                          pid,     "--json", a,      NULL};
+    bench_json(idle, &r, 200);
+    CHECK(h_json_number(r.out, "server_bytes_per_conn", &v));
+
+    /* The text report says the same in words. */
+    const char *text[] = {"bench", "-c", "2", "-t", "0.3", "-w", "0", a, NULL};
+    CHECK_INT(h_run_echokit(text, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "throughput ");
+    CHECK_CONTAINS(r.out, "latency ");
+    CHECK_CONTAINS(r.out, "errors       0 ");
+    stop_ok(&s);
+
+    const char *refused[] = {"bench", "-t", "0.2", a, NULL};
+    CHECK_INT(h_run_echokit(refused, -1, 10000, &r), ==, 69);
+}
+
+/* A server that corrupts one byte in a million, one that hangs up, one
+ * that never answers: each makes bench count errors and exit 1. */
+static void case_bench_verifies(void)
+{
+    struct h_run r;
+    char addr[64];
+    double v;
+
+    pid_t fake = h_fake_server("corrupt", 1000000, addr, sizeof(addr));
+    const char *bulk[] = {"bench", "-m", "stream", "-c", "4",      "-s", "64K",
+                          "-t",    "2",  "-w",     "0",  "--json", addr, NULL};
+    CHECK_INT(h_run_echokit(bulk, -1, 30000, &r), ==, 1);
+    CHECK(h_json_valid(r.out));
+    CHECK(h_json_number(r.out, "mismatches", &v) && v >= 1);
+    CHECK_CONTAINS(r.out, "differs at byte");
+    printf("one byte in a million corrupted: %.0f connection(s) caught it\n",
+           v);
+    const char *rr[] = {"bench", "-c", "8",  "-s", "1K", "-d", "4",
+                        "-t",    "2",  "-w", "0",  addr, NULL};
+    CHECK_INT(h_run_echokit(rr, -1, 30000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "first error  connection");
+    h_fake_end(fake);
+
+    fake = h_fake_server("short", 1000, addr, sizeof(addr));
+    const char *hangup[] = {"bench", "-c", "4",      "-t", "0.5",
+                            "-w",    "0",  "--json", addr, NULL};
+    CHECK_INT(h_run_echokit(hangup, -1, 30000, &r), ==, 1);
+    CHECK(h_json_number(r.out, "closed", &v) && v == 4);
+    h_fake_end(fake);
+
+    fake = h_fake_server("silent", 0, addr, sizeof(addr));
+    const char *mute[] = {"bench", "-c",        "4",   "-t",     "1.5", "-w",
+                          "0",     "--timeout", "0.5", "--json", addr,  NULL};
+    CHECK_INT(h_run_echokit(mute, -1, 30000, &r), ==, 1);
+    CHECK(h_json_number(r.out, "timeouts", &v) && v == 4);
+    h_fake_end(fake);
 }
 
 /* ---- dispatch --------------------------------------------------------- */

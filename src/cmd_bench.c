@@ -1,0 +1,526 @@
+/*
+ * echokit bench: options, the run's clock, and the report (text or JSON).
+ * The load itself is ek_bench.c.
+ */
+#include "ek_bench.h"
+#include "ek_cli.h"
+#include "ek_log.h"
+#include "ek_net.h"
+#include "ek_proc.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: echokit bench [options] [HOST:PORT]\n"
+    "\n"
+    "Load an echo service and measure it; every byte of every echo is "
+    "checked.\n"
+    "\n"
+    "  -m, --mode MODE       rr: request/response (default); stream: one-"
+    "way bulk,\n"
+    "                        echo checked; idle: connections held open "
+    "(memory)\n"
+    "  -c, --conns N         connections (default 50)\n"
+    "  -s, --size BYTES      message size (default 64)\n"
+    "  -d, --depth N         rr: messages in flight per connection "
+    "(default 1)\n"
+    "  -r, --rate N          rr: open loop, N messages/s over all "
+    "connections;\n"
+    "                        latency runs from the intended send time\n"
+    "  -t, --duration SECS   measured time (default 10)\n"
+    "  -w, --warmup SECS     unmeasured time before it (default 1)\n"
+    "  -T, --threads N       client threads (default 1)\n"
+    "      --server-pid PID  also report the server's CPU time per message "
+    "and its\n"
+    "                        memory (with idle: per connection)\n"
+    "      --timeout SECS    connect timeout; a connection owed an echo "
+    "that sees\n"
+    "                        nothing for this long fails (default 10)\n"
+    "      --json            print the result as one JSON object on stdout\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "A progress line is written to stderr each second when it is a "
+    "terminal.\n"
+    "Exit status: 0 every echo verified and no connection failed; 1 "
+    "mismatch,\n"
+    "reset, early close, timeout or failed connect; 64 bad usage; 68 host "
+    "not\n"
+    "found; 69 cannot connect at all.\n";
+
+struct bench_options {
+    const char *server;
+    enum ek_bench_mode mode;
+    uint64_t conns, size, depth, rate, threads;
+    int64_t duration_ms, warmup_ms, timeout_ms;
+    pid_t server_pid;
+    bool json;
+};
+
+/* What --server-pid and getrusage say about one moment. */
+struct cpu_sample {
+    long long server_us; /* -1 if unknown */
+    long long client_us;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+static long long client_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+static void sample(const struct bench_options *o, struct cpu_sample *s)
+{
+    s->server_us = o->server_pid ? ek_proc_cpu_us(o->server_pid, 1) : -1;
+    s->client_us = client_cpu_us();
+}
+
+static const char *mode_name(enum ek_bench_mode m)
+{
+    return m == EK_BENCH_STREAM ? "stream" : m == EK_BENCH_IDLE ? "idle" : "rr";
+}
+
+/* "21.3 us", "1.25 ms", "2.10 s" */
+static const char *fmt_ns(uint64_t ns, char *buf, size_t size)
+{
+    if (ns < 1000000)
+        snprintf(buf, size, "%.1f us", (double)ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(buf, size, "%.2f ms", (double)ns / 1e6);
+    else
+        snprintf(buf, size, "%.2f s", (double)ns / 1e9);
+    return buf;
+}
+
+struct report {
+    const struct bench_options *o;
+    const char *peer;
+    struct ek_bench_result r;
+    double seconds; /* measured */
+    struct cpu_sample before, after;
+    long rss_kb, pss_kb, pss_base_kb; /* -1 if unknown */
+};
+
+static uint64_t errors_of(const struct ek_bench_result *r)
+{
+    return r->mismatches + r->resets + r->closed + r->timeouts +
+           r->conns_failed;
+}
+
+static void print_text(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+    char a[32], b[32], c[32], d[32], e[32], f[32];
+
+    printf("echokit bench: %s to %s, %llu connection%s x %llu B",
+           mode_name(o->mode), rp->peer, (unsigned long long)o->conns,
+           o->conns == 1 ? "" : "s", (unsigned long long)o->size);
+    if (o->mode == EK_BENCH_RR)
+        printf(o->rate ? ", open loop at %llu msgs/s" : ", depth %llu",
+               (unsigned long long)(o->rate ? o->rate : o->depth));
+    printf(", %llu thread%s, %.1f s measured after %.1f s warm-up\n",
+           (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
+           rp->seconds, (double)o->warmup_ms / 1000.0);
+    printf("connections  %u made, %u failed\n", r->conns_made, r->conns_failed);
+    if (o->mode != EK_BENCH_IDLE)
+        printf("throughput   %.0f msgs/s, %.2f MiB/s each way\n",
+               (double)r->msgs / rp->seconds,
+               (double)r->bytes / rp->seconds / 1048576.0);
+    if (o->mode == EK_BENCH_RR && r->latency.count > 0)
+        printf("latency      min %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max "
+               "%s\n",
+               fmt_ns(r->latency.min, a, sizeof(a)),
+               fmt_ns(ek_hist_quantile(&r->latency, 0.50), b, sizeof(b)),
+               fmt_ns(ek_hist_quantile(&r->latency, 0.90), c, sizeof(c)),
+               fmt_ns(ek_hist_quantile(&r->latency, 0.99), d, sizeof(d)),
+               fmt_ns(ek_hist_quantile(&r->latency, 0.999), e, sizeof(e)),
+               fmt_ns(r->latency.max, f, sizeof(f)));
+    printf("errors       %llu (mismatched %llu, reset %llu, closed %llu, no "
+           "echo %llu, connect %u)\n",
+           (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
+           (unsigned long long)r->resets, (unsigned long long)r->closed,
+           (unsigned long long)r->timeouts, r->conns_failed);
+    if (r->first_error[0] != '\0')
+        printf("first error  %s\n", r->first_error);
+    if (o->server_pid) {
+        long long us = rp->after.server_us - rp->before.server_us;
+        printf("server       pid %d:", (int)o->server_pid);
+        if (rp->before.server_us >= 0 && rp->after.server_us >= 0 &&
+            o->mode != EK_BENCH_IDLE)
+            printf(" CPU %.2f s = %.2f us/msg;", (double)us / 1e6,
+                   r->msgs ? (double)us / (double)r->msgs : 0.0);
+        printf(" RSS %ld KiB, PSS %ld KiB", rp->rss_kb, rp->pss_kb);
+        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
+            printf(" (%.0f bytes per connection)",
+                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
+                       r->conns_made);
+        printf("\n");
+    }
+    if (o->mode != EK_BENCH_IDLE) {
+        long long us = rp->after.client_us - rp->before.client_us;
+        printf("client       CPU %.2f s = %.2f us/msg\n", (double)us / 1e6,
+               r->msgs ? (double)us / (double)r->msgs : 0.0);
+    }
+}
+
+static void print_json(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+    const struct ek_hist *h = &r->latency;
+
+    printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
+           "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
+           "\"depth\":%llu,\"rate\":%llu,\"threads\":%llu,"
+           "\"warmup_s\":%.3f,\"duration_s\":%.3f,",
+           rp->peer, mode_name(o->mode), (unsigned long long)o->conns,
+           r->conns_made, r->conns_failed, (unsigned long long)o->size,
+           (unsigned long long)o->depth, (unsigned long long)o->rate,
+           (unsigned long long)o->threads, (double)o->warmup_ms / 1000.0,
+           rp->seconds);
+    printf("\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_s\":%.1f,"
+           "\"mib_per_s\":%.3f,",
+           (unsigned long long)r->msgs, (unsigned long long)r->bytes,
+           (double)r->msgs / rp->seconds,
+           (double)r->bytes / rp->seconds / 1048576.0);
+    printf("\"errors\":%llu,\"mismatches\":%llu,\"resets\":%llu,"
+           "\"closed\":%llu,\"timeouts\":%llu,",
+           (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
+           (unsigned long long)r->resets, (unsigned long long)r->closed,
+           (unsigned long long)r->timeouts);
+    if (o->mode == EK_BENCH_RR && h->count > 0)
+        printf("\"latency_us\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,"
+               "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+               (double)h->min / 1e3, ek_hist_mean(h) / 1e3,
+               (double)ek_hist_quantile(h, 0.5) / 1e3,
+               (double)ek_hist_quantile(h, 0.9) / 1e3,
+               (double)ek_hist_quantile(h, 0.99) / 1e3,
+               (double)ek_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
+    else
+        printf("\"latency_us\":null,");
+    long long client_us = rp->after.client_us - rp->before.client_us;
+    printf("\"client_cpu_s\":%.3f", (double)client_us / 1e6);
+    if (o->server_pid) {
+        long long us = rp->after.server_us - rp->before.server_us;
+        bool cpu = rp->before.server_us >= 0 && rp->after.server_us >= 0;
+        printf(",\"server_pid\":%d,\"server_cpu_s\":", (int)o->server_pid);
+        printf(cpu ? "%.3f" : "null", (double)us / 1e6);
+        printf(",\"server_cpu_us_per_msg\":");
+        printf(cpu && r->msgs ? "%.3f" : "null",
+               r->msgs ? (double)us / (double)r->msgs : 0.0);
+        printf(",\"server_rss_kib\":%ld,\"server_pss_kib\":%ld", rp->rss_kb,
+               rp->pss_kb);
+        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
+            printf(",\"server_bytes_per_conn\":%.1f",
+                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
+                       r->conns_made);
+    }
+    if (r->first_error[0] != '\0') {
+        printf(",\"first_error\":\"");
+        for (const char *p = r->first_error; *p; p++)
+            printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+        printf("\"");
+    }
+    printf("}\n");
+}
+
+/* Sleeps until t (CLOCK_MONOTONIC ns), waking on SIGINT. */
+static void sleep_until(int64_t t)
+{
+    struct timespec ts = {t / 1000000000, t % 1000000000};
+    while (!interrupted &&
+           clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* Runs the clock: warm-up, samples at the window's edges, a progress
+ * line each second. Returns the measured seconds. */
+static double run_clock(struct ek_bench *b, const struct bench_options *o,
+                        int64_t start, struct report *rp)
+{
+    const int64_t second = 1000000000;
+    int64_t measure = start + o->warmup_ms * 1000000;
+    int64_t end = measure + o->duration_ms * 1000000;
+    int64_t tick = start + second;
+    bool progress = isatty(STDERR_FILENO), sampled = false;
+    uint64_t last_msgs = 0, last_bytes = 0;
+
+    for (;;) {
+        int64_t next = end;
+        if (!sampled && measure < next)
+            next = measure;
+        if (tick < next)
+            next = tick;
+        sleep_until(next);
+        if (interrupted)
+            break;
+        if (!sampled && next >= measure) {
+            sample(o, &rp->before);
+            sampled = true;
+        }
+        if (next >= end)
+            break;
+        if (next < tick)
+            continue;
+        tick += second;
+        if (progress) {
+            uint64_t msgs, bytes, errors;
+            ek_bench_live(b, &msgs, &bytes, &errors);
+            fprintf(stderr,
+                    "\r[%5.1f s] %10.0f msgs/s %9.2f MiB/s  errors "
+                    "%llu ",
+                    (double)(next - start) / 1e9, (double)(msgs - last_msgs),
+                    (double)(bytes - last_bytes) / 1048576.0,
+                    (unsigned long long)errors);
+            last_msgs = msgs;
+            last_bytes = bytes;
+        }
+    }
+    if (progress)
+        fprintf(stderr, "\n");
+    int64_t stopped = ek_bench_now();
+    if (!sampled) { /* interrupted in the warm-up: nothing was measured */
+        sample(o, &rp->before);
+        measure = stopped;
+    }
+    ek_bench_stop(b);
+    sample(o, &rp->after);
+    int64_t last = stopped < end ? stopped : end;
+    double s = (double)(last - measure) / 1e9;
+    return s > 0 ? s : 1e-9;
+}
+
+static int parse_mode(const char *s, enum ek_bench_mode *m)
+{
+    if (strcmp(s, "rr") == 0)
+        *m = EK_BENCH_RR;
+    else if (strcmp(s, "stream") == 0)
+        *m = EK_BENCH_STREAM;
+    else if (strcmp(s, "idle") == 0)
+        *m = EK_BENCH_IDLE;
+    else
+        return -1;
+    return 0;
+}
+
+#define OPT_SERVER_PID 1000
+#define OPT_JSON 1001
+#define OPT_TIMEOUT 1002
+
+static int parse_options(int argc, char **argv, struct bench_options *o)
+{
+    static const struct option longopts[] = {
+        {"mode", required_argument, NULL, 'm'},
+        {"conns", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},
+        {"depth", required_argument, NULL, 'd'},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"threads", required_argument, NULL, 'T'},
+        {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *why = NULL;
+    uint64_t pid;
+    int c, bad = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:h", longopts,
+                            NULL)) != -1) {
+        const char *name = NULL;
+        switch (c) {
+        case 'm':
+            if (parse_mode(optarg, &o->mode) < 0)
+                return ek_usage_error("bench",
+                                      "invalid --mode '%s': use rr, stream "
+                                      "or idle",
+                                      optarg);
+            break;
+        case 'c':
+            name = "--conns";
+            bad = ek_parse_uint(optarg, 1, 1000000, &o->conns, &why);
+            break;
+        case 's':
+            name = "--size";
+            bad = ek_parse_size(optarg, 1, 1ull << 30, &o->size, &why);
+            break;
+        case 'd':
+            name = "--depth";
+            bad = ek_parse_uint(optarg, 1, 1 << 20, &o->depth, &why);
+            break;
+        case 'r':
+            name = "--rate";
+            bad = ek_parse_uint(optarg, 1, 1000000000, &o->rate, &why);
+            break;
+        case 't':
+            name = "--duration";
+            bad =
+                ek_parse_seconds(optarg, 86400 * 1000LL, &o->duration_ms, &why);
+            if (bad == 0 && o->duration_ms == 0) {
+                bad = -1;
+                why = "must be > 0";
+            }
+            break;
+        case 'w':
+            name = "--warmup";
+            bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->warmup_ms, &why);
+            break;
+        case 'T':
+            name = "--threads";
+            bad = ek_parse_uint(optarg, 1, 256, &o->threads, &why);
+            break;
+        case OPT_SERVER_PID:
+            name = "--server-pid";
+            bad = ek_parse_uint(optarg, 1, INT32_MAX, &pid, &why);
+            o->server_pid = (pid_t)pid;
+            if (bad == 0 && ek_proc_cpu_us(o->server_pid, 0) < 0) {
+                bad = -1;
+                why = "no such process (or /proc cannot tell)";
+            }
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_TIMEOUT:
+            name = "--timeout";
+            bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->timeout_ms, &why);
+            if (bad == 0 && o->timeout_ms == 0) {
+                bad = -1;
+                why = "must be > 0";
+            }
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case ':':
+            return ek_usage_error("bench", "option '%s' needs a value",
+                                  argv[optind - 1]);
+        default:
+            return ek_usage_error("bench", "unknown option '%s'",
+                                  argv[optind - 1]);
+        }
+        if (bad < 0)
+            return ek_usage_error("bench", "invalid %s '%s': %s", name, optarg,
+                                  why);
+    }
+    if (argc - optind > 1)
+        return ek_usage_error("bench", "unexpected argument '%s'",
+                              argv[optind + 1]);
+    if (argc - optind == 1)
+        o->server = argv[optind];
+    if (o->rate > 0 && o->mode != EK_BENCH_RR)
+        return ek_usage_error("bench", "--rate applies to --mode rr only");
+    return -1;
+}
+
+/* Connects once the way send does (clear errors, sysexits), and keeps the
+ * address that answered as the target of every connection. */
+static int find_target(const struct bench_options *o, struct ek_sockaddr *t,
+                       char *peer, size_t size)
+{
+    int fd;
+    int status =
+        ek_client_connect("bench", o->server, o->timeout_ms, &fd, peer, size);
+    if (status != 0)
+        return status;
+    t->len = sizeof(t->ss);
+    if (getpeername(fd, (struct sockaddr *)&t->ss, &t->len) < 0) {
+        ek_warnx("bench: %s: %s", peer, strerror(errno));
+        close(fd);
+        return EX_OSERR;
+    }
+    close(fd);
+    return 0;
+}
+
+int ek_cmd_bench(int argc, char **argv)
+{
+    struct bench_options o = {.server = "localhost:50000",
+                              .mode = EK_BENCH_RR,
+                              .conns = 50,
+                              .size = 64,
+                              .depth = 1,
+                              .threads = 1,
+                              .duration_ms = 10000,
+                              .warmup_ms = 1000,
+                              .timeout_ms = 10000};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    signal(SIGPIPE, SIG_IGN);
+
+    char peer[EK_ADDRSTR_MAX];
+    struct ek_bench_config cfg = {
+        .mode = o.mode,
+        .conns = (uint32_t)o.conns,
+        .threads = (uint32_t)o.threads,
+        .size = o.size,
+        .depth = (uint32_t)o.depth,
+        .rate = o.rate,
+        .warmup_ns = o.warmup_ms * 1000000,
+        .duration_ns = o.duration_ms * 1000000,
+        .timeout_ns = o.timeout_ms * 1000000,
+    };
+    status = find_target(&o, &cfg.target, peer, sizeof(peer));
+    if (status != 0)
+        return status;
+
+    struct report rp = {.o = &o, .peer = peer, .rss_kb = -1, .pss_kb = -1};
+    if (o.server_pid)
+        rp.pss_base_kb = ek_proc_mem_kb(o.server_pid, "Pss");
+    struct ek_bench *b = ek_bench_new(&cfg);
+    if (b == NULL) {
+        ek_warnx("bench: no connection to %s could be made: %s", peer,
+                 strerror(errno));
+        return EX_UNAVAILABLE;
+    }
+
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    int64_t start = ek_bench_now();
+    int err = ek_bench_start(b, start);
+    if (err < 0) {
+        ek_warnx("bench: cannot start threads: %s", strerror(-err));
+        ek_bench_free(b);
+        return EX_OSERR;
+    }
+    rp.seconds = run_clock(b, &o, start, &rp);
+    ek_bench_finish(b, &rp.r);
+    if (o.server_pid) {
+        rp.rss_kb = ek_proc_mem_kb(o.server_pid, "Rss");
+        rp.pss_kb = ek_proc_mem_kb(o.server_pid, "Pss");
+    }
+    ek_bench_free(b);
+
+    if (o.json)
+        print_json(&rp);
+    else
+        print_text(&rp);
+    fflush(stdout);
+    return errors_of(&rp.r) > 0 ? 1 : 0;
+}

@@ -1,0 +1,391 @@
+/*
+ * echokit ping: ping(8) over one TCP connection to an echo service.
+ *
+ * Request k is SIZE bytes: "ekping01", k as 8 big-endian bytes, then the
+ * pattern of stream k (ek_pattern.h). Requests go out on a fixed schedule
+ * (start + k * interval), whether or not earlier replies came back, so a
+ * slow reply delays no later request. TCP keeps order, so replies come
+ * back in order: a reply later than -W is reported as lost at the time,
+ * and as "late" if it turns up after all.
+ */
+#include "ek_cli.h"
+#include "ek_log.h"
+#include "ek_net.h"
+#include "ek_pattern.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EK_PING_MAGIC "ekping01"
+#define EK_PING_HEADER 16
+#define EK_PING_DEFAULT_SIZE 64
+#define EK_PING_MAX_SIZE (1 << 20)
+/* Requests remembered while their replies are outstanding: at the default
+ * interval that is over 17 minutes of silence. */
+#define EK_PING_WINDOW 1024
+
+static const char usage_text[] =
+    "usage: echokit ping [options] [HOST:PORT]\n"
+    "\n"
+    "Measure round trips to an echo service over one TCP connection, like "
+    "ping(8).\n"
+    "Each request carries its sequence number and a pattern; every reply "
+    "is checked.\n"
+    "\n"
+    "  -c, --count N         stop after N requests (default: until "
+    "interrupted)\n"
+    "  -i, --interval SECS   time between requests (default 1; fractions "
+    "allowed)\n"
+    "  -s, --size BYTES      request size, 16 to 1M (default 64)\n"
+    "  -W, --timeout SECS    wait this long for each reply, and for the "
+    "connect\n"
+    "                        (default 2)\n"
+    "  -q, --quiet           print only the summary\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "Exit status: 0 every reply came back intact; 1 a reply was lost, late "
+    "or\n"
+    "corrupted; 64 bad usage; 68 host not found; 69 cannot connect.\n";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+struct ping_options {
+    const char *server;
+    uint64_t count; /* 0: until interrupted */
+    int64_t interval_ms;
+    uint64_t size;
+    int64_t timeout_ms;
+    bool quiet;
+};
+
+struct ping_state {
+    const struct ping_options *o;
+    char peer[EK_ADDRSTR_MAX];
+    int fd;
+    uint64_t sent, received, late, corrupted;
+    uint64_t next_reply; /* the seq the next complete reply has */
+    int64_t sent_ns[EK_PING_WINDOW];
+    uint64_t deadline_reported; /* replies before this were reported lost */
+    double rtt_min, rtt_max, rtt_sum, rtt_sum2; /* ms */
+    unsigned char *req, *reply;                 /* SIZE bytes each */
+    size_t reply_len;
+    bool broken;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void build_request(unsigned char *buf, size_t size, uint64_t seq)
+{
+    memcpy(buf, EK_PING_MAGIC, 8);
+    for (int i = 0; i < 8; i++)
+        buf[8 + i] = (unsigned char)(seq >> (56 - 8 * i));
+    ek_pattern_fill(seq, EK_PING_HEADER, buf + EK_PING_HEADER,
+                    size - EK_PING_HEADER);
+}
+
+/* Sends one whole request. Requests are small and the socket buffer is
+ * empty unless the server stalls, so a short wait for POLLOUT is fine. */
+static int send_request(struct ping_state *st, uint64_t seq)
+{
+    size_t size = (size_t)st->o->size, off = 0;
+    build_request(st->req, size, seq);
+    st->sent_ns[seq % EK_PING_WINDOW] = now_ns();
+    while (off < size) {
+        ssize_t n = send(st->fd, st->req + off, size - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = st->fd, .events = POLLOUT};
+            if (poll(&p, 1, (int)st->o->timeout_ms) > 0 || errno == EINTR)
+                continue;
+            errno = ETIMEDOUT;
+        }
+        ek_warnx("ping: %s: send: %s", st->peer, strerror(errno));
+        return -1;
+    }
+    st->sent++;
+    return 0;
+}
+
+static void record_rtt(struct ping_state *st, double ms)
+{
+    if (st->received == 1 || ms < st->rtt_min)
+        st->rtt_min = ms;
+    if (ms > st->rtt_max)
+        st->rtt_max = ms;
+    st->rtt_sum += ms;
+    st->rtt_sum2 += ms * ms;
+}
+
+/* A whole reply is in st->reply: check it and report it. */
+static void on_reply(struct ping_state *st)
+{
+    uint64_t seq = st->next_reply++;
+    size_t size = (size_t)st->o->size;
+    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+
+    build_request(st->req, size, seq);
+    if (memcmp(st->reply, st->req, size) != 0) {
+        size_t i = 0;
+        while (st->reply[i] == st->req[i])
+            i++;
+        st->corrupted++;
+        printf("%zu bytes from %s: seq=%llu CORRUPTED (byte %zu differs)\n",
+               size, st->peer, (unsigned long long)seq, i);
+        return;
+    }
+    st->received++;
+    record_rtt(st, ms);
+    bool late = seq < st->deadline_reported;
+    st->late += late;
+    if (!st->o->quiet)
+        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s\n", size, st->peer,
+               (unsigned long long)seq, ms, late ? " (late)" : "");
+}
+
+static int read_replies(struct ping_state *st)
+{
+    size_t size = (size_t)st->o->size;
+    for (;;) {
+        ssize_t n = recv(st->fd, st->reply + st->reply_len,
+                         size - st->reply_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0) {
+            ek_warnx("ping: %s: %s", st->peer,
+                     n == 0 ? "the server closed the connection"
+                            : strerror(errno));
+            return -1;
+        }
+        st->reply_len += (size_t)n;
+        if (st->reply_len == size) {
+            st->reply_len = 0;
+            on_reply(st);
+        }
+    }
+}
+
+/* Reports requests whose reply is overdue, once each. */
+static void report_overdue(struct ping_state *st, int64_t now)
+{
+    uint64_t timeout_ns = (uint64_t)st->o->timeout_ms * 1000000u;
+    if (st->deadline_reported < st->next_reply)
+        st->deadline_reported = st->next_reply;
+    while (
+        st->deadline_reported < st->sent &&
+        (uint64_t)(now - st->sent_ns[st->deadline_reported % EK_PING_WINDOW]) >=
+            timeout_ns) {
+        if (!st->o->quiet)
+            printf("no reply from %s for seq=%llu within %.1f s\n", st->peer,
+                   (unsigned long long)st->deadline_reported,
+                   (double)st->o->timeout_ms / 1000.0);
+        st->deadline_reported++;
+    }
+}
+
+static void print_summary(const struct ping_state *st, int64_t elapsed_ms)
+{
+    uint64_t lost = st->sent - st->received - st->corrupted;
+    printf("\n--- %s echokit ping statistics ---\n", st->peer);
+    printf("%llu sent, %llu received, %.1f%% loss, %llu corrupted, %llu "
+           "late, time %lld ms\n",
+           (unsigned long long)st->sent, (unsigned long long)st->received,
+           st->sent ? 100.0 * (double)lost / (double)st->sent : 0.0,
+           (unsigned long long)st->corrupted, (unsigned long long)st->late,
+           (long long)elapsed_ms);
+    if (st->received > 0) {
+        double n = (double)st->received, avg = st->rtt_sum / n;
+        double var = st->rtt_sum2 / n - avg * avg;
+        printf("rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", st->rtt_min,
+               avg, st->rtt_max, sqrt(var > 0 ? var : 0));
+    }
+    fflush(stdout);
+}
+
+/* All sent (count reached or interrupted) and nothing more to wait for. */
+static bool done_waiting(const struct ping_state *st, int64_t now)
+{
+    if (st->next_reply >= st->sent)
+        return true;
+    uint64_t timeout_ns = (uint64_t)st->o->timeout_ms * 1000000u;
+    int64_t last = st->sent_ns[(st->sent - 1) % EK_PING_WINDOW];
+    return (uint64_t)(now - last) >= timeout_ns;
+}
+
+static void ping_loop(struct ping_state *st)
+{
+    const struct ping_options *o = st->o;
+    int64_t start = now_ns(), next_send = start;
+    bool sending = true;
+
+    while (!st->broken) {
+        int64_t now = now_ns();
+        if (interrupted || (o->count != 0 && st->sent >= o->count))
+            sending = false;
+        if (sending && now >= next_send) {
+            if (st->sent - st->next_reply >= EK_PING_WINDOW) {
+                ek_warnx("ping: %s: %d requests without a reply; giving up",
+                         st->peer, EK_PING_WINDOW);
+                break;
+            }
+            if (send_request(st, st->sent) < 0) {
+                st->broken = true;
+                break;
+            }
+            next_send = start + (int64_t)st->sent * o->interval_ms * 1000000;
+            continue;
+        }
+        report_overdue(st, now);
+        if (!sending && (interrupted > 0 || done_waiting(st, now)))
+            break;
+
+        /* Sleep until the next send or the next reply deadline. */
+        int64_t wake = sending ? next_send : now + 1000000000;
+        if (st->next_reply < st->sent) {
+            int64_t due = st->sent_ns[st->next_reply % EK_PING_WINDOW] +
+                          o->timeout_ms * 1000000;
+            if (due > now && due < wake)
+                wake = due;
+        }
+        int timeout = (int)((wake - now + 999999) / 1000000);
+        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        int rc = poll(&p, 1, timeout < 0 ? 0 : timeout);
+        if (rc > 0 && read_replies(st) < 0)
+            st->broken = true;
+    }
+    print_summary(st, (now_ns() - start) / 1000000);
+}
+
+static int parse_options(int argc, char **argv, struct ping_options *o)
+{
+    static const struct option longopts[] = {
+        {"count", required_argument, NULL, 'c'},
+        {"interval", required_argument, NULL, 'i'},
+        {"size", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 'W'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *why;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:i:s:W:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            if (ek_parse_uint(optarg, 1, UINT32_MAX, &o->count, &why) < 0)
+                return ek_usage_error("ping", "invalid --count '%s': %s",
+                                      optarg, why);
+            break;
+        case 'i':
+            if (ek_parse_seconds(optarg, 3600 * 1000, &o->interval_ms, &why) <
+                0)
+                return ek_usage_error("ping", "invalid --interval '%s': %s",
+                                      optarg, why);
+            break;
+        case 's':
+            if (ek_parse_size(optarg, EK_PING_HEADER, EK_PING_MAX_SIZE,
+                              &o->size, &why) < 0)
+                return ek_usage_error("ping", "invalid --size '%s': %s", optarg,
+                                      why);
+            break;
+        case 'W':
+            if (ek_parse_seconds(optarg, 3600 * 1000, &o->timeout_ms, &why) <
+                    0 ||
+                o->timeout_ms == 0)
+                return ek_usage_error("ping", "invalid --timeout '%s': %s",
+                                      optarg,
+                                      o->timeout_ms == 0 ? "must be > 0" : why);
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case ':':
+            return ek_usage_error("ping", "option '%s' needs a value",
+                                  argv[optind - 1]);
+        default:
+            return ek_usage_error("ping", "unknown option '%s'",
+                                  argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1)
+        return ek_usage_error("ping", "unexpected argument '%s'",
+                              argv[optind + 1]);
+    if (argc - optind == 1)
+        o->server = argv[optind];
+    return -1;
+}
+
+int ek_cmd_ping(int argc, char **argv)
+{
+    struct ping_options o = {.server = "localhost:50000",
+                             .interval_ms = 1000,
+                             .size = EK_PING_DEFAULT_SIZE,
+                             .timeout_ms = 2000};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+
+    struct ping_state st = {.o = &o};
+    status = ek_client_connect("ping", o.server, o.timeout_ms, &st.fd, st.peer,
+                               sizeof(st.peer));
+    if (status != 0)
+        return status;
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: poll returns at ^C */
+
+    st.req = malloc((size_t)o.size);
+    st.reply = malloc((size_t)o.size);
+    if (st.req == NULL || st.reply == NULL) {
+        ek_warnx("ping: out of memory");
+        status = EX_OSERR;
+    } else {
+        if (!o.quiet)
+            printf("ECHOKIT PING %s: %llu bytes per request\n", st.peer,
+                   (unsigned long long)o.size);
+        ping_loop(&st);
+        bool intact =
+            st.sent > 0 && st.received == st.sent && !st.broken && st.late == 0;
+        status = intact ? 0 : 1;
+    }
+    close(st.fd);
+    free(st.req);
+    free(st.reply);
+    return status;
+}

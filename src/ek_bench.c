@@ -1,0 +1,503 @@
+#include "ek_bench.h"
+#include "ek_net.h"
+#include "ek_pattern.h"
+#include "ek_signal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Scratch per worker: one send and one receive buffer, reused for every
+ * connection and message. */
+#define BENCH_BUF (64 * 1024)
+/* stream mode: bytes a connection may have sent and not yet had back. */
+#define STREAM_WINDOW (4u << 20)
+/* How often a worker looks up from its events (stop flag, stalls). */
+#define BENCH_TICK_NS (100 * 1000000LL)
+#define BENCH_EVENTS 256
+
+struct bconn {
+    int fd;        /* -1 once failed */
+    uint32_t key;  /* pattern stream: the connection's global index */
+    uint32_t slot; /* index within its worker (open-loop schedule) */
+    bool out_armed;
+    uint64_t sent, recvd;  /* bytes */
+    uint64_t started;      /* messages whose first byte went out */
+    uint64_t due;          /* open loop: messages scheduled so far */
+    int64_t waiting_since; /* since when an echo is owed without news */
+    int64_t *stamps;       /* closed-loop rr: send times, `depth` entries */
+};
+
+struct worker {
+    struct ek_bench *b;
+    pthread_t tid;
+    int epfd;
+    struct bconn *conns;
+    uint32_t n;
+    unsigned char *sbuf, *rbuf;
+    struct ek_bench_live live;
+    /* the measured window */
+    uint64_t msgs, bytes, mismatches, resets, closed, timeouts;
+    struct ek_hist hist;
+    char first_error[256];
+    /* open loop: message j of this worker is due at start + j * interval
+     * and goes to connection j % n: round robin in time order, so the
+     * whole schedule is one counter. */
+    int64_t interval_ns;
+    uint64_t next_j;
+    int64_t next_check;
+};
+
+struct ek_bench {
+    struct ek_bench_config cfg;
+    struct worker *workers;
+    uint32_t nworkers, made, failed;
+    int64_t t_start, t_measure, t_end;
+    atomic_bool stop;
+    bool running;
+};
+
+int64_t ek_bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_error(struct worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct worker *w, const char *fmt, ...)
+{
+    if (w->first_error[0] != '\0')
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->first_error, sizeof(w->first_error), fmt, ap);
+    va_end(ap);
+}
+
+enum failure { FAIL_MISMATCH, FAIL_RESET, FAIL_CLOSED, FAIL_TIMEOUT };
+
+/* A connection that failed is closed and counted; the run goes on with the
+ * others, and the exit status will say it. */
+static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
+                      int err)
+{
+    static const char *const what[] = {"the echo differs", "connection failed",
+                                       "the server closed the connection",
+                                       "no echo"};
+    uint64_t *counter[] = {&w->mismatches, &w->resets, &w->closed,
+                           &w->timeouts};
+    (*counter[why])++;
+    atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
+    if (why != FAIL_MISMATCH)
+        set_error(w, "connection %u: %s after %llu of %llu bytes came back%s%s",
+                  c->key, what[why], (unsigned long long)c->recvd,
+                  (unsigned long long)c->sent, err ? ": " : "",
+                  err ? strerror(err) : "");
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+}
+
+static void arm_out(struct worker *w, struct bconn *c, bool on)
+{
+    if (c->out_armed == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u),
+                             .data.u32 = c->slot};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->out_armed = on;
+}
+
+/* How far the stream of c may be sent now, in bytes. */
+static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    switch (cfg->mode) {
+    case EK_BENCH_STREAM:
+        return c->recvd + STREAM_WINDOW;
+    case EK_BENCH_IDLE:
+        return cfg->size;
+    case EK_BENCH_RR:
+    default:
+        if (cfg->rate > 0)
+            return c->due * cfg->size;
+        return (c->recvd / cfg->size + cfg->depth) * cfg->size;
+    }
+}
+
+static void conn_send(struct worker *w, struct bconn *c, int64_t now)
+{
+    const struct ek_bench_config *cfg = &w->b->cfg;
+    uint64_t target = send_target(w->b, c);
+
+    if (c->sent == c->recvd && target > c->sent)
+        c->waiting_since = now; /* an echo is owed from now on */
+    while (c->fd >= 0 && c->sent < target) {
+        uint64_t left = target - c->sent;
+        size_t n = left < BENCH_BUF ? (size_t)left : BENCH_BUF;
+        ek_pattern_fill(c->key, c->sent, w->sbuf, n);
+        ssize_t k = send(c->fd, w->sbuf, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_fail(w, c, FAIL_RESET, errno);
+            return;
+        }
+        c->sent += (uint64_t)k;
+        if (c->stamps != NULL)
+            while (c->started * cfg->size < c->sent)
+                c->stamps[c->started++ % cfg->depth] = now;
+        if ((size_t)k < n)
+            break;
+    }
+    if (c->fd >= 0)
+        arm_out(w, c, c->sent < target);
+}
+
+/* When message m of c was meant to go out (open loop). */
+static int64_t intended(const struct worker *w, const struct bconn *c,
+                        uint64_t m)
+{
+    uint64_t j = m * w->n + c->slot;
+    return w->b->t_start + (int64_t)j * w->interval_ns;
+}
+
+static void conn_recv(struct worker *w, struct bconn *c, int64_t now)
+{
+    const struct ek_bench *b = w->b;
+    ssize_t n;
+    do
+        n = recv(c->fd, w->rbuf, BENCH_BUF, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_fail(w, c, FAIL_RESET, errno);
+        return;
+    }
+    if (n == 0) {
+        conn_fail(w, c, FAIL_CLOSED, 0);
+        return;
+    }
+    size_t ok = c->recvd + (uint64_t)n > c->sent
+                    ? 0
+                    : ek_pattern_check(c->key, c->recvd, w->rbuf, (size_t)n);
+    if (ok < (size_t)n) {
+        set_error(w, "connection %u: the echo differs at byte %llu%s", c->key,
+                  (unsigned long long)(c->recvd + ok),
+                  c->recvd + (uint64_t)n > c->sent
+                      ? " (more bytes came back than were sent)"
+                      : "");
+        conn_fail(w, c, FAIL_MISMATCH, 0);
+        return;
+    }
+
+    uint64_t size = b->cfg.size;
+    uint64_t done_before = c->recvd / size;
+    c->recvd += (uint64_t)n;
+    c->waiting_since = now;
+    uint64_t done = c->recvd / size;
+    bool measured = now >= b->t_measure;
+
+    if (b->cfg.mode == EK_BENCH_RR && measured)
+        for (uint64_t m = done_before; m < done; m++) {
+            int64_t from = b->cfg.rate > 0 ? intended(w, c, m)
+                                           : c->stamps[m % b->cfg.depth];
+            ek_hist_add(&w->hist, (uint64_t)(now - from));
+        }
+    if (measured) {
+        w->msgs += done - done_before;
+        w->bytes += (uint64_t)n;
+    }
+    atomic_fetch_add_explicit(&w->live.msgs, done - done_before,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->live.bytes, (uint64_t)n,
+                              memory_order_relaxed);
+    conn_send(w, c, now);
+}
+
+/* Open loop: hands every message now due to its connection. */
+static void issue_due(struct worker *w, int64_t now)
+{
+    while (w->b->t_start + (int64_t)w->next_j * w->interval_ns <= now) {
+        struct bconn *c = &w->conns[w->next_j % w->n];
+        c->due = w->next_j / w->n + 1;
+        w->next_j++;
+        if (c->fd >= 0)
+            conn_send(w, c, now);
+    }
+}
+
+/* A connection owed an echo that has heard nothing for the timeout. */
+static void check_stalls(struct worker *w, int64_t now)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        struct bconn *c = &w->conns[i];
+        if (c->fd >= 0 && c->sent > c->recvd &&
+            now - c->waiting_since > w->b->cfg.timeout_ns)
+            conn_fail(w, c, FAIL_TIMEOUT, 0);
+    }
+}
+
+/* epoll_wait with a nanosecond deadline: an open-loop schedule at 100k
+ * messages/s needs better than epoll_wait's milliseconds. */
+static int wait_events(struct worker *w, struct epoll_event *ev, int64_t now,
+                       int64_t until)
+{
+    int64_t ns = until > now ? until - now : 0;
+#ifdef EK_HAVE_EPOLL_PWAIT2
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    int n = epoll_pwait2(w->epfd, ev, BENCH_EVENTS, &ts, NULL);
+    if (n >= 0 || errno != ENOSYS)
+        return n;
+#endif
+    return epoll_wait(w->epfd, ev, BENCH_EVENTS,
+                      (int)((ns + 999999) / 1000000));
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct ek_bench *b = w->b;
+    struct epoll_event ev[BENCH_EVENTS];
+
+    /* Timer slack (50 us by default) would blur an open-loop schedule. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    int64_t now = ek_bench_now();
+    for (uint32_t i = 0; i < w->n; i++) {
+        w->conns[i].waiting_since = now;
+        if (b->cfg.rate == 0 || b->cfg.mode != EK_BENCH_RR)
+            conn_send(w, &w->conns[i], now);
+    }
+    w->next_check = now + BENCH_TICK_NS;
+
+    while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+        now = ek_bench_now();
+        if (now >= b->t_end)
+            break;
+        bool open_loop = b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0;
+        if (open_loop)
+            issue_due(w, now);
+        if (now >= w->next_check) {
+            check_stalls(w, now);
+            w->next_check = now + BENCH_TICK_NS;
+        }
+        int64_t until = b->t_end < w->next_check ? b->t_end : w->next_check;
+        if (open_loop) {
+            int64_t due = b->t_start + (int64_t)w->next_j * w->interval_ns;
+            if (due < until)
+                until = due;
+        }
+        int n = wait_events(w, ev, now, until);
+        if (n < 0 && errno != EINTR) {
+            set_error(w, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        now = ek_bench_now();
+        for (int i = 0; i < n; i++) {
+            struct bconn *c = &w->conns[ev[i].data.u32];
+            if (c->fd >= 0 && (ev[i].events & (EPOLLOUT | EPOLLERR)))
+                conn_send(w, c, now);
+            if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                conn_recv(w, c, now);
+        }
+    }
+    return NULL;
+}
+
+static int worker_init(struct ek_bench *b, struct worker *w)
+{
+    w->b = b;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->sbuf = malloc(BENCH_BUF);
+    w->rbuf = malloc(BENCH_BUF);
+    if (w->epfd < 0 || w->sbuf == NULL || w->rbuf == NULL)
+        return -1;
+    ek_hist_reset(&w->hist);
+    if (b->cfg.rate > 0 && w->n > 0) {
+        /* This worker's share of the rate: n of the conns. */
+        double per_worker = (double)b->cfg.rate * w->n / b->made;
+        w->interval_ns = (int64_t)(1e9 / per_worker);
+        if (w->interval_ns < 1)
+            w->interval_ns = 1;
+    }
+    for (uint32_t i = 0; i < w->n; i++) {
+        struct bconn *c = &w->conns[i];
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Opens every connection, one after the other: on loopback that is tens
+ * of microseconds each, and a server with a tiny backlog is not flooded
+ * with SYNs it would drop. */
+static int connect_all(struct ek_bench *b, int **fds)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    *fds = malloc(cfg->conns * sizeof(**fds));
+    if (*fds == NULL)
+        return -1;
+    for (uint32_t i = 0; i < cfg->conns; i++) {
+        int fd = ek_net_connect(&cfg->target, (int)(cfg->timeout_ns / 1000000));
+        if (fd < 0) {
+            b->failed++;
+            continue;
+        }
+        (*fds)[b->made++] = fd;
+    }
+    return 0;
+}
+
+struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
+{
+    struct ek_bench *b = calloc(1, sizeof(*b));
+    int *fds = NULL;
+    if (b == NULL)
+        return NULL;
+    b->cfg = *cfg;
+    if (connect_all(b, &fds) < 0 || b->made == 0) {
+        free(fds);
+        errno = b->made == 0 ? ECONNREFUSED : ENOMEM;
+        ek_bench_free(b);
+        return NULL;
+    }
+    b->nworkers = cfg->threads < b->made ? cfg->threads : b->made;
+    b->workers = calloc(b->nworkers, sizeof(*b->workers));
+    if (b->workers == NULL)
+        goto fail;
+    for (uint32_t t = 0; t < b->nworkers; t++) {
+        struct worker *w = &b->workers[t];
+        w->epfd = -1;
+        w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
+        w->conns = calloc(w->n, sizeof(*w->conns));
+        if (w->conns == NULL)
+            goto fail;
+        for (uint32_t i = 0; i < w->n; i++)
+            w->conns[i].fd = -1;
+    }
+    /* Connection i goes to worker i % nworkers, as its slot i / nworkers. */
+    for (uint32_t i = 0; i < b->made; i++) {
+        struct worker *w = &b->workers[i % b->nworkers];
+        struct bconn *c = &w->conns[i / b->nworkers];
+        c->fd = fds[i];
+        c->key = i;
+        c->slot = i / b->nworkers;
+        fds[i] = -1;
+        if (cfg->mode == EK_BENCH_RR && cfg->rate == 0) {
+            c->stamps = calloc(cfg->depth, sizeof(*c->stamps));
+            if (c->stamps == NULL)
+                goto fail;
+        }
+    }
+    for (uint32_t t = 0; t < b->nworkers; t++)
+        if (worker_init(b, &b->workers[t]) < 0)
+            goto fail;
+    free(fds);
+    return b;
+fail:
+    for (uint32_t i = 0; fds != NULL && i < b->made; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    ek_bench_free(b);
+    errno = ENOMEM;
+    return NULL;
+}
+
+int ek_bench_start(struct ek_bench *b, int64_t start_ns)
+{
+    b->t_start = start_ns;
+    b->t_measure = start_ns + b->cfg.warmup_ns;
+    b->t_end = b->t_measure + b->cfg.duration_ns;
+    sigset_t saved;
+    ek_signal_block_all(&saved); /* signals stay with the main thread */
+    for (uint32_t t = 0; t < b->nworkers; t++) {
+        int err = pthread_create(&b->workers[t].tid, NULL, worker_main,
+                                 &b->workers[t]);
+        if (err != 0) {
+            ek_signal_restore(&saved);
+            atomic_store(&b->stop, true);
+            for (uint32_t k = 0; k < t; k++)
+                pthread_join(b->workers[k].tid, NULL);
+            return -err;
+        }
+    }
+    ek_signal_restore(&saved);
+    b->running = true;
+    return 0;
+}
+
+void ek_bench_stop(struct ek_bench *b)
+{
+    atomic_store(&b->stop, true);
+}
+
+void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
+                   uint64_t *errors)
+{
+    *msgs = *bytes = *errors = 0;
+    for (uint32_t t = 0; t < b->nworkers; t++) {
+        struct ek_bench_live *l = &b->workers[t].live;
+        *msgs += atomic_load_explicit(&l->msgs, memory_order_relaxed);
+        *bytes += atomic_load_explicit(&l->bytes, memory_order_relaxed);
+        *errors += atomic_load_explicit(&l->errors, memory_order_relaxed);
+    }
+}
+
+void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    ek_hist_reset(&r->latency);
+    r->conns_made = b->made;
+    r->conns_failed = b->failed;
+    for (uint32_t t = 0; t < b->nworkers; t++) {
+        struct worker *w = &b->workers[t];
+        if (b->running)
+            pthread_join(w->tid, NULL);
+        r->msgs += w->msgs;
+        r->bytes += w->bytes;
+        r->mismatches += w->mismatches;
+        r->resets += w->resets;
+        r->closed += w->closed;
+        r->timeouts += w->timeouts;
+        ek_hist_merge(&r->latency, &w->hist);
+        if (r->first_error[0] == '\0' && w->first_error[0] != '\0')
+            memcpy(r->first_error, w->first_error, sizeof(r->first_error));
+    }
+    b->running = false;
+}
+
+void ek_bench_free(struct ek_bench *b)
+{
+    if (b == NULL)
+        return;
+    for (uint32_t t = 0; b->workers != NULL && t < b->nworkers; t++) {
+        struct worker *w = &b->workers[t];
+        for (uint32_t i = 0; w->conns != NULL && i < w->n; i++) {
+            if (w->conns[i].fd >= 0)
+                close(w->conns[i].fd);
+            free(w->conns[i].stamps);
+        }
+        if (w->epfd >= 0)
+            close(w->epfd);
+        free(w->conns);
+        free(w->sbuf);
+        free(w->rbuf);
+    }
+    free(b->workers);
+    free(b);
+}

@@ -1,0 +1,89 @@
+/*
+ * ek_bench: the load engine behind `echokit bench`.
+ *
+ * Connections are split between worker threads; each worker runs its own
+ * epoll loop over its connections, with fixed buffers and per-connection
+ * state allocated up front (nothing is allocated per message). Every byte
+ * sent is ek_pattern(connection, offset), and every byte received is
+ * checked against it.
+ *
+ * Modes:
+ *  - rr: request/response. Closed loop: each connection keeps `depth`
+ *    messages in flight and sends the next when one is echoed; latency runs
+ *    from the send. Open loop (rate > 0): messages go out on a fixed
+ *    schedule whatever is in flight, and latency runs from the *intended*
+ *    send time, so a stalled server is charged for the whole stall (no
+ *    coordinated omission, as in wrk2).
+ *  - stream: every connection sends without pause and checks the echo.
+ *  - idle: connections echo one message each, then stay open and quiet.
+ */
+#ifndef EK_BENCH_H
+#define EK_BENCH_H
+
+#include "ek_addr.h"
+#include "ek_hist.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum ek_bench_mode { EK_BENCH_RR, EK_BENCH_STREAM, EK_BENCH_IDLE };
+
+struct ek_bench_config {
+    enum ek_bench_mode mode;
+    struct ek_sockaddr target;
+    uint32_t conns;
+    uint32_t threads;
+    uint64_t size;  /* message size */
+    uint32_t depth; /* rr closed loop: messages in flight per connection */
+    uint64_t rate;  /* rr: messages per second over all connections; 0 =
+                       closed loop */
+    int64_t warmup_ns, duration_ns;
+    int64_t timeout_ns; /* connect; and a connection owed an echo that sees
+                           nothing for this long has failed */
+};
+
+/* Counters a worker updates as it goes (relaxed atomics, read by the main
+ * thread for the progress line). */
+struct ek_bench_live {
+    atomic_uint_fast64_t msgs;  /* messages echoed and verified */
+    atomic_uint_fast64_t bytes; /* bytes echoed and verified */
+    atomic_uint_fast64_t errors;
+};
+
+/* What a run found, over the measured window only. */
+struct ek_bench_result {
+    uint32_t conns_made, conns_failed;
+    uint64_t msgs, bytes; /* in the window */
+    uint64_t mismatches, resets, closed, timeouts;
+    struct ek_hist latency; /* ns; rr only */
+    char first_error[256];  /* "" when none */
+};
+
+struct ek_bench;
+
+/* Connects every connection (counting failures) and prepares the
+ * workers. Returns NULL with errno set when nothing could be set up. */
+struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg);
+
+/* Runs the workload from now: warm-up, then the measured window.
+ * Returns 0, or -errno when the workers could not start. */
+int ek_bench_start(struct ek_bench *b, int64_t start_ns);
+
+/* Ends the run early (e.g. on SIGINT); the result covers what was
+ * measured so far. */
+void ek_bench_stop(struct ek_bench *b);
+
+/* Sums the live counters of all workers. */
+void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
+                   uint64_t *errors);
+
+/* Waits for the workers and fills *r. */
+void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r);
+
+void ek_bench_free(struct ek_bench *b);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t ek_bench_now(void);
+
+#endif

@@ -1,0 +1,82 @@
+/* Unit test of ek_hist: precision, quantiles, merge. */
+#include "check.h"
+#include "ek_hist.h"
+
+#include <math.h>
+
+static struct ek_hist a, b;
+
+/* Every value is reported within 0.4% (exactly below 256). */
+static void test_precision(void)
+{
+    uint64_t v = 1;
+    while (v < (1ull << 62)) {
+        ek_hist_reset(&a);
+        ek_hist_add(&a, v);
+        ek_hist_add(&a, v + 1); /* min/max clamping must not hide errors */
+        ek_hist_add(&a, 0);
+        uint64_t got = ek_hist_quantile(&a, 0.5);
+        double err = fabs((double)got - (double)v) / (double)v;
+        if (v < 256)
+            CHECK_INT(got, ==, v);
+        else if (err > 0.004) {
+            fprintf(stderr, "value %llu reported as %llu (%.3f%%)\n",
+                    (unsigned long long)v, (unsigned long long)got, err * 100);
+            exit(1);
+        }
+        v = v * 3 / 2 + 1;
+    }
+}
+
+static void test_quantiles(void)
+{
+    ek_hist_reset(&a);
+    for (uint64_t v = 1; v <= 1000000; v++)
+        ek_hist_add(&a, v);
+    CHECK_INT(a.count, ==, 1000000);
+    CHECK_INT(a.min, ==, 1);
+    CHECK_INT(a.max, ==, 1000000);
+    double qs[] = {0.5, 0.9, 0.99, 0.999};
+    for (int i = 0; i < 4; i++) {
+        double want = qs[i] * 1e6;
+        double got = (double)ek_hist_quantile(&a, qs[i]);
+        CHECK(fabs(got - want) / want < 0.01);
+    }
+    CHECK_INT(ek_hist_quantile(&a, 0), ==, 1);
+    CHECK_INT(ek_hist_quantile(&a, 1), ==, 1000000);
+    CHECK(fabs(ek_hist_mean(&a) - 500000.5) < 0.01);
+
+    /* A heavy tail: 99% at 10 us, 1% at 5 ms. */
+    ek_hist_reset(&a);
+    for (int i = 0; i < 9900; i++)
+        ek_hist_add(&a, 10000);
+    for (int i = 0; i < 100; i++)
+        ek_hist_add(&a, 5000000);
+    CHECK(ek_hist_quantile(&a, 0.99) < 10100);
+    CHECK(ek_hist_quantile(&a, 0.995) > 4900000);
+}
+
+static void test_merge_and_empty(void)
+{
+    ek_hist_reset(&a);
+    ek_hist_reset(&b);
+    CHECK_INT(ek_hist_quantile(&a, 0.5), ==, 0);
+    CHECK(ek_hist_mean(&a) == 0.0);
+    for (uint64_t v = 1; v <= 1000; v++)
+        ek_hist_add(v % 2 ? &a : &b, v);
+    ek_hist_merge(&a, &b);
+    CHECK_INT(a.count, ==, 1000);
+    CHECK_INT(a.min, ==, 1);
+    CHECK_INT(a.max, ==, 1000);
+    uint64_t p50 = ek_hist_quantile(&a, 0.5);
+    CHECK(p50 >= 495 && p50 <= 505);
+}
+
+int main(void)
+{
+    test_precision();
+    test_quantiles();
+    test_merge_and_empty();
+    printf("PASS: hist\n");
+    return 0;
+}
