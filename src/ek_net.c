@@ -108,33 +108,54 @@ static int finish_connect(int fd, int timeout_ms)
             return -ETIMEDOUT;
         break;
     }
+    return ek_net_connect_result(fd);
+}
+
+int ek_net_connect_start(const struct ek_sockaddr *sa, bool *done)
+{
+    int fd = new_socket(sa->ss.ss_family);
+    if (fd < 0)
+        return fd;
+    *done = true;
+    if (connect(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0) {
+        /* EINTR on connect: the attempt goes on in the background
+         * (connect(2)), so it is waited for like EINPROGRESS. A unix
+         * socket whose backlog is full fails at once with EAGAIN. */
+        if (errno != EINPROGRESS && errno != EINTR) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        *done = false;
+    }
+    return fd;
+}
+
+int ek_net_connect_result(int fd)
+{
     int soerr = 0;
     socklen_t len = sizeof(soerr);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         return -errno;
+    if (soerr == 0)
+        ek_net_tune(fd);
     return -soerr;
 }
 
 int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms)
 {
-    int fd = new_socket(sa->ss.ss_family);
-    if (fd < 0)
+    bool done;
+    int fd = ek_net_connect_start(sa, &done);
+    if (fd < 0 || done) {
+        if (fd >= 0)
+            ek_net_tune(fd);
         return fd;
-    int err = 0;
-    if (connect(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0) {
-        /* EINTR on connect: the attempt goes on in the background
-         * (connect(2)), so it is waited for like EINPROGRESS. A unix
-         * socket whose backlog is full fails at once with EAGAIN. */
-        if (errno == EINPROGRESS || errno == EINTR)
-            err = finish_connect(fd, timeout_ms);
-        else
-            err = -errno;
     }
+    int err = finish_connect(fd, timeout_ms);
     if (err < 0) {
         close(fd);
         return err;
     }
-    ek_net_tune(fd);
     return fd;
 }
 

@@ -29,6 +29,13 @@ void ek_net_tune(int fd);
  * close-on-exec fd, or -errno (-ETIMEDOUT on timeout). */
 int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms);
 
+/* The two halves of a non-blocking connect, for clients that open many
+ * connections at once. start returns the fd (or -errno) and says whether
+ * the connect already finished; once the fd is writable, result returns 0
+ * (connected, options set as by ek_net_connect) or -errno. */
+int ek_net_connect_start(const struct ek_sockaddr *sa, bool *done);
+int ek_net_connect_result(int fd);
+
 /* getsockname into *out. Returns 0 or -errno. */
 int ek_net_local_addr(int fd, struct ek_sockaddr *out);
 
