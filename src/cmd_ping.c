@@ -48,7 +48,9 @@ static const char usage_text[] =
     "  -c, --count N         stop after N requests (default: until "
     "interrupted)\n"
     "  -i, --interval SECS   time between requests (default 1; fractions "
-    "allowed)\n"
+    "allowed;\n"
+    "                        0: as fast as replies come, at most 1024 in "
+    "flight)\n"
     "  -s, --size BYTES      request size, 16 to 1M (default 64)\n"
     "  -W, --timeout SECS    wait this long for each reply, and for the "
     "connect\n"
@@ -198,13 +200,13 @@ static int read_replies(struct ping_state *st)
 /* Reports requests whose reply is overdue, once each. */
 static void report_overdue(struct ping_state *st, int64_t now)
 {
-    uint64_t timeout_ns = (uint64_t)st->o->timeout_ms * 1000000u;
+    int64_t timeout_ns = st->o->timeout_ms * 1000000;
     if (st->deadline_reported < st->next_reply)
         st->deadline_reported = st->next_reply;
-    while (
-        st->deadline_reported < st->sent &&
-        (uint64_t)(now - st->sent_ns[st->deadline_reported % EK_PING_WINDOW]) >=
-            timeout_ns) {
+    /* Signed: `now` may predate a request sent after it was read. */
+    while (st->deadline_reported < st->sent &&
+           now - st->sent_ns[st->deadline_reported % EK_PING_WINDOW] >=
+               timeout_ns) {
         if (!st->o->quiet)
             printf("no reply from %s for seq=%llu within %.1f s\n", st->peer,
                    (unsigned long long)st->deadline_reported,
@@ -237,9 +239,8 @@ static bool done_waiting(const struct ping_state *st, int64_t now)
 {
     if (st->next_reply >= st->sent)
         return true;
-    uint64_t timeout_ns = (uint64_t)st->o->timeout_ms * 1000000u;
     int64_t last = st->sent_ns[(st->sent - 1) % EK_PING_WINDOW];
-    return (uint64_t)(now - last) >= timeout_ns;
+    return now - last >= st->o->timeout_ms * 1000000;
 }
 
 static void ping_loop(struct ping_state *st)
@@ -252,34 +253,32 @@ static void ping_loop(struct ping_state *st)
         int64_t now = now_ns();
         if (interrupted || (o->count != 0 && st->sent >= o->count))
             sending = false;
-        if (sending && now >= next_send) {
-            if (st->sent - st->next_reply >= EK_PING_WINDOW) {
-                ek_warnx("ping: %s: %d requests without a reply; giving up",
-                         st->peer, EK_PING_WINDOW);
-                break;
-            }
+        /* A full window waits for replies rather than forget send times:
+         * with -i 0 that makes it "as fast as the server answers". */
+        bool may_send =
+            sending && st->sent - st->next_reply < EK_PING_WINDOW;
+        if (may_send && now >= next_send) {
             if (send_request(st, st->sent) < 0) {
                 st->broken = true;
                 break;
             }
             next_send = start + (int64_t)st->sent * o->interval_ms * 1000000;
-            continue;
         }
         report_overdue(st, now);
         if (!sending && (interrupted > 0 || done_waiting(st, now)))
             break;
 
-        /* Sleep until the next send or the next reply deadline. */
-        int64_t wake = sending ? next_send : now + 1000000000;
+        /* Wait for a reply until the next send or reply deadline. */
+        int64_t wake = may_send ? next_send : now + 1000000000;
         if (st->next_reply < st->sent) {
             int64_t due = st->sent_ns[st->next_reply % EK_PING_WINDOW] +
                           o->timeout_ms * 1000000;
             if (due > now && due < wake)
                 wake = due;
         }
-        int timeout = (int)((wake - now + 999999) / 1000000);
+        int timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
         struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        int rc = poll(&p, 1, timeout < 0 ? 0 : timeout);
+        int rc = poll(&p, 1, timeout);
         if (rc > 0 && read_replies(st) < 0)
             st->broken = true;
     }
