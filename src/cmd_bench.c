@@ -416,12 +416,8 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         case 'h':
             fputs(usage_text, stdout);
             return 0;
-        case ':':
-            return ek_usage_error("bench", "option '%s' needs a value",
-                                  argv[optind - 1]);
         default:
-            return ek_usage_error("bench", "unknown option '%s'",
-                                  argv[optind - 1]);
+            return ek_option_error("bench", c, argv);
         }
         if (bad < 0)
             return ek_usage_error("bench", "invalid %s '%s': %s", name, optarg,

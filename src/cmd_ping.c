@@ -332,12 +332,8 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         case 'h':
             fputs(usage_text, stdout);
             return 0;
-        case ':':
-            return ek_usage_error("ping", "option '%s' needs a value",
-                                  argv[optind - 1]);
         default:
-            return ek_usage_error("ping", "unknown option '%s'",
-                                  argv[optind - 1]);
+            return ek_option_error("ping", c, argv);
         }
     }
     if (argc - optind > 1)

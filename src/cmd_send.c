@@ -494,12 +494,8 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         case 'h':
             fputs(usage_text, stdout);
             return 0;
-        case ':':
-            return ek_usage_error("send", "option '%s' needs a value",
-                                  argv[optind - 1]);
         default:
-            return ek_usage_error("send", "unknown option '%s'",
-                                  argv[optind - 1]);
+            return ek_option_error("send", c, argv);
         }
     }
     char **rest = argv + optind;

@@ -161,12 +161,8 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         case 'V':
             ek_print_version();
             return 0;
-        case ':':
-            return ek_usage_error("serve", "option '%s' needs a value",
-                                  argv[optind - 1]);
         default:
-            return ek_usage_error("serve", "unknown option '%s'",
-                                  argv[optind - 1]);
+            return ek_option_error("serve", c, argv);
         }
     }
     if (optind < argc)

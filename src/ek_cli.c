@@ -5,6 +5,7 @@
 #include "ek_util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +27,14 @@ int ek_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'echokit %s --help'.\n", cmd);
     return EX_USAGE;
+}
+
+int ek_option_error(const char *cmd, int c, char **argv)
+{
+    const char *opt = argv[optind - 1];
+    if (c == ':')
+        return ek_usage_error(cmd, "option '%s' needs a value", opt);
+    return ek_usage_error(cmd, "unknown option '%s'", opt);
 }
 
 int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,

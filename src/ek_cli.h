@@ -22,6 +22,11 @@ void ek_print_version(void);
 int ek_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The usage error for what getopt_long (with opterr = 0 and a leading
+ * ':' in optstring) returned as c: ':' for a missing value, anything else
+ * for an unknown option. Returns EX_USAGE. */
+int ek_option_error(const char *cmd, int c, char **argv);
+
 /* The client side of send, ping and bench: parses text (HOST:PORT,
  * [IPV6]:PORT, unix:PATH), resolves it and connects to each address in
  * turn until one answers, within timeout_ms in all. Returns 0 with *fd (a
