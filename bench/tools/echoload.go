@@ -95,6 +95,59 @@ func rr(addr string, id int64, size, depth int) (lat []float64, msgs int64) {
 	return lat, msgs
 }
 
+// paced runs one connection's open loop: message i is due at
+// start + phase + i*interval and goes out then (or as soon as the writer
+// catches up). Go's timers wake up to a millisecond late, so latency runs
+// from the actual send, not the due time: a round trip, not a schedule.
+func paced(addr string, id int64, size int, interval, phase time.Duration,
+	start time.Time) (lat []float64, msgs int64) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		atomic.AddInt64(&errors, 1)
+		return nil, 0
+	}
+	defer c.Close()
+	type sent struct {
+		data []byte
+		at   time.Time
+	}
+	inflight := make(chan sent, 1<<16)
+	go func() {
+		rng := rand.New(rand.NewSource(id))
+		defer close(inflight)
+		for i := 0; ; i++ {
+			due := start.Add(phase + time.Duration(i)*interval)
+			if !due.Before(measureTo) {
+				return
+			}
+			time.Sleep(time.Until(due))
+			m := make([]byte, size)
+			rng.Read(m)
+			inflight <- sent{m, time.Now()}
+			if _, err := c.Write(m); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, size)
+	for s := range inflight {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			atomic.AddInt64(&errors, 1)
+			return lat, msgs
+		}
+		now := time.Now()
+		if !bytes.Equal(buf, s.data) {
+			atomic.AddInt64(&errors, 1)
+			return lat, msgs
+		}
+		if inWindow(now) {
+			lat = append(lat, float64(now.Sub(s.at).Nanoseconds())/1e3)
+			msgs++
+		}
+	}
+	return lat, msgs
+}
+
 // stream sends without pause and checks the echo against a second copy of
 // the same pseudo-random stream; returns the bytes echoed in the window.
 func stream(addr string, id int64, size int) (echoed int64) {
@@ -156,6 +209,7 @@ func main() {
 	secs := flag.Float64("t", 2, "measured seconds")
 	warm := flag.Float64("w", 0.5, "warm-up seconds")
 	bulk := flag.Bool("stream", false, "one-way bulk instead of rr")
+	rate := flag.Float64("r", 0, "open loop: messages per second in all")
 	flag.Parse()
 
 	start := time.Now()
@@ -174,7 +228,15 @@ func main() {
 				atomic.AddInt64(&echoed, stream(*addr, id, *size))
 				return
 			}
-			lat, n := rr(*addr, id, *size, *depth)
+			var lat []float64
+			var n int64
+			if *rate > 0 {
+				interval := time.Duration(float64(*conns) / *rate * 1e9)
+				phase := interval * time.Duration(id-1) / time.Duration(*conns)
+				lat, n = paced(*addr, id, *size, interval, phase, start)
+			} else {
+				lat, n = rr(*addr, id, *size, *depth)
+			}
 			mu.Lock()
 			all = append(all, lat...)
 			msgs += n
