@@ -7,7 +7,8 @@
 // sent; or one-way bulk with -stream. It prints one JSON object.
 //
 // usage: echoload -addr HOST:PORT [-c N] [-s SIZE] [-d DEPTH] [-t SECS]
-//                 [-w SECS] [-stream]
+//
+//	[-w SECS] [-stream]
 package main
 
 import (
@@ -42,6 +43,22 @@ var (
 
 func inWindow(t time.Time) bool { return !t.Before(measureFrom) && t.Before(measureTo) }
 
+// awaitEcho reads the echo of one message, checks it, and records its
+// latency when it lands in the window. False (and an error counted) if
+// the connection failed or the echo differs.
+func awaitEcho(c net.Conn, buf, want []byte, sentAt time.Time,
+	lat *[]float64, msgs *int64) bool {
+	if _, err := io.ReadFull(c, buf); err != nil || !bytes.Equal(buf, want) {
+		atomic.AddInt64(&errors, 1)
+		return false
+	}
+	if now := time.Now(); inWindow(now) {
+		*lat = append(*lat, float64(now.Sub(sentAt).Nanoseconds())/1e3)
+		*msgs++
+	}
+	return true
+}
+
 // rr runs one connection's closed loop and returns its latencies (us) and
 // echoed messages inside the window.
 func rr(addr string, id int64, size, depth int) (lat []float64, msgs int64) {
@@ -72,20 +89,10 @@ func rr(addr string, id int64, size, depth int) (lat []float64, msgs int64) {
 		}
 	}
 	for time.Now().Before(measureTo) {
-		if _, err := io.ReadFull(c, buf); err != nil {
-			atomic.AddInt64(&errors, 1)
-			return lat, msgs
-		}
-		now := time.Now()
 		head := queue[0]
 		queue = queue[1:]
-		if !bytes.Equal(buf, head.data) {
-			atomic.AddInt64(&errors, 1)
+		if !awaitEcho(c, buf, head.data, head.at, &lat, &msgs) {
 			return lat, msgs
-		}
-		if inWindow(now) {
-			lat = append(lat, float64(now.Sub(head.at).Nanoseconds())/1e3)
-			msgs++
 		}
 		if !send() {
 			atomic.AddInt64(&errors, 1)
@@ -131,18 +138,8 @@ func paced(addr string, id int64, size int, interval, phase time.Duration,
 	}()
 	buf := make([]byte, size)
 	for s := range inflight {
-		if _, err := io.ReadFull(c, buf); err != nil {
-			atomic.AddInt64(&errors, 1)
+		if !awaitEcho(c, buf, s.data, s.at, &lat, &msgs) {
 			return lat, msgs
-		}
-		now := time.Now()
-		if !bytes.Equal(buf, s.data) {
-			atomic.AddInt64(&errors, 1)
-			return lat, msgs
-		}
-		if inWindow(now) {
-			lat = append(lat, float64(now.Sub(s.at).Nanoseconds())/1e3)
-			msgs++
 		}
 	}
 	return lat, msgs
