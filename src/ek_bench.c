@@ -159,9 +159,13 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
             return;
         }
         c->sent += (uint64_t)k;
-        if (c->stamps != NULL)
+        if (c->stamps != NULL) {
+            /* The clock now, not the batch's: events handled before this
+             * one would otherwise count as latency. */
+            int64_t at = ek_bench_now();
             while (c->started * cfg->size < c->sent)
-                c->stamps[c->started++ % cfg->depth] = now;
+                c->stamps[c->started++ % cfg->depth] = at;
+        }
         if ((size_t)k < n)
             break;
     }
@@ -177,13 +181,14 @@ static int64_t intended(const struct worker *w, const struct bconn *c,
     return w->b->t_start + (int64_t)j * w->interval_ns;
 }
 
-static void conn_recv(struct worker *w, struct bconn *c, int64_t now)
+static void conn_recv(struct worker *w, struct bconn *c)
 {
     const struct ek_bench *b = w->b;
     ssize_t n;
     do
         n = recv(c->fd, w->rbuf, BENCH_BUF, 0);
     while (n < 0 && errno == EINTR);
+    int64_t now = ek_bench_now(); /* when this echo arrived, exactly */
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             conn_fail(w, c, FAIL_RESET, errno);
@@ -313,7 +318,7 @@ static void *worker_main(void *arg)
             if (c->fd >= 0 && (ev[i].events & (EPOLLOUT | EPOLLERR)))
                 conn_send(w, c, now);
             if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-                conn_recv(w, c, now);
+                conn_recv(w, c);
         }
     }
     return NULL;
