@@ -255,8 +255,7 @@ static void ping_loop(struct ping_state *st)
             sending = false;
         /* A full window waits for replies rather than forget send times:
          * with -i 0 that makes it "as fast as the server answers". */
-        bool may_send =
-            sending && st->sent - st->next_reply < EK_PING_WINDOW;
+        bool may_send = sending && st->sent - st->next_reply < EK_PING_WINDOW;
         if (may_send && now >= next_send) {
             if (send_request(st, st->sent) < 0) {
                 st->broken = true;

@@ -149,6 +149,10 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
         uint64_t left = target - c->sent;
         size_t n = left < BENCH_BUF ? (size_t)left : BENCH_BUF;
         ek_pattern_fill(c->key, c->sent, w->sbuf, n);
+        /* The clock before the send: on loopback the echo may be back
+         * before send() returns. And the clock now, not the batch's:
+         * events handled earlier in the batch are not this latency. */
+        int64_t at = ek_bench_now();
         ssize_t k = send(c->fd, w->sbuf, n, MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EINTR)
@@ -159,13 +163,9 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
             return;
         }
         c->sent += (uint64_t)k;
-        if (c->stamps != NULL) {
-            /* The clock now, not the batch's: events handled before this
-             * one would otherwise count as latency. */
-            int64_t at = ek_bench_now();
+        if (c->stamps != NULL)
             while (c->started * cfg->size < c->sent)
                 c->stamps[c->started++ % cfg->depth] = at;
-        }
         if ((size_t)k < n)
             break;
     }

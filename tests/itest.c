@@ -1113,8 +1113,8 @@ static void case_ping_exit_codes(void)
     CHECK_CONTAINS(r.out, "2 sent, 2 received");
 
     /* -i 0: as fast as the replies come, none of them late. */
-    const char *flood[] = {"ping", "-q", "-c", "2000", "-i", "0", s.addrs[0],
-                           NULL};
+    const char *flood[] = {"ping", "-q", "-c",       "2000",
+                           "-i",   "0",  s.addrs[0], NULL};
     CHECK_INT(h_run_echokit(flood, -1, 20000, &r), ==, 0);
     CHECK_CONTAINS(r.out, "2000 sent, 2000 received, 0.0% loss, 0 corrupted, "
                           "0 late");
