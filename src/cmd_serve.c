@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #define EK_DEFAULT_LISTEN "localhost:50000"
 #define EK_DEFAULT_MAX_QUEUE (256 * 1024)
@@ -47,6 +48,12 @@ static const char usage_text[] =
     "  -d, --drain-timeout SECS  after SIGINT/SIGTERM, how long open "
     "connections\n"
     "                            may go on (default 10)\n"
+    "  -t, --threads N|auto      event loops, each on its own thread with its "
+    "own\n"
+    "                            SO_REUSEPORT listeners (default 1; auto: one "
+    "per\n"
+    "                            CPU); select, poll, epoll, kqueue, uring "
+    "only\n"
     "  -v, --verbose             more log lines on stderr (-vv: more "
     "still)\n"
     "  -q, --quiet               errors only\n"
@@ -82,6 +89,7 @@ struct serve_options {
     uint64_t max_conns; /* 0: the model's default */
     uint64_t max_queue;
     int64_t drain_ms;
+    uint64_t threads;
     int verbosity;
 };
 
@@ -113,6 +121,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"max-conns", required_argument, NULL, 'c'},
         {"max-queue", required_argument, NULL, 'Q'},
         {"drain-timeout", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -123,7 +132,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
     int c, rc;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:i:c:Q:d:vqhV", longopts, NULL)) !=
+    while ((c = getopt_long(argc, argv, ":l:i:c:Q:d:t:vqhV", longopts, NULL)) !=
            -1) {
         switch (c) {
         case 'l':
@@ -148,6 +157,15 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
                 0)
                 return ek_usage_error(
                     "serve", "invalid --drain-timeout '%s': %s", optarg, why);
+            break;
+        case 't':
+            if (strcmp(optarg, "auto") == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                o->threads = n > 0 ? (uint64_t)n : 1;
+            } else if (ek_parse_uint(optarg, 1, 256, &o->threads, &why) < 0) {
+                return ek_usage_error("serve", "invalid --threads '%s': %s",
+                                      optarg, why);
+            }
             break;
         case 'v':
             o->verbosity++;
@@ -179,7 +197,12 @@ static const struct ek_model *pick_model(const char *io, int *status)
 {
     if (io == NULL || strcmp(io, "auto") == 0) {
         const struct ek_model *m = ek_model_auto();
-        ek_log(EK_LOG_DEBUG, "--io auto: using %s", m->name);
+        const char *why = ek_model_unavailable(ek_model_find("uring"));
+        if (why != NULL)
+            ek_log(EK_LOG_DEBUG, "--io auto: using %s (uring is %s)", m->name,
+                   why);
+        else
+            ek_log(EK_LOG_DEBUG, "--io auto: using %s", m->name);
         return m;
     }
     const struct ek_model *m = ek_model_find(io);
@@ -247,10 +270,19 @@ int ek_cmd_serve(int argc, char **argv)
         return status;
     }
 
+    if (o.threads > 1 && model->backend == NULL && !model->multi_loop) {
+        free(o.listen);
+        return ek_usage_error("serve",
+                              "--threads applies to the event-loop models "
+                              "(select, poll, epoll, kqueue, uring), not to "
+                              "--io %s",
+                              model->name);
+    }
     struct ek_config cfg = {
         .listen = o.listen,
         .nlisten = o.nlisten,
         .model = model,
+        .threads = o.threads ? (unsigned)o.threads : 1,
         .max_conns = o.max_conns ? o.max_conns : model->default_max_conns,
         .max_queue = (size_t)o.max_queue,
         .drain_timeout_ms = o.drain_ms,
@@ -264,9 +296,9 @@ int ek_cmd_serve(int argc, char **argv)
     status = ek_server_open(&srv, &cfg);
     if (status == 0) {
         ek_log(EK_LOG_INFO,
-               "echokit %s serving with %s on %zu listener%s (max-conns "
+               "echokit %s serving with %s x %u on %zu listener%s (max-conns "
                "%llu, max-queue %zu bytes)",
-               EK_VERSION, model->name, srv.nlisteners,
+               EK_VERSION, model->name, cfg.threads, srv.nlisteners,
                srv.nlisteners == 1 ? "" : "s",
                (unsigned long long)cfg.max_conns, cfg.max_queue);
         status = model->run(&srv, model);

@@ -2,6 +2,8 @@
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,7 +39,74 @@ static int queue_rest(struct ek_conn *c, const char *p, size_t n,
     if (ek_queue_append(&c->queue, p, n) < 0)
         return -ENOMEM;
     if (ek_queue_len(&c->queue) >= ctx->max_queue)
-        ek_stat_add(&ctx->stats->queue_full, 1);
+        ek_count(&ctx->counters->queue_full, 1);
+    return EK_CONN_KEEP;
+}
+
+/* Moves what the socket did not take from the loop's pipe into the
+ * connection's queue, so that the pipe is empty for the next connection.
+ * Returns 0 or -errno. */
+static int pipe_to_queue(struct ek_conn *c, size_t left,
+                         const struct ek_echo_ctx *ctx, bool keep)
+{
+    while (left > 0) {
+        size_t k = left < ctx->buf_size ? left : ctx->buf_size;
+        ssize_t n = read(ctx->pipe[0], ctx->buf, k);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        if (keep && ek_queue_append(&c->queue, ctx->buf, (size_t)n) < 0)
+            keep = false; /* drained all the same; the caller closes */
+        left -= (size_t)n;
+    }
+    return keep ? 0 : -ENOMEM;
+}
+
+/* The same echo through the loop's pipe: splice(2) moves the received
+ * pages into the pipe and from the pipe into the send queue of the socket,
+ * so the payload is never copied through user space. */
+static int splice_echo(struct ek_conn *c, int fd, size_t want,
+                       const struct ek_echo_ctx *ctx)
+{
+    const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    ssize_t n;
+    do
+        n = splice(fd, NULL, ctx->pipe[1], NULL, want, flags);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return would_block(errno) ? EK_CONN_KEEP : -errno;
+    if (n == 0) {
+        c->flags |= EK_CONN_PEER_CLOSED;
+        return EK_CONN_DONE; /* the queue was empty */
+    }
+    ek_count(&ctx->counters->bytes_in, (uint64_t)n);
+    if ((size_t)n < EK_BULK_EXIT)
+        c->flags &= (uint8_t)~EK_CONN_BULK;
+
+    size_t left = (size_t)n;
+    int err = 0;
+    while (left > 0) {
+        ssize_t w = splice(ctx->pipe[0], NULL, fd, NULL, left, flags);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            err = w < 0 && !would_block(errno) ? -errno : 0;
+            break;
+        }
+        left -= (size_t)w;
+        ek_count(&ctx->counters->bytes_out, (uint64_t)w);
+    }
+    if (left == 0)
+        return EK_CONN_KEEP;
+    /* The socket is full (or failed): what is left waits in the queue. */
+    int qerr = pipe_to_queue(c, left, ctx, err == 0);
+    if (err < 0)
+        return err;
+    if (qerr < 0)
+        return qerr;
+    if (ek_queue_len(&c->queue) >= ctx->max_queue)
+        ek_count(&ctx->counters->queue_full, 1);
     return EK_CONN_KEEP;
 }
 
@@ -51,6 +120,8 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
      * full or half-closed; there is nothing to do then. */
     if (want == 0 || (c->flags & EK_CONN_PEER_CLOSED))
         return EK_CONN_KEEP;
+    if (queued == 0 && (c->flags & EK_CONN_BULK) && ctx->pipe[0] >= 0)
+        return splice_echo(c, fd, want, ctx);
 
     ssize_t n = recv_some(fd, ctx->buf, want, 0);
     if (n < 0)
@@ -59,7 +130,9 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
         c->flags |= EK_CONN_PEER_CLOSED;
         return queued == 0 ? EK_CONN_DONE : EK_CONN_KEEP;
     }
-    ek_stat_add(&ctx->stats->bytes_in, (uint64_t)n);
+    ek_count(&ctx->counters->bytes_in, (uint64_t)n);
+    if ((size_t)n >= EK_BULK_ENTER)
+        c->flags |= EK_CONN_BULK;
 
     /* Bytes already queued go first: order is the whole contract. */
     if (queued > 0)
@@ -71,7 +144,7 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
             return -errno;
         sent = 0;
     }
-    ek_stat_add(&ctx->stats->bytes_out, (uint64_t)sent);
+    ek_count(&ctx->counters->bytes_out, (uint64_t)sent);
     if (sent == n)
         return EK_CONN_KEEP;
     return queue_rest(c, ctx->buf + sent, (size_t)(n - sent), ctx);
@@ -90,7 +163,7 @@ int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
         if (sent < 0)
             return would_block(errno) ? EK_CONN_KEEP : -errno;
         ek_queue_consume(&c->queue, (size_t)sent);
-        ek_stat_add(&ctx->stats->bytes_out, (uint64_t)sent);
+        ek_count(&ctx->counters->bytes_out, (uint64_t)sent);
     }
     if (ek_queue_len(&c->queue) == 0 && (c->flags & EK_CONN_PEER_CLOSED))
         return EK_CONN_DONE;
@@ -150,7 +223,7 @@ static int wait_ready(int fd, short events, int wake_fd, int64_t deadline_ms,
 }
 
 int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
-                     int64_t deadline_ms, struct ek_stats *stats)
+                     int64_t deadline_ms, struct ek_counters *counters)
 {
     for (unsigned ops = 1;; ops++) {
         ssize_t n;
@@ -165,7 +238,7 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
             n = send_some(fd, b->buf + b->head, b->tail - b->head,
                           MSG_DONTWAIT);
             if (n > 0) {
-                ek_stat_add(&stats->bytes_out, (uint64_t)n);
+                ek_count(&counters->bytes_out, (uint64_t)n);
                 b->head += (size_t)n;
                 if (b->head == b->tail)
                     b->head = b->tail = 0;
@@ -175,7 +248,7 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
         } else {
             n = recv_some(fd, b->buf, b->size, MSG_DONTWAIT);
             if (n > 0) {
-                ek_stat_add(&stats->bytes_in, (uint64_t)n);
+                ek_count(&counters->bytes_in, (uint64_t)n);
                 b->tail = (size_t)n;
                 continue;
             }

@@ -27,7 +27,16 @@
 
 enum {
     EK_CONN_PEER_CLOSED = 1, /* the client sent FIN: flush, then close */
+    EK_CONN_BULK = 2,        /* streaming: echo through splice(2) */
 };
+
+/* A read of at least this much marks a connection as streaming; a splice
+ * of less than EK_BULK_EXIT ends that. Splice saves the two copies of the
+ * payload through user space, which pays off for large transfers only:
+ * for small messages its pipe bookkeeping costs more than the copies (see
+ * bench/PERFORMANCE.md). */
+#define EK_BULK_ENTER (32 * 1024)
+#define EK_BULK_EXIT (4 * 1024)
 
 struct ek_conn {
     struct ek_queue queue; /* read but not yet sent back */
@@ -40,7 +49,8 @@ struct ek_echo_ctx {
     char *buf; /* the loop's read buffer, shared by all its connections */
     size_t buf_size;
     size_t max_queue;
-    struct ek_stats *stats;
+    struct ek_counters *counters; /* the loop's own */
+    int pipe[2]; /* the loop's splice pipe, empty between calls; -1: none */
 };
 
 /* Results of the two event handlers. */
@@ -80,6 +90,6 @@ enum {
  * (if >= 0) and deadline_ms (CLOCK_MONOTONIC ms, -1 for none) can
  * interrupt it. fd may be blocking: every call uses MSG_DONTWAIT. */
 int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
-                     int64_t deadline_ms, struct ek_stats *stats);
+                     int64_t deadline_ms, struct ek_counters *counters);
 
 #endif

@@ -6,7 +6,7 @@
 
 /* Default --max-conns. Thread and process models pay a thread or a process
  * (stack, page tables, scheduler entity) per connection, so their default is
- * lower; readiness models pay a few dozen bytes. */
+ * lower; the others pay a few dozen bytes. */
 #define EK_MAX_CONNS_BLOCKING 1000
 #define EK_MAX_CONNS_LOOP 10000
 
@@ -25,69 +25,87 @@ static const char *no_epoll(void)
 }
 #endif
 
+#ifndef EK_HAVE_URING
 static const char *no_uring(void)
 {
-    return "not available in this build: the io_uring model is not "
-           "implemented yet";
+    return "not available in this build: built without liburing (install "
+           "liburing-dev and rebuild)";
 }
+#endif
 
 static const struct ek_model iterative = {
-    "iterative",
-    "one client at a time; the next waits in the backlog",
-    ek_run_iterative,
-    NULL,
-    1,
-    NULL};
+    .name = "iterative",
+    .summary = "one client at a time; the next waits in the backlog",
+    .run = ek_run_iterative,
+    .default_max_conns = 1,
+};
 
-static const struct ek_model thread = {"thread",
-                                       "a thread per connection, blocking I/O",
-                                       ek_run_thread,
-                                       NULL,
-                                       EK_MAX_CONNS_BLOCKING,
-                                       NULL};
+static const struct ek_model thread = {
+    .name = "thread",
+    .summary = "a thread per connection, blocking I/O",
+    .run = ek_run_thread,
+    .default_max_conns = EK_MAX_CONNS_BLOCKING,
+};
 
 static const struct ek_model process = {
-    "process",
-    "a forked process per connection, blocking I/O",
-    ek_run_process,
-    NULL,
-    EK_MAX_CONNS_BLOCKING,
-    NULL};
+    .name = "process",
+    .summary = "a forked process per connection, blocking I/O",
+    .run = ek_run_process,
+    .default_max_conns = EK_MAX_CONNS_BLOCKING,
+};
 
 static const struct ek_model select_model = {
-    "select",          "event loop on select(2); fds >= FD_SETSIZE are refused",
-    ek_run_loop,       &ek_backend_select,
-    EK_MAX_CONNS_LOOP, NULL};
+    .name = "select",
+    .summary = "event loop on select(2); fds >= FD_SETSIZE are refused",
+    .run = ek_run_loop,
+    .backend = &ek_backend_select,
+    .default_max_conns = EK_MAX_CONNS_LOOP,
+};
 
 static const struct ek_model poll_model = {
-    "poll",           "event loop on poll(2)", ek_run_loop,
-    &ek_backend_poll, EK_MAX_CONNS_LOOP,       NULL};
+    .name = "poll",
+    .summary = "event loop on poll(2)",
+    .run = ek_run_loop,
+    .backend = &ek_backend_poll,
+    .default_max_conns = EK_MAX_CONNS_LOOP,
+};
 
+static const struct ek_model epoll_model = {
+    .name = "epoll",
+    .summary = "event loop on epoll(7), level-triggered",
 #ifdef __linux__
-static const struct ek_model epoll_model = {
-    "epoll",           "event loop on epoll(7), level-triggered",
-    ek_run_loop,       &ek_backend_epoll,
-    EK_MAX_CONNS_LOOP, NULL};
+    .run = ek_run_loop,
+    .backend = &ek_backend_epoll,
 #else
-static const struct ek_model epoll_model = {
-    "epoll",           "event loop on epoll(7), level-triggered",
-    ek_run_loop,       NULL,
-    EK_MAX_CONNS_LOOP, no_epoll};
+    .unavailable = no_epoll,
 #endif
+    .default_max_conns = EK_MAX_CONNS_LOOP,
+};
 
+static const struct ek_model kqueue_model = {
+    .name = "kqueue",
+    .summary = "event loop on kqueue(2)",
 #ifdef EK_HAVE_KQUEUE
-static const struct ek_model kqueue_model = {
-    "kqueue",           "event loop on kqueue(2)", ek_run_loop,
-    &ek_backend_kqueue, EK_MAX_CONNS_LOOP,         NULL};
+    .run = ek_run_loop,
+    .backend = &ek_backend_kqueue,
 #else
-static const struct ek_model kqueue_model = {
-    "kqueue", "event loop on kqueue(2)", ek_run_loop,
-    NULL,     EK_MAX_CONNS_LOOP,         no_kqueue};
+    .unavailable = no_kqueue,
 #endif
+    .default_max_conns = EK_MAX_CONNS_LOOP,
+};
 
 static const struct ek_model uring_model = {
-    "uring", "completion-based, io_uring", NULL, NULL, EK_MAX_CONNS_LOOP,
-    no_uring};
+    .name = "uring",
+    .summary = "io_uring: multishot accept and receive, completion-based",
+#ifdef EK_HAVE_URING
+    .run = ek_run_uring,
+    .unavailable = ek_uring_unavailable,
+#else
+    .unavailable = no_uring,
+#endif
+    .default_max_conns = EK_MAX_CONNS_LOOP,
+    .multi_loop = true,
+};
 
 const struct ek_model *const ek_models[] = {
     &iterative,   &thread,       &process,     &select_model, &poll_model,
@@ -107,9 +125,10 @@ const char *ek_model_unavailable(const struct ek_model *m)
     return m->unavailable != NULL ? m->unavailable() : NULL;
 }
 
-/* epoll on Linux, kqueue where it is native, poll elsewhere. A kqueue
- * emulated by libkqueue on Linux is never preferred to epoll. */
-const struct ek_model *ek_model_auto(void)
+/* The readiness model this platform does best: epoll on Linux, kqueue
+ * where it is native, poll elsewhere. A kqueue emulated by libkqueue on
+ * Linux is never preferred to epoll. */
+static const struct ek_model *best_readiness(void)
 {
 #if defined(__linux__)
     return &epoll_model;
@@ -118,4 +137,13 @@ const struct ek_model *ek_model_auto(void)
 #else
     return &poll_model;
 #endif
+}
+
+/* io_uring where this build and kernel can run it, else the best
+ * readiness model. */
+const struct ek_model *ek_model_auto(void)
+{
+    if (ek_model_unavailable(&uring_model) == NULL)
+        return &uring_model;
+    return best_readiness();
 }

@@ -9,6 +9,7 @@
 #ifndef EK_MODEL_H
 #define EK_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ek_server;
@@ -21,6 +22,7 @@ struct ek_model {
     int (*run)(struct ek_server *srv, const struct ek_model *self);
     const struct ek_backend *backend; /* readiness models; else NULL */
     uint64_t default_max_conns;
+    bool multi_loop; /* takes --threads without a readiness backend */
     /* Why this model cannot run here, or NULL when it can. */
     const char *(*unavailable)(void);
 };
@@ -42,5 +44,10 @@ int ek_run_iterative(struct ek_server *srv, const struct ek_model *self);
 int ek_run_thread(struct ek_server *srv, const struct ek_model *self);
 int ek_run_process(struct ek_server *srv, const struct ek_model *self);
 int ek_run_loop(struct ek_server *srv, const struct ek_model *self);
+#ifdef EK_HAVE_URING
+int ek_run_uring(struct ek_server *srv, const struct ek_model *self);
+/* Probes the kernel (once): NULL when io_uring works here, else why not. */
+const char *ek_uring_unavailable(void);
+#endif
 
 #endif

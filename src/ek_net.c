@@ -47,7 +47,7 @@ static int bind_unix(int fd, const struct ek_sockaddr *sa)
                                                                     : -errno;
 }
 
-int ek_net_listen(const struct ek_sockaddr *sa, int backlog)
+int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport)
 {
     int family = sa->ss.ss_family;
     int fd = new_socket(family);
@@ -59,6 +59,8 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog)
         err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err == 0 && family == AF_INET6)
         err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    if (err == 0 && reuseport && family != AF_UNIX)
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (err == 0) {
         if (family == AF_UNIX)
             err = bind_unix(fd, sa);

@@ -11,10 +11,12 @@
 
 /* A listening, non-blocking, close-on-exec socket bound to sa.
  * TCP: SO_REUSEADDR; IPv6 sockets are IPV6_V6ONLY so that [::] and 0.0.0.0
- * can be bound side by side. Unix: a socket file left behind by a dead
- * server (nobody accepts on it) is replaced; a live one is EADDRINUSE.
- * Returns the fd, or -errno. */
-int ek_net_listen(const struct ek_sockaddr *sa, int backlog);
+ * can be bound side by side; with reuseport, SO_REUSEPORT too, so that
+ * each event loop can have its own listener on the same address and the
+ * kernel spreads connections over them. Unix: a socket file left behind by
+ * a dead server (nobody accepts on it) is replaced; a live one is
+ * EADDRINUSE. Returns the fd, or -errno. */
+int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport);
 
 /* accept4 with close-on-exec and, if asked, O_NONBLOCK. Returns the fd or
  * -errno (-EAGAIN when nothing is pending). */

@@ -82,7 +82,7 @@ static int bind_group(struct ek_server *srv, const char *text,
 
     for (size_t i = 0; i < n; i++) {
         set_port(&addrs[i], port);
-        int fd = ek_net_listen(&addrs[i], SOMAXCONN);
+        int fd = ek_net_listen(&addrs[i], SOMAXCONN, srv->cfg->threads > 1);
         int err = fd < 0 ? fd : add_listener(srv, fd);
         if (err < 0 && fd >= 0)
             close(fd);
@@ -285,12 +285,15 @@ bool ek_server_should_stop(struct ek_server *srv)
     return srv->phase == EK_STOPPING || srv->phase == EK_FORCED;
 }
 
-bool ek_server_admit(struct ek_server *srv, int fd)
+bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
-    uint64_t active = ek_stat_get(&srv->stats->active);
-    if (active >= srv->cfg->max_conns) {
+    /* Count first, then check: exact even with several accepting threads. */
+    uint64_t before =
+        atomic_fetch_add_explicit(&srv->stats->active, 1, memory_order_relaxed);
+    if (before >= srv->cfg->max_conns) {
+        atomic_fetch_sub_explicit(&srv->stats->active, 1, memory_order_relaxed);
         ek_stat_add(&srv->stats->refused_limit, 1);
-        ek_log_limited(&srv->refused_log, EK_LOG_WARN,
+        ek_log_limited(&acc->refused_log, EK_LOG_WARN,
                        "refused a connection: limit of %llu connections "
                        "reached (--max-conns)",
                        (unsigned long long)srv->cfg->max_conns);
@@ -298,7 +301,6 @@ bool ek_server_admit(struct ek_server *srv, int fd)
         return false;
     }
     ek_stat_add(&srv->stats->accepted, 1);
-    ek_stat_add(&srv->stats->active, 1);
     ek_net_tune(fd);
     if (ek_log_enabled(EK_LOG_DEBUG)) {
         struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
@@ -311,10 +313,11 @@ bool ek_server_admit(struct ek_server *srv, int fd)
     return true;
 }
 
-void ek_server_refuse(struct ek_server *srv, int fd, const char *why)
+void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                      const char *why)
 {
     ek_stat_add(&srv->stats->refused_fd, 1);
-    ek_log_limited(&srv->refused_log, EK_LOG_WARN, "refused a connection: %s",
+    ek_log_limited(&acc->refused_log, EK_LOG_WARN, "refused a connection: %s",
                    why);
     close(fd);
 }
@@ -329,7 +332,8 @@ void ek_server_conn_done(struct ek_server *srv, int err)
                err < 0 ? strerror(-err) : "");
 }
 
-bool ek_server_accept_failed(struct ek_server *srv, int err)
+bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                             int err)
 {
     ek_stat_add(&srv->stats->accept_errors, 1);
     switch (err) {
@@ -342,31 +346,36 @@ bool ek_server_accept_failed(struct ek_server *srv, int err)
     case -ENFILE:
     case -ENOBUFS:
     case -ENOMEM:
-        srv->accept_resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
-        ek_log_limited(&srv->accept_log, EK_LOG_WARN,
+        acc->resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&acc->accept_log, EK_LOG_WARN,
                        "accept: %s; pausing accepts until a connection "
                        "closes (at most %d ms)",
                        strerror(-err), EK_ACCEPT_PAUSE_MS);
         return true;
     default:
         /* Unknown: pause too, so that a persistent error cannot spin. */
-        srv->accept_resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
-        ek_log_limited(&srv->accept_log, EK_LOG_ERROR, "accept: %s",
+        acc->resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&acc->accept_log, EK_LOG_ERROR, "accept: %s",
                        strerror(-err));
         return true;
     }
 }
 
-bool ek_server_accept_paused(struct ek_server *srv)
+bool ek_accept_paused(struct ek_acceptor *acc)
 {
-    if (srv->accept_resume_ms != 0 && ek_now_ms() >= srv->accept_resume_ms)
-        srv->accept_resume_ms = 0;
-    return srv->accept_resume_ms != 0;
+    if (acc->resume_ms != 0 && ek_now_ms() >= acc->resume_ms)
+        acc->resume_ms = 0;
+    return acc->resume_ms != 0;
 }
 
-void ek_server_accept_resume(struct ek_server *srv)
+void ek_accept_resume(struct ek_acceptor *acc)
 {
-    srv->accept_resume_ms = 0;
+    acc->resume_ms = 0;
+}
+
+int ek_accept_timeout(const struct ek_acceptor *acc)
+{
+    return acc->resume_ms != 0 ? ek_timeout_until(acc->resume_ms) : -1;
 }
 
 int ek_server_timeout(const struct ek_server *srv)
@@ -374,9 +383,7 @@ int ek_server_timeout(const struct ek_server *srv)
     int t = -1;
     if (srv->phase == EK_DRAINING)
         t = ek_timeout_until(srv->drain_deadline_ms);
-    if (srv->accept_resume_ms != 0)
-        t = ek_timeout_min(t, ek_timeout_until(srv->accept_resume_ms));
-    return t;
+    return ek_timeout_min(t, ek_accept_timeout(&srv->acceptor));
 }
 
 int ek_server_exit_status(const struct ek_server *srv)

@@ -28,6 +28,7 @@ struct ek_config {
     const struct ek_addr_spec *listen; /* at least one */
     size_t nlisten;
     const struct ek_model *model;
+    unsigned threads;         /* event loops (readiness and uring models) */
     uint64_t max_conns;       /* admitted connections open at once */
     size_t max_queue;         /* bytes read and not yet echoed, per conn */
     int64_t drain_timeout_ms; /* after the first SIGINT/SIGTERM */
@@ -37,6 +38,14 @@ struct ek_listener {
     int fd; /* -1 once closed */
     struct ek_sockaddr addr;
     char name[EK_ADDRSTR_MAX]; /* "127.0.0.1:50000", as printed */
+};
+
+/* What each accepting thread keeps for itself, so that accepting needs no
+ * lock: the end of an accept pause, and its log rate limiters. The zero
+ * value is ready to use. */
+struct ek_acceptor {
+    int64_t resume_ms; /* accepts paused until then; 0: not paused */
+    struct ek_ratelimit refused_log, accept_log;
 };
 
 /* Where the server is in its life cycle. */
@@ -55,10 +64,9 @@ struct ek_server {
     struct ek_stats *stats;
     enum ek_server_phase phase;
     int64_t drain_deadline_ms;
-    int exit_signal;          /* the signal that forced the exit */
-    unsigned terms_handled;   /* SIGINT/SIGTERMs acted upon */
-    int64_t accept_resume_ms; /* accepts paused until then; 0: not paused */
-    struct ek_ratelimit refused_log, accept_log;
+    int exit_signal;             /* the signal that forced the exit */
+    unsigned terms_handled;      /* SIGINT/SIGTERMs acted upon */
+    struct ek_acceptor acceptor; /* the main thread's */
 };
 
 /* Binds the listeners and prints them, opens the signal pipe. Returns 0,
@@ -90,11 +98,12 @@ void ek_server_close_listeners(struct ek_server *srv);
  * the connection (accepted, active), sets its socket options and returns
  * true; over the limit it
  * closes the fd, counts and logs the refusal and returns false. */
-bool ek_server_admit(struct ek_server *srv, int fd);
+bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd);
 
 /* Closes a connection the model cannot take (e.g. fd >= FD_SETSIZE), with
  * a rate-limited log line saying why. */
-void ek_server_refuse(struct ek_server *srv, int fd, const char *why);
+void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                      const char *why);
 
 /* A connection admitted by ek_server_admit has ended (err: 0, or the
  * -errno that ended it). */
@@ -102,18 +111,22 @@ void ek_server_conn_done(struct ek_server *srv, int err);
 
 /* accept(2) failed with -err. Returns true when accepting must pause: fd
  * exhaustion (EMFILE, ENFILE) and memory shortage. The pause lasts until
- * ek_server_accept_resume or ek_server_timeout's deadline, so a full fd
- * table never makes the loop spin. */
-bool ek_server_accept_failed(struct ek_server *srv, int err);
+ * ek_accept_resume or the end of ek_accept_timeout, so a full fd table
+ * never makes a loop spin. */
+bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                             int err);
 
 /* Whether accepts are paused; clears the pause once its time is up. */
-bool ek_server_accept_paused(struct ek_server *srv);
+bool ek_accept_paused(struct ek_acceptor *acc);
 
 /* Ends a pause early: a connection closed, an fd is free again. */
-void ek_server_accept_resume(struct ek_server *srv);
+void ek_accept_resume(struct ek_acceptor *acc);
 
-/* Milliseconds until the next timed event (drain deadline, end of an
- * accept pause), for poll-style waits; -1 when none is pending. */
+/* Milliseconds until the pause ends, -1 if not paused. */
+int ek_accept_timeout(const struct ek_acceptor *acc);
+
+/* Milliseconds until the next timed event of the main thread (drain
+ * deadline, end of its accept pause); -1 when none is pending. */
 int ek_server_timeout(const struct ek_server *srv);
 
 /* The process exit status: 0, or 128 + signal after a forced exit. */

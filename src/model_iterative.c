@@ -19,6 +19,7 @@
 
 struct iterative {
     char buf[EK_ITERATIVE_BUF];
+    struct ek_counters counters;
 };
 
 static void serve_inline(struct ek_server *srv, void *ctx, int fd)
@@ -30,7 +31,7 @@ static void serve_inline(struct ek_server *srv, void *ctx, int fd)
     for (;;) {
         int64_t deadline =
             srv->phase == EK_DRAINING ? srv->drain_deadline_ms : -1;
-        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline, srv->stats);
+        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline, &it->counters);
         if (rc == EK_ECHO_WOKEN) {
             if (ek_server_read_signals(srv) & EK_NEWS_DRAIN)
                 ek_server_close_listeners(srv);
@@ -43,6 +44,7 @@ static void serve_inline(struct ek_server *srv, void *ctx, int fd)
         break;
     }
     close(fd);
+    ek_counters_merge(srv->stats, &it->counters);
     ek_server_conn_done(srv, rc < 0 ? rc : 0);
 }
 

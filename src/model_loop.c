@@ -1,11 +1,11 @@
 /*
  * model_loop: the event loop behind --io select|poll|epoll|kqueue.
  *
- * One thread, non-blocking sockets, one backend (ek_backend.h) deciding how
- * to wait. Per descriptor the loop keeps a struct ek_conn in an array
- * indexed by fd (descriptors are small dense integers), so finding the
- * state for an event is an index, and a connection costs 32 bytes plus its
- * queue, which is empty unless a send would block.
+ * One thread per loop, non-blocking sockets, one backend (ek_backend.h)
+ * deciding how to wait. Per descriptor a loop keeps a struct ek_conn in an
+ * array indexed by fd (descriptors are small dense integers), so finding
+ * the state for an event is an index, and a connection costs 32 bytes plus
+ * its queue, which is empty unless a send would block.
  *
  * Interest is level-triggered everywhere: a connection wants READ while its
  * queue has room and WRITE while it holds bytes. In the usual case (the
@@ -13,22 +13,27 @@
  * level triggering costs no extra syscalls over edge triggering, and it
  * gives fairness for free: one read per connection per wakeup, so a client
  * that floods cannot starve the others.
+ *
+ * --threads N runs N such loops through ek_group (ek_group.h), sharing
+ * nothing on the echo path.
  */
 #include "ek_backend.h"
 #include "ek_conn.h"
+#include "ek_group.h"
 #include "ek_model.h"
 #include "ek_net.h"
 #include "ek_server.h"
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
 
-/* Read buffer shared by all connections of the loop: one large read per
+/* Read buffer shared by all connections of a loop: one large read per
  * event keeps syscalls per byte low for bulk streams. */
 #define EK_LOOP_READ_BUF (64 * 1024)
 /* Events taken per wait, and connections accepted per listener event
@@ -36,17 +41,30 @@
 #define EK_LOOP_EVENTS 256
 #define EK_LOOP_ACCEPTS 64
 
-enum slot_kind { SLOT_FREE = 0, SLOT_LISTENER, SLOT_SIGNAL, SLOT_CONN };
+enum slot_kind {
+    SLOT_FREE = 0,
+    SLOT_LISTENER,
+    SLOT_WAKE, /* the group's wake fd: signals (loop 0), phase (others) */
+    SLOT_CONN
+};
 
 struct loop {
+    struct ek_group *group;
     struct ek_server *srv;
+    unsigned index; /* 0: the main thread's loop */
     const struct ek_backend *be;
     void *state;           /* the backend's */
     struct ek_conn *slots; /* indexed by fd */
     size_t nslots;
     size_t nconns;  /* slots of kind SLOT_CONN */
-    bool listening; /* listeners registered with the backend */
+    int *listeners; /* fds this loop accepts on */
+    size_t nlisteners;
+    bool own_listeners; /* opened by this loop (SO_REUSEPORT copies) */
+    bool listening;     /* listeners registered with the backend */
+    struct ek_acceptor *acc;
+    struct ek_counters counters;
     struct ek_echo_ctx echo;
+    pthread_t tid;
     struct ek_event events[EK_LOOP_EVENTS];
 };
 
@@ -85,17 +103,31 @@ static void set_listening(struct loop *lp, bool on)
 {
     if (lp->listening == on)
         return;
-    for (size_t i = 0; i < lp->srv->nlisteners; i++) {
-        int fd = lp->srv->listeners[i].fd;
-        if (fd < 0)
-            continue;
-        int err = watch(lp, fd, on ? EK_EV_READ : 0);
+    for (size_t i = 0; i < lp->nlisteners; i++) {
+        int err = watch(lp, lp->listeners[i], on ? EK_EV_READ : 0);
         if (err < 0)
-            ek_log(EK_LOG_ERROR, "%s: cannot %s %s: %s", lp->be->name,
-                   on ? "watch" : "unwatch", lp->srv->listeners[i].name,
+            ek_log(EK_LOG_ERROR, "%s: cannot %s listener fd %d: %s",
+                   lp->be->name, on ? "watch" : "unwatch", lp->listeners[i],
                    strerror(-err));
     }
     lp->listening = on;
+}
+
+/* Stops accepting for good (drain): unwatches the listeners and closes
+ * them (loop 0 through the server, which also removes unix socket files).
+ */
+static void loop_stop_accepting(void *arg)
+{
+    struct loop *lp = arg;
+    set_listening(lp, false);
+    for (size_t i = 0; i < lp->nlisteners; i++) {
+        lp->slots[lp->listeners[i]].tag = SLOT_FREE;
+        if (lp->own_listeners)
+            close(lp->listeners[i]);
+    }
+    lp->nlisteners = 0;
+    if (lp->index == 0)
+        ek_server_close_listeners(lp->srv);
 }
 
 static void conn_close(struct loop *lp, int fd, int err)
@@ -109,7 +141,7 @@ static void conn_close(struct loop *lp, int fd, int err)
     ek_server_conn_done(lp->srv, err);
     /* A descriptor is free again: if fd exhaustion paused accepting, try
      * again now rather than at the end of the pause. */
-    ek_server_accept_resume(lp->srv);
+    ek_accept_resume(lp->acc);
 }
 
 static void conn_open(struct loop *lp, int fd)
@@ -140,7 +172,7 @@ static void accept_some(struct loop *lp, int listen_fd)
         if (fd == -EAGAIN)
             return;
         if (fd < 0) {
-            if (ek_server_accept_failed(srv, fd)) {
+            if (ek_server_accept_failed(srv, lp->acc, fd)) {
                 set_listening(lp, false);
                 return;
             }
@@ -150,10 +182,10 @@ static void accept_some(struct loop *lp, int listen_fd)
             char why[96];
             snprintf(why, sizeof(why), "fd %d is beyond %s's limit of %d", fd,
                      lp->be->name, lp->be->fd_limit);
-            ek_server_refuse(srv, fd, why);
+            ek_server_refuse(srv, lp->acc, fd, why);
             continue;
         }
-        if (ek_server_admit(srv, fd))
+        if (ek_server_admit(srv, lp->acc, fd))
             conn_open(lp, fd);
     }
 }
@@ -178,17 +210,6 @@ static void conn_event(struct loop *lp, int fd, unsigned events)
         conn_close(lp, fd, err);
 }
 
-static void begin_drain(struct loop *lp)
-{
-    set_listening(lp, false);
-    for (size_t i = 0; i < lp->srv->nlisteners; i++) {
-        int fd = lp->srv->listeners[i].fd;
-        if (fd >= 0)
-            lp->slots[fd].tag = SLOT_FREE;
-    }
-    ek_server_close_listeners(lp->srv);
-}
-
 static void dispatch(struct loop *lp, const struct ek_event *ev)
 {
     /* A stale event (for a descriptor closed earlier in this batch, maybe
@@ -201,12 +222,11 @@ static void dispatch(struct loop *lp, const struct ek_event *ev)
         conn_event(lp, ev->fd, ev->events);
         break;
     case SLOT_LISTENER:
-        if (lp->listening && lp->srv->phase == EK_RUNNING)
+        if (lp->listening && ek_group_phase(lp->group, lp->index) == EK_RUNNING)
             accept_some(lp, ev->fd);
         break;
-    case SLOT_SIGNAL:
-        if (ek_server_read_signals(lp->srv) & EK_NEWS_DRAIN)
-            begin_drain(lp);
+    case SLOT_WAKE:
+        ek_group_woken(lp->group, lp->index);
         break;
     default:
         break;
@@ -222,78 +242,112 @@ static int register_fixed(struct loop *lp, int fd, enum slot_kind kind)
     return watch(lp, fd, kind == SLOT_LISTENER ? 0 : EK_EV_READ);
 }
 
-static int loop_init(struct loop *lp, struct ek_server *srv,
-                     const struct ek_backend *be)
+static int loop_init(void *arg, struct ek_group *g, unsigned index)
 {
-    memset(lp, 0, sizeof(*lp));
+    struct loop *lp = arg;
+    struct ek_server *srv = ek_group_server(g);
+    lp->group = g;
     lp->srv = srv;
-    lp->be = be;
+    lp->index = index;
+    lp->be = srv->cfg->model->backend;
+    lp->acc = ek_group_acceptor(g, index);
     lp->echo.max_queue = srv->cfg->max_queue;
     lp->echo.buf_size = EK_LOOP_READ_BUF < srv->cfg->max_queue
                             ? EK_LOOP_READ_BUF
                             : srv->cfg->max_queue;
-    lp->echo.stats = srv->stats;
+    lp->echo.counters = &lp->counters;
+    lp->echo.pipe[0] = lp->echo.pipe[1] = -1;
+#ifdef __linux__
+    /* For connections that stream (ek_conn.h); without it they copy. */
+    if (getenv("EK_NO_SPLICE") == NULL &&
+        pipe2(lp->echo.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        lp->echo.pipe[0] = lp->echo.pipe[1] = -1;
+#endif
     lp->echo.buf = malloc(lp->echo.buf_size);
-    lp->state = be->create();
-    if (lp->echo.buf == NULL || lp->state == NULL)
+    lp->listeners = calloc(srv->nlisteners + 1, sizeof(*lp->listeners));
+    lp->state = lp->be->create();
+    if (lp->echo.buf == NULL || lp->listeners == NULL || lp->state == NULL)
         return -(errno ? errno : ENOMEM);
 
-    int err = register_fixed(lp, srv->sig_fd, SLOT_SIGNAL);
-    for (size_t i = 0; err == 0 && i < srv->nlisteners; i++)
-        err = register_fixed(lp, srv->listeners[i].fd, SLOT_LISTENER);
+    if (index == 0) {
+        for (size_t i = 0; i < srv->nlisteners; i++)
+            lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
+    } else {
+        int n = ek_group_open_listeners(g, lp->listeners);
+        if (n < 0)
+            return n;
+        lp->nlisteners = (size_t)n;
+        lp->own_listeners = true;
+    }
+    int err = register_fixed(lp, ek_group_wake_fd(g, index), SLOT_WAKE);
+    for (size_t i = 0; err == 0 && i < lp->nlisteners; i++)
+        err = register_fixed(lp, lp->listeners[i], SLOT_LISTENER);
     if (err == 0)
         set_listening(lp, true);
     return err;
 }
 
-static void loop_free(struct loop *lp)
+static void loop_free(void *arg)
 {
+    struct loop *lp = arg;
     for (size_t fd = 0; fd < lp->nslots; fd++)
         if (lp->slots[fd].tag == SLOT_CONN)
             conn_close(lp, (int)fd, 0);
+    if (lp->own_listeners)
+        for (size_t i = 0; i < lp->nlisteners; i++)
+            close(lp->listeners[i]);
     if (lp->state != NULL)
         lp->be->destroy(lp->state);
+    for (int i = 0; i < 2; i++)
+        if (lp->echo.pipe[i] >= 0)
+            close(lp->echo.pipe[i]);
+    if (lp->srv != NULL)
+        ek_counters_merge(lp->srv->stats, &lp->counters);
     free(lp->slots);
+    free(lp->listeners);
     free(lp->echo.buf);
 }
 
 /* Resumes accepting once an fd-exhaustion pause is over. */
 static void maybe_resume_accepts(struct loop *lp)
 {
-    if (!lp->listening && lp->srv->phase == EK_RUNNING &&
-        !ek_server_accept_paused(lp->srv))
+    if (!lp->listening && lp->nlisteners > 0 &&
+        ek_group_phase(lp->group, lp->index) == EK_RUNNING &&
+        !ek_accept_paused(lp->acc))
         set_listening(lp, true);
 }
 
+static int loop_turn(void *arg, int timeout_ms)
+{
+    struct loop *lp = arg;
+    maybe_resume_accepts(lp);
+    int n =
+        lp->be->wait(lp->state, lp->events, EK_LOOP_EVENTS,
+                     ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc)));
+    if (n == -EINTR)
+        return 0;
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++)
+        dispatch(lp, &lp->events[i]);
+    return 0;
+}
+
+static size_t loop_conns(void *arg)
+{
+    return ((struct loop *)arg)->nconns;
+}
+
+static const struct ek_loop_ops loop_ops = {
+    .size = sizeof(struct loop),
+    .init = loop_init,
+    .turn = loop_turn,
+    .conns = loop_conns,
+    .stop_accepting = loop_stop_accepting,
+    .free = loop_free,
+};
+
 int ek_run_loop(struct ek_server *srv, const struct ek_model *self)
 {
-    struct loop lp;
-    int err = loop_init(&lp, srv, self->backend);
-    if (err < 0) {
-        ek_log(EK_LOG_ERROR, "%s: cannot start: %s", self->name,
-               strerror(-err));
-        loop_free(&lp);
-        return EX_OSERR;
-    }
-
-    int status = 0;
-    while (!ek_server_should_stop(srv)) {
-        if (srv->phase == EK_DRAINING && lp.nconns == 0)
-            break;
-        maybe_resume_accepts(&lp);
-        int n = lp.be->wait(lp.state, lp.events, EK_LOOP_EVENTS,
-                            ek_server_timeout(srv));
-        if (n == -EINTR)
-            continue;
-        if (n < 0) {
-            ek_log(EK_LOG_ERROR, "%s: wait failed: %s", self->name,
-                   strerror(-n));
-            status = EX_OSERR;
-            break;
-        }
-        for (int i = 0; i < n; i++)
-            dispatch(&lp, &lp.events[i]);
-    }
-    loop_free(&lp);
-    return status != 0 ? status : ek_server_exit_status(srv);
+    return ek_group_run(srv, &loop_ops, self->name);
 }

@@ -39,8 +39,10 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
             close(srv->listeners[i].fd);
     close(cut->wr);
 
-    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, srv->stats);
+    struct ek_counters counters = {0};
+    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, &counters);
     close(fd);
+    ek_counters_merge(srv->stats, &counters); /* shared memory */
     if (rc < 0)
         ek_stat_add(&srv->stats->conn_errors, 1);
     _exit(rc < 0 ? 1 : 0);

@@ -54,10 +54,12 @@ static void *worker_main(void *arg)
     struct worker w = *(struct worker *)arg;
     char buf[EK_THREAD_BUF];
     struct ek_blocking b = {.buf = buf, .size = sizeof(buf)};
+    struct ek_counters counters = {0};
 
     free(arg);
-    int rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, w.srv->stats);
+    int rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, &counters);
     close(w.fd);
+    ek_counters_merge(w.srv->stats, &counters);
     ek_server_conn_done(w.srv, rc < 0 ? rc : 0);
     ek_signal_wake(); /* a slot is free: the main thread re-checks */
     atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);

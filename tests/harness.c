@@ -138,11 +138,20 @@ static _Noreturn void exec_server(const char *model, const char *const *args,
 {
     const char *argv[64];
     int n = 0;
+    static char name[64];
     argv[n++] = h_echokit;
     argv[n++] = "serve";
     if (model != NULL) {
+        /* "epoll-t2": --io epoll --threads 2 */
+        const char *t = strstr(model, "-t");
+        snprintf(name, sizeof(name), "%.*s",
+                 (int)(t != NULL ? (size_t)(t - model) : strlen(model)), model);
         argv[n++] = "--io";
-        argv[n++] = model;
+        argv[n++] = name;
+        if (t != NULL) {
+            argv[n++] = "--threads";
+            argv[n++] = t + 2;
+        }
     }
     for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];

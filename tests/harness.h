@@ -32,7 +32,8 @@ struct h_server {
     int exit_status; /* once reaped: 0..255, 128+N for signal N; else -1 */
 };
 
-/* Starts `echokit serve --io MODEL ARGS...` (args NULL-terminated) and
+/* Starts `echokit serve --io MODEL ARGS...` (args NULL-terminated; MODEL
+ * "epoll-t2" means --io epoll --threads 2) and
  * waits until it printed `expect` listening lines. nofile > 0 sets
  * RLIMIT_NOFILE (soft and hard) in the child first. Returns 0; or, when
  * the server exited before listening, its exit status (the test decides

@@ -99,9 +99,12 @@ static void set_linger_zero(int fd)
     CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
 }
 
+/* Whether the model under test is name (with or without -tN). */
 static bool model_is(const char *name)
 {
-    return strcmp(model, name) == 0;
+    size_t n = strlen(name);
+    return strncmp(model, name, n) == 0 &&
+           (model[n] == '\0' || strncmp(model + n, "-t", 2) == 0);
 }
 
 static void raise_own_fd_limit(rlim_t want)
@@ -821,6 +824,10 @@ static void case_serve_usage(void)
         {{"serve", "--listen", "::1:5", NULL}, "brackets"},
         {{"serve", "--listen", "unix:", NULL}, "empty unix socket path"},
         {{"serve", "stray", NULL}, "unexpected argument 'stray'"},
+        {{"serve", "--threads", "0", NULL}, "invalid --threads '0'"},
+        {{"serve", "--threads", "many", NULL}, "invalid --threads 'many'"},
+        {{"serve", "--io", "thread", "--threads", "2", NULL},
+         "--threads applies to the event-loop models"},
     };
     check_usage_cases(t, sizeof(t) / sizeof(t[0]));
     for (size_t i = 1; i < sizeof(t) / sizeof(t[0]); i++) {

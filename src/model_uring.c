@@ -1,0 +1,797 @@
+/*
+ * model_uring: --io uring, completion-based, on io_uring (liburing).
+ *
+ * Nothing here asks "is this socket ready?". Each listener has one
+ * multishot accept; each connection has one multishot receive that takes
+ * its buffers from a ring of provided buffers, so an idle connection holds
+ * no receive buffer at all. The echo of what arrives is sent straight from
+ * the provided buffer, which returns to the ring when the send completes.
+ * At most one send is in flight per connection: what arrives meanwhile is
+ * copied into the connection's queue (ek_queue.h) and sent, in order, when
+ * the send completes; a short send is resubmitted for the rest. When the
+ * queue reaches --max-queue the receive is cancelled (backpressure), and
+ * re-armed once it drains.
+ *
+ * One io_uring_submit_and_wait per turn submits everything the previous
+ * turn prepared and reaps every completion that is ready: that is the
+ * batching. The ring is single-issuer with deferred task work (Linux 6.1+;
+ * without those flags where the kernel refuses them), so completions are
+ * processed when the loop asks, not in interrupts of its work.
+ *
+ * A connection is closed only when no request on it is in flight: until
+ * then its fd stays open and cannot be reused, so a late completion can
+ * never be taken for another connection's.
+ */
+#include "ek_conn.h"
+#include "ek_group.h"
+#include "ek_model.h"
+#include "ek_net.h"
+#include "ek_server.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define EK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EK_TSAN 1
+#endif
+#endif
+
+#define URING_SQ_ENTRIES 1024
+#define URING_CQ_ENTRIES 16384
+/* Provided receive buffers, shared by all connections of a loop: 32 x 64
+ * KiB of address space, of which only what receives touch is resident
+ * (58 B per connection measured at 5000 idle connections). 64 KiB rather
+ * than 16: bulk echo then costs 0.52 s of server CPU per GiB instead of
+ * 0.65 (bench/PERFORMANCE.md). A buffer is held only between a receive and
+ * the end of the send that echoes it. */
+#define URING_BUFS 32 /* a power of two */
+#define URING_BUF_SIZE (64 * 1024)
+#define URING_BGID 0
+/* After a stop, how long outstanding requests may take to complete. */
+#define URING_CLOSE_GRACE_MS 1000
+
+enum uop { U_ACCEPT = 1, U_RECV, U_SEND, U_WAKE, U_CANCEL };
+
+static uint64_t udata(enum uop op, unsigned index)
+{
+    return (uint64_t)op | ((uint64_t)index << 8);
+}
+
+enum {
+    UC_OPEN = 1,        /* the slot is a connection */
+    UC_RECV_ARMED = 2,  /* a multishot receive is in flight */
+    UC_SEND = 4,        /* a send is in flight */
+    UC_PEER_CLOSED = 8, /* the client sent FIN */
+    UC_PAUSED = 16,     /* receive cancelled: the queue is full */
+    UC_STARVED = 32,    /* receive ended: no provided buffer was free */
+    UC_CLOSING = 64,    /* waiting for in-flight requests, then close */
+};
+
+/* A connection, indexed by fd. */
+struct uconn {
+    struct ek_queue queue; /* arrived while a send was in flight */
+    uint32_t send_len;     /* bytes of the send in flight */
+    uint32_t send_done;    /* of them, already sent (short sends) */
+    int16_t send_bid;      /* provided buffer being sent; -1: the queue */
+    uint8_t state;         /* UC_* */
+    int err;               /* why it closes (-errno), 0 for a clean end */
+};
+
+struct uloop {
+    struct ek_group *group;
+    struct ek_server *srv;
+    unsigned index;
+    struct io_uring ring;
+    bool ring_ok, ring_disabled, wake_armed;
+    struct io_uring_buf_ring *br;
+    char *bufs;          /* URING_BUFS x URING_BUF_SIZE */
+    unsigned bufs_free;  /* provided buffers the kernel may fill */
+    struct uconn *conns; /* by fd */
+    size_t nslots, nconns;
+    size_t nstarved; /* connections with UC_STARVED */
+    int *listeners;
+    bool *accept_armed;
+    size_t nlisteners;
+    bool own_listeners, listeners_closed, accepting;
+    struct ek_acceptor *acc;
+    struct ek_counters counters;
+    size_t max_queue;
+};
+
+/* ---- the kernel: probe once ------------------------------------------ */
+
+static char probe_reason[200];
+
+static const char *probe_ring(struct io_uring *ring)
+{
+    struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+    static const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV,
+                                 IORING_OP_SEND, IORING_OP_POLL_ADD,
+                                 IORING_OP_ASYNC_CANCEL};
+    const char *why = NULL;
+    if (p == NULL)
+        return "the kernel cannot say which io_uring operations it has";
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+        if (!io_uring_opcode_supported(p, needed[i]))
+            why = "the kernel lacks io_uring accept, recv, send, poll or "
+                  "cancel";
+    io_uring_free_probe(p);
+    return why;
+}
+
+/* Registers a ring of n provided buffers of size bytes at base. */
+static struct io_uring_buf_ring *buf_ring_new(struct io_uring *ring, char *base,
+                                              unsigned n, unsigned size,
+                                              int *err)
+{
+    size_t len = n * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) {
+        *err = -errno;
+        return NULL;
+    }
+    struct io_uring_buf_ring *br = mem;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (unsigned long)mem, .ring_entries = n, .bgid = URING_BGID};
+    *err = io_uring_register_buf_ring(ring, &reg, 0);
+    if (*err < 0) {
+        munmap(mem, len);
+        return NULL;
+    }
+    io_uring_buf_ring_init(br);
+    for (unsigned i = 0; i < n; i++)
+        io_uring_buf_ring_add(br, base + (size_t)i * size, size, (int)i,
+                              io_uring_buf_ring_mask(n), (int)i);
+    io_uring_buf_ring_advance(br, (int)n);
+    return br;
+}
+
+static void buf_ring_free(struct io_uring *ring, struct io_uring_buf_ring *br,
+                          unsigned n)
+{
+    io_uring_unregister_buf_ring(ring, URING_BGID);
+    munmap(br, n * sizeof(struct io_uring_buf));
+}
+
+/* The whole path this model relies on, tried on a socket pair: a
+ * multishot receive into a provided buffer ring (Linux 6.0). */
+static const char *probe_multishot(struct io_uring *ring)
+{
+    static char buf[4096];
+    int sv[2], err;
+    const char *why = NULL;
+    struct io_uring_buf_ring *br = buf_ring_new(ring, buf, 1, 4096, &err);
+    if (br == NULL) {
+        snprintf(probe_reason, sizeof(probe_reason),
+                 "the kernel has no provided buffer rings (Linux 5.19+ "
+                 "needed): %s",
+                 strerror(-err));
+        return probe_reason;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        buf_ring_free(ring, br, 1);
+        return "cannot create a socket pair to probe io_uring";
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_BGID;
+    (void)!write(sv[1], "x", 1);
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 1};
+    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 || cqe->res != 1 || !(cqe->flags & IORING_CQE_F_MORE)) {
+        snprintf(probe_reason, sizeof(probe_reason),
+                 "the kernel has no multishot receive (Linux 6.0+ needed): "
+                 "%s",
+                 strerror(rc < 0         ? -rc
+                          : cqe->res < 0 ? -cqe->res
+                                         : EINVAL));
+        why = probe_reason;
+    }
+    close(sv[0]);
+    close(sv[1]);
+    buf_ring_free(ring, br, 1);
+    return why;
+}
+
+static const char *probe(void)
+{
+    struct io_uring ring;
+    int rc = io_uring_queue_init(8, &ring, 0);
+    if (rc < 0) {
+        snprintf(probe_reason, sizeof(probe_reason),
+                 "io_uring is not usable here: io_uring_setup: %s%s",
+                 strerror(-rc),
+                 rc == -EPERM || rc == -EACCES
+                     ? " (kernel.io_uring_disabled, or a seccomp profile)"
+                 : rc == -ENOSYS ? " (a kernel without io_uring)"
+                                 : "");
+        return probe_reason;
+    }
+    const char *why = probe_ring(&ring);
+    if (why == NULL)
+        why = probe_multishot(&ring);
+    io_uring_queue_exit(&ring);
+    return why;
+}
+
+const char *ek_uring_unavailable(void)
+{
+    static bool probed;
+    static const char *why;
+    if (!probed) {
+        why = probe();
+        probed = true;
+    }
+    return why;
+}
+
+/* ---- submissions ------------------------------------------------------ */
+
+/* An SQE, flushing the submission queue first if it is full. */
+static struct io_uring_sqe *get_sqe(struct uloop *lp)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&lp->ring);
+    if (sqe == NULL) {
+        io_uring_submit(&lp->ring);
+        sqe = io_uring_get_sqe(&lp->ring);
+    }
+    return sqe;
+}
+
+static void arm_accept(struct uloop *lp, size_t i)
+{
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL)
+        return; /* retried next turn */
+    io_uring_prep_multishot_accept(sqe, lp->listeners[i], NULL, NULL,
+                                   SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, udata(U_ACCEPT, (unsigned)i));
+    lp->accept_armed[i] = true;
+}
+
+static void set_starved(struct uloop *lp, struct uconn *c, bool on)
+{
+    if (on == !!(c->state & UC_STARVED))
+        return;
+    if (on) {
+        c->state |= UC_STARVED;
+        lp->nstarved++;
+    } else {
+        c->state &= (uint8_t)~UC_STARVED;
+        lp->nstarved--;
+    }
+}
+
+static void arm_recv(struct uloop *lp, int fd)
+{
+    struct uconn *c = &lp->conns[fd];
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL) {
+        set_starved(lp, c, true); /* retried with the starved ones */
+        return;
+    }
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_BGID;
+    io_uring_sqe_set_data64(sqe, udata(U_RECV, (unsigned)fd));
+    c->state |= UC_RECV_ARMED;
+    set_starved(lp, c, false);
+}
+
+static void cancel(struct uloop *lp, uint64_t target)
+{
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, udata(U_CANCEL, 0));
+}
+
+static void arm_wake(struct uloop *lp)
+{
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_poll_multishot(sqe, ek_group_wake_fd(lp->group, lp->index),
+                                 POLLIN);
+    io_uring_sqe_set_data64(sqe, udata(U_WAKE, 0));
+}
+
+static char *buf_of(struct uloop *lp, int bid)
+{
+    return lp->bufs + (size_t)bid * URING_BUF_SIZE;
+}
+
+static void recycle(struct uloop *lp, int bid)
+{
+    io_uring_buf_ring_add(lp->br, buf_of(lp, bid), URING_BUF_SIZE, bid,
+                          io_uring_buf_ring_mask(URING_BUFS), 0);
+    io_uring_buf_ring_advance(lp->br, 1);
+    lp->bufs_free++;
+}
+
+static void conn_close(struct uloop *lp, int fd, int err);
+
+/* Sends c's current piece (send_len bytes from data), from send_done on. */
+static void submit_send(struct uloop *lp, int fd, const char *data)
+{
+    struct uconn *c = &lp->conns[fd];
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL) { /* a full queue even after a submit: give up */
+        if (c->send_bid >= 0)
+            recycle(lp, c->send_bid);
+        c->send_bid = -1;
+        conn_close(lp, fd, -EBUSY);
+        return;
+    }
+    io_uring_prep_send(sqe, fd, data + c->send_done, c->send_len - c->send_done,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, udata(U_SEND, (unsigned)fd));
+    c->state |= UC_SEND;
+}
+
+/* Sends the oldest queued piece (a chunk of the queue). */
+static void send_from_queue(struct uloop *lp, int fd)
+{
+    struct uconn *c = &lp->conns[fd];
+    struct iovec iov;
+    ek_queue_peek(&c->queue, &iov, 1);
+    c->send_bid = -1;
+    c->send_len = (uint32_t)iov.iov_len;
+    c->send_done = 0;
+    submit_send(lp, fd, iov.iov_base);
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static struct uconn *slot_get(struct uloop *lp, int fd)
+{
+    if ((size_t)fd >= lp->nslots) {
+        size_t n = lp->nslots ? lp->nslots : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct uconn *grown = realloc(lp->conns, n * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        memset(grown + lp->nslots, 0, (n - lp->nslots) * sizeof(*grown));
+        lp->conns = grown;
+        lp->nslots = n;
+    }
+    return &lp->conns[fd];
+}
+
+/* Closes c once nothing is in flight on it. */
+static void maybe_finish(struct uloop *lp, int fd)
+{
+    struct uconn *c = &lp->conns[fd];
+    if (!(c->state & UC_CLOSING) || (c->state & (UC_RECV_ARMED | UC_SEND)))
+        return;
+    set_starved(lp, c, false);
+    ek_queue_clear(&c->queue);
+    int err = c->err;
+    memset(c, 0, sizeof(*c));
+    close(fd);
+    lp->nconns--;
+    ek_server_conn_done(lp->srv, err);
+    ek_accept_resume(lp->acc); /* an fd is free again */
+}
+
+static void conn_close(struct uloop *lp, int fd, int err)
+{
+    struct uconn *c = &lp->conns[fd];
+    if (c->state & UC_CLOSING)
+        return;
+    c->state |= UC_CLOSING;
+    if (c->err == 0)
+        c->err = err;
+    /* Requests in flight end when the socket shuts down: the receive
+     * completes with 0, a send with an error. */
+    if (c->state & (UC_RECV_ARMED | UC_SEND))
+        shutdown(fd, SHUT_RDWR);
+    if (c->state & UC_RECV_ARMED)
+        cancel(lp, udata(U_RECV, (unsigned)fd));
+    maybe_finish(lp, fd);
+}
+
+static void conn_open(struct uloop *lp, int fd)
+{
+    struct uconn *c = slot_get(lp, fd);
+    if (c == NULL) {
+        close(fd);
+        ek_server_conn_done(lp->srv, -ENOMEM);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->state = UC_OPEN;
+    lp->nconns++;
+    arm_recv(lp, fd);
+}
+
+/* The queue is full: stop receiving until it drains. */
+static void pause_recv(struct uloop *lp, int fd)
+{
+    struct uconn *c = &lp->conns[fd];
+    ek_count(&lp->counters.queue_full, 1);
+    c->state |= UC_PAUSED;
+    if (c->state & UC_RECV_ARMED)
+        cancel(lp, udata(U_RECV, (unsigned)fd));
+}
+
+static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
+{
+    struct uconn *c = &lp->conns[fd];
+    int bid = (cqe->flags & IORING_CQE_F_BUFFER)
+                  ? (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT)
+                  : -1;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->state &= (uint8_t)~UC_RECV_ARMED;
+    if (bid >= 0)
+        lp->bufs_free--; /* the kernel filled it: ours until recycled */
+
+    if (cqe->res > 0 && bid < 0) {
+        conn_close(lp, fd, -EPROTO); /* data without a buffer: cannot be */
+    } else if (cqe->res > 0) {
+        ek_count(&lp->counters.bytes_in, (uint64_t)cqe->res);
+        if (c->state & UC_CLOSING) {
+            recycle(lp, bid);
+        } else if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0) {
+            c->send_bid = (int16_t)bid; /* echo straight from the ring */
+            c->send_len = (uint32_t)cqe->res;
+            c->send_done = 0;
+            submit_send(lp, fd, buf_of(lp, bid));
+        } else {
+            int err =
+                ek_queue_append(&c->queue, buf_of(lp, bid), (size_t)cqe->res);
+            recycle(lp, bid);
+            if (err < 0)
+                conn_close(lp, fd, err);
+            else if (ek_queue_len(&c->queue) >= lp->max_queue)
+                pause_recv(lp, fd);
+        }
+    } else if (cqe->res == 0) {
+        c->state |= UC_PEER_CLOSED;
+        if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0)
+            conn_close(lp, fd, 0);
+    } else if (cqe->res == -ENOBUFS) {
+        set_starved(lp, c, true); /* re-armed when buffers come back */
+    } else if (cqe->res != -ECANCELED) {
+        conn_close(lp, fd, cqe->res);
+    }
+    /* A multishot receive may end on its own (buffers ran out mid-way, a
+     * cancel that raced with an unpause): start another unless something
+     * holds it back. */
+    if ((c->state & UC_OPEN) &&
+        !(c->state & (UC_RECV_ARMED | UC_CLOSING | UC_PAUSED | UC_PEER_CLOSED |
+                      UC_STARVED)))
+        arm_recv(lp, fd);
+    maybe_finish(lp, fd);
+}
+
+static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
+{
+    struct uconn *c = &lp->conns[fd];
+    c->state &= (uint8_t)~UC_SEND;
+    if (cqe->res < 0) {
+        if (c->send_bid >= 0)
+            recycle(lp, c->send_bid);
+        c->send_bid = -1;
+        conn_close(lp, fd, cqe->res);
+        maybe_finish(lp, fd);
+        return;
+    }
+    ek_count(&lp->counters.bytes_out, (uint64_t)cqe->res);
+    c->send_done += (uint32_t)cqe->res;
+    const char *src = c->send_bid >= 0 ? buf_of(lp, c->send_bid) : NULL;
+    if (c->send_done < c->send_len && !(c->state & UC_CLOSING)) {
+        if (src == NULL) { /* the queue's first chunk, still in place */
+            struct iovec iov;
+            ek_queue_peek(&c->queue, &iov, 1);
+            src = iov.iov_base;
+        }
+        submit_send(lp, fd, src); /* short send: the rest */
+        return;
+    }
+    if (c->send_bid >= 0)
+        recycle(lp, c->send_bid);
+    else
+        ek_queue_consume(&c->queue, c->send_len);
+    c->send_bid = -1;
+    if (c->state & UC_CLOSING) {
+        maybe_finish(lp, fd);
+        return;
+    }
+    if (ek_queue_len(&c->queue) > 0)
+        send_from_queue(lp, fd);
+    else if (c->state & UC_PEER_CLOSED)
+        conn_close(lp, fd, 0);
+    if ((c->state & UC_PAUSED) && ek_queue_len(&c->queue) < lp->max_queue &&
+        !(c->state & (UC_RECV_ARMED | UC_CLOSING))) {
+        c->state &= (uint8_t)~UC_PAUSED;
+        arm_recv(lp, fd);
+    }
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+static void on_accept(struct uloop *lp, size_t i,
+                      const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        lp->accept_armed[i] = false;
+    if (cqe->res >= 0) {
+        int fd = cqe->res;
+        if (!lp->accepting)
+            close(fd); /* the drain began after the kernel accepted it */
+        else if (ek_server_admit(lp->srv, lp->acc, fd))
+            conn_open(lp, fd);
+        return;
+    }
+    if (cqe->res == -ECANCELED)
+        return;
+    if (ek_server_accept_failed(lp->srv, lp->acc, cqe->res) &&
+        lp->accept_armed[i]) {
+        cancel(lp, udata(U_ACCEPT, (unsigned)i)); /* re-armed after pause */
+    }
+}
+
+/* Keeps one multishot accept per listener while accepting and not paused. */
+static void keep_accepting(struct uloop *lp)
+{
+    if (!lp->accepting || ek_accept_paused(lp->acc))
+        return;
+    for (size_t i = 0; i < lp->nlisteners; i++)
+        if (!lp->accept_armed[i])
+            arm_accept(lp, i);
+}
+
+/* Re-arms receives that ended for want of buffers, once some are free. */
+static void feed_starved(struct uloop *lp)
+{
+    if (lp->nstarved == 0 || lp->bufs_free == 0)
+        return;
+    for (size_t fd = 0; fd < lp->nslots && lp->nstarved > 0; fd++) {
+        struct uconn *c = &lp->conns[fd];
+        if ((c->state & UC_STARVED) && !(c->state & UC_CLOSING))
+            arm_recv(lp, (int)fd);
+    }
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static void on_cqe(struct uloop *lp, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    unsigned index = (unsigned)(ud >> 8);
+    switch ((enum uop)(ud & 0xff)) {
+    case U_ACCEPT:
+        on_accept(lp, index, cqe);
+        break;
+    case U_RECV:
+        on_recv(lp, (int)index, cqe);
+        break;
+    case U_SEND:
+        on_send(lp, (int)index, cqe);
+        break;
+    case U_WAKE:
+        ek_group_woken(lp->group, lp->index);
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            arm_wake(lp);
+        break;
+    case U_CANCEL:
+        break;
+    }
+}
+
+/* Makes the ring and its buffers, at start (so that running out of
+ * descriptors later cannot cost a loop its ring). A single-issuer ring
+ * belongs to the task that enables it: a loop on another thread gets its
+ * ring disabled here and enables it on its first turn. */
+static int setup_ring(struct uloop *lp, bool disabled)
+{
+    unsigned base =
+        IORING_SETUP_CQSIZE | (disabled ? IORING_SETUP_R_DISABLED : 0);
+    struct io_uring_params p = {
+        .flags = base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                 IORING_SETUP_DEFER_TASKRUN,
+        .cq_entries = URING_CQ_ENTRIES,
+    };
+    int rc = io_uring_queue_init_params(URING_SQ_ENTRIES, &lp->ring, &p);
+    if (rc == -EINVAL) { /* before Linux 6.1: plain completions */
+        memset(&p, 0, sizeof(p));
+        p.flags = base;
+        p.cq_entries = URING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(URING_SQ_ENTRIES, &lp->ring, &p);
+    }
+    if (rc < 0)
+        return rc;
+    lp->ring_ok = true;
+    lp->ring_disabled = disabled;
+    lp->bufs = aligned_alloc(4096, (size_t)URING_BUFS * URING_BUF_SIZE);
+    if (lp->bufs == NULL)
+        return -ENOMEM;
+    lp->br = buf_ring_new(&lp->ring, lp->bufs, URING_BUFS, URING_BUF_SIZE, &rc);
+    return lp->br == NULL ? rc : 0;
+}
+
+static int uloop_turn(void *arg, int timeout_ms)
+{
+    struct uloop *lp = arg;
+    if (lp->ring_disabled) { /* first turn, on this loop's own thread */
+        /* IORING_REGISTER_ENABLE_RINGS: liburing 2.3 declares
+         * io_uring_enable_rings but does not export it. */
+        int err = io_uring_register(lp->ring.ring_fd,
+                                    IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (err < 0)
+            return err;
+        lp->ring_disabled = false;
+    }
+    if (!lp->wake_armed) {
+        arm_wake(lp);
+        lp->wake_armed = true;
+    }
+    keep_accepting(lp);
+    feed_starved(lp);
+
+    timeout_ms = ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc));
+#ifdef EK_TSAN
+    /* ThreadSanitizer runs a signal handler only at the next libc call it
+     * intercepts, and liburing enters the kernel without libc: a signal
+     * that arrives while this loop computes would wait for the next
+     * completion. In such builds only, wait at most 100 ms and make an
+     * intercepted call each turn, so the handler gets to write its byte. */
+    timeout_ms = ek_timeout_min(timeout_ms, 100);
+    (void)poll(NULL, 0, 0);
+#endif
+    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                   .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    struct io_uring_cqe *cqe;
+    int rc = io_uring_submit_and_wait_timeout(
+        &lp->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        return rc;
+
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&lp->ring, head, cqe)
+    {
+        on_cqe(lp, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&lp->ring, n);
+    return 0;
+}
+
+static int uloop_init(void *arg, struct ek_group *g, unsigned index)
+{
+    struct uloop *lp = arg;
+    struct ek_server *srv = ek_group_server(g);
+    lp->group = g;
+    lp->srv = srv;
+    lp->index = index;
+    lp->acc = ek_group_acceptor(g, index);
+    lp->max_queue = srv->cfg->max_queue;
+    lp->accepting = true;
+    lp->listeners = calloc(srv->nlisteners + 1, sizeof(*lp->listeners));
+    lp->accept_armed = calloc(srv->nlisteners + 1, sizeof(bool));
+    if (lp->listeners == NULL || lp->accept_armed == NULL)
+        return -ENOMEM;
+    int err = setup_ring(lp, index != 0);
+    if (err < 0)
+        return err;
+    if (index == 0) {
+        for (size_t i = 0; i < srv->nlisteners; i++)
+            lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
+        return 0;
+    }
+    int n = ek_group_open_listeners(g, lp->listeners);
+    if (n < 0)
+        return n;
+    lp->nlisteners = (size_t)n;
+    lp->own_listeners = true;
+    return 0;
+}
+
+static size_t uloop_conns(void *arg)
+{
+    return ((struct uloop *)arg)->nconns;
+}
+
+static void uloop_stop_accepting(void *arg)
+{
+    struct uloop *lp = arg;
+    lp->accepting = false;
+    lp->listeners_closed = true;
+    for (size_t i = 0; i < lp->nlisteners; i++) {
+        if (lp->accept_armed[i])
+            cancel(lp, udata(U_ACCEPT, (unsigned)i));
+        if (lp->own_listeners)
+            close(lp->listeners[i]);
+    }
+    if (lp->index == 0)
+        ek_server_close_listeners(lp->srv);
+    if (!lp->ring_disabled)
+        io_uring_submit(&lp->ring); /* the cancels now, not next turn */
+}
+
+static bool accepts_armed(const struct uloop *lp)
+{
+    for (size_t i = 0; i < lp->nlisteners; i++)
+        if (lp->accept_armed[i])
+            return true;
+    return false;
+}
+
+/* Ends every connection and the accepts, and waits (briefly) for their
+ * requests to complete. A listener is really closed only when the last
+ * request holding it completes: leaving that to the ring's teardown, which
+ * runs after the process has gone, would keep the port accepting (and
+ * taken) for a moment after echokit exits. */
+static void close_all(struct uloop *lp)
+{
+    for (size_t fd = 0; fd < lp->nslots; fd++)
+        if (lp->conns[fd].state & UC_OPEN)
+            conn_close(lp, (int)fd, 0);
+    for (size_t i = 0; i < lp->nlisteners; i++)
+        if (lp->accept_armed[i])
+            cancel(lp, udata(U_ACCEPT, (unsigned)i));
+    int64_t until = ek_now_ms() + URING_CLOSE_GRACE_MS;
+    while ((lp->nconns > 0 || accepts_armed(lp)) && ek_now_ms() < until)
+        if (uloop_turn(lp, ek_timeout_until(until)) < 0)
+            break;
+    for (size_t fd = 0; fd < lp->nslots; fd++)
+        if (lp->conns[fd].state & UC_OPEN) { /* gave up waiting */
+            ek_queue_clear(&lp->conns[fd].queue);
+            close((int)fd);
+            ek_server_conn_done(lp->srv, lp->conns[fd].err);
+        }
+}
+
+static void uloop_free(void *arg)
+{
+    struct uloop *lp = arg;
+    if (lp->ring_ok) {
+        lp->accepting = false;
+        if (!lp->ring_disabled) /* else nothing ever ran on it */
+            close_all(lp);
+        if (lp->br != NULL)
+            buf_ring_free(&lp->ring, lp->br, URING_BUFS);
+        io_uring_queue_exit(&lp->ring);
+    }
+    if (lp->own_listeners && !lp->listeners_closed)
+        for (size_t i = 0; i < lp->nlisteners; i++)
+            close(lp->listeners[i]);
+    if (lp->srv != NULL)
+        ek_counters_merge(lp->srv->stats, &lp->counters);
+    free(lp->bufs);
+    free(lp->conns);
+    free(lp->listeners);
+    free(lp->accept_armed);
+}
+
+static const struct ek_loop_ops uring_ops = {
+    .size = sizeof(struct uloop),
+    .init = uloop_init,
+    .turn = uloop_turn,
+    .conns = uloop_conns,
+    .stop_accepting = uloop_stop_accepting,
+    .free = uloop_free,
+};
+
+int ek_run_uring(struct ek_server *srv, const struct ek_model *self)
+{
+    return ek_group_run(srv, &uring_ops, self->name);
+}
