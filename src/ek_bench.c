@@ -30,6 +30,7 @@ struct bconn {
     uint32_t key;  /* pattern stream: the connection's global index */
     uint32_t slot; /* index within its worker (open-loop schedule) */
     bool out_armed;
+    bool heard;            /* received something in the measured window */
     uint64_t sent, recvd;  /* bytes */
     uint64_t started;      /* messages whose first byte went out */
     uint64_t due;          /* open loop: messages scheduled so far */
@@ -217,6 +218,7 @@ static void conn_recv(struct worker *w, struct bconn *c)
     c->waiting_since = now;
     uint64_t done = c->recvd / size;
     bool measured = now >= b->t_measure;
+    c->heard |= measured;
 
     if (b->cfg.mode == EK_BENCH_RR && measured)
         for (uint64_t m = done_before; m < done; m++) {
@@ -509,6 +511,26 @@ void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
     }
 }
 
+/* A connection owed an echo that heard nothing during the whole measured
+ * window failed, even if the window was shorter than --timeout: a run must
+ * never report 0 msgs/s as a success. */
+static void count_silent(struct worker *w)
+{
+    int64_t end = ek_bench_now();
+    if (end > w->b->t_end)
+        end = w->b->t_end;
+    int64_t window = end - w->b->t_measure;
+    for (uint32_t i = 0; i < w->n; i++) {
+        struct bconn *c = &w->conns[i];
+        /* Owed an echo for at least half the window and heard nothing in
+         * it (half: a first message sent just as the window began still
+         * counts; one sent just before the end does not). */
+        if (c->fd >= 0 && c->sent > c->recvd && !c->heard && window > 0 &&
+            end - c->waiting_since >= window / 2)
+            conn_fail(w, c, FAIL_TIMEOUT, 0);
+    }
+}
+
 void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -519,6 +541,8 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
         struct worker *w = &b->workers[t];
         if (b->running)
             pthread_join(w->tid, NULL);
+        if (b->cfg.mode != EK_BENCH_IDLE)
+            count_silent(w);
         r->msgs += w->msgs;
         r->bytes += w->bytes;
         r->mismatches += w->mismatches;

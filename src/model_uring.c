@@ -428,6 +428,7 @@ static void pause_recv(struct uloop *lp, int fd)
     struct uconn *c = &lp->conns[fd];
     ek_count(&lp->counters.queue_full, 1);
     c->state |= UC_PAUSED;
+    set_starved(lp, c, false); /* the unpause re-arms, not the feeder */
     if (c->state & UC_RECV_ARMED)
         cancel(lp, udata(U_RECV, (unsigned)fd));
 }
@@ -441,7 +442,14 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->state &= (uint8_t)~UC_RECV_ARMED;
     if (bid >= 0)
-        lp->bufs_free--; /* the kernel filled it: ours until recycled */
+        lp->bufs_free--; /* the kernel picked it: ours until recycled */
+    if (bid >= 0 && cqe->res <= 0) {
+        /* A completion can carry a buffer and no data (the end of the
+         * stream seen after a buffer was picked): give it back, or the
+         * ring drains one buffer at a time until every receive starves. */
+        recycle(lp, bid);
+        bid = -1;
+    }
 
     if (cqe->res > 0 && bid < 0) {
         conn_close(lp, fd, -EPROTO); /* data without a buffer: cannot be */
@@ -566,7 +574,7 @@ static void feed_starved(struct uloop *lp)
         return;
     for (size_t fd = 0; fd < lp->nslots && lp->nstarved > 0; fd++) {
         struct uconn *c = &lp->conns[fd];
-        if ((c->state & UC_STARVED) && !(c->state & UC_CLOSING))
+        if ((c->state & UC_STARVED) && !(c->state & (UC_CLOSING | UC_PAUSED)))
             arm_recv(lp, (int)fd);
     }
 }
@@ -625,6 +633,7 @@ static int setup_ring(struct uloop *lp, bool disabled)
     if (lp->bufs == NULL)
         return -ENOMEM;
     lp->br = buf_ring_new(&lp->ring, lp->bufs, URING_BUFS, URING_BUF_SIZE, &rc);
+    lp->bufs_free = URING_BUFS;
     return lp->br == NULL ? rc : 0;
 }
 
