@@ -198,11 +198,8 @@ static const struct ek_model *pick_model(const char *io, int *status)
     if (io == NULL || strcmp(io, "auto") == 0) {
         const struct ek_model *m = ek_model_auto();
         const char *why = ek_model_unavailable(ek_model_find("uring"));
-        if (why != NULL)
-            ek_log(EK_LOG_DEBUG, "--io auto: using %s (uring is %s)", m->name,
-                   why);
-        else
-            ek_log(EK_LOG_DEBUG, "--io auto: using %s", m->name);
+        ek_log(EK_LOG_DEBUG, "--io auto: using %s (uring: %s)", m->name,
+               why != NULL ? why : "available, but not faster here");
         return m;
     }
     const struct ek_model *m = ek_model_find(io);

@@ -50,13 +50,15 @@
 
 #define URING_SQ_ENTRIES 1024
 #define URING_CQ_ENTRIES 16384
-/* Provided receive buffers, shared by all connections of a loop: 32 x 64
+/* Provided receive buffers, shared by all connections of a loop: 64 x 64
  * KiB of address space, of which only what receives touch is resident
- * (58 B per connection measured at 5000 idle connections). 64 KiB rather
- * than 16: bulk echo then costs 0.52 s of server CPU per GiB instead of
- * 0.65 (bench/PERFORMANCE.md). A buffer is held only between a receive and
- * the end of the send that echoes it. */
-#define URING_BUFS 32 /* a power of two */
+ * (about 134 B per connection at 5000 idle connections that each echoed
+ * once). Measured (bench/PERFORMANCE.md): 16 KiB buffers cost bulk echo
+ * 0.65 s of server CPU per GiB against 0.52; 32 buffers starved 1000
+ * connections of 4 KiB messages until the re-arming went round robin, and
+ * 64 leave headroom. A buffer is held only between a receive and the end
+ * of the send that echoes it. */
+#define URING_BUFS 64 /* a power of two */
 #define URING_BUF_SIZE (64 * 1024)
 #define URING_BGID 0
 /* After a stop, how long outstanding requests may take to complete. */
@@ -100,7 +102,8 @@ struct uloop {
     unsigned bufs_free;  /* provided buffers the kernel may fill */
     struct uconn *conns; /* by fd */
     size_t nslots, nconns;
-    size_t nstarved; /* connections with UC_STARVED */
+    size_t nstarved;      /* connections with UC_STARVED */
+    size_t starve_cursor; /* where feed_starved looks next */
     int *listeners;
     bool *accept_armed;
     size_t nlisteners;
@@ -567,15 +570,21 @@ static void keep_accepting(struct uloop *lp)
             arm_accept(lp, i);
 }
 
-/* Re-arms receives that ended for want of buffers, once some are free. */
+/* Re-arms receives that ended for want of buffers, as many as there are
+ * free buffers, taking the starved connections round robin from where the
+ * last pass stopped: re-arming all of them would only earn ENOBUFS again,
+ * and always starting at fd 0 would starve the high ones. */
 static void feed_starved(struct uloop *lp)
 {
-    if (lp->nstarved == 0 || lp->bufs_free == 0)
-        return;
-    for (size_t fd = 0; fd < lp->nslots && lp->nstarved > 0; fd++) {
+    unsigned budget = lp->bufs_free;
+    for (size_t k = 0; k < lp->nslots && lp->nstarved > 0 && budget > 0; k++) {
+        size_t fd = (lp->starve_cursor + k) % lp->nslots;
         struct uconn *c = &lp->conns[fd];
-        if ((c->state & UC_STARVED) && !(c->state & (UC_CLOSING | UC_PAUSED)))
+        if ((c->state & UC_STARVED) && !(c->state & (UC_CLOSING | UC_PAUSED))) {
             arm_recv(lp, (int)fd);
+            budget--;
+            lp->starve_cursor = fd + 1;
+        }
     }
 }
 
