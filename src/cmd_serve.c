@@ -4,11 +4,16 @@
 #include "ek_cli.h"
 #include "ek_config.h"
 #include "ek_log.h"
+#include "ek_metrics.h"
 #include "ek_model.h"
+#include "ek_sd.h"
+#include "ek_service.h"
 #include "ek_server.h"
 #include "ek_util.h"
 
 #include <getopt.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +59,19 @@ static const char usage_text[] =
     "per\n"
     "                            CPU); select, poll, epoll, kqueue, uring "
     "only\n"
+    "      --idle-timeout SECS   close connections on which nothing moved "
+    "for SECS\n"
+    "      --allow CIDR          accept only these peers (repeatable)\n"
+    "      --deny CIDR           refuse these peers (repeatable; deny wins)\n"
+    "      --user USER           drop root for USER once the sockets are "
+    "bound\n"
+    "      --pidfile PATH        write the pid there (locked while we run)\n"
+    "      --inetd               serve one client on stdin/stdout and exit\n"
+    "      --metrics HOST:PORT   serve the counters as Prometheus text at\n"
+    "                            http://HOST:PORT/metrics (SIGUSR1 logs "
+    "them)\n"
+    "      --log-format FORMAT   text (default) or json: one object per "
+    "line\n"
     "  -v, --verbose             more log lines on stderr (-vv: more "
     "still)\n"
     "  -q, --quiet               errors only\n"
@@ -62,13 +80,21 @@ static const char usage_text[] =
     "\n"
     "stdout gets one line per listener once all are bound: \"listening on "
     "ADDR\".\n"
-    "Logs go to stderr. SIGINT/SIGTERM drain; a second one exits at once.\n"
+    "Under systemd socket activation (LISTEN_FDS) the passed sockets are "
+    "served\n"
+    "and only explicit --listen addresses are bound besides; READY=1 and\n"
+    "STOPPING=1 go to NOTIFY_SOCKET.\n"
+    "Logs go to stderr. SIGINT/SIGTERM drain; a second one exits at once;\n"
+    "SIGUSR1 logs the counters.\n"
     "\n"
-    "Exit status: 0 after a drain; 64 bad usage; 68 host not found; 69 "
-    "model not\n"
-    "available; 71 system error (address in use, ...); 77 permission "
+    "Exit status: 0 after a drain; 64 bad usage; 67 no such --user; 68 "
+    "host not\n"
+    "found; 69 model not available; 71 system error (address in use, ...); "
+    "73\n"
+    "--pidfile not writable or held; 74 I/O error (--inetd); 77 permission "
     "denied;\n"
-    "128+N when a second signal N forced the exit.\n";
+    "78 bad socket from systemd; 128+N when a second signal N forced the "
+    "exit.\n";
 
 static void print_models(void)
 {
@@ -91,7 +117,35 @@ struct serve_options {
     int64_t drain_ms;
     uint64_t threads;
     int verbosity;
+    bool log_json;
+    bool metrics;
+    bool inetd;
+    struct ek_addr_spec metrics_addr;
+    int64_t idle_ms;
+    struct ek_acl acl;
+    const char *user;
+    const char *pidfile;
 };
+
+static void free_options(struct serve_options *o)
+{
+    free(o->listen);
+    ek_acl_free(&o->acl);
+}
+
+static int add_acl_rule(struct serve_options *o, bool allow, const char *text)
+{
+    struct ek_cidr rule;
+    const char *why;
+    if (ek_cidr_parse(text, &rule, &why) < 0)
+        return ek_usage_error("serve", "invalid --%s '%s': %s",
+                              allow ? "allow" : "deny", text, why);
+    if (ek_acl_add(&o->acl, allow, &rule) < 0) {
+        ek_warnx("out of memory");
+        return EX_OSERR;
+    }
+    return 0;
+}
 
 static int add_listen(struct serve_options *o, const char *text)
 {
@@ -111,6 +165,18 @@ static int add_listen(struct serve_options *o, const char *text)
     return 0;
 }
 
+/* Long options without a short form. */
+enum {
+    OPT_METRICS = 256,
+    OPT_LOG_FORMAT,
+    OPT_IDLE_TIMEOUT,
+    OPT_ALLOW,
+    OPT_DENY,
+    OPT_USER,
+    OPT_PIDFILE,
+    OPT_INETD,
+};
+
 /* Returns -1 when the options are fine and the server should run, else
  * the exit status. */
 static int parse_options(int argc, char **argv, struct serve_options *o)
@@ -122,6 +188,14 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"max-queue", required_argument, NULL, 'Q'},
         {"drain-timeout", required_argument, NULL, 'd'},
         {"threads", required_argument, NULL, 't'},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"allow", required_argument, NULL, OPT_ALLOW},
+        {"deny", required_argument, NULL, OPT_DENY},
+        {"user", required_argument, NULL, OPT_USER},
+        {"pidfile", required_argument, NULL, OPT_PIDFILE},
+        {"inetd", no_argument, NULL, OPT_INETD},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -162,10 +236,48 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             if (strcmp(optarg, "auto") == 0) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 o->threads = n > 0 ? (uint64_t)n : 1;
-            } else if (ek_parse_uint(optarg, 1, 256, &o->threads, &why) < 0) {
+            } else if (ek_parse_uint(optarg, 1, EK_MAX_LOOPS, &o->threads,
+                                     &why) < 0) {
                 return ek_usage_error("serve", "invalid --threads '%s': %s",
                                       optarg, why);
             }
+            break;
+        case OPT_METRICS:
+            if (ek_addr_parse(optarg, &o->metrics_addr, &why) < 0 ||
+                (why = "a unix socket is not an HTTP address",
+                 o->metrics_addr.kind != EK_ADDR_INET))
+                return ek_usage_error("serve", "invalid --metrics '%s': %s",
+                                      optarg, why);
+            o->metrics = true;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->idle_ms, &why) <
+                    0 ||
+                (why = "must be more than 0", o->idle_ms <= 0))
+                return ek_usage_error(
+                    "serve", "invalid --idle-timeout '%s': %s", optarg, why);
+            break;
+        case OPT_ALLOW:
+        case OPT_DENY:
+            if ((rc = add_acl_rule(o, c == OPT_ALLOW, optarg)) != 0)
+                return rc;
+            break;
+        case OPT_USER:
+            o->user = optarg;
+            break;
+        case OPT_PIDFILE:
+            o->pidfile = optarg;
+            break;
+        case OPT_INETD:
+            o->inetd = true;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                return ek_usage_error("serve",
+                                      "invalid --log-format '%s': text or "
+                                      "json",
+                                      optarg);
+            o->log_json = optarg[0] == 'j';
             break;
         case 'v':
             o->verbosity++;
@@ -186,8 +298,6 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
     if (optind < argc)
         return ek_usage_error("serve", "unexpected argument '%s'",
                               argv[optind]);
-    if (o->nlisten == 0 && (rc = add_listen(o, EK_DEFAULT_LISTEN)) != 0)
-        return rc;
     return -1;
 }
 
@@ -234,15 +344,111 @@ static void raise_fd_limit(void)
 
 static void log_summary(struct ek_server *srv)
 {
-    struct ek_stats *s = srv->stats;
+    struct ek_stats_view v;
+    ek_stats_snapshot(srv->stats, &v);
     ek_log(EK_LOG_INFO,
            "exit: %llu connections served, %llu refused, %llu bytes in, "
            "%llu bytes out",
-           (unsigned long long)ek_stat_get(&s->accepted),
-           (unsigned long long)(ek_stat_get(&s->refused_limit) +
-                                ek_stat_get(&s->refused_fd)),
-           (unsigned long long)ek_stat_get(&s->bytes_in),
-           (unsigned long long)ek_stat_get(&s->bytes_out));
+           (unsigned long long)v.accepted,
+           (unsigned long long)(v.refused_limit + v.refused_fd + v.refused_acl),
+           (unsigned long long)v.bytes_in, (unsigned long long)v.bytes_out);
+}
+
+/* A port below 1024 among the addresses to bind: the one reason to start
+ * as root that --user exists for. */
+static unsigned privileged_port(const struct serve_options *o)
+{
+    for (size_t i = 0; i < o->nlisten; i++)
+        if (o->listen[i].kind == EK_ADDR_INET && o->listen[i].port > 0 &&
+            o->listen[i].port < 1024)
+            return o->listen[i].port;
+    return 0;
+}
+
+/* inetd mode. Under inetd and xinetd stderr is the client's socket too:
+ * then nothing is logged, so that no log line can enter the echo. */
+static int serve_inetd(void)
+{
+    struct stat in, err;
+    if (fstat(STDIN_FILENO, &in) == 0 && fstat(STDERR_FILENO, &err) == 0 &&
+        S_ISSOCK(in.st_mode) && in.st_dev == err.st_dev &&
+        in.st_ino == err.st_ino)
+        ek_log_set_level(EK_LOG_OFF);
+    signal(SIGPIPE, SIG_IGN);
+    return ek_serve_inetd();
+}
+
+/* Where to listen: systemd's sockets, --listen, or the default. Returns
+ * -1 to go on, else the exit status. */
+static int choose_listeners(struct serve_options *o, unsigned *sd_fds)
+{
+    const char *why;
+    int n = ek_sd_listen_fds(&why);
+    if (n < 0) {
+        ek_warnx("socket activation: %s", why);
+        return EX_CONFIG;
+    }
+    *sd_fds = (unsigned)n;
+    if (n > 0)
+        ek_log(EK_LOG_INFO, "socket activation: %d socket%s from systemd", n,
+               n == 1 ? "" : "s");
+    if (o->nlisten == 0 && n == 0) {
+        int rc = add_listen(o, EK_DEFAULT_LISTEN);
+        if (rc != 0)
+            return rc;
+    }
+    unsigned port = privileged_port(o);
+    if (port != 0 && o->user == NULL && ek_running_as_root())
+        return ek_usage_error(
+            "serve",
+            "refusing to serve as root only to bind port %u: add --user "
+            "USER to drop root once bound (--user root to keep it), or "
+            "use socket activation or CAP_NET_BIND_SERVICE",
+            port);
+    return -1;
+}
+
+/* Binds, drops privileges, serves, cleans up. */
+static int run_server(struct serve_options *o, struct ek_config *cfg)
+{
+    struct ek_server srv;
+    struct ek_metrics *metrics = NULL;
+    struct ek_pidfile pidfile = {.fd = -1};
+    int status = 0;
+
+    if (o->pidfile != NULL)
+        status = ek_pidfile_open(&pidfile, o->pidfile);
+    if (status != 0)
+        return status;
+    status = ek_server_open(&srv, cfg);
+    if (status != 0) {
+        ek_pidfile_close(&pidfile);
+        return status;
+    }
+    if (o->metrics)
+        status = ek_metrics_start(&srv, &o->metrics_addr, &metrics);
+    if (status == 0 && o->user != NULL)
+        status = ek_drop_privileges(o->user);
+    if (status == 0) {
+        ek_server_announce(&srv);
+        ek_metrics_announce(metrics);
+        ek_log(EK_LOG_INFO,
+               "echokit %s serving with %s x %u on %zu listener%s (max-conns "
+               "%llu, max-queue %zu bytes)",
+               EK_VERSION, cfg->model->name, cfg->threads, srv.nlisteners,
+               srv.nlisteners == 1 ? "" : "s",
+               (unsigned long long)cfg->max_conns, cfg->max_queue);
+        ek_sd_notifyf("READY=1\nSTATUS=serving with %s x %u on %zu "
+                      "listener%s",
+                      cfg->model->name, cfg->threads, srv.nlisteners,
+                      srv.nlisteners == 1 ? "" : "s");
+        status = cfg->model->run(&srv, cfg->model);
+        log_summary(&srv);
+    }
+    ek_metrics_stop(metrics); /* it reads srv's counters */
+    ek_server_close(&srv);
+    ek_pidfile_close(&pidfile);
+    return status;
 }
 
 int ek_cmd_serve(int argc, char **argv)
@@ -251,57 +457,60 @@ int ek_cmd_serve(int argc, char **argv)
                               .drain_ms = EK_DEFAULT_DRAIN_MS};
     int status = parse_options(argc, argv, &o);
     if (status >= 0) {
-        free(o.listen);
+        free_options(&o);
         return status;
     }
     ek_log_set_level(EK_LOG_INFO + o.verbosity);
+    ek_log_set_json(o.log_json);
 
+    if (o.inetd) {
+        free_options(&o);
+        return serve_inetd();
+    }
     if (o.io != NULL && strcmp(o.io, "list") == 0) {
         print_models();
-        free(o.listen);
+        free_options(&o);
         return 0;
     }
     const struct ek_model *model = pick_model(o.io, &status);
     if (model == NULL) {
-        free(o.listen);
+        free_options(&o);
         return status;
     }
-
     if (o.threads > 1 && model->backend == NULL && !model->multi_loop) {
-        free(o.listen);
+        free_options(&o);
         return ek_usage_error("serve",
                               "--threads applies to the event-loop models "
                               "(select, poll, epoll, kqueue, uring), not to "
                               "--io %s",
                               model->name);
     }
+    unsigned sd_fds = 0;
+    status = choose_listeners(&o, &sd_fds);
+    if (status >= 0) {
+        free_options(&o);
+        return status;
+    }
     struct ek_config cfg = {
         .listen = o.listen,
         .nlisten = o.nlisten,
+        .sd_fds = sd_fds,
         .model = model,
         .threads = o.threads ? (unsigned)o.threads : 1,
         .max_conns = o.max_conns ? o.max_conns : model->default_max_conns,
         .max_queue = (size_t)o.max_queue,
         .drain_timeout_ms = o.drain_ms,
+        .idle_timeout_ms = o.idle_ms,
+        .acl = &o.acl,
     };
     if (model->run == ek_run_iterative && o.max_conns > 1)
         ek_log(EK_LOG_WARN, "--max-conns has no effect with --io iterative: "
                             "it serves one connection at a time");
+    if (o.user == NULL && ek_running_as_root())
+        ek_log(EK_LOG_DEBUG, "running as root; --user USER drops root once "
+                             "the sockets are bound");
     raise_fd_limit();
-
-    struct ek_server srv;
-    status = ek_server_open(&srv, &cfg);
-    if (status == 0) {
-        ek_log(EK_LOG_INFO,
-               "echokit %s serving with %s x %u on %zu listener%s (max-conns "
-               "%llu, max-queue %zu bytes)",
-               EK_VERSION, model->name, cfg.threads, srv.nlisteners,
-               srv.nlisteners == 1 ? "" : "s",
-               (unsigned long long)cfg.max_conns, cfg.max_queue);
-        status = model->run(&srv, model);
-        log_summary(&srv);
-        ek_server_close(&srv);
-    }
-    free(o.listen);
+    status = run_server(&o, &cfg);
+    free_options(&o);
     return status;
 }

@@ -222,23 +222,46 @@ static int wait_ready(int fd, short events, int wake_fd, int64_t deadline_ms,
     }
 }
 
-int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
-                     int64_t deadline_ms, struct ek_counters *counters)
+/* The earlier of the caller's deadline and the idle deadline. */
+static int64_t next_deadline(const struct ek_blocking *b, int64_t deadline_ms)
 {
+    if (b->idle_ms <= 0)
+        return deadline_ms;
+    int64_t idle_at = b->last_ms + b->idle_ms;
+    return deadline_ms < 0 || idle_at < deadline_ms ? idle_at : deadline_ms;
+}
+
+/* A wait_ready result, told apart: the idle deadline or the caller's. */
+static int waited(const struct ek_blocking *b, int rc)
+{
+    if (rc == EK_ECHO_TIMEOUT && b->idle_ms > 0 &&
+        ek_now_ms() >= b->last_ms + b->idle_ms)
+        return EK_ECHO_IDLE;
+    return rc;
+}
+
+int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
+                     int64_t deadline_ms, struct ek_counters *shared)
+{
+    if (b->idle_ms > 0 && b->last_ms == 0)
+        b->last_ms = ek_now_ms();
     for (unsigned ops = 1;; ops++) {
         ssize_t n;
         short need;
 
         if (ops % EK_BLOCKING_CHECK_EVERY == 0) {
-            int rc = wait_ready(fd, 0, wake_fd, deadline_ms, true);
+            int rc =
+                wait_ready(fd, 0, wake_fd, next_deadline(b, deadline_ms), true);
             if (rc != EK_ECHO_GO_ON)
-                return rc;
+                return waited(b, rc);
         }
         if (b->head < b->tail) {
             n = send_some(fd, b->buf + b->head, b->tail - b->head,
                           MSG_DONTWAIT);
             if (n > 0) {
-                ek_count(&counters->bytes_out, (uint64_t)n);
+                ek_stat_add(&shared->bytes_out, (uint64_t)n);
+                if (b->idle_ms > 0)
+                    b->last_ms = ek_now_ms();
                 b->head += (size_t)n;
                 if (b->head == b->tail)
                     b->head = b->tail = 0;
@@ -248,7 +271,9 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
         } else {
             n = recv_some(fd, b->buf, b->size, MSG_DONTWAIT);
             if (n > 0) {
-                ek_count(&counters->bytes_in, (uint64_t)n);
+                ek_stat_add(&shared->bytes_in, (uint64_t)n);
+                if (b->idle_ms > 0)
+                    b->last_ms = ek_now_ms();
                 b->tail = (size_t)n;
                 continue;
             }
@@ -258,8 +283,9 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
         }
         if (!would_block(errno))
             return -errno;
-        int rc = wait_ready(fd, need, wake_fd, deadline_ms, false);
+        int rc =
+            wait_ready(fd, need, wake_fd, next_deadline(b, deadline_ms), false);
         if (rc != EK_ECHO_GO_ON)
-            return rc;
+            return waited(b, rc);
     }
 }

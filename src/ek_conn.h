@@ -43,6 +43,7 @@ struct ek_conn {
     uint8_t flags;         /* EK_CONN_* */
     uint8_t interest;      /* EK_EV_* as registered with the backend */
     uint8_t tag;           /* the owner's (the loop's slot kind) */
+    uint32_t active_tick;  /* the owner's clock when bytes last moved */
 };
 
 struct ek_echo_ctx {
@@ -77,6 +78,8 @@ struct ek_blocking {
     char *buf;
     size_t size;
     size_t head, tail;
+    int64_t idle_ms; /* --idle-timeout, 0: none */
+    int64_t last_ms; /* when a byte last moved (set by ek_echo_blocking) */
 };
 
 /* Results of ek_echo_blocking, besides -errno. */
@@ -84,12 +87,15 @@ enum {
     EK_ECHO_DONE = 0,    /* the client closed and got everything back */
     EK_ECHO_WOKEN = 1,   /* wake_fd became readable; call again to resume */
     EK_ECHO_TIMEOUT = 2, /* deadline_ms passed; call again to resume */
+    EK_ECHO_IDLE = 3,    /* nothing moved for b->idle_ms: close it */
 };
 
 /* Echoes on fd until the client closes, waiting in poll(2) so that wake_fd
- * (if >= 0) and deadline_ms (CLOCK_MONOTONIC ms, -1 for none) can
- * interrupt it. fd may be blocking: every call uses MSG_DONTWAIT. */
+ * (if >= 0), deadline_ms (CLOCK_MONOTONIC ms, -1 for none) and
+ * b->idle_ms can interrupt it. fd may be blocking: every call uses
+ * MSG_DONTWAIT. Counts into `shared` with atomic adds (many threads or
+ * processes share it). */
 int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
-                     int64_t deadline_ms, struct ek_counters *counters);
+                     int64_t deadline_ms, struct ek_counters *shared);
 
 #endif

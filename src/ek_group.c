@@ -91,7 +91,13 @@ int ek_group_open_listeners(struct ek_group *g, int *fds)
         const struct ek_sockaddr *a = &srv->listeners[i].addr;
         if (a->ss.ss_family == AF_UNIX)
             continue; /* no SO_REUSEPORT for unix sockets: loop 0's */
-        int fd = ek_net_listen(a, SOMAXCONN, true);
+        /* A socket systemd passed may lack SO_REUSEPORT: every loop then
+         * accepts from the same socket, through a descriptor of its own. */
+        int fd = srv->listeners[i].inherited
+                     ? fcntl(srv->listeners[i].fd, F_DUPFD_CLOEXEC, 3)
+                     : ek_net_listen(a, SOMAXCONN, true);
+        if (fd < 0 && srv->listeners[i].inherited)
+            fd = -errno;
         if (fd < 0) {
             while (n > 0)
                 close(fds[--n]);

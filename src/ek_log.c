@@ -2,6 +2,7 @@
 #include "ek_util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,14 +10,15 @@
 #include <unistd.h>
 
 static int log_level = EK_LOG_INFO;
+static bool log_json;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           "trace"};
 
 void ek_log_set_level(int level)
 {
-    if (level < EK_LOG_ERROR)
-        level = EK_LOG_ERROR;
+    if (level < EK_LOG_OFF)
+        level = EK_LOG_OFF;
     if (level > EK_LOG_TRACE)
         level = EK_LOG_TRACE;
     log_level = level;
@@ -25,6 +27,11 @@ void ek_log_set_level(int level)
 int ek_log_get_level(void)
 {
     return log_level;
+}
+
+void ek_log_set_json(int on)
+{
+    log_json = on != 0;
 }
 
 /* Writes the whole line or gives up: stderr is best effort, and a log line
@@ -47,24 +54,58 @@ static void write_line(const char *buf, size_t len)
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* Appends text to out[*len..size) as the inside of a JSON string. */
+static void json_escape(char *out, size_t size, size_t *len, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char esc[8];
+        size_t n = 1;
+        esc[0] = (char)*p;
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            n = 2;
+        } else if (*p < 0x20) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
+        }
+        if (*len + n >= size)
+            return;
+        memcpy(out + *len, esc, n);
+        *len += n;
+    }
+}
+
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char msg[1024], line[2048], stamp[40];
     struct timespec ts;
     struct tm tm;
     size_t len;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %s: %s",
-                            ts.tv_nsec / 1000000L, level_names[level], prefix);
-    if (len < sizeof(line)) {
-        int n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
-        len = n < 0 ? len : len + (size_t)n;
+    len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + len, sizeof(stamp) - len, ".%03ldZ",
+             ts.tv_nsec / 1000000L);
+    int n = snprintf(msg, sizeof(msg), "%s", prefix);
+    if (n >= 0 && (size_t)n < sizeof(msg))
+        vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+
+    if (log_json) {
+        /* One object per line: {"ts":..., "level":..., "msg":...}. */
+        len = (size_t)snprintf(line, sizeof(line),
+                               "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+                               stamp, level_names[level]);
+        json_escape(line, sizeof(line) - 3, &len, msg);
+        memcpy(line + len, "\"}", 2);
+        len += 2;
+    } else {
+        n = snprintf(line, sizeof(line), "%s %s: %s", stamp, level_names[level],
+                     msg);
+        len = n < 0 ? 0 : (size_t)n;
+        if (len > sizeof(line) - 2)
+            len = sizeof(line) - 2; /* truncated: keep the newline */
     }
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2; /* truncated: keep the newline */
     line[len++] = '\n';
     write_line(line, len);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 enum ek_log_level {
+    EK_LOG_OFF = -1, /* nothing at all (--inetd on a shared stderr) */
     EK_LOG_ERROR = 0,
     EK_LOG_WARN = 1,
     EK_LOG_INFO = 2,  /* default */
@@ -21,6 +22,10 @@ enum ek_log_level {
 
 void ek_log_set_level(int level);
 int ek_log_get_level(void);
+
+/* --log-format json: each line one JSON object, {"ts": RFC 3339 UTC,
+ * "level", "msg"}, for log shippers. Default: text. */
+void ek_log_set_json(int on);
 
 static inline int ek_log_enabled(int level)
 {

@@ -1,10 +1,13 @@
 #include "ek_server.h"
+#include "ek_metrics.h"
 #include "ek_model.h"
 #include "ek_net.h"
+#include "ek_sd.h"
 #include "ek_signal.h"
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -52,6 +55,7 @@ static int add_listener(struct ek_server *srv, int fd)
     if (err < 0)
         return err;
     l->fd = fd;
+    l->inherited = false;
     ek_addr_format((struct sockaddr *)&l->addr.ss, l->addr.len, l->name,
                    sizeof(l->name));
     srv->nlisteners++;
@@ -152,6 +156,45 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
     return err < 0 ? exit_code_for(err) : 0;
 }
 
+/* Takes over a socket systemd passed: it must be a listening stream
+ * socket (TCP or unix). Returns 0 or a sysexits code after saying why. */
+static int adopt_sd_fd(struct ek_server *srv, int fd)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+        ek_warnx("socket activation: fd %d: %s", fd, strerror(errno));
+        return EX_CONFIG;
+    }
+    len = sizeof(listening);
+    if (type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+        !listening) {
+        ek_warnx("socket activation: fd %d is not a listening stream socket "
+                 "(ListenStream= in the .socket unit)",
+                 fd);
+        return EX_CONFIG;
+    }
+    struct ek_listener *grown = realloc(
+        srv->listeners, (srv->nlisteners + 1) * sizeof(*srv->listeners));
+    if (grown == NULL) {
+        ek_warnx("out of memory");
+        return EX_OSERR;
+    }
+    srv->listeners = grown;
+    int err = ek_net_set_nonblock(fd, true);
+    if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        err = -errno;
+    if (err == 0)
+        err = add_listener(srv, fd);
+    if (err < 0) {
+        ek_warnx("socket activation: fd %d: %s", fd, strerror(-err));
+        return EX_OSERR;
+    }
+    srv->listeners[srv->nlisteners - 1].inherited = true;
+    return 0;
+}
+
 static struct ek_stats *stats_map(void)
 {
     /* Shared so that the process model's children count here too. */
@@ -171,6 +214,13 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
         return EX_OSERR;
     }
 
+    for (unsigned i = 0; i < cfg->sd_fds; i++) {
+        int rc = adopt_sd_fd(srv, EK_SD_LISTEN_FDS_START + (int)i);
+        if (rc != 0) {
+            ek_server_close(srv);
+            return rc;
+        }
+    }
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char text[EK_HOST_MAX + 16];
         const struct ek_addr_spec *spec = &cfg->listen[i];
@@ -193,13 +243,14 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
         return EX_OSERR;
     }
 
-    /* stdout is the machine-readable channel: one line per listener,
-     * flushed, once every listener is bound, so that a script may read
-     * the lines and connect at once. */
+    return 0;
+}
+
+void ek_server_announce(const struct ek_server *srv)
+{
     for (size_t i = 0; i < srv->nlisteners; i++)
         printf("listening on %s\n", srv->listeners[i].name);
     fflush(stdout);
-    return 0;
 }
 
 void ek_server_close_listeners(struct ek_server *srv)
@@ -212,6 +263,7 @@ void ek_server_close_listeners(struct ek_server *srv)
         l->fd = -1;
         const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr.ss;
         if (un->sun_family == AF_UNIX && un->sun_path[0] != '\0' &&
+            !l->inherited && /* systemd's socket file */
             unlink(un->sun_path) < 0 && errno != ENOENT)
             ek_log(EK_LOG_WARN, "cannot remove %s: %s", un->sun_path,
                    strerror(errno));
@@ -243,6 +295,8 @@ unsigned ek_server_read_signals(struct ek_server *srv)
     unsigned out = 0;
 
     ek_signal_read(srv->sig_fd, &news);
+    if (news.dump_stats)
+        ek_metrics_log(srv);
     if (news.child_exited)
         out |= EK_NEWS_CHILD;
     if (news.terms == srv->terms_handled)
@@ -259,6 +313,8 @@ unsigned ek_server_read_signals(struct ek_server *srv)
                active == 1 ? "" : "s",
                (double)srv->cfg->drain_timeout_ms / 1000.0);
         out |= EK_NEWS_DRAIN;
+        ek_sd_notifyf("STOPPING=1\nSTATUS=draining %llu connection%s",
+                      (unsigned long long)active, active == 1 ? "" : "s");
     } else {
         if (srv->phase == EK_RUNNING)
             out |= EK_NEWS_DRAIN; /* two at once: the listeners go too */
@@ -285,8 +341,33 @@ bool ek_server_should_stop(struct ek_server *srv)
     return srv->phase == EK_STOPPING || srv->phase == EK_FORCED;
 }
 
+/* --allow/--deny: refuses (closing fd) a peer the rules keep out. */
+static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
+{
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    if (!ek_acl_active(srv->cfg->acl))
+        return false;
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
+        /* ENOTCONN: reset before we looked; it is gone either way. */
+        close(fd);
+        ek_stat_add(&srv->stats->accept_errors, 1);
+        return true;
+    }
+    if (ek_acl_permits(srv->cfg->acl, (struct sockaddr *)&peer.ss))
+        return false;
+    char name[EK_ADDRSTR_MAX];
+    ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, sizeof(name));
+    ek_stat_add(&srv->stats->refused_acl, 1);
+    ek_log_limited(&acc->acl_log, EK_LOG_WARN,
+                   "refused a connection from %s (--allow/--deny)", name);
+    close(fd);
+    return true;
+}
+
 bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
+    if (acl_refuses(srv, acc, fd))
+        return false;
     /* Count first, then check: exact even with several accepting threads. */
     uint64_t before =
         atomic_fetch_add_explicit(&srv->stats->active, 1, memory_order_relaxed);
@@ -389,4 +470,48 @@ int ek_server_timeout(const struct ek_server *srv)
 int ek_server_exit_status(const struct ek_server *srv)
 {
     return srv->phase == EK_FORCED ? 128 + srv->exit_signal : 0;
+}
+
+void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms)
+{
+    memset(k, 0, sizeof(*k));
+    if (idle_ms <= 0)
+        return;
+    k->epoch_ms = ek_now_ms();
+    k->limit = (uint32_t)((idle_ms + EK_IDLE_TICK_MS - 1) / EK_IDLE_TICK_MS);
+    k->sweep_every_ms = idle_ms / 4;
+    if (k->sweep_every_ms < EK_IDLE_TICK_MS)
+        k->sweep_every_ms = EK_IDLE_TICK_MS;
+    if (k->sweep_every_ms > 1000)
+        k->sweep_every_ms = 1000;
+    k->next_sweep_ms = k->epoch_ms + k->sweep_every_ms;
+}
+
+void ek_idle_tick(struct ek_idle_clock *k)
+{
+    if (k->limit != 0)
+        k->now = (uint32_t)((ek_now_ms() - k->epoch_ms) / EK_IDLE_TICK_MS);
+}
+
+bool ek_idle_sweep_due(struct ek_idle_clock *k)
+{
+    if (k->limit == 0)
+        return false;
+    int64_t now = ek_now_ms();
+    if (now < k->next_sweep_ms)
+        return false;
+    k->next_sweep_ms = now + k->sweep_every_ms;
+    return true;
+}
+
+int ek_idle_timeout(const struct ek_idle_clock *k)
+{
+    return k->limit == 0 ? -1 : ek_timeout_until(k->next_sweep_ms);
+}
+
+void ek_server_idle_closed(struct ek_server *srv, int fd)
+{
+    ek_stat_add(&srv->stats->idle_closed, 1);
+    ek_log(EK_LOG_DEBUG, "closing fd %d: idle for %.1f s (--idle-timeout)", fd,
+           (double)srv->cfg->idle_timeout_ms / 1000.0);
 }

@@ -14,6 +14,7 @@
 #ifndef EK_SERVER_H
 #define EK_SERVER_H
 
+#include "ek_acl.h"
 #include "ek_addr.h"
 #include "ek_log.h"
 #include "ek_stats.h"
@@ -25,19 +26,23 @@
 struct ek_model;
 
 struct ek_config {
-    const struct ek_addr_spec *listen; /* at least one */
+    const struct ek_addr_spec *listen; /* to bind; none if sd_fds > 0 */
     size_t nlisten;
+    unsigned sd_fds; /* listening sockets systemd passed as fds 3... */
     const struct ek_model *model;
     unsigned threads;         /* event loops (readiness and uring models) */
     uint64_t max_conns;       /* admitted connections open at once */
     size_t max_queue;         /* bytes read and not yet echoed, per conn */
     int64_t drain_timeout_ms; /* after the first SIGINT/SIGTERM */
+    int64_t idle_timeout_ms;  /* 0: none */
+    const struct ek_acl *acl; /* --allow/--deny */
 };
 
 struct ek_listener {
     int fd; /* -1 once closed */
     struct ek_sockaddr addr;
     char name[EK_ADDRSTR_MAX]; /* "127.0.0.1:50000", as printed */
+    bool inherited; /* passed by systemd: its socket file is not ours */
 };
 
 /* What each accepting thread keeps for itself, so that accepting needs no
@@ -45,7 +50,7 @@ struct ek_listener {
  * value is ready to use. */
 struct ek_acceptor {
     int64_t resume_ms; /* accepts paused until then; 0: not paused */
-    struct ek_ratelimit refused_log, accept_log;
+    struct ek_ratelimit refused_log, accept_log, acl_log;
 };
 
 /* Where the server is in its life cycle. */
@@ -69,10 +74,15 @@ struct ek_server {
     struct ek_acceptor acceptor; /* the main thread's */
 };
 
-/* Binds the listeners and prints them, opens the signal pipe. Returns 0,
+/* Binds the listeners, opens the signal pipe. Returns 0,
  * or a sysexits code after printing why (68 unresolvable host, 71 OS error
  * such as address in use, 77 permission denied). */
 int ek_server_open(struct ek_server *srv, const struct ek_config *cfg);
+
+/* stdout is the machine-readable channel: one "listening on ADDR" line per
+ * listener, flushed. Call once the server is ready (bound, privileges
+ * dropped), so that a script may read the lines and connect at once. */
+void ek_server_announce(const struct ek_server *srv);
 
 /* Closes what is left, removes unix socket files, frees everything. */
 void ek_server_close(struct ek_server *srv);
@@ -94,7 +104,8 @@ bool ek_server_should_stop(struct ek_server *srv);
 /* Closes every listener and removes unix socket files. Idempotent. */
 void ek_server_close_listeners(struct ek_server *srv);
 
-/* Admission of a freshly accepted connection: under --max-conns it counts
+/* Admission of a freshly accepted connection: a peer --allow/--deny keeps
+ * out is closed, counted and logged (false). Under --max-conns it counts
  * the connection (accepted, active), sets its socket options and returns
  * true; over the limit it
  * closes the fd, counts and logs the refusal and returns false. */
@@ -128,6 +139,40 @@ int ek_accept_timeout(const struct ek_acceptor *acc);
 /* Milliseconds until the next timed event of the main thread (drain
  * deadline, end of its accept pause); -1 when none is pending. */
 int ek_server_timeout(const struct ek_server *srv);
+
+/* --idle-timeout in the event loops. A connection stamps the loop's tick
+ * (10 ms units since the loop started: 32 bits last 497 days, and
+ * differences stay right across the wrap) whenever bytes move; the loop
+ * sweeps its connections every quarter of the timeout (at most every
+ * second), so an idle connection is closed at most that late. No timer per
+ * connection: 4 bytes of state, one pass over the table per sweep. */
+struct ek_idle_clock {
+    int64_t epoch_ms, next_sweep_ms, sweep_every_ms;
+    uint32_t limit; /* in ticks; 0: no idle timeout */
+    uint32_t now;   /* the tick of the current turn (ek_idle_tick) */
+};
+
+#define EK_IDLE_TICK_MS 10
+
+void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms);
+
+/* Reads the clock for this turn (cheap: once per wait, not per event). */
+void ek_idle_tick(struct ek_idle_clock *k);
+
+static inline bool ek_idle_expired(const struct ek_idle_clock *k,
+                                   uint32_t stamp)
+{
+    return k->limit != 0 && (uint32_t)(k->now - stamp) >= k->limit;
+}
+
+/* Whether a sweep is due now (and schedules the next one). */
+bool ek_idle_sweep_due(struct ek_idle_clock *k);
+
+/* Milliseconds until the next sweep, -1 with no idle timeout. */
+int ek_idle_timeout(const struct ek_idle_clock *k);
+
+/* A connection closed by the idle timeout: counted, logged at -v. */
+void ek_server_idle_closed(struct ek_server *srv, int fd);
 
 /* The process exit status: 0, or 128 + signal after a forced exit. */
 int ek_server_exit_status(const struct ek_server *srv);

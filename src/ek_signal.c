@@ -10,6 +10,7 @@ static int pipe_fds[2] = {-1, -1};
 static atomic_uint term_count;
 static atomic_int last_term;
 static atomic_bool child_flag;
+static atomic_bool usr1_flag;
 static bool handles_sigchld;
 
 /* Lock-free atomics and write(2) are async-signal-safe. errno is saved
@@ -20,6 +21,8 @@ static void on_signal(int signo)
     char byte = (char)signo;
     if (signo == SIGCHLD) {
         atomic_store(&child_flag, true);
+    } else if (signo == SIGUSR1) {
+        atomic_store(&usr1_flag, true);
     } else {
         atomic_store(&last_term, signo);
         atomic_fetch_add(&term_count, 1);
@@ -50,11 +53,14 @@ int ek_signal_open(void)
         return -errno;
     atomic_store(&term_count, 0);
     atomic_store(&child_flag, false);
+    atomic_store(&usr1_flag, false);
     int err = set_handler(SIGPIPE, SIG_IGN);
     if (err == 0)
         err = set_handler(SIGINT, on_signal);
     if (err == 0)
         err = set_handler(SIGTERM, on_signal);
+    if (err == 0)
+        err = set_handler(SIGUSR1, on_signal);
     if (err < 0) {
         ek_signal_close();
         return err;
@@ -72,6 +78,7 @@ void ek_signal_close(void)
 {
     set_handler(SIGINT, SIG_DFL);
     set_handler(SIGTERM, SIG_DFL);
+    set_handler(SIGUSR1, SIG_DFL);
     if (handles_sigchld)
         set_handler(SIGCHLD, SIG_DFL);
     for (int i = 0; i < 2; i++)
@@ -93,6 +100,7 @@ void ek_signal_read(int fd, struct ek_signal_news *news)
     news->terms = atomic_load(&term_count);
     news->last_term = atomic_load(&last_term);
     news->child_exited = atomic_exchange(&child_flag, false);
+    news->dump_stats = atomic_exchange(&usr1_flag, false);
 }
 
 void ek_signal_wake(void)
@@ -108,6 +116,7 @@ void ek_signal_child_reset(void)
 {
     set_handler(SIGINT, SIG_IGN);
     set_handler(SIGTERM, SIG_IGN);
+    set_handler(SIGUSR1, SIG_IGN); /* the parent reports for everyone */
     set_handler(SIGCHLD, SIG_DFL);
     for (int i = 0; i < 2; i++)
         if (pipe_fds[i] >= 0) {

@@ -15,8 +15,8 @@
 #include <signal.h>
 #include <stdbool.h>
 
-/* Installs handlers for SIGINT and SIGTERM, ignores SIGPIPE, and returns
- * the pipe's non-blocking read end, or -errno. */
+/* Installs handlers for SIGINT, SIGTERM and SIGUSR1, ignores SIGPIPE, and
+ * returns the pipe's non-blocking read end, or -errno. */
 int ek_signal_open(void);
 
 /* Also reports SIGCHLD (for a model that forks). Returns 0 or -errno. */
@@ -29,6 +29,7 @@ struct ek_signal_news {
     unsigned terms;    /* SIGINT/SIGTERM received since ek_signal_open */
     int last_term;     /* the most recent of them (signal number) */
     bool child_exited; /* a SIGCHLD arrived since the last read */
+    bool dump_stats;   /* a SIGUSR1 arrived: log the counters */
 };
 
 /* Empties the pipe and reports what arrived. */
@@ -38,7 +39,8 @@ void ek_signal_read(int fd, struct ek_signal_news *news);
  * Async-signal-safe and thread-safe. */
 void ek_signal_wake(void);
 
-/* In a forked child that serves one connection: SIGINT and SIGTERM ignored
+/* In a forked child that serves one connection: SIGINT, SIGTERM, SIGUSR1
+ * ignored
  * (the parent decides when children stop), SIGCHLD default, pipe closed.
  * Call with signals blocked. */
 void ek_signal_child_reset(void);

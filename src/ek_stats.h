@@ -1,8 +1,18 @@
 /*
  * ek_stats: the server's counters. They live in one shared anonymous
  * mapping (see ek_server_open) so that forked children of the process
- * model count into the same place as threads and loops; every update is a
- * relaxed atomic add, exact without ordering anything else.
+ * model count into the same place as threads and loops, and so that a
+ * reader (SIGUSR1, --metrics) sees them live from any thread.
+ *
+ * Two kinds of writers:
+ *   - the event loops each own one struct ek_counters in loop[] and write
+ *     it alone: a relaxed load and store (ek_count), no locked
+ *     read-modify-write, on a cache line no other writer touches, so
+ *     --threads N shares nothing on the echo path;
+ *   - everything else (accepting, the blocking models' threads and
+ *     children) adds to the shared fields with a relaxed atomic add
+ *     (ek_stat_add), exact without ordering anything else.
+ * A reader sums both with ek_stats_snapshot.
  */
 #ifndef EK_STATS_H
 #define EK_STATS_H
@@ -10,35 +20,37 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-struct ek_stats {
-    atomic_uint_fast64_t accepted;      /* connections admitted */
-    atomic_uint_fast64_t active;        /* admitted and not yet closed */
-    atomic_uint_fast64_t refused_limit; /* over --max-conns */
-    atomic_uint_fast64_t refused_fd;    /* fd above the model's limit */
-    atomic_uint_fast64_t accept_errors; /* accept(2) failures, EMFILE too */
-    atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
-    atomic_uint_fast64_t bytes_in;
+/* The most event loops (--threads) a server runs. */
+#define EK_MAX_LOOPS 256
+
+/* The echo path's counters. */
+struct ek_counters {
+    _Alignas(64) atomic_uint_fast64_t bytes_in;
     atomic_uint_fast64_t bytes_out;
     atomic_uint_fast64_t queue_full; /* reads paused by --max-queue */
 };
 
-/* The echo path's counters, one set per loop or worker thread and written
- * only by its owner: a relaxed load and store (a plain add, no locked
- * read-modify-write) on a cache line no other writer touches. Readers may
- * sum them at any time; ek_counters_merge folds them into the shared
- * ek_stats when the owner is done. */
-struct ek_counters {
-    _Alignas(64) atomic_uint_fast64_t bytes_in;
-    atomic_uint_fast64_t bytes_out;
-    atomic_uint_fast64_t queue_full;
+struct ek_stats {
+    atomic_uint_fast64_t accepted;         /* connections admitted */
+    atomic_uint_fast64_t active;           /* admitted and not yet closed */
+    atomic_uint_fast64_t refused_limit;    /* over --max-conns */
+    atomic_uint_fast64_t refused_fd;       /* fd above the model's limit */
+    atomic_uint_fast64_t refused_acl;      /* --allow/--deny said no */
+    atomic_uint_fast64_t accept_errors;    /* accept(2) failures, EMFILE too */
+    atomic_uint_fast64_t conn_errors;      /* connections ended by an error */
+    atomic_uint_fast64_t idle_closed;      /* closed by --idle-timeout */
+    struct ek_counters shared;             /* blocking models: ek_stat_add */
+    struct ek_counters loop[EK_MAX_LOOPS]; /* event loop i: ek_count */
 };
 
+/* For the single writer of a counter: no locked instruction. */
 static inline void ek_count(atomic_uint_fast64_t *c, uint64_t n)
 {
     uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
     atomic_store_explicit(c, v + n, memory_order_relaxed);
 }
 
+/* For a counter with several writers. */
 static inline void ek_stat_add(atomic_uint_fast64_t *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -49,17 +61,13 @@ static inline uint64_t ek_stat_get(atomic_uint_fast64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Adds the owner's counters to the shared ones and zeroes them. Call from
- * the owner. */
-static inline void ek_counters_merge(struct ek_stats *into,
-                                     struct ek_counters *from)
-{
-    ek_stat_add(&into->bytes_in, ek_stat_get(&from->bytes_in));
-    ek_stat_add(&into->bytes_out, ek_stat_get(&from->bytes_out));
-    ek_stat_add(&into->queue_full, ek_stat_get(&from->queue_full));
-    atomic_store_explicit(&from->bytes_in, 0, memory_order_relaxed);
-    atomic_store_explicit(&from->bytes_out, 0, memory_order_relaxed);
-    atomic_store_explicit(&from->queue_full, 0, memory_order_relaxed);
-}
+/* The counters at one moment, summed over every writer. */
+struct ek_stats_view {
+    uint64_t accepted, active, refused_limit, refused_fd, refused_acl;
+    uint64_t accept_errors, conn_errors, idle_closed;
+    uint64_t bytes_in, bytes_out, queue_full;
+};
+
+void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v);
 
 #endif

@@ -19,19 +19,21 @@
 
 struct iterative {
     char buf[EK_ITERATIVE_BUF];
-    struct ek_counters counters;
 };
 
 static void serve_inline(struct ek_server *srv, void *ctx, int fd)
 {
     struct iterative *it = ctx;
-    struct ek_blocking b = {.buf = it->buf, .size = sizeof(it->buf)};
+    struct ek_blocking b = {.buf = it->buf,
+                            .size = sizeof(it->buf),
+                            .idle_ms = srv->cfg->idle_timeout_ms};
     int rc;
 
     for (;;) {
         int64_t deadline =
             srv->phase == EK_DRAINING ? srv->drain_deadline_ms : -1;
-        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline, &it->counters);
+        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline,
+                              &srv->stats->shared);
         if (rc == EK_ECHO_WOKEN) {
             if (ek_server_read_signals(srv) & EK_NEWS_DRAIN)
                 ek_server_close_listeners(srv);
@@ -44,7 +46,8 @@ static void serve_inline(struct ek_server *srv, void *ctx, int fd)
         break;
     }
     close(fd);
-    ek_counters_merge(srv->stats, &it->counters);
+    if (rc == EK_ECHO_IDLE)
+        ek_stat_add(&srv->stats->idle_closed, 1);
     ek_server_conn_done(srv, rc < 0 ? rc : 0);
 }
 

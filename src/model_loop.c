@@ -62,7 +62,7 @@ struct loop {
     bool own_listeners; /* opened by this loop (SO_REUSEPORT copies) */
     bool listening;     /* listeners registered with the backend */
     struct ek_acceptor *acc;
-    struct ek_counters counters;
+    struct ek_idle_clock idle;
     struct ek_echo_ctx echo;
     pthread_t tid;
     struct ek_event events[EK_LOOP_EVENTS];
@@ -155,6 +155,7 @@ static void conn_open(struct loop *lp, int fd)
     }
     memset(c, 0, sizeof(*c));
     c->tag = SLOT_CONN;
+    c->active_tick = lp->idle.now;
     lp->nconns++;
     int err = watch(lp, fd, EK_EV_READ);
     if (err < 0) {
@@ -195,6 +196,8 @@ static void conn_event(struct loop *lp, int fd, unsigned events)
     struct ek_conn *c = &lp->slots[fd];
     int rc = EK_CONN_KEEP;
 
+    /* Level-triggered: an event means bytes can move now. */
+    c->active_tick = lp->idle.now;
     /* Write first: draining the queue makes room for the read. */
     if (events & EK_EV_WRITE)
         rc = ek_conn_writable(c, fd, &lp->echo);
@@ -251,11 +254,12 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     lp->index = index;
     lp->be = srv->cfg->model->backend;
     lp->acc = ek_group_acceptor(g, index);
+    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms);
     lp->echo.max_queue = srv->cfg->max_queue;
     lp->echo.buf_size = EK_LOOP_READ_BUF < srv->cfg->max_queue
                             ? EK_LOOP_READ_BUF
                             : srv->cfg->max_queue;
-    lp->echo.counters = &lp->counters;
+    lp->echo.counters = &lp->srv->stats->loop[index];
     lp->echo.pipe[0] = lp->echo.pipe[1] = -1;
 #ifdef __linux__
     /* For connections that stream (ek_conn.h); without it they copy. */
@@ -301,8 +305,6 @@ static void loop_free(void *arg)
     for (int i = 0; i < 2; i++)
         if (lp->echo.pipe[i] >= 0)
             close(lp->echo.pipe[i]);
-    if (lp->srv != NULL)
-        ek_counters_merge(lp->srv->stats, &lp->counters);
     free(lp->slots);
     free(lp->listeners);
     free(lp->echo.buf);
@@ -317,19 +319,34 @@ static void maybe_resume_accepts(struct loop *lp)
         set_listening(lp, true);
 }
 
+/* --idle-timeout: closes the connections on which nothing moved. */
+static void sweep_idle(struct loop *lp)
+{
+    for (size_t fd = 0; fd < lp->nslots; fd++) {
+        struct ek_conn *c = &lp->slots[fd];
+        if (c->tag == SLOT_CONN && ek_idle_expired(&lp->idle, c->active_tick)) {
+            ek_server_idle_closed(lp->srv, (int)fd);
+            conn_close(lp, (int)fd, 0);
+        }
+    }
+}
+
 static int loop_turn(void *arg, int timeout_ms)
 {
     struct loop *lp = arg;
     maybe_resume_accepts(lp);
-    int n =
-        lp->be->wait(lp->state, lp->events, EK_LOOP_EVENTS,
-                     ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc)));
+    timeout_ms = ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc));
+    timeout_ms = ek_timeout_min(timeout_ms, ek_idle_timeout(&lp->idle));
+    int n = lp->be->wait(lp->state, lp->events, EK_LOOP_EVENTS, timeout_ms);
     if (n == -EINTR)
         return 0;
     if (n < 0)
         return n;
+    ek_idle_tick(&lp->idle);
     for (int i = 0; i < n; i++)
         dispatch(lp, &lp->events[i]);
+    if (ek_idle_sweep_due(&lp->idle))
+        sweep_idle(lp);
     return 0;
 }
 

@@ -29,7 +29,8 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
                                  int fd)
 {
     char buf[EK_PROCESS_BUF];
-    struct ek_blocking b = {.buf = buf, .size = sizeof(buf)};
+    struct ek_blocking b = {
+        .buf = buf, .size = sizeof(buf), .idle_ms = srv->cfg->idle_timeout_ms};
 
     /* The parent's descriptors are not ours to use: listeners (closing
      * them here does not unlink unix socket files), the cut pipe's write
@@ -39,12 +40,12 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
             close(srv->listeners[i].fd);
     close(cut->wr);
 
-    struct ek_counters counters = {0};
-    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, &counters);
+    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, &srv->stats->shared);
     close(fd);
-    ek_counters_merge(srv->stats, &counters); /* shared memory */
     if (rc < 0)
         ek_stat_add(&srv->stats->conn_errors, 1);
+    if (rc == EK_ECHO_IDLE)
+        ek_stat_add(&srv->stats->idle_closed, 1);
     _exit(rc < 0 ? 1 : 0);
 }
 

@@ -53,13 +53,16 @@ static void *worker_main(void *arg)
 {
     struct worker w = *(struct worker *)arg;
     char buf[EK_THREAD_BUF];
-    struct ek_blocking b = {.buf = buf, .size = sizeof(buf)};
-    struct ek_counters counters = {0};
+    struct ek_blocking b = {.buf = buf,
+                            .size = sizeof(buf),
+                            .idle_ms = w.srv->cfg->idle_timeout_ms};
 
     free(arg);
-    int rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, &counters);
+    int rc =
+        ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, &w.srv->stats->shared);
     close(w.fd);
-    ek_counters_merge(w.srv->stats, &counters);
+    if (rc == EK_ECHO_IDLE)
+        ek_stat_add(&w.srv->stats->idle_closed, 1);
     ek_server_conn_done(w.srv, rc < 0 ? rc : 0);
     ek_signal_wake(); /* a slot is free: the main thread re-checks */
     atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);

@@ -89,6 +89,7 @@ struct uconn {
     int16_t send_bid;      /* provided buffer being sent; -1: the queue */
     uint8_t state;         /* UC_* */
     int err;               /* why it closes (-errno), 0 for a clean end */
+    uint32_t active_tick;  /* the loop's idle clock when bytes last moved */
 };
 
 struct uloop {
@@ -109,7 +110,8 @@ struct uloop {
     size_t nlisteners;
     bool own_listeners, listeners_closed, accepting;
     struct ek_acceptor *acc;
-    struct ek_counters counters;
+    struct ek_idle_clock idle;
+    struct ek_counters *counters; /* this loop's, in the shared stats */
     size_t max_queue;
 };
 
@@ -421,6 +423,7 @@ static void conn_open(struct uloop *lp, int fd)
     }
     memset(c, 0, sizeof(*c));
     c->state = UC_OPEN;
+    c->active_tick = lp->idle.now;
     lp->nconns++;
     arm_recv(lp, fd);
 }
@@ -429,7 +432,7 @@ static void conn_open(struct uloop *lp, int fd)
 static void pause_recv(struct uloop *lp, int fd)
 {
     struct uconn *c = &lp->conns[fd];
-    ek_count(&lp->counters.queue_full, 1);
+    ek_count(&lp->counters->queue_full, 1);
     c->state |= UC_PAUSED;
     set_starved(lp, c, false); /* the unpause re-arms, not the feeder */
     if (c->state & UC_RECV_ARMED)
@@ -457,7 +460,8 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     if (cqe->res > 0 && bid < 0) {
         conn_close(lp, fd, -EPROTO); /* data without a buffer: cannot be */
     } else if (cqe->res > 0) {
-        ek_count(&lp->counters.bytes_in, (uint64_t)cqe->res);
+        ek_count(&lp->counters->bytes_in, (uint64_t)cqe->res);
+        c->active_tick = lp->idle.now;
         if (c->state & UC_CLOSING) {
             recycle(lp, bid);
         } else if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0) {
@@ -505,7 +509,8 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         maybe_finish(lp, fd);
         return;
     }
-    ek_count(&lp->counters.bytes_out, (uint64_t)cqe->res);
+    ek_count(&lp->counters->bytes_out, (uint64_t)cqe->res);
+    c->active_tick = lp->idle.now;
     c->send_done += (uint32_t)cqe->res;
     const char *src = c->send_bid >= 0 ? buf_of(lp, c->send_bid) : NULL;
     if (c->send_done < c->send_len && !(c->state & UC_CLOSING)) {
@@ -646,6 +651,19 @@ static int setup_ring(struct uloop *lp, bool disabled)
     return lp->br == NULL ? rc : 0;
 }
 
+/* --idle-timeout: closes the connections on which nothing moved. */
+static void sweep_idle(struct uloop *lp)
+{
+    for (size_t fd = 0; fd < lp->nslots; fd++) {
+        struct uconn *c = &lp->conns[fd];
+        if ((c->state & UC_OPEN) && !(c->state & UC_CLOSING) &&
+            ek_idle_expired(&lp->idle, c->active_tick)) {
+            ek_server_idle_closed(lp->srv, (int)fd);
+            conn_close(lp, (int)fd, 0);
+        }
+    }
+}
+
 static int uloop_turn(void *arg, int timeout_ms)
 {
     struct uloop *lp = arg;
@@ -666,6 +684,7 @@ static int uloop_turn(void *arg, int timeout_ms)
     feed_starved(lp);
 
     timeout_ms = ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc));
+    timeout_ms = ek_timeout_min(timeout_ms, ek_idle_timeout(&lp->idle));
 #ifdef EK_TSAN
     /* ThreadSanitizer runs a signal handler only at the next libc call it
      * intercepts, and liburing enters the kernel without libc: a signal
@@ -684,12 +703,15 @@ static int uloop_turn(void *arg, int timeout_ms)
         return rc;
 
     unsigned head, n = 0;
+    ek_idle_tick(&lp->idle);
     io_uring_for_each_cqe(&lp->ring, head, cqe)
     {
         on_cqe(lp, cqe);
         n++;
     }
     io_uring_cq_advance(&lp->ring, n);
+    if (ek_idle_sweep_due(&lp->idle))
+        sweep_idle(lp);
     return 0;
 }
 
@@ -700,6 +722,8 @@ static int uloop_init(void *arg, struct ek_group *g, unsigned index)
     lp->group = g;
     lp->srv = srv;
     lp->index = index;
+    lp->counters = &srv->stats->loop[index];
+    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms);
     lp->acc = ek_group_acceptor(g, index);
     lp->max_queue = srv->cfg->max_queue;
     lp->accepting = true;
@@ -792,8 +816,6 @@ static void uloop_free(void *arg)
     if (lp->own_listeners && !lp->listeners_closed)
         for (size_t i = 0; i < lp->nlisteners; i++)
             close(lp->listeners[i]);
-    if (lp->srv != NULL)
-        ek_counters_merge(lp->srv->stats, &lp->counters);
     free(lp->bufs);
     free(lp->conns);
     free(lp->listeners);

@@ -139,6 +139,8 @@ static _Noreturn void exec_server(const char *model, const char *const *args,
     const char *argv[64];
     int n = 0;
     static char name[64];
+    for (size_t i = 0; h_server_wrapper != NULL && h_server_wrapper[i]; i++)
+        argv[n++] = h_server_wrapper[i];
     argv[n++] = h_echokit;
     argv[n++] = "serve";
     if (model != NULL) {
@@ -166,8 +168,23 @@ static _Noreturn void exec_server(const char *model, const char *const *args,
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 ||
         dup2(log_fd, 2) < 0)
         _exit(126);
-    execv(h_echokit, (char *const *)argv);
+    execv(argv[0], (char *const *)argv);
     _exit(127);
+}
+
+const char *const *h_server_wrapper;
+
+bool h_server_read_line(struct h_server *s, const char *prefix, char *out,
+                        size_t size, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    char line[256];
+    while (read_line(s->stdout_fd, line, sizeof(line), deadline) > 0)
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            snprintf(out, size, "%s", line + strlen(prefix));
+            return true;
+        }
+    return false;
 }
 
 int h_server_start(struct h_server *s, const char *model,

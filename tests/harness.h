@@ -41,6 +41,15 @@ struct h_server {
 int h_server_start(struct h_server *s, const char *model,
                    const char *const *args, int expect, long nofile);
 
+/* When not NULL, servers start as `WRAPPER... echokit serve ...` (e.g.
+ * systemd-socket-activate, setpriv); the wrapper must exec echokit. */
+extern const char *const *h_server_wrapper;
+
+/* Reads the server's stdout up to a line starting with prefix and copies
+ * the rest of that line into out. False at EOF or after timeout_ms. */
+bool h_server_read_line(struct h_server *s, const char *prefix, char *out,
+                        size_t size, int timeout_ms);
+
 /* Like h_server_start, but a server that cannot start is a SKIP when it
  * says its model is unavailable, and a failure otherwise. */
 void h_server_start_or_skip(struct h_server *s, const char *model,

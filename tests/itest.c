@@ -10,6 +10,7 @@
 #include "ek_config.h"
 #include "ek_proc.h"
 #include "harness.h"
+#include "itest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,10 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *model;
-
-#define KiB 1024ull
-#define MiB (1024ull * 1024ull)
+const char *model;
 
 /* Sanitizers keep shadow memory beside every allocation and stack: memory
  * bounds are four times looser in those builds. */
@@ -43,7 +41,7 @@ static const char *model;
 /* ---- helpers --------------------------------------------------------- */
 
 /* Starts the model under test on 127.0.0.1:0 with extra arguments. */
-static void start(struct h_server *s, const char *const *extra)
+void start(struct h_server *s, const char *const *extra)
 {
     const char *args[32] = {"--listen", "127.0.0.1:0"};
     size_t n = 2;
@@ -56,7 +54,7 @@ static void start(struct h_server *s, const char *const *extra)
 /* Stops with SIGTERM and checks for a clean exit: status 0 (sanitizers,
  * leak checks included, make it nonzero) and no sanitizer report from a
  * child either. */
-static void stop_ok(struct h_server *s)
+void stop_ok(struct h_server *s)
 {
     int st = h_server_stop(s, SIGTERM, 20000);
     const char *log = h_server_log(s);
@@ -70,7 +68,7 @@ static void stop_ok(struct h_server *s)
 
 /* Waits up to timeout_ms for fd to be closed by the server: true when
  * recv says EOF or reset. */
-static bool closed_by_peer(int fd, int timeout_ms)
+bool closed_by_peer(int fd, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     for (;;) {
@@ -87,7 +85,7 @@ static bool closed_by_peer(int fd, int timeout_ms)
 
 /* Sends a small message and waits for its echo; false if the connection
  * was closed or the echo did not come within timeout_ms. */
-static bool quick_echo(int fd, uint64_t seed, int timeout_ms)
+bool quick_echo(int fd, uint64_t seed, int timeout_ms)
 {
     struct h_stream s = {.fd = fd, .seed = seed, .total = 100};
     return h_streams_run(&s, 1, timeout_ms, 0) == 0;
@@ -100,7 +98,7 @@ static void set_linger_zero(int fd)
 }
 
 /* Whether the model under test is name (with or without -tN). */
-static bool model_is(const char *name)
+bool model_is(const char *name)
 {
     size_t n = strlen(name);
     return strncmp(model, name, n) == 0 &&
@@ -831,6 +829,14 @@ static void case_serve_usage(void)
         {{"serve", "--threads", "many", NULL}, "invalid --threads 'many'"},
         {{"serve", "--io", "thread", "--threads", "2", NULL},
          "--threads applies to the event-loop models"},
+        {{"serve", "--idle-timeout", "0", NULL}, "invalid --idle-timeout '0'"},
+        {{"serve", "--idle-timeout", "soon", NULL}, "invalid --idle-timeout"},
+        {{"serve", "--allow", "10.1.2.3/8", NULL}, "beyond the prefix"},
+        {{"serve", "--deny", "host.example", NULL}, "invalid --deny"},
+        {{"serve", "--allow", "10.0.0.0/33", NULL}, "invalid --allow"},
+        {{"serve", "--log-format", "xml", NULL}, "invalid --log-format 'xml'"},
+        {{"serve", "--metrics", "unix:/m", NULL}, "invalid --metrics"},
+        {{"serve", "--metrics", "nope", NULL}, "missing port"},
     };
     check_usage_cases(t, sizeof(t) / sizeof(t[0]));
     for (size_t i = 1; i < sizeof(t) / sizeof(t[0]); i++) {

@@ -1,0 +1,399 @@
+#include "ek_metrics.h"
+#include "ek_config.h"
+#include "ek_log.h"
+#include "ek_model.h"
+#include "ek_net.h"
+#include "ek_server.h"
+#include "ek_signal.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define EK_METRICS_CLIENTS 16
+#define EK_METRICS_LISTENERS 8
+#define EK_METRICS_REQUEST_MAX 4096
+/* A scraper has this long to send its request. */
+#define EK_METRICS_REQUEST_MS 5000
+
+struct metrics_client {
+    int fd; /* -1: free */
+    int64_t deadline_ms;
+    size_t len;
+    char req[EK_METRICS_REQUEST_MAX];
+};
+
+struct ek_metrics {
+    struct ek_server *srv;
+    int listeners[EK_METRICS_LISTENERS];
+    size_t nlisteners;
+    int stop_pipe[2]; /* written once by ek_metrics_stop */
+    pthread_t tid;
+    bool running;
+    struct metrics_client clients[EK_METRICS_CLIENTS];
+    struct ek_ratelimit accept_log;
+};
+
+void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->accepted = ek_stat_get(&s->accepted);
+    v->active = ek_stat_get(&s->active);
+    v->refused_limit = ek_stat_get(&s->refused_limit);
+    v->refused_fd = ek_stat_get(&s->refused_fd);
+    v->refused_acl = ek_stat_get(&s->refused_acl);
+    v->accept_errors = ek_stat_get(&s->accept_errors);
+    v->conn_errors = ek_stat_get(&s->conn_errors);
+    v->idle_closed = ek_stat_get(&s->idle_closed);
+    for (size_t i = 0; i <= EK_MAX_LOOPS; i++) {
+        struct ek_counters *c = i == 0 ? &s->shared : &s->loop[i - 1];
+        v->bytes_in += ek_stat_get(&c->bytes_in);
+        v->bytes_out += ek_stat_get(&c->bytes_out);
+        v->queue_full += ek_stat_get(&c->queue_full);
+    }
+}
+
+/* snprintf that appends at *len and keeps counting past the end. */
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*len < size ? buf + *len : NULL,
+                      *len < size ? size - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
+static void counter(char *buf, size_t size, size_t *len, const char *name,
+                    const char *type, const char *help, const char *labels,
+                    uint64_t value)
+{
+    append(buf, size, len, "# HELP %s %s\n# TYPE %s %s\n%s%s %llu\n", name,
+           help, name, type, name, labels, (unsigned long long)value);
+}
+
+size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
+                         unsigned threads, char *buf, size_t size)
+{
+    size_t len = 0;
+    if (size > 0)
+        buf[0] = '\0';
+    append(buf, size, &len,
+           "# HELP echokit_info The running server: version, I/O model, "
+           "event loops.\n# TYPE echokit_info gauge\n"
+           "echokit_info{version=\"%s\",model=\"%s\",threads=\"%u\"} 1\n",
+           EK_VERSION, model, threads);
+    counter(buf, size, &len, "echokit_connections_accepted_total", "counter",
+            "Connections admitted.", "", v->accepted);
+    counter(buf, size, &len, "echokit_connections_active", "gauge",
+            "Connections open now.", "", v->active);
+    append(buf, size, &len,
+           "# HELP echokit_connections_refused_total Connections closed at "
+           "once, by reason.\n"
+           "# TYPE echokit_connections_refused_total counter\n"
+           "echokit_connections_refused_total{reason=\"limit\"} %llu\n"
+           "echokit_connections_refused_total{reason=\"fd\"} %llu\n"
+           "echokit_connections_refused_total{reason=\"acl\"} %llu\n",
+           (unsigned long long)v->refused_limit,
+           (unsigned long long)v->refused_fd,
+           (unsigned long long)v->refused_acl);
+    counter(buf, size, &len, "echokit_accept_errors_total", "counter",
+            "accept(2) failures, fd exhaustion included.", "",
+            v->accept_errors);
+    counter(buf, size, &len, "echokit_connection_errors_total", "counter",
+            "Connections ended by an error (reset, ...).", "", v->conn_errors);
+    counter(buf, size, &len, "echokit_connections_idle_closed_total", "counter",
+            "Connections closed by --idle-timeout.", "", v->idle_closed);
+    counter(buf, size, &len, "echokit_received_bytes_total", "counter",
+            "Bytes received from clients.", "", v->bytes_in);
+    counter(buf, size, &len, "echokit_sent_bytes_total", "counter",
+            "Bytes echoed back to clients.", "", v->bytes_out);
+    counter(buf, size, &len, "echokit_queue_full_total", "counter",
+            "Times a connection's reading paused at --max-queue.", "",
+            v->queue_full);
+    return len;
+}
+
+void ek_metrics_log(struct ek_server *srv)
+{
+    struct ek_stats_view v;
+    ek_stats_snapshot(srv->stats, &v);
+    ek_log(EK_LOG_INFO,
+           "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
+           "%llu acl, %llu idle-closed, %llu accept errors, %llu connection "
+           "errors, %llu bytes in, %llu bytes out, %llu queue-full",
+           (unsigned long long)v.active, (unsigned long long)v.accepted,
+           (unsigned long long)v.refused_limit,
+           (unsigned long long)v.refused_fd, (unsigned long long)v.refused_acl,
+           (unsigned long long)v.idle_closed,
+           (unsigned long long)v.accept_errors,
+           (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
+           (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full);
+}
+
+/* The response to a complete request: the status line and, for GET
+ * /metrics, the body. Written with one send on a socket whose send buffer
+ * is empty, so it does not block; a peer that leaves it unread is closed
+ * anyway. */
+static void respond(struct ek_metrics *m, struct metrics_client *c)
+{
+    static const char not_found[] =
+        "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+        "Connection: close\r\n\r\nnot found: try /metrics\n";
+    static const char bad_method[] =
+        "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
+        "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
+        "GET /metrics\n";
+    char body[4096], out[4096 + 256];
+    const char *resp = out;
+    size_t len;
+    bool head = strncmp(c->req, "HEAD ", 5) == 0;
+
+    if (strncmp(c->req, "GET ", 4) != 0 && !head) {
+        resp = bad_method;
+        len = sizeof(bad_method) - 1;
+    } else {
+        const char *path = c->req + (head ? 5 : 4);
+        size_t plen = strcspn(path, " ?\r\n");
+        if (!(plen == 8 && memcmp(path, "/metrics", 8) == 0)) {
+            resp = not_found;
+            len = sizeof(not_found) - 1;
+        } else {
+            struct ek_stats_view v;
+            ek_stats_snapshot(m->srv->stats, &v);
+            size_t blen =
+                ek_metrics_format(&v, m->srv->cfg->model->name,
+                                  m->srv->cfg->threads, body, sizeof(body));
+            if (blen >= sizeof(body))
+                blen = sizeof(body) - 1; /* cannot happen: ~1.6 KiB */
+            int n = snprintf(out, sizeof(out),
+                             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+                             "version=0.0.4\r\nContent-Length: %zu\r\n"
+                             "Connection: close\r\n\r\n%s",
+                             blen, head ? "" : body);
+            len = n < 0 ? 0 : (size_t)n;
+            if (len >= sizeof(out))
+                len = sizeof(out) - 1;
+        }
+    }
+    ssize_t w;
+    do
+        w = send(c->fd, resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+}
+
+static void client_close(struct metrics_client *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+static bool request_complete(const struct metrics_client *c)
+{
+    return memmem(c->req, c->len, "\r\n\r\n", 4) != NULL ||
+           memmem(c->req, c->len, "\n\n", 2) != NULL;
+}
+
+static void client_read(struct ek_metrics *m, struct metrics_client *c)
+{
+    ssize_t n;
+    do
+        n = recv(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len,
+                 MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        client_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    c->req[c->len] = '\0';
+    if (request_complete(c) || c->len == sizeof(c->req) - 1) {
+        respond(m, c); /* an oversized request still gets its line read */
+        client_close(c);
+    }
+}
+
+static void accept_clients(struct ek_metrics *m, int lfd)
+{
+    for (;;) {
+        int fd = ek_net_accept(lfd, true);
+        if (fd < 0) {
+            if (fd != -EAGAIN)
+                ek_log_limited(&m->accept_log, EK_LOG_WARN,
+                               "metrics: accept: %s", strerror(-fd));
+            return;
+        }
+        struct metrics_client *c = NULL;
+        for (size_t i = 0; i < EK_METRICS_CLIENTS && c == NULL; i++)
+            if (m->clients[i].fd < 0)
+                c = &m->clients[i];
+        if (c == NULL) { /* busy: the scraper retries on its next round */
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->len = 0;
+        c->deadline_ms = ek_now_ms() + EK_METRICS_REQUEST_MS;
+    }
+}
+
+static void *metrics_main(void *arg)
+{
+    struct ek_metrics *m = arg;
+    struct pollfd p[1 + EK_METRICS_LISTENERS + EK_METRICS_CLIENTS];
+    struct metrics_client *owner[EK_METRICS_CLIENTS];
+
+    for (;;) {
+        size_t n = 0, nc = 0;
+        int timeout = -1;
+        p[n++] = (struct pollfd){.fd = m->stop_pipe[0], .events = POLLIN};
+        for (size_t i = 0; i < m->nlisteners; i++)
+            p[n++] = (struct pollfd){.fd = m->listeners[i], .events = POLLIN};
+        for (size_t i = 0; i < EK_METRICS_CLIENTS; i++) {
+            struct metrics_client *c = &m->clients[i];
+            if (c->fd < 0)
+                continue;
+            if (ek_now_ms() >= c->deadline_ms) {
+                client_close(c);
+                continue;
+            }
+            timeout = ek_timeout_min(timeout, ek_timeout_until(c->deadline_ms));
+            owner[nc++] = c;
+            p[n++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+        }
+        int rc = poll(p, n, timeout);
+        if (rc < 0 && errno != EINTR) {
+            ek_log(EK_LOG_ERROR, "metrics: poll: %s; /metrics stops",
+                   strerror(errno));
+            break;
+        }
+        if (rc <= 0)
+            continue;
+        if (p[0].revents)
+            break;
+        for (size_t i = 0; i < m->nlisteners; i++)
+            if (p[1 + i].revents)
+                accept_clients(m, m->listeners[i]);
+        for (size_t i = 0; i < nc; i++)
+            if (p[1 + m->nlisteners + i].revents && owner[i]->fd >= 0)
+                client_read(m, owner[i]);
+    }
+    return NULL;
+}
+
+static int bind_metrics(struct ek_metrics *m, const struct ek_addr_spec *spec)
+{
+    struct ek_sockaddr *addrs;
+    size_t n;
+    int rc = ek_addr_resolve(spec, true, &addrs, &n);
+    if (rc != 0 || n == 0) {
+        ek_warnx("--metrics: cannot resolve '%s': %s", spec->host,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        if (rc == 0)
+            free(addrs);
+        return EX_NOHOST;
+    }
+    int status = 0;
+    for (size_t i = 0; i < n && m->nlisteners < EK_METRICS_LISTENERS; i++) {
+        int fd = ek_net_listen(&addrs[i], 64, false);
+        if (fd < 0) {
+            char name[EK_ADDRSTR_MAX];
+            ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
+                           sizeof(name));
+            ek_warnx("--metrics: cannot listen on %s: %s", name, strerror(-fd));
+            status = fd == -EACCES || fd == -EPERM ? EX_NOPERM : EX_OSERR;
+            break;
+        }
+        m->listeners[m->nlisteners++] = fd;
+    }
+    free(addrs);
+    return status;
+}
+
+int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
+                     struct ek_metrics **out)
+{
+    struct ek_metrics *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        ek_warnx("out of memory");
+        return EX_OSERR;
+    }
+    m->srv = srv;
+    m->stop_pipe[0] = m->stop_pipe[1] = -1;
+    for (size_t i = 0; i < EK_METRICS_CLIENTS; i++)
+        m->clients[i].fd = -1;
+    int status = bind_metrics(m, spec);
+    if (status == 0 && pipe2(m->stop_pipe, O_CLOEXEC) < 0) {
+        ek_warnx("--metrics: pipe: %s", strerror(errno));
+        status = EX_OSERR;
+    }
+    if (status == 0) {
+        sigset_t saved;
+        ek_signal_block_all(&saved); /* signals are the main thread's */
+        int err = pthread_create(&m->tid, NULL, metrics_main, m);
+        ek_signal_restore(&saved);
+        if (err != 0) {
+            ek_warnx("--metrics: cannot start its thread: %s", strerror(err));
+            status = EX_OSERR;
+        }
+        m->running = err == 0;
+    }
+    if (status != 0) {
+        ek_metrics_stop(m);
+        return status;
+    }
+    *out = m;
+    return 0;
+}
+
+void ek_metrics_announce(const struct ek_metrics *m)
+{
+    for (size_t i = 0; m != NULL && i < m->nlisteners; i++) {
+        struct ek_sockaddr local;
+        char name[EK_ADDRSTR_MAX] = "?";
+        if (ek_net_local_addr(m->listeners[i], &local) == 0)
+            ek_addr_format((struct sockaddr *)&local.ss, local.len, name,
+                           sizeof(name));
+        printf("metrics on http://%s/metrics\n", name);
+    }
+    fflush(stdout);
+}
+
+void ek_metrics_stop(struct ek_metrics *m)
+{
+    if (m == NULL)
+        return;
+    if (m->running) {
+        char byte = 0;
+        ssize_t w;
+        do
+            w = write(m->stop_pipe[1], &byte, 1);
+        while (w < 0 && errno == EINTR);
+        pthread_join(m->tid, NULL);
+    }
+    for (size_t i = 0; i < EK_METRICS_CLIENTS; i++)
+        if (m->clients[i].fd >= 0)
+            close(m->clients[i].fd);
+    for (size_t i = 0; i < m->nlisteners; i++)
+        close(m->listeners[i]);
+    for (int i = 0; i < 2; i++)
+        if (m->stop_pipe[i] >= 0)
+            close(m->stop_pipe[i]);
+    free(m);
+}

@@ -1,0 +1,45 @@
+/*
+ * itest.h: what the integration cases share across files (itest.c: the
+ * echo and the CLI; itest_ops.c: operating the server).
+ */
+#ifndef EK_ITEST_H
+#define EK_ITEST_H
+
+#include "harness.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024ull)
+
+/* The model under test ("epoll", "epoll-t2", ...), NULL for CLI cases. */
+extern const char *model;
+
+/* Starts the model under test on 127.0.0.1:0 with extra arguments. */
+void start(struct h_server *s, const char *const *extra);
+
+/* Stops with SIGTERM and checks for a clean exit. */
+void stop_ok(struct h_server *s);
+
+/* Whether the server closed fd within timeout_ms (EOF or reset). */
+bool closed_by_peer(int fd, int timeout_ms);
+
+/* A 100-byte echo on fd within timeout_ms. */
+bool quick_echo(int fd, uint64_t seed, int timeout_ms);
+
+/* Whether the model under test is name (with or without -tN). */
+bool model_is(const char *name);
+
+/* The cases of itest_ops.c. */
+void case_counters(void);
+void case_idle_timeout(void);
+void case_access_control(void);
+void case_log_json(void);
+void case_pidfile(void);
+void case_user(void);
+void case_inetd(void);
+void case_socket_activation(void);
+void case_contrib_units(void);
+
+#endif
