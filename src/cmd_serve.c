@@ -61,6 +61,10 @@ static const char usage_text[] =
     "only\n"
     "      --idle-timeout SECS   close connections on which nothing moved "
     "for SECS\n"
+    "      --proxy-protocol      every connection starts with a PROXY v1/v2\n"
+    "                            header (HAProxy); --allow/--deny then apply "
+    "to\n"
+    "                            the client it names\n"
     "      --allow CIDR          accept only these peers (repeatable)\n"
     "      --deny CIDR           refuse these peers (repeatable; deny wins)\n"
     "      --user USER           drop root for USER once the sockets are "
@@ -120,6 +124,7 @@ struct serve_options {
     bool log_json;
     bool metrics;
     bool inetd;
+    bool proxy_protocol;
     struct ek_addr_spec metrics_addr;
     int64_t idle_ms;
     struct ek_acl acl;
@@ -175,6 +180,7 @@ enum {
     OPT_USER,
     OPT_PIDFILE,
     OPT_INETD,
+    OPT_PROXY_PROTOCOL,
 };
 
 /* Returns -1 when the options are fine and the server should run, else
@@ -195,6 +201,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"user", required_argument, NULL, OPT_USER},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"inetd", no_argument, NULL, OPT_INETD},
+        {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
@@ -270,6 +277,9 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             break;
         case OPT_INETD:
             o->inetd = true;
+            break;
+        case OPT_PROXY_PROTOCOL:
+            o->proxy_protocol = true;
             break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
@@ -463,6 +473,11 @@ int ek_cmd_serve(int argc, char **argv)
     ek_log_set_level(EK_LOG_INFO + o.verbosity);
     ek_log_set_json(o.log_json);
 
+    if (o.inetd && o.proxy_protocol) {
+        free_options(&o);
+        return ek_usage_error("serve", "--proxy-protocol does not apply to "
+                                       "--inetd (inetd sends no header)");
+    }
     if (o.inetd) {
         free_options(&o);
         return serve_inetd();
@@ -502,6 +517,7 @@ int ek_cmd_serve(int argc, char **argv)
         .drain_timeout_ms = o.drain_ms,
         .idle_timeout_ms = o.idle_ms,
         .acl = &o.acl,
+        .proxy_protocol = o.proxy_protocol,
     };
     if (model->run == ek_run_iterative && o.max_conns > 1)
         ek_log(EK_LOG_WARN, "--max-conns has no effect with --io iterative: "

@@ -1,10 +1,13 @@
 #include "ek_conn.h"
+#include "ek_proxy.h"
+#include "ek_server.h"
 #include "ek_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -110,8 +113,71 @@ static int splice_echo(struct ek_conn *c, int fd, size_t want,
     return EK_CONN_KEEP;
 }
 
+/* Sends n fresh bytes back at once; queues what the socket does not take.
+ * The connection's queue is empty. */
+static int echo_now(struct ek_conn *c, int fd, const char *buf, size_t n,
+                    const struct ek_echo_ctx *ctx)
+{
+    ssize_t sent = send_some(fd, buf, n, 0);
+    if (sent < 0) {
+        if (!would_block(errno))
+            return -errno;
+        sent = 0;
+    }
+    ek_count(&ctx->counters->bytes_out, (uint64_t)sent);
+    if ((size_t)sent == n)
+        return EK_CONN_KEEP;
+    return queue_rest(c, buf + sent, n - (size_t)sent, ctx);
+}
+
+/* Ends the header phase: frees the parser. */
+static void proxy_finish(struct ek_conn *c, int fd,
+                         const struct ek_echo_ctx *ctx)
+{
+    free(ctx->proxy[fd]);
+    ctx->proxy[fd] = NULL;
+    c->flags &= (uint8_t)~EK_CONN_PROXY;
+}
+
+/* --proxy-protocol: reads toward the end of the header; whatever the same
+ * read brought after it is the client's first data, echoed as usual. */
+static int proxy_readable(struct ek_conn *c, int fd,
+                          const struct ek_echo_ctx *ctx)
+{
+    ssize_t n = recv_some(fd, ctx->buf, ctx->buf_size, 0);
+    if (n < 0)
+        return would_block(errno) ? EK_CONN_KEEP : -errno;
+    if (n == 0) {
+        proxy_finish(c, fd, ctx);
+        ek_server_proxy_failed(ctx->srv, ctx->acc, fd,
+                               "closed before the end of its PROXY header");
+        return EK_CONN_REFUSED;
+    }
+    size_t used;
+    struct ek_proxy_result res;
+    const char *why = "";
+    int rc =
+        ek_proxy_feed(ctx->proxy[fd], ctx->buf, (size_t)n, &used, &res, &why);
+    if (rc == EK_PROXY_MORE)
+        return EK_CONN_KEEP;
+    proxy_finish(c, fd, ctx);
+    if (rc == EK_PROXY_BAD) {
+        ek_server_proxy_failed(ctx->srv, ctx->acc, fd, why);
+        return EK_CONN_REFUSED;
+    }
+    if (!ek_server_proxy_admit(ctx->srv, ctx->acc, fd, &res))
+        return EK_CONN_REFUSED;
+    if (used == (size_t)n)
+        return EK_CONN_KEEP;
+    ek_count(&ctx->counters->bytes_in, (uint64_t)n - used);
+    return echo_now(c, fd, ctx->buf + used, (size_t)n - used, ctx);
+}
+
 int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
 {
+    if (c->flags & EK_CONN_PROXY)
+        return proxy_readable(c, fd, ctx);
+
     size_t queued = ek_queue_len(&c->queue);
     size_t room = ctx->max_queue - queued;
     size_t want = room < ctx->buf_size ? room : ctx->buf_size;
@@ -137,17 +203,7 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
     /* Bytes already queued go first: order is the whole contract. */
     if (queued > 0)
         return queue_rest(c, ctx->buf, (size_t)n, ctx);
-
-    ssize_t sent = send_some(fd, ctx->buf, (size_t)n, 0);
-    if (sent < 0) {
-        if (!would_block(errno))
-            return -errno;
-        sent = 0;
-    }
-    ek_count(&ctx->counters->bytes_out, (uint64_t)sent);
-    if (sent == n)
-        return EK_CONN_KEEP;
-    return queue_rest(c, ctx->buf + sent, (size_t)(n - sent), ctx);
+    return echo_now(c, fd, ctx->buf, (size_t)n, ctx);
 }
 
 int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx)
@@ -240,11 +296,69 @@ static int waited(const struct ek_blocking *b, int rc)
     return rc;
 }
 
+/* --proxy-protocol in the blocking models: reads the header within
+ * EK_PROXY_HEADER_MS, admits the connection by it, and leaves what came
+ * after it in b->buf to be echoed first. Returns EK_ECHO_GO_ON to go on,
+ * else what ek_echo_blocking returns. */
+static int read_proxy_header(int fd, struct ek_blocking *b, int wake_fd,
+                             int64_t deadline_ms, struct ek_counters *shared)
+{
+    struct ek_proxy_result res;
+    const char *why = "no PROXY header within 5 s";
+    if (b->header_deadline_ms == 0)
+        b->header_deadline_ms = ek_now_ms() + EK_PROXY_HEADER_MS;
+    int64_t header_deadline = b->header_deadline_ms;
+    for (;;) {
+        ssize_t n = recv_some(fd, b->buf, b->size, MSG_DONTWAIT);
+        if (n == 0)
+            why = "closed before the end of its PROXY header";
+        if (n < 0 && !would_block(errno))
+            why = "failed before the end of its PROXY header";
+        if (n == 0 || (n < 0 && !would_block(errno)))
+            break;
+        if (n < 0) {
+            int64_t until = deadline_ms >= 0 && deadline_ms < header_deadline
+                                ? deadline_ms
+                                : header_deadline;
+            int rc = wait_ready(fd, POLLIN, wake_fd, until, false);
+            if (rc == EK_ECHO_TIMEOUT && ek_now_ms() < header_deadline)
+                return rc; /* the caller's deadline (drain) */
+            if (rc == EK_ECHO_TIMEOUT)
+                break;
+            if (rc != EK_ECHO_GO_ON)
+                return rc;
+            continue;
+        }
+        size_t used;
+        int rc = ek_proxy_feed(b->proxy, b->buf, (size_t)n, &used, &res, &why);
+        if (rc == EK_PROXY_MORE)
+            continue;
+        b->proxy = NULL;
+        if (rc == EK_PROXY_BAD)
+            break;
+        if (!ek_server_proxy_admit(b->srv, NULL, fd, &res))
+            return EK_ECHO_REFUSED;
+        memmove(b->buf, b->buf + used, (size_t)n - used);
+        b->head = 0;
+        b->tail = (size_t)n - used;
+        ek_stat_add(&shared->bytes_in, b->tail);
+        return EK_ECHO_GO_ON;
+    }
+    b->proxy = NULL;
+    ek_server_proxy_failed(b->srv, NULL, fd, why);
+    return EK_ECHO_REFUSED;
+}
+
 int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
                      int64_t deadline_ms, struct ek_counters *shared)
 {
     if (b->idle_ms > 0 && b->last_ms == 0)
         b->last_ms = ek_now_ms();
+    if (b->proxy != NULL) {
+        int rc = read_proxy_header(fd, b, wake_fd, deadline_ms, shared);
+        if (rc != EK_ECHO_GO_ON)
+            return rc;
+    }
     for (unsigned ops = 1;; ops++) {
         ssize_t n;
         short need;

@@ -28,6 +28,7 @@
 enum {
     EK_CONN_PEER_CLOSED = 1, /* the client sent FIN: flush, then close */
     EK_CONN_BULK = 2,        /* streaming: echo through splice(2) */
+    EK_CONN_PROXY = 4,       /* its PROXY header is still being read */
 };
 
 /* A read of at least this much marks a connection as streaming; a splice
@@ -46,18 +47,28 @@ struct ek_conn {
     uint32_t active_tick;  /* the owner's clock when bytes last moved */
 };
 
+struct ek_server;
+struct ek_acceptor;
+
 struct ek_echo_ctx {
     char *buf; /* the loop's read buffer, shared by all its connections */
     size_t buf_size;
     size_t max_queue;
     struct ek_counters *counters; /* the loop's own */
     int pipe[2]; /* the loop's splice pipe, empty between calls; -1: none */
+    /* --proxy-protocol: the header parsers of the connections flagged
+     * EK_CONN_PROXY, by fd (NULL without the option), and where the header
+     * goes once read (admission by the client's address). */
+    struct ek_proxy_parser **proxy;
+    struct ek_server *srv;
+    struct ek_acceptor *acc;
 };
 
 /* Results of the two event handlers. */
 enum {
-    EK_CONN_KEEP = 0, /* still open: re-arm with ek_conn_want */
-    EK_CONN_DONE = 1, /* the client closed and got everything back */
+    EK_CONN_KEEP = 0,    /* still open: re-arm with ek_conn_want */
+    EK_CONN_DONE = 1,    /* the client closed and got everything back */
+    EK_CONN_REFUSED = 2, /* PROXY header bad or refused: counted; close */
     /* < 0: -errno, the connection failed (reset, ...) */
 };
 
@@ -80,6 +91,12 @@ struct ek_blocking {
     size_t head, tail;
     int64_t idle_ms; /* --idle-timeout, 0: none */
     int64_t last_ms; /* when a byte last moved (set by ek_echo_blocking) */
+    /* --proxy-protocol: the header is read first, into the caller's
+     * parser, and the connection admitted by it; NULL once done or when no
+     * header is expected. */
+    struct ek_server *srv;
+    struct ek_proxy_parser *proxy;
+    int64_t header_deadline_ms; /* set by ek_echo_blocking */
 };
 
 /* Results of ek_echo_blocking, besides -errno. */
@@ -88,6 +105,7 @@ enum {
     EK_ECHO_WOKEN = 1,   /* wake_fd became readable; call again to resume */
     EK_ECHO_TIMEOUT = 2, /* deadline_ms passed; call again to resume */
     EK_ECHO_IDLE = 3,    /* nothing moved for b->idle_ms: close it */
+    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused: close */
 };
 
 /* Echoes on fd until the client closes, waiting in poll(2) so that wake_fd

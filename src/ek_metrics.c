@@ -52,6 +52,7 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
     v->refused_limit = ek_stat_get(&s->refused_limit);
     v->refused_fd = ek_stat_get(&s->refused_fd);
     v->refused_acl = ek_stat_get(&s->refused_acl);
+    v->refused_proxy = ek_stat_get(&s->refused_proxy);
     v->accept_errors = ek_stat_get(&s->accept_errors);
     v->conn_errors = ek_stat_get(&s->conn_errors);
     v->idle_closed = ek_stat_get(&s->idle_closed);
@@ -107,10 +108,12 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
            "# TYPE echokit_connections_refused_total counter\n"
            "echokit_connections_refused_total{reason=\"limit\"} %llu\n"
            "echokit_connections_refused_total{reason=\"fd\"} %llu\n"
-           "echokit_connections_refused_total{reason=\"acl\"} %llu\n",
+           "echokit_connections_refused_total{reason=\"acl\"} %llu\n"
+           "echokit_connections_refused_total{reason=\"proxy\"} %llu\n",
            (unsigned long long)v->refused_limit,
            (unsigned long long)v->refused_fd,
-           (unsigned long long)v->refused_acl);
+           (unsigned long long)v->refused_acl,
+           (unsigned long long)v->refused_proxy);
     counter(buf, size, &len, "echokit_accept_errors_total", "counter",
             "accept(2) failures, fd exhaustion included.", "",
             v->accept_errors);
@@ -132,17 +135,17 @@ void ek_metrics_log(struct ek_server *srv)
 {
     struct ek_stats_view v;
     ek_stats_snapshot(srv->stats, &v);
-    ek_log(EK_LOG_INFO,
-           "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
-           "%llu acl, %llu idle-closed, %llu accept errors, %llu connection "
-           "errors, %llu bytes in, %llu bytes out, %llu queue-full",
-           (unsigned long long)v.active, (unsigned long long)v.accepted,
-           (unsigned long long)v.refused_limit,
-           (unsigned long long)v.refused_fd, (unsigned long long)v.refused_acl,
-           (unsigned long long)v.idle_closed,
-           (unsigned long long)v.accept_errors,
-           (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
-           (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full);
+    ek_log(
+        EK_LOG_INFO,
+        "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
+        "%llu acl %llu proxy, %llu idle-closed, %llu accept errors, %llu "
+        "connection errors, %llu bytes in, %llu bytes out, %llu queue-full",
+        (unsigned long long)v.active, (unsigned long long)v.accepted,
+        (unsigned long long)v.refused_limit, (unsigned long long)v.refused_fd,
+        (unsigned long long)v.refused_acl, (unsigned long long)v.refused_proxy,
+        (unsigned long long)v.idle_closed, (unsigned long long)v.accept_errors,
+        (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
+        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full);
 }
 
 /* The response to a complete request: the status line and, for GET

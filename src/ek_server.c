@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,11 +342,12 @@ bool ek_server_should_stop(struct ek_server *srv)
     return srv->phase == EK_STOPPING || srv->phase == EK_FORCED;
 }
 
-/* --allow/--deny: refuses (closing fd) a peer the rules keep out. */
+/* --allow/--deny: refuses (closing fd) a peer the rules keep out. With
+ * --proxy-protocol the peer is the proxy: the rules wait for the header. */
 static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
     struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
-    if (!ek_acl_active(srv->cfg->acl))
+    if (!ek_acl_active(srv->cfg->acl) || srv->cfg->proxy_protocol)
         return false;
     if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
         /* ENOTCONN: reset before we looked; it is gone either way. */
@@ -472,14 +474,24 @@ int ek_server_exit_status(const struct ek_server *srv)
     return srv->phase == EK_FORCED ? 128 + srv->exit_signal : 0;
 }
 
-void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms)
+static uint32_t to_ticks(int64_t ms)
+{
+    return ms <= 0 ? 0
+                   : (uint32_t)((ms + EK_IDLE_TICK_MS - 1) / EK_IDLE_TICK_MS);
+}
+
+void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms, int64_t header_ms)
 {
     memset(k, 0, sizeof(*k));
-    if (idle_ms <= 0)
+    if (idle_ms <= 0 && header_ms <= 0)
         return;
     k->epoch_ms = ek_now_ms();
-    k->limit = (uint32_t)((idle_ms + EK_IDLE_TICK_MS - 1) / EK_IDLE_TICK_MS);
-    k->sweep_every_ms = idle_ms / 4;
+    k->limit = to_ticks(idle_ms);
+    k->header_limit = to_ticks(header_ms);
+    int64_t shortest = idle_ms <= 0                            ? header_ms
+                       : header_ms <= 0 || idle_ms < header_ms ? idle_ms
+                                                               : header_ms;
+    k->sweep_every_ms = shortest / 4;
     if (k->sweep_every_ms < EK_IDLE_TICK_MS)
         k->sweep_every_ms = EK_IDLE_TICK_MS;
     if (k->sweep_every_ms > 1000)
@@ -489,13 +501,13 @@ void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms)
 
 void ek_idle_tick(struct ek_idle_clock *k)
 {
-    if (k->limit != 0)
+    if (k->epoch_ms != 0)
         k->now = (uint32_t)((ek_now_ms() - k->epoch_ms) / EK_IDLE_TICK_MS);
 }
 
 bool ek_idle_sweep_due(struct ek_idle_clock *k)
 {
-    if (k->limit == 0)
+    if (k->epoch_ms == 0)
         return false;
     int64_t now = ek_now_ms();
     if (now < k->next_sweep_ms)
@@ -506,7 +518,7 @@ bool ek_idle_sweep_due(struct ek_idle_clock *k)
 
 int ek_idle_timeout(const struct ek_idle_clock *k)
 {
-    return k->limit == 0 ? -1 : ek_timeout_until(k->next_sweep_ms);
+    return k->epoch_ms == 0 ? -1 : ek_timeout_until(k->next_sweep_ms);
 }
 
 void ek_server_idle_closed(struct ek_server *srv, int fd)
@@ -514,4 +526,71 @@ void ek_server_idle_closed(struct ek_server *srv, int fd)
     ek_stat_add(&srv->stats->idle_closed, 1);
     ek_log(EK_LOG_DEBUG, "closing fd %d: idle for %.1f s (--idle-timeout)", fd,
            (double)srv->cfg->idle_timeout_ms / 1000.0);
+}
+
+/* The limiter for callers without an acceptor (the blocking models' many
+ * threads): one per process, under a lock. */
+static struct ek_ratelimit shared_proxy_log, shared_acl_log;
+static pthread_mutex_t shared_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void peer_name(int fd, char *name, size_t size)
+{
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    snprintf(name, size, "?");
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
+        ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, size);
+}
+
+void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                            int fd, const char *why)
+{
+    char name[EK_ADDRSTR_MAX];
+    ek_stat_add(&srv->stats->refused_proxy, 1);
+    if (!ek_log_enabled(EK_LOG_WARN))
+        return;
+    peer_name(fd, name, sizeof(name));
+    if (acc == NULL)
+        pthread_mutex_lock(&shared_log_lock);
+    ek_log_limited(acc ? &acc->proxy_log : &shared_proxy_log, EK_LOG_WARN,
+                   "refused a connection from %s: %s (--proxy-protocol)", name,
+                   why);
+    if (acc == NULL)
+        pthread_mutex_unlock(&shared_log_lock);
+}
+
+bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
+                           int fd, const struct ek_proxy_result *r)
+{
+    char client[EK_ADDRSTR_MAX] = "", via[EK_ADDRSTR_MAX];
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    const struct sockaddr *who = (const struct sockaddr *)&r->src;
+
+    if (r->local) {
+        if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0)
+            return false; /* gone already */
+        who = (const struct sockaddr *)&peer.ss;
+    }
+    bool ok = ek_acl_permits(srv->cfg->acl, who);
+    if (ok && !ek_log_enabled(EK_LOG_DEBUG))
+        return true;
+    peer_name(fd, via, sizeof(via));
+    if (r->local)
+        snprintf(client, sizeof(client), "%s", via);
+    else
+        ek_addr_format(who, r->addr_len, client, sizeof(client));
+    if (ok) {
+        ek_log(EK_LOG_DEBUG, "connection from %s via PROXY v%d from %s%s",
+               client, r->version, via, r->local ? " (local)" : "");
+        return true;
+    }
+    ek_stat_add(&srv->stats->refused_acl, 1);
+    if (acc == NULL)
+        pthread_mutex_lock(&shared_log_lock);
+    ek_log_limited(acc ? &acc->acl_log : &shared_acl_log, EK_LOG_WARN,
+                   "refused a connection from %s via PROXY from %s "
+                   "(--allow/--deny)",
+                   client, via);
+    if (acc == NULL)
+        pthread_mutex_unlock(&shared_log_lock);
+    return false;
 }

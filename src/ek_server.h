@@ -17,6 +17,7 @@
 #include "ek_acl.h"
 #include "ek_addr.h"
 #include "ek_log.h"
+#include "ek_proxy.h"
 #include "ek_stats.h"
 
 #include <stdbool.h>
@@ -36,6 +37,7 @@ struct ek_config {
     int64_t drain_timeout_ms; /* after the first SIGINT/SIGTERM */
     int64_t idle_timeout_ms;  /* 0: none */
     const struct ek_acl *acl; /* --allow/--deny */
+    bool proxy_protocol;      /* a PROXY header opens every connection */
 };
 
 struct ek_listener {
@@ -50,7 +52,7 @@ struct ek_listener {
  * value is ready to use. */
 struct ek_acceptor {
     int64_t resume_ms; /* accepts paused until then; 0: not paused */
-    struct ek_ratelimit refused_log, accept_log, acl_log;
+    struct ek_ratelimit refused_log, accept_log, acl_log, proxy_log;
 };
 
 /* Where the server is in its life cycle. */
@@ -111,6 +113,19 @@ void ek_server_close_listeners(struct ek_server *srv);
  * closes the fd, counts and logs the refusal and returns false. */
 bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd);
 
+/* --proxy-protocol. A connection admitted by ek_server_admit has sent its
+ * header: logs who the client is (-v) and applies --allow/--deny to the
+ * client's address from the header (to the peer's for LOCAL and UNKNOWN
+ * headers). Returns false when the rules refuse it: counted and logged;
+ * the caller closes. acc may be NULL (blocking models: a shared limiter). */
+bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
+                           int fd, const struct ek_proxy_result *r);
+
+/* The header was malformed, missing, late or cut short (why): counted as
+ * refused ("proxy") and logged; the caller closes. acc may be NULL. */
+void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                            int fd, const char *why);
+
 /* Closes a connection the model cannot take (e.g. fd >= FD_SETSIZE), with
  * a rate-limited log line saying why. */
 void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
@@ -148,13 +163,16 @@ int ek_server_timeout(const struct ek_server *srv);
  * connection: 4 bytes of state, one pass over the table per sweep. */
 struct ek_idle_clock {
     int64_t epoch_ms, next_sweep_ms, sweep_every_ms;
-    uint32_t limit; /* in ticks; 0: no idle timeout */
-    uint32_t now;   /* the tick of the current turn (ek_idle_tick) */
+    uint32_t limit;        /* in ticks; 0: no idle timeout */
+    uint32_t header_limit; /* --proxy-protocol: ticks to send the header */
+    uint32_t now;          /* the tick of the current turn (ek_idle_tick) */
 };
 
 #define EK_IDLE_TICK_MS 10
 
-void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms);
+/* idle_ms: --idle-timeout (0: none); header_ms: how long a PROXY header
+ * may take (0: no header expected). */
+void ek_idle_init(struct ek_idle_clock *k, int64_t idle_ms, int64_t header_ms);
 
 /* Reads the clock for this turn (cheap: once per wait, not per event). */
 void ek_idle_tick(struct ek_idle_clock *k);
@@ -165,10 +183,17 @@ static inline bool ek_idle_expired(const struct ek_idle_clock *k,
     return k->limit != 0 && (uint32_t)(k->now - stamp) >= k->limit;
 }
 
+static inline bool ek_header_expired(const struct ek_idle_clock *k,
+                                     uint32_t stamp)
+{
+    return k->header_limit != 0 &&
+           (uint32_t)(k->now - stamp) >= k->header_limit;
+}
+
 /* Whether a sweep is due now (and schedules the next one). */
 bool ek_idle_sweep_due(struct ek_idle_clock *k);
 
-/* Milliseconds until the next sweep, -1 with no idle timeout. */
+/* Milliseconds until the next sweep, -1 with nothing to sweep for. */
 int ek_idle_timeout(const struct ek_idle_clock *k);
 
 /* A connection closed by the idle timeout: counted, logged at -v. */

@@ -31,15 +31,16 @@ struct ek_counters {
 };
 
 struct ek_stats {
-    atomic_uint_fast64_t accepted;         /* connections admitted */
-    atomic_uint_fast64_t active;           /* admitted and not yet closed */
-    atomic_uint_fast64_t refused_limit;    /* over --max-conns */
-    atomic_uint_fast64_t refused_fd;       /* fd above the model's limit */
-    atomic_uint_fast64_t refused_acl;      /* --allow/--deny said no */
-    atomic_uint_fast64_t accept_errors;    /* accept(2) failures, EMFILE too */
-    atomic_uint_fast64_t conn_errors;      /* connections ended by an error */
-    atomic_uint_fast64_t idle_closed;      /* closed by --idle-timeout */
-    struct ek_counters shared;             /* blocking models: ek_stat_add */
+    atomic_uint_fast64_t accepted;      /* connections admitted */
+    atomic_uint_fast64_t active;        /* admitted and not yet closed */
+    atomic_uint_fast64_t refused_limit; /* over --max-conns */
+    atomic_uint_fast64_t refused_fd;    /* fd above the model's limit */
+    atomic_uint_fast64_t refused_acl;   /* --allow/--deny said no */
+    atomic_uint_fast64_t refused_proxy; /* bad, missing or late PROXY header */
+    atomic_uint_fast64_t accept_errors; /* accept(2) failures, EMFILE too */
+    atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
+    atomic_uint_fast64_t idle_closed;   /* closed by --idle-timeout */
+    struct ek_counters shared;          /* blocking models: ek_stat_add */
     struct ek_counters loop[EK_MAX_LOOPS]; /* event loop i: ek_count */
 };
 
@@ -64,6 +65,7 @@ static inline uint64_t ek_stat_get(atomic_uint_fast64_t *c)
 /* The counters at one moment, summed over every writer. */
 struct ek_stats_view {
     uint64_t accepted, active, refused_limit, refused_fd, refused_acl;
+    uint64_t refused_proxy;
     uint64_t accept_errors, conn_errors, idle_closed;
     uint64_t bytes_in, bytes_out, queue_full;
 };

@@ -24,9 +24,12 @@ struct iterative {
 static void serve_inline(struct ek_server *srv, void *ctx, int fd)
 {
     struct iterative *it = ctx;
+    struct ek_proxy_parser header = {0};
     struct ek_blocking b = {.buf = it->buf,
                             .size = sizeof(it->buf),
-                            .idle_ms = srv->cfg->idle_timeout_ms};
+                            .idle_ms = srv->cfg->idle_timeout_ms,
+                            .srv = srv,
+                            .proxy = srv->cfg->proxy_protocol ? &header : NULL};
     int rc;
 
     for (;;) {

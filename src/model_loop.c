@@ -22,6 +22,7 @@
 #include "ek_group.h"
 #include "ek_model.h"
 #include "ek_net.h"
+#include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_util.h"
 
@@ -77,9 +78,17 @@ static struct ek_conn *slot_get(struct loop *lp, int fd)
         size_t n = lp->nslots ? lp->nslots : 64;
         while (n <= (size_t)fd)
             n *= 2;
+        if (lp->echo.proxy != NULL) { /* --proxy-protocol: a parser slot */
+            struct ek_proxy_parser **more =
+                realloc(lp->echo.proxy, n * sizeof(*more));
+            if (more == NULL)
+                return NULL;
+            memset(more + lp->nslots, 0, (n - lp->nslots) * sizeof(*more));
+            lp->echo.proxy = more;
+        }
         struct ek_conn *grown = realloc(lp->slots, n * sizeof(*grown));
         if (grown == NULL)
-            return NULL;
+            return NULL; /* the parser table may be larger: harmless */
         memset(grown + lp->nslots, 0, (n - lp->nslots) * sizeof(*grown));
         lp->slots = grown;
         lp->nslots = n;
@@ -133,6 +142,10 @@ static void loop_stop_accepting(void *arg)
 static void conn_close(struct loop *lp, int fd, int err)
 {
     struct ek_conn *c = &lp->slots[fd];
+    if (c->flags & EK_CONN_PROXY) { /* closed before its header ended */
+        free(lp->echo.proxy[fd]);
+        lp->echo.proxy[fd] = NULL;
+    }
     watch(lp, fd, 0); /* before close: poll/select/libkqueue keep state */
     ek_conn_release(c);
     c->tag = SLOT_FREE;
@@ -157,6 +170,15 @@ static void conn_open(struct loop *lp, int fd)
     c->tag = SLOT_CONN;
     c->active_tick = lp->idle.now;
     lp->nconns++;
+    if (lp->echo.proxy != NULL) {
+        lp->echo.proxy[fd] = calloc(1, sizeof(struct ek_proxy_parser));
+        if (lp->echo.proxy[fd] == NULL) {
+            ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
+            conn_close(lp, fd, -ENOMEM);
+            return;
+        }
+        c->flags |= EK_CONN_PROXY;
+    }
     int err = watch(lp, fd, EK_EV_READ);
     if (err < 0) {
         ek_log(EK_LOG_ERROR, "%s: cannot watch fd %d: %s", lp->be->name, fd,
@@ -196,13 +218,16 @@ static void conn_event(struct loop *lp, int fd, unsigned events)
     struct ek_conn *c = &lp->slots[fd];
     int rc = EK_CONN_KEEP;
 
-    /* Level-triggered: an event means bytes can move now. */
-    c->active_tick = lp->idle.now;
     /* Write first: draining the queue makes room for the read. */
     if (events & EK_EV_WRITE)
         rc = ek_conn_writable(c, fd, &lp->echo);
     if (rc == EK_CONN_KEEP && (events & EK_EV_READ))
         rc = ek_conn_readable(c, fd, &lp->echo);
+    /* Level-triggered: an event means bytes moved. While the PROXY header
+     * is read the stamp stays at the accept, so that a header sent a byte
+     * at a time still has EK_PROXY_HEADER_MS in all. */
+    if (!(c->flags & EK_CONN_PROXY))
+        c->active_tick = lp->idle.now;
     if (rc != EK_CONN_KEEP) {
         conn_close(lp, fd, rc < 0 ? rc : 0);
         return;
@@ -254,7 +279,17 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     lp->index = index;
     lp->be = srv->cfg->model->backend;
     lp->acc = ek_group_acceptor(g, index);
-    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms);
+    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms,
+                 srv->cfg->proxy_protocol ? EK_PROXY_HEADER_MS : 0);
+    lp->echo.srv = srv;
+    lp->echo.acc = lp->acc;
+    if (srv->cfg->proxy_protocol) {
+        lp->echo.proxy = calloc(64, sizeof(*lp->echo.proxy));
+        if (lp->echo.proxy == NULL)
+            return -ENOMEM;
+        if (slot_get(lp, 63) == NULL) /* both tables start at 64 */
+            return -ENOMEM;
+    }
     lp->echo.max_queue = srv->cfg->max_queue;
     lp->echo.buf_size = EK_LOOP_READ_BUF < srv->cfg->max_queue
                             ? EK_LOOP_READ_BUF
@@ -306,6 +341,7 @@ static void loop_free(void *arg)
         if (lp->echo.pipe[i] >= 0)
             close(lp->echo.pipe[i]);
     free(lp->slots);
+    free(lp->echo.proxy);
     free(lp->listeners);
     free(lp->echo.buf);
 }
@@ -324,7 +360,14 @@ static void sweep_idle(struct loop *lp)
 {
     for (size_t fd = 0; fd < lp->nslots; fd++) {
         struct ek_conn *c = &lp->slots[fd];
-        if (c->tag == SLOT_CONN && ek_idle_expired(&lp->idle, c->active_tick)) {
+        if (c->tag != SLOT_CONN)
+            continue;
+        if ((c->flags & EK_CONN_PROXY) &&
+            ek_header_expired(&lp->idle, c->active_tick)) {
+            ek_server_proxy_failed(lp->srv, lp->acc, (int)fd,
+                                   "no PROXY header within 5 s");
+            conn_close(lp, (int)fd, 0);
+        } else if (ek_idle_expired(&lp->idle, c->active_tick)) {
             ek_server_idle_closed(lp->srv, (int)fd);
             conn_close(lp, (int)fd, 0);
         }

@@ -29,8 +29,12 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
                                  int fd)
 {
     char buf[EK_PROCESS_BUF];
-    struct ek_blocking b = {
-        .buf = buf, .size = sizeof(buf), .idle_ms = srv->cfg->idle_timeout_ms};
+    struct ek_proxy_parser header = {0};
+    struct ek_blocking b = {.buf = buf,
+                            .size = sizeof(buf),
+                            .idle_ms = srv->cfg->idle_timeout_ms,
+                            .srv = srv,
+                            .proxy = srv->cfg->proxy_protocol ? &header : NULL};
 
     /* The parent's descriptors are not ours to use: listeners (closing
      * them here does not unlink unix socket files), the cut pipe's write

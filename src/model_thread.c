@@ -53,9 +53,13 @@ static void *worker_main(void *arg)
 {
     struct worker w = *(struct worker *)arg;
     char buf[EK_THREAD_BUF];
+    struct ek_proxy_parser header = {0};
     struct ek_blocking b = {.buf = buf,
                             .size = sizeof(buf),
-                            .idle_ms = w.srv->cfg->idle_timeout_ms};
+                            .idle_ms = w.srv->cfg->idle_timeout_ms,
+                            .srv = w.srv,
+                            .proxy =
+                                w.srv->cfg->proxy_protocol ? &header : NULL};
 
     free(arg);
     int rc =

@@ -26,6 +26,7 @@
 #include "ek_group.h"
 #include "ek_model.h"
 #include "ek_net.h"
+#include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_util.h"
 
@@ -79,6 +80,7 @@ enum {
     UC_PAUSED = 16,     /* receive cancelled: the queue is full */
     UC_STARVED = 32,    /* receive ended: no provided buffer was free */
     UC_CLOSING = 64,    /* waiting for in-flight requests, then close */
+    UC_PROXY = 128,     /* its PROXY header is still being read */
 };
 
 /* A connection, indexed by fd. */
@@ -99,9 +101,10 @@ struct uloop {
     struct io_uring ring;
     bool ring_ok, ring_disabled, wake_armed;
     struct io_uring_buf_ring *br;
-    char *bufs;          /* URING_BUFS x URING_BUF_SIZE */
-    unsigned bufs_free;  /* provided buffers the kernel may fill */
-    struct uconn *conns; /* by fd */
+    char *bufs;                     /* URING_BUFS x URING_BUF_SIZE */
+    unsigned bufs_free;             /* provided buffers the kernel may fill */
+    struct uconn *conns;            /* by fd */
+    struct ek_proxy_parser **proxy; /* by fd, --proxy-protocol only */
     size_t nslots, nconns;
     size_t nstarved;      /* connections with UC_STARVED */
     size_t starve_cursor; /* where feed_starved looks next */
@@ -370,9 +373,17 @@ static struct uconn *slot_get(struct uloop *lp, int fd)
         size_t n = lp->nslots ? lp->nslots : 64;
         while (n <= (size_t)fd)
             n *= 2;
+        if (lp->srv->cfg->proxy_protocol) { /* a parser slot per fd too */
+            struct ek_proxy_parser **more =
+                realloc(lp->proxy, n * sizeof(*more));
+            if (more == NULL)
+                return NULL;
+            memset(more + lp->nslots, 0, (n - lp->nslots) * sizeof(*more));
+            lp->proxy = more;
+        }
         struct uconn *grown = realloc(lp->conns, n * sizeof(*grown));
         if (grown == NULL)
-            return NULL;
+            return NULL; /* the parser table may be larger: harmless */
         memset(grown + lp->nslots, 0, (n - lp->nslots) * sizeof(*grown));
         lp->conns = grown;
         lp->nslots = n;
@@ -388,6 +399,10 @@ static void maybe_finish(struct uloop *lp, int fd)
         return;
     set_starved(lp, c, false);
     ek_queue_clear(&c->queue);
+    if (c->state & UC_PROXY) { /* closed before its header ended */
+        free(lp->proxy[fd]);
+        lp->proxy[fd] = NULL;
+    }
     int err = c->err;
     memset(c, 0, sizeof(*c));
     close(fd);
@@ -424,6 +439,16 @@ static void conn_open(struct uloop *lp, int fd)
     memset(c, 0, sizeof(*c));
     c->state = UC_OPEN;
     c->active_tick = lp->idle.now;
+    if (lp->srv->cfg->proxy_protocol) {
+        lp->proxy[fd] = calloc(1, sizeof(struct ek_proxy_parser));
+        if (lp->proxy[fd] == NULL) {
+            memset(c, 0, sizeof(*c));
+            close(fd);
+            ek_server_conn_done(lp->srv, -ENOMEM);
+            return;
+        }
+        c->state |= UC_PROXY;
+    }
     lp->nconns++;
     arm_recv(lp, fd);
 }
@@ -437,6 +462,42 @@ static void pause_recv(struct uloop *lp, int fd)
     set_starved(lp, c, false); /* the unpause re-arms, not the feeder */
     if (c->state & UC_RECV_ARMED)
         cancel(lp, udata(U_RECV, (unsigned)fd));
+}
+
+/* --proxy-protocol: feeds a received buffer to the header parser. Returns
+ * true when data follows the header in this buffer (*skip: the header's
+ * bytes in it), to be echoed as usual; false when the buffer was all
+ * header (recycled) or the connection is refused (closing). */
+static bool proxy_received(struct uloop *lp, int fd, int bid,
+                           const struct io_uring_cqe *cqe, uint32_t *skip)
+{
+    struct uconn *c = &lp->conns[fd];
+    struct ek_proxy_result res;
+    const char *why = "";
+    size_t used;
+    int rc = ek_proxy_feed(lp->proxy[fd], buf_of(lp, bid), (size_t)cqe->res,
+                           &used, &res, &why);
+    if (rc == EK_PROXY_MORE) {
+        recycle(lp, bid);
+        return false;
+    }
+    free(lp->proxy[fd]);
+    lp->proxy[fd] = NULL;
+    c->state &= (uint8_t)~UC_PROXY;
+    c->active_tick = lp->idle.now;
+    bool ok = rc == EK_PROXY_DONE;
+    if (!ok)
+        ek_server_proxy_failed(lp->srv, lp->acc, fd, why);
+    else
+        ok = ek_server_proxy_admit(lp->srv, lp->acc, fd, &res);
+    if (!ok || used == (size_t)cqe->res) {
+        recycle(lp, bid);
+        if (!ok)
+            conn_close(lp, fd, 0);
+        return false;
+    }
+    *skip = (uint32_t)used;
+    return true;
 }
 
 static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
@@ -457,21 +518,29 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         bid = -1;
     }
 
-    if (cqe->res > 0 && bid < 0) {
+    uint32_t skip = 0;     /* PROXY header bytes at the start of the buffer */
+    bool consumed = false; /* by the header (or refused with it) */
+    if (cqe->res > 0 && bid >= 0 && (c->state & UC_PROXY) &&
+        !(c->state & UC_CLOSING))
+        consumed = !proxy_received(lp, fd, bid, cqe, &skip);
+
+    if (consumed) {
+        /* nothing to echo from this buffer */
+    } else if (cqe->res > 0 && bid < 0) {
         conn_close(lp, fd, -EPROTO); /* data without a buffer: cannot be */
     } else if (cqe->res > 0) {
-        ek_count(&lp->counters->bytes_in, (uint64_t)cqe->res);
+        uint32_t len = (uint32_t)cqe->res - skip;
+        ek_count(&lp->counters->bytes_in, len);
         c->active_tick = lp->idle.now;
         if (c->state & UC_CLOSING) {
             recycle(lp, bid);
         } else if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0) {
             c->send_bid = (int16_t)bid; /* echo straight from the ring */
             c->send_len = (uint32_t)cqe->res;
-            c->send_done = 0;
+            c->send_done = skip;
             submit_send(lp, fd, buf_of(lp, bid));
         } else {
-            int err =
-                ek_queue_append(&c->queue, buf_of(lp, bid), (size_t)cqe->res);
+            int err = ek_queue_append(&c->queue, buf_of(lp, bid) + skip, len);
             recycle(lp, bid);
             if (err < 0)
                 conn_close(lp, fd, err);
@@ -656,8 +725,15 @@ static void sweep_idle(struct uloop *lp)
 {
     for (size_t fd = 0; fd < lp->nslots; fd++) {
         struct uconn *c = &lp->conns[fd];
-        if ((c->state & UC_OPEN) && !(c->state & UC_CLOSING) &&
-            ek_idle_expired(&lp->idle, c->active_tick)) {
+        if (!(c->state & UC_OPEN) || (c->state & UC_CLOSING))
+            continue;
+        if ((c->state & UC_PROXY) &&
+            ek_header_expired(&lp->idle, c->active_tick)) {
+            ek_server_proxy_failed(lp->srv, lp->acc, (int)fd,
+                                   "no PROXY header within 5 s");
+            conn_close(lp, (int)fd, 0);
+        } else if (!(c->state & UC_PROXY) &&
+                   ek_idle_expired(&lp->idle, c->active_tick)) {
             ek_server_idle_closed(lp->srv, (int)fd);
             conn_close(lp, (int)fd, 0);
         }
@@ -723,7 +799,8 @@ static int uloop_init(void *arg, struct ek_group *g, unsigned index)
     lp->srv = srv;
     lp->index = index;
     lp->counters = &srv->stats->loop[index];
-    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms);
+    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms,
+                 srv->cfg->proxy_protocol ? EK_PROXY_HEADER_MS : 0);
     lp->acc = ek_group_acceptor(g, index);
     lp->max_queue = srv->cfg->max_queue;
     lp->accepting = true;
@@ -818,6 +895,7 @@ static void uloop_free(void *arg)
             close(lp->listeners[i]);
     free(lp->bufs);
     free(lp->conns);
+    free(lp->proxy);
     free(lp->listeners);
     free(lp->accept_armed);
 }

@@ -837,6 +837,8 @@ static void case_serve_usage(void)
         {{"serve", "--log-format", "xml", NULL}, "invalid --log-format 'xml'"},
         {{"serve", "--metrics", "unix:/m", NULL}, "invalid --metrics"},
         {{"serve", "--metrics", "nope", NULL}, "missing port"},
+        {{"serve", "--inetd", "--proxy-protocol", NULL},
+         "--proxy-protocol does not apply to --inetd"},
     };
     check_usage_cases(t, sizeof(t) / sizeof(t[0]));
     for (size_t i = 1; i < sizeof(t) / sizeof(t[0]); i++) {

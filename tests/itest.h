@@ -41,5 +41,6 @@ void case_user(void);
 void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
+void case_proxy_protocol(void);
 
 #endif

@@ -650,3 +650,164 @@ void case_contrib_units(void)
     printf("contrib: echokit.socket and echokit.service pass systemd-analyze "
            "verify and security --threshold=30\n");
 }
+
+/* ---- --proxy-protocol
+ * -------------------------------------------------------- */
+
+static void send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    int64_t deadline = h_now_ms() + 10000;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            CHECK(poll(&pf, 1, (int)(deadline - h_now_ms())) == 1);
+            continue;
+        }
+        CHECK(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Receives exactly n bytes within timeout_ms; false on EOF, error or
+ * timeout. */
+static bool recv_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    char *p = buf;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (n > 0) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&pf, 1, left) != 1)
+            return false;
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* Sends header (in pieces of `step` bytes, pausing between them; 0: with
+ * the data in one write) and 100 bytes of pattern `seed`; checks that
+ * exactly those 100 bytes come back (never the header), then a longer
+ * stream on the same connection. */
+static void proxied_echo(const char *addr, const void *header, size_t hlen,
+                         size_t step, uint64_t seed)
+{
+    unsigned char buf[600], back[100];
+    int fd = h_connect_or_die(addr);
+    CHECK(hlen + 100 <= sizeof(buf));
+    memcpy(buf, header, hlen);
+    h_pattern(seed, 0, buf + hlen, 100);
+    if (step == 0) {
+        send_all(fd, buf, hlen + 100);
+    } else {
+        for (size_t off = 0; off < hlen; off += step) {
+            send_all(fd, buf + off, off + step <= hlen ? step : hlen - off);
+            h_sleep_ms(5);
+        }
+        send_all(fd, buf + hlen, 100);
+    }
+    CHECK(recv_exact(fd, back, sizeof(back), 10000));
+    CHECK(memcmp(back, buf + hlen, sizeof(back)) == 0);
+    h_echo_check(fd, seed + 1, 256 * KiB, true);
+}
+
+/* Sends bytes as a header and checks that the server closes without
+ * echoing anything. */
+static void proxied_refused(const char *addr, const void *bytes, size_t n)
+{
+    int fd = h_connect_or_die(addr);
+    send_all(fd, bytes, n);
+    char c;
+    int64_t deadline = h_now_ms() + 10000;
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&pf, 1, (int)(deadline - h_now_ms())) == 1);
+        ssize_t r = recv(fd, &c, 1, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        CHECK(r <= 0); /* closed (EOF or reset), and not one byte back */
+        break;
+    }
+    close(fd);
+}
+
+void case_proxy_protocol(void)
+{
+    struct h_server s;
+    char maddr[256];
+    const char *extra[] = {"--proxy-protocol",
+                           "--deny",
+                           "198.51.100.0/24",
+                           "--metrics",
+                           "127.0.0.1:0",
+                           "-v",
+                           NULL};
+    start(&s, extra);
+    metrics_addr(&s, maddr, sizeof(maddr));
+    const char *addr = s.addrs[0];
+
+    static const char v1[] = "PROXY TCP4 192.0.2.1 127.0.0.1 40000 7\r\n";
+    proxied_echo(addr, v1, sizeof(v1) - 1, 0, 501);
+    proxied_echo(addr, v1, sizeof(v1) - 1, 7, 503);
+    static const char v1_6[] = "PROXY TCP6 2001:db8::7 ::1 40001 7\r\n";
+    proxied_echo(addr, v1_6, sizeof(v1_6) - 1, 0, 505);
+    unsigned char v2[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
+                            0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
+                            0x00, 0x0c, 203,  0,    113,  9,    127,
+                            0,    0,    1,    0x9c, 0x41, 0x00, 0x07};
+    proxied_echo(addr, v2, sizeof(v2), 0, 507);
+    proxied_echo(addr, v2, sizeof(v2), 1, 509);
+    unsigned char local[16];
+    memcpy(local, v2, 16);
+    local[12] = 0x20; /* LOCAL: a health check, no address */
+    local[13] = 0x00;
+    local[15] = 0x00;
+    proxied_echo(addr, local, sizeof(local), 0, 511);
+    CHECK(log_shows(&s, "connection from 192.0.2.1:40000 via PROXY v1", 5000));
+    CHECK(
+        log_shows(&s, "connection from 203.0.113.9:40001 via PROXY v2", 5000));
+
+    /* Refused, with nothing echoed: not a header, a malformed one, and a
+     * client --deny names (the proxy itself is 127.0.0.1). */
+    static const char http[] = "GET / HTTP/1.0\r\n\r\n";
+    proxied_refused(addr, http, sizeof(http) - 1);
+    static const char bad[] = "PROXY TCP4 192.0.2.1 127.0.0.1 99999 7\r\nhi";
+    proxied_refused(addr, bad, sizeof(bad) - 1);
+    static const char denied[] =
+        "PROXY TCP4 198.51.100.7 127.0.0.1 40000 7\r\nhello";
+    proxied_refused(addr, denied, sizeof(denied) - 1);
+    CHECK(log_shows(&s,
+                    "refused a connection from 198.51.100.7:40000 via "
+                    "PROXY",
+                    5000));
+
+    /* A client that never sends its header is cut after 5 s. */
+    int64_t t0 = h_now_ms();
+    int silent = h_connect_or_die(addr);
+    CHECK(closed_by_peer(silent, 15000));
+    int64_t took = h_now_ms() - t0;
+    close(silent);
+    CHECK_INT(took, >=, 4500);
+    CHECK_INT(
+        metric_becomes(
+            maddr, "echokit_connections_refused_total{reason=\"proxy\"}", 3),
+        ==, 3);
+    CHECK_INT(
+        metric_becomes(maddr,
+                       "echokit_connections_refused_total{reason=\"acl\"}", 1),
+        ==, 1);
+    printf("%s: proxy protocol: v1 (TCP4, TCP6), v2 (TCP4, LOCAL) whole and "
+           "byte by byte, header never echoed; 2 bad headers and 1 denied "
+           "client closed with nothing echoed; silent client cut after %lld "
+           "ms\n",
+           model, (long long)took);
+    stop_ok(&s);
+}
