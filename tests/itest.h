@@ -42,5 +42,6 @@ void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
 void case_proxy_protocol(void);
+void case_haproxy_failover(void);
 
 #endif

@@ -811,3 +811,183 @@ void case_proxy_protocol(void)
            model, (long long)took);
     stop_ok(&s);
 }
+
+/* ---- HAProxy in front of two servers: failover -----------------------------
+ */
+
+#define HAPROXY "/usr/sbin/haproxy"
+
+static pid_t haproxy_pid = -1;
+
+static void haproxy_end(void)
+{
+    if (haproxy_pid > 0) {
+        kill(haproxy_pid, SIGKILL);
+        waitpid(haproxy_pid, NULL, 0);
+        haproxy_pid = -1;
+    }
+}
+
+/* Writes contrib/haproxy.cfg to path with the test's ports in place of
+ * the frontend's :7 and the servers' 7001 and 7002. */
+static void haproxy_config(const char *path, const char *front, const char *a,
+                           const char *b)
+{
+    char src[512], text[8192];
+    snprintf(src, sizeof(src), "%s/contrib/haproxy.cfg", EK_SOURCE_DIR);
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    CHECK(n > 0 && n < (ssize_t)sizeof(text) - 1);
+    text[n] = '\0';
+    const char *swap[][2] = {
+        {"bind :7\n", front}, {"127.0.0.1:7001", a}, {"127.0.0.1:7002", b}};
+    FILE *out = fopen(path, "w");
+    CHECK(out != NULL);
+    for (const char *p = text; *p;) {
+        const char *hit = NULL;
+        size_t which = 0;
+        for (size_t i = 0; i < 3; i++) {
+            const char *h = strstr(p, swap[i][0]);
+            if (h != NULL && (hit == NULL || h < hit)) {
+                hit = h;
+                which = i;
+            }
+        }
+        if (hit == NULL) {
+            fputs(p, out);
+            break;
+        }
+        fwrite(p, 1, (size_t)(hit - p), out);
+        if (which == 0)
+            fprintf(out, "bind %s\n", front);
+        else
+            fputs(swap[which][1], out);
+        p = hit + strlen(swap[which][0]);
+    }
+    CHECK(fclose(out) == 0);
+}
+
+/* One round: n sessions through addr at once, each 1 MiB of its own
+ * pattern, half-closed, echo checked byte by byte. Adds to the counts. */
+struct failover_counts {
+    unsigned sessions, echoed, broken, corrupted, unreachable;
+};
+
+static unsigned failover_round(const char *addr, unsigned n, uint64_t seed,
+                               struct failover_counts *k)
+{
+    struct h_stream v[16];
+    unsigned opened = 0, ok = 0;
+    CHECK(n <= 16);
+    for (unsigned i = 0; i < n; i++) {
+        int fd = h_connect(addr);
+        k->sessions++;
+        if (fd < 0) {
+            k->unreachable++;
+            continue;
+        }
+        v[opened++] = (struct h_stream){.fd = fd,
+                                        .seed = seed + i,
+                                        .total = MiB,
+                                        .shut_wr = true,
+                                        .expect_eof = true,
+                                        .quiet = true};
+    }
+    h_streams_run(v, opened, 20000, 0);
+    for (unsigned i = 0; i < opened; i++) {
+        if (v[i].error == EPROTO) {
+            k->corrupted++; /* a wrong byte: the one thing never allowed */
+            fprintf(stderr, "session %llu: corrupted\n",
+                    (unsigned long long)v[i].seed);
+        } else if (v[i].error != 0 || v[i].received != v[i].total) {
+            k->broken++; /* cut by the kill: the client reconnects */
+        } else {
+            k->echoed++;
+            ok++;
+        }
+        close(v[i].fd);
+    }
+    return ok;
+}
+
+void case_haproxy_failover(void)
+{
+    if (access(HAPROXY, X_OK) != 0)
+        SKIP("%s (Debian package haproxy) is not installed", HAPROXY);
+    struct h_server a, b;
+    char maddr[256], front[64], cfg[256], log_path[256];
+    const char *args[] = {"--listen",  "127.0.0.1:0", "--proxy-protocol",
+                          "--metrics", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&a, NULL, args, 1, 0), ==, 0);
+    CHECK_INT(h_server_start(&b, NULL, args, 1, 0), ==, 0);
+    metrics_addr(&b, maddr, sizeof(maddr));
+    snprintf(front, sizeof(front), "127.0.0.1:%u", free_fixed_port());
+    snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", h_tmpdir());
+    snprintf(log_path, sizeof(log_path), "%s/haproxy.log", h_tmpdir());
+    haproxy_config(cfg, front, a.addrs[0], b.addrs[0]);
+
+    atexit(haproxy_end);
+    haproxy_pid = fork();
+    CHECK(haproxy_pid >= 0);
+    if (haproxy_pid == 0) {
+        int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+            _exit(126);
+        execl(HAPROXY, HAPROXY, "-db", "-f", cfg, (char *)NULL);
+        _exit(127);
+    }
+    /* Ready once the frontend answers and both servers passed a check. */
+    int64_t deadline = h_now_ms() + 15000;
+    struct failover_counts k = {0};
+    while (failover_round(front, 4, 1000, &k) < 4) {
+        CHECK(h_now_ms() < deadline);
+        h_sleep_ms(100);
+    }
+    memset(&k, 0, sizeof(k));
+
+    /* Traffic, and server a killed in the middle of it: by a helper
+     * process, so that the kill lands while sessions are in flight. */
+    int64_t t0 = h_now_ms(), killed_at = 0, recovered_at = 0;
+    unsigned clean_after = 0, round = 0;
+    pid_t killer = fork();
+    CHECK(killer >= 0);
+    if (killer == 0) {
+        h_sleep_ms(1000);
+        kill(a.pid, SIGKILL);
+        _exit(0);
+    }
+    while (clean_after < 5) {
+        CHECK(h_now_ms() - t0 < 30000);
+        if (killed_at == 0 && h_server_wait(&a, 0) != -1)
+            killed_at = h_now_ms();
+        unsigned before = k.broken + k.unreachable;
+        unsigned ok = failover_round(front, 16, 10000 + 100ull * round++, &k);
+        if (killed_at != 0 && ok == 16 && k.broken + k.unreachable == before) {
+            if (clean_after++ == 0)
+                recovered_at = h_now_ms();
+        } else if (killed_at != 0) {
+            clean_after = 0;
+        }
+    }
+    long long b_bytes = -1;
+    char body[8192];
+    CHECK_INT(http_get(maddr, "/metrics", body, sizeof(body)), ==, 200);
+    b_bytes = metric(body, "echokit_received_bytes_total");
+    CHECK(waitpid(killer, NULL, 0) == killer);
+    printf("haproxy failover: %u sessions of 1 MiB through HAProxy, %u "
+           "echoed and verified, %u cut by the kill, %u unreachable, %u "
+           "corrupted; server a gone %lld ms in, every session clean "
+           "again %lld ms after; server b received %lld bytes\n",
+           k.sessions, k.echoed, k.broken, k.unreachable, k.corrupted,
+           (long long)(killed_at - t0), (long long)(recovered_at - killed_at),
+           b_bytes);
+    CHECK_INT(k.corrupted, ==, 0);
+    CHECK_INT(k.broken, <=, 16); /* only what was in flight to a */
+    CHECK_INT(k.echoed, >=, 5 * 16);
+    CHECK(b_bytes > 0);
+    haproxy_end();
+    CHECK_INT(h_server_wait(&a, 5000), ==, 128 + SIGKILL);
+    stop_ok(&b);
+}

@@ -134,7 +134,8 @@ static size_t v2(unsigned char *out, unsigned cmd, unsigned fam,
     out[13] = (unsigned char)fam;
     out[14] = (unsigned char)(len >> 8);
     out[15] = (unsigned char)len;
-    memcpy(out + 16, addr, alen);
+    if (alen > 0)
+        memcpy(out + 16, addr, alen);
     memset(out + 16 + alen, 0xee, tlv_len);
     return 16 + len;
 }
