@@ -71,6 +71,11 @@ static const char usage_text[] =
     "      --no-verify     do not compare; pipe mode then ends when the "
     "server\n"
     "                      closes (default for pipe mode)\n"
+    "  -u, --udp           over UDP (also: udp:HOST:PORT): the message is one "
+    "datagram;\n"
+    "                      stdin goes a read at a time (at most 1400 bytes), "
+    "each\n"
+    "                      sent again every second until its echo comes\n"
     "  -h, --help          this text\n"
     "\n"
     "HOST:PORT may also be [IPV6]:PORT or unix:PATH.\n"
@@ -86,7 +91,8 @@ struct send_options {
     int verify; /* -1: the mode's default */
     bool pipe_mode;
     bool stdin_implied; /* pipe mode because stdin is not a terminal */
-    char *message;      /* message mode: malloc'd, words joined */
+    bool udp;
+    char *message; /* message mode: malloc'd, words joined */
     size_t message_len;
 };
 
@@ -382,7 +388,7 @@ static enum xfer_result xfer_run(struct xfer *x)
 
 /* Prints bytes the way the tutorial's repr() did: printable ASCII as is,
  * quote and backslash escaped, \n \r \t by name, the rest as \xNN. */
-static void print_quoted(FILE *f, const char *p, size_t n)
+void ek_print_quoted(FILE *f, const char *p, size_t n)
 {
     fputc('\'', f);
     for (size_t i = 0; i < n; i++) {
@@ -466,6 +472,7 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         {"timeout", required_argument, NULL, 't'},
         {"verify", no_argument, NULL, 'y'},
         {"no-verify", no_argument, NULL, 'n'},
+        {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -475,7 +482,7 @@ static int parse_options(int argc, char **argv, struct send_options *o)
     opterr = 0;
     /* "+": options end at the first operand, so a message may start with
      * '-' after the address ("echokit send host:7 -- -x" also works). */
-    while ((c = getopt_long(argc, argv, "+:t:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:t:hu", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->timeout_ms, &why) <
@@ -490,6 +497,9 @@ static int parse_options(int argc, char **argv, struct send_options *o)
             break;
         case 'n':
             o->verify = 0;
+            break;
+        case 'u':
+            o->udp = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -575,6 +585,14 @@ int ek_cmd_send(int argc, char **argv)
         return EX_IOERR;
     }
 
+    if (o.udp || ek_addr_text_is_udp(o.server)) {
+        status =
+            ek_send_udp(o.server, o.timeout_ms, o.pipe_mode ? NULL : o.message,
+                        o.message_len, ring, (size_t)first);
+        free(ring);
+        free(o.message);
+        return status;
+    }
     int fd;
     status = ek_client_connect("send", o.server, o.timeout_ms, &fd, NULL, 0);
     if (status != 0) {
@@ -603,7 +621,7 @@ int ek_cmd_send(int argc, char **argv)
         enum xfer_result r = xfer_run(&x);
         if (!o.pipe_mode) {
             fputs("Received ", stdout);
-            print_quoted(stdout, x.out_mem, x.out_mem_len);
+            ek_print_quoted(stdout, x.out_mem, x.out_mem_len);
             fputc('\n', stdout);
             if (fflush(stdout) != 0 && r == XFER_OK)
                 r = XFER_IO_ERROR;

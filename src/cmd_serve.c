@@ -24,6 +24,11 @@
 #define EK_DEFAULT_LISTEN "localhost:50000"
 #define EK_DEFAULT_MAX_QUEUE (256 * 1024)
 #define EK_DEFAULT_DRAIN_MS 10000
+/* UDP answers per second: per source address, and in all. Enough for
+ * ping and tests of a path; small enough that a spoofed flood reflects at
+ * most this much at its victim. Benchmarks lift them (0). */
+#define EK_DEFAULT_UDP_RATE 1000
+#define EK_DEFAULT_UDP_RATE_TOTAL 100000
 
 static const char usage_text[] =
     "usage: echokit serve [options]\n"
@@ -61,6 +66,16 @@ static const char usage_text[] =
     "only\n"
     "      --idle-timeout SECS   close connections on which nothing moved "
     "for SECS\n"
+    "  -u, --udp                 serve every --listen address over UDP "
+    "instead\n"
+    "                            (udp:HOST:PORT does it for one address)\n"
+    "      --udp-low-ports       also answer source ports below 1024\n"
+    "      --udp-rate PPS        datagrams answered per second per source "
+    "address\n"
+    "                            (default 1000; 0: no limit)\n"
+    "      --udp-rate-total PPS  datagrams answered per second in all "
+    "(default\n"
+    "                            100000; 0: no limit)\n"
     "      --proxy-protocol      every connection starts with a PROXY v1/v2\n"
     "                            header (HAProxy); --allow/--deny then apply "
     "to\n"
@@ -125,6 +140,8 @@ struct serve_options {
     bool metrics;
     bool inetd;
     bool proxy_protocol;
+    bool udp;
+    struct ek_udp_limits udp_limits;
     struct ek_addr_spec metrics_addr;
     int64_t idle_ms;
     struct ek_acl acl;
@@ -181,6 +198,9 @@ enum {
     OPT_PIDFILE,
     OPT_INETD,
     OPT_PROXY_PROTOCOL,
+    OPT_UDP_LOW_PORTS,
+    OPT_UDP_RATE,
+    OPT_UDP_RATE_TOTAL,
 };
 
 /* Returns -1 when the options are fine and the server should run, else
@@ -202,6 +222,10 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"inetd", no_argument, NULL, OPT_INETD},
         {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+        {"udp", no_argument, NULL, 'u'},
+        {"udp-low-ports", no_argument, NULL, OPT_UDP_LOW_PORTS},
+        {"udp-rate", required_argument, NULL, OPT_UDP_RATE},
+        {"udp-rate-total", required_argument, NULL, OPT_UDP_RATE_TOTAL},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
@@ -213,8 +237,8 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
     int c, rc;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:i:c:Q:d:t:vqhV", longopts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, ":l:i:c:Q:d:t:vqhVu", longopts,
+                            NULL)) != -1) {
         switch (c) {
         case 'l':
             if ((rc = add_listen(o, optarg)) != 0)
@@ -280,6 +304,23 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             break;
         case OPT_PROXY_PROTOCOL:
             o->proxy_protocol = true;
+            break;
+        case 'u':
+            o->udp = true;
+            break;
+        case OPT_UDP_LOW_PORTS:
+            o->udp_limits.low_ports = true;
+            break;
+        case OPT_UDP_RATE:
+        case OPT_UDP_RATE_TOTAL:
+            if (ek_parse_uint(optarg, 0, 1000000000,
+                              c == OPT_UDP_RATE ? &o->udp_limits.rate
+                                                : &o->udp_limits.total_rate,
+                              &why) < 0)
+                return ek_usage_error("serve", "invalid --%s '%s': %s",
+                                      c == OPT_UDP_RATE ? "udp-rate"
+                                                        : "udp-rate-total",
+                                      optarg, why);
             break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
@@ -407,6 +448,14 @@ static int choose_listeners(struct serve_options *o, unsigned *sd_fds)
         if (rc != 0)
             return rc;
     }
+    for (size_t i = 0; o->udp && i < o->nlisten; i++) {
+        if (o->listen[i].kind == EK_ADDR_UNIX)
+            return ek_usage_error("serve",
+                                  "--udp: unix:%s is a stream "
+                                  "socket; UDP needs HOST:PORT",
+                                  o->listen[i].path);
+        o->listen[i].udp = true;
+    }
     unsigned port = privileged_port(o);
     if (port != 0 && o->user == NULL && ek_running_as_root())
         return ek_usage_error(
@@ -416,6 +465,27 @@ static int choose_listeners(struct serve_options *o, unsigned *sd_fds)
             "use socket activation or CAP_NET_BIND_SERVICE",
             port);
     return -1;
+}
+
+/* Says what UDP will answer, when there is UDP to serve. */
+static void log_udp_limits(const struct ek_server *srv)
+{
+    const struct ek_udp_limits *u = &srv->cfg->udp;
+    bool any = false;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        any |= srv->listeners[i].udp;
+    if (!any)
+        return;
+    char rate[32] = "no limit", total[32] = "no limit";
+    if (u->rate > 0)
+        snprintf(rate, sizeof(rate), "%llu/s", (unsigned long long)u->rate);
+    if (u->total_rate > 0)
+        snprintf(total, sizeof(total), "%llu/s",
+                 (unsigned long long)u->total_rate);
+    ek_log(EK_LOG_INFO,
+           "udp: answering %s per source address, %s in all, %s source "
+           "ports below 1024 (--udp-rate, --udp-rate-total, --udp-low-ports)",
+           rate, total, u->low_ports ? "including" : "not");
 }
 
 /* Binds, drops privileges, serves, cleans up. */
@@ -442,6 +512,7 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
     if (status == 0) {
         ek_server_announce(&srv);
         ek_metrics_announce(metrics);
+        log_udp_limits(&srv);
         ek_log(EK_LOG_INFO,
                "echokit %s serving with %s x %u on %zu listener%s (max-conns "
                "%llu, max-queue %zu bytes)",
@@ -463,8 +534,12 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
 
 int ek_cmd_serve(int argc, char **argv)
 {
-    struct serve_options o = {.max_queue = EK_DEFAULT_MAX_QUEUE,
-                              .drain_ms = EK_DEFAULT_DRAIN_MS};
+    struct serve_options o = {
+        .max_queue = EK_DEFAULT_MAX_QUEUE,
+        .drain_ms = EK_DEFAULT_DRAIN_MS,
+        .udp_limits = {.rate = EK_DEFAULT_UDP_RATE,
+                       .total_rate = EK_DEFAULT_UDP_RATE_TOTAL},
+    };
     int status = parse_options(argc, argv, &o);
     if (status >= 0) {
         free_options(&o);
@@ -518,6 +593,7 @@ int ek_cmd_serve(int argc, char **argv)
         .idle_timeout_ms = o.idle_ms,
         .acl = &o.acl,
         .proxy_protocol = o.proxy_protocol,
+        .udp = o.udp_limits,
     };
     if (model->run == ek_run_iterative && o.max_conns > 1)
         ek_log(EK_LOG_WARN, "--max-conns has no effect with --io iterative: "

@@ -6,6 +6,8 @@
  *   *:PORT, :PORT    every local address (0.0.0.0 and ::)
  *   unix:PATH        a unix stream socket; unix:@NAME is Linux's abstract
  *                    namespace (no file)
+ *   udp:HOST:PORT    the same over UDP (datagrams); tcp:HOST:PORT says TCP,
+ *                    the default, explicitly
  *
  * PORT is decimal, 0..65535; 0 asks the kernel for a free port (listening
  * only). An IPv6 address must be in brackets, so "::1:50000" is refused with
@@ -30,6 +32,7 @@ struct ek_addr_spec {
     enum ek_addr_kind kind;
     char host[EK_HOST_MAX]; /* EK_ADDR_INET; "" means every local address */
     uint16_t port;          /* EK_ADDR_INET */
+    bool udp;               /* EK_ADDR_INET: "udp:" */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* EK_ADDR_UNIX */
 };
 

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 void ek_print_version(void)
 {
@@ -75,4 +77,55 @@ int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
     ek_warnx("%s: cannot connect to %s: %s", cmd, n == 1 ? name : text,
              err == -ETIMEDOUT ? "timed out" : strerror(-err));
     return err == -ETIMEDOUT ? EX_TEMPFAIL : EX_UNAVAILABLE;
+}
+
+bool ek_addr_text_is_udp(const char *text)
+{
+    return strncmp(text, "udp:", 4) == 0;
+}
+
+int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
+                          char *peer, size_t peer_size)
+{
+    struct ek_addr_spec spec;
+    const char *why;
+    if (ek_addr_parse(text, &spec, &why) < 0)
+        return ek_usage_error(cmd, "invalid address '%s': %s", text, why);
+    if (spec.kind != EK_ADDR_INET)
+        return ek_usage_error(cmd,
+                              "invalid address '%s': UDP needs "
+                              "HOST:PORT",
+                              text);
+    if (spec.port == 0)
+        return ek_usage_error(cmd, "invalid address '%s': port 0", text);
+    struct ek_sockaddr *addrs;
+    size_t n;
+    int rc = ek_addr_resolve(&spec, false, &addrs, &n);
+    if (rc != 0 || n == 0) {
+        ek_warnx("%s: cannot resolve '%s': %s", cmd, text,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        if (rc == 0)
+            free(addrs);
+        return rc == EAI_MEMORY ? EX_OSERR : EX_NOHOST;
+    }
+    char name[EK_ADDRSTR_MAX];
+    ek_addr_format((struct sockaddr *)&addrs[0].ss, addrs[0].len, name,
+                   sizeof(name));
+    int s = socket(addrs[0].ss.ss_family,
+                   SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int err = s < 0 ? -errno : 0;
+    if (err == 0 &&
+        connect(s, (struct sockaddr *)&addrs[0].ss, addrs[0].len) < 0)
+        err = -errno;
+    free(addrs);
+    if (err < 0) {
+        if (s >= 0)
+            close(s);
+        ek_warnx("%s: cannot reach %s: %s", cmd, name, strerror(-err));
+        return EX_UNAVAILABLE;
+    }
+    *fd = s;
+    if (peer != NULL)
+        snprintf(peer, peer_size, "%s", name);
+    return 0;
 }

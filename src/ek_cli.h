@@ -6,7 +6,9 @@
 #ifndef EK_CLI_H
 #define EK_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Each takes argv with argv[0] = the subcommand name. */
@@ -35,5 +37,23 @@ int ek_option_error(const char *cmd, int c, char **argv);
  * host not found, 69 refused or unreachable, 75 timed out. */
 int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
                       int *fd, char *peer, size_t peer_size);
+
+/* The same over UDP: a connected (so that only the server's datagrams
+ * arrive, and ICMP port unreachable reads as ECONNREFUSED) non-blocking
+ * socket to the first address text resolves to ("udp:" optional). */
+int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
+                          char *peer, size_t peer_size);
+
+/* Whether text names a UDP address ("udp:HOST:PORT"). */
+bool ek_addr_text_is_udp(const char *text);
+
+/* send --udp (cmd_send_udp.c): message (len bytes) as one datagram, or,
+ * with message NULL, stdin a read at a time after the first_len bytes
+ * already read into first. Returns the exit status. */
+int ek_send_udp(const char *server, int64_t timeout_ms, const char *message,
+                size_t len, const char *first, size_t first_len);
+
+/* Prints bytes as the tutorial's repr() did, in single quotes. */
+void ek_print_quoted(FILE *f, const char *p, size_t n);
 
 #endif

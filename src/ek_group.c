@@ -83,20 +83,22 @@ void ek_group_woken(struct ek_group *g, unsigned index)
         ;
 }
 
-int ek_group_open_listeners(struct ek_group *g, int *fds)
+/* SO_REUSEPORT copies (or, for sockets systemd passed, duplicates) of
+ * the server's listeners of one kind. */
+static int open_copies(struct ek_group *g, int *fds, bool udp)
 {
     const struct ek_server *srv = g->srv;
     int n = 0;
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        const struct ek_sockaddr *a = &srv->listeners[i].addr;
-        if (a->ss.ss_family == AF_UNIX)
+        const struct ek_listener *l = &srv->listeners[i];
+        if (l->udp != udp || l->addr.ss.ss_family == AF_UNIX)
             continue; /* no SO_REUSEPORT for unix sockets: loop 0's */
         /* A socket systemd passed may lack SO_REUSEPORT: every loop then
-         * accepts from the same socket, through a descriptor of its own. */
-        int fd = srv->listeners[i].inherited
-                     ? fcntl(srv->listeners[i].fd, F_DUPFD_CLOEXEC, 3)
-                     : ek_net_listen(a, SOMAXCONN, true);
-        if (fd < 0 && srv->listeners[i].inherited)
+         * takes from the same socket, through a descriptor of its own. */
+        int fd = l->inherited ? fcntl(l->fd, F_DUPFD_CLOEXEC, 3)
+                 : udp        ? ek_net_bind_udp(&l->addr, true)
+                              : ek_net_listen(&l->addr, SOMAXCONN, true);
+        if (fd < 0 && l->inherited)
             fd = -errno;
         if (fd < 0) {
             while (n > 0)
@@ -106,6 +108,16 @@ int ek_group_open_listeners(struct ek_group *g, int *fds)
         fds[n++] = fd;
     }
     return n;
+}
+
+int ek_group_open_listeners(struct ek_group *g, int *fds)
+{
+    return open_copies(g, fds, false);
+}
+
+int ek_group_open_udp(struct ek_group *g, int *fds)
+{
+    return open_copies(g, fds, true);
 }
 
 /* Once per loop, when the drain starts. */

@@ -65,4 +65,8 @@ struct ek_acceptor *ek_group_acceptor(struct ek_group *g, unsigned index);
  * into fds (room for srv->nlisteners). Returns how many, or -errno. */
 int ek_group_open_listeners(struct ek_group *g, int *fds);
 
+/* The same for its UDP sockets: the kernel spreads datagrams over the
+ * loops by source address and port. */
+int ek_group_open_udp(struct ek_group *g, int *fds);
+
 #endif

@@ -61,7 +61,11 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
         v->bytes_in += ek_stat_get(&c->bytes_in);
         v->bytes_out += ek_stat_get(&c->bytes_out);
         v->queue_full += ek_stat_get(&c->queue_full);
+        v->dgrams_in += ek_stat_get(&c->dgrams_in);
+        v->dgrams_out += ek_stat_get(&c->dgrams_out);
     }
+    for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
+        v->udp_drops[i] = ek_stat_get(&s->udp_drops[i]);
 }
 
 /* snprintf that appends at *len and keeps counting past the end. */
@@ -128,24 +132,52 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
     counter(buf, size, &len, "echokit_queue_full_total", "counter",
             "Times a connection's reading paused at --max-queue.", "",
             v->queue_full);
+    counter(buf, size, &len, "echokit_udp_received_datagrams_total", "counter",
+            "UDP datagrams received.", "", v->dgrams_in);
+    counter(buf, size, &len, "echokit_udp_sent_datagrams_total", "counter",
+            "UDP datagrams echoed.", "", v->dgrams_out);
+    append(buf, size, &len,
+           "# HELP echokit_udp_dropped_datagrams_total UDP datagrams not "
+           "answered, by reason.\n"
+           "# TYPE echokit_udp_dropped_datagrams_total counter\n");
+    for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
+        append(buf, size, &len,
+               "echokit_udp_dropped_datagrams_total{reason=\"%s\"} %llu\n",
+               ek_udp_drop_names[i], (unsigned long long)v->udp_drops[i]);
     return len;
 }
+
+const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
+    "low_port", "broadcast",  "self",      "acl",
+    "rate",     "rate_total", "truncated", "send",
+};
 
 void ek_metrics_log(struct ek_server *srv)
 {
     struct ek_stats_view v;
+    char udp[512] = "";
+    size_t ulen = 0;
     ek_stats_snapshot(srv->stats, &v);
+    if (v.dgrams_in > 0) {
+        append(udp, sizeof(udp), &ulen,
+               "; udp: %llu datagrams in, %llu out, dropped:",
+               (unsigned long long)v.dgrams_in,
+               (unsigned long long)v.dgrams_out);
+        for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
+            append(udp, sizeof(udp), &ulen, " %s %llu", ek_udp_drop_names[i],
+                   (unsigned long long)v.udp_drops[i]);
+    }
     ek_log(
         EK_LOG_INFO,
         "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
         "%llu acl %llu proxy, %llu idle-closed, %llu accept errors, %llu "
-        "connection errors, %llu bytes in, %llu bytes out, %llu queue-full",
+        "connection errors, %llu bytes in, %llu bytes out, %llu queue-full%s",
         (unsigned long long)v.active, (unsigned long long)v.accepted,
         (unsigned long long)v.refused_limit, (unsigned long long)v.refused_fd,
         (unsigned long long)v.refused_acl, (unsigned long long)v.refused_proxy,
         (unsigned long long)v.idle_closed, (unsigned long long)v.accept_errors,
         (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
-        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full);
+        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full, udp);
 }
 
 /* The response to a complete request: the status line and, for GET

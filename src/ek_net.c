@@ -76,6 +76,34 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport)
     return fd;
 }
 
+int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport)
+{
+    int family = sa->ss.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err == 0 && family == AF_INET6)
+        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    if (err == 0 && reuseport)
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    /* The address each datagram was sent to, so that the echo leaves from
+     * it: a socket bound to every address must not answer from another. */
+    if (err == 0 && family == AF_INET)
+        err = set_int_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+    if (err == 0 && family == AF_INET6)
+        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+    if (err == 0 && bind(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0)
+        err = -errno;
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 int ek_net_accept(int listen_fd, bool nonblock)
 {
     int flags = SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);

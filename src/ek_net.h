@@ -18,6 +18,12 @@
  * EADDRINUSE. Returns the fd, or -errno. */
 int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport);
 
+/* A bound, non-blocking, close-on-exec UDP socket (SO_REUSEADDR; IPv6
+ * V6ONLY; SO_REUSEPORT if asked; IP_PKTINFO / IPV6_RECVPKTINFO so that the
+ * destination address of each datagram is known). Returns the fd or
+ * -errno. */
+int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport);
+
 /* accept4 with close-on-exec and, if asked, O_NONBLOCK. Returns the fd or
  * -errno (-EAGAIN when nothing is pending). */
 int ek_net_accept(int listen_fd, bool nonblock);

@@ -49,7 +49,7 @@ static uint16_t get_port(const struct ek_sockaddr *sa)
     return 0;
 }
 
-static int add_listener(struct ek_server *srv, int fd)
+static int add_listener(struct ek_server *srv, int fd, bool udp)
 {
     struct ek_listener *l = &srv->listeners[srv->nlisteners];
     int err = ek_net_local_addr(fd, &l->addr);
@@ -57,8 +57,11 @@ static int add_listener(struct ek_server *srv, int fd)
         return err;
     l->fd = fd;
     l->inherited = false;
-    ek_addr_format((struct sockaddr *)&l->addr.ss, l->addr.len, l->name,
-                   sizeof(l->name));
+    l->udp = udp;
+    char name[EK_ADDRSTR_MAX];
+    ek_addr_format((struct sockaddr *)&l->addr.ss, l->addr.len, name,
+                   sizeof(name));
+    snprintf(l->name, sizeof(l->name), "%s%s", udp ? "udp:" : "", name);
     srv->nlisteners++;
     return 0;
 }
@@ -78,7 +81,7 @@ static void drop_listeners_since(struct ek_server *srv, size_t mark)
  * Addresses of a family the host lacks (no IPv6) are skipped when some
  * other address of the spec binds. Returns 0, or -errno with *failed set to
  * the address that failed. */
-static int bind_group(struct ek_server *srv, const char *text,
+static int bind_group(struct ek_server *srv, const char *text, bool udp,
                       struct ek_sockaddr *addrs, size_t n, size_t *failed)
 {
     size_t mark = srv->nlisteners, bound = 0;
@@ -87,8 +90,10 @@ static int bind_group(struct ek_server *srv, const char *text,
 
     for (size_t i = 0; i < n; i++) {
         set_port(&addrs[i], port);
-        int fd = ek_net_listen(&addrs[i], SOMAXCONN, srv->cfg->threads > 1);
-        int err = fd < 0 ? fd : add_listener(srv, fd);
+        bool many = srv->cfg->threads > 1;
+        int fd = udp ? ek_net_bind_udp(&addrs[i], many)
+                     : ek_net_listen(&addrs[i], SOMAXCONN, many);
+        int err = fd < 0 ? fd : add_listener(srv, fd, udp);
         if (err < 0 && fd >= 0)
             close(fd);
         if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
@@ -143,7 +148,7 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
     for (int attempt = 0; attempt < EK_PORT_RETRIES; attempt++) {
         for (size_t i = 0; i < n; i++)
             set_port(&addrs[i], spec->port);
-        err = bind_group(srv, text, addrs, n, &failed);
+        err = bind_group(srv, text, spec->udp, addrs, n, &failed);
         if (!(err == -EADDRINUSE && shared_port && failed > 0))
             break;
     }
@@ -157,8 +162,24 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
     return err < 0 ? exit_code_for(err) : 0;
 }
 
-/* Takes over a socket systemd passed: it must be a listening stream
- * socket (TCP or unix). Returns 0 or a sysexits code after saying why. */
+/* A datagram socket from systemd (ListenDatagram=): an IPv4 or IPv6 UDP
+ * socket, told to report each datagram's destination. */
+static bool usable_udp(int fd)
+{
+    struct ek_sockaddr local;
+    int one = 1;
+    if (ek_net_local_addr(fd, &local) < 0)
+        return false;
+    if (local.ss.ss_family == AF_INET)
+        return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
+    if (local.ss.ss_family == AF_INET6)
+        return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+                          sizeof(one)) == 0;
+    return false;
+}
+
+/* Takes over a socket systemd passed: a listening stream socket (TCP or
+ * unix) or a UDP socket. Returns 0 or a sysexits code after saying why. */
 static int adopt_sd_fd(struct ek_server *srv, int fd)
 {
     int type = 0, listening = 0;
@@ -168,11 +189,14 @@ static int adopt_sd_fd(struct ek_server *srv, int fd)
         return EX_CONFIG;
     }
     len = sizeof(listening);
-    if (type != SOCK_STREAM ||
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
-        !listening) {
-        ek_warnx("socket activation: fd %d is not a listening stream socket "
-                 "(ListenStream= in the .socket unit)",
+    bool udp = type == SOCK_DGRAM;
+    if (udp ? !usable_udp(fd)
+            : type != SOCK_STREAM ||
+                  getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) <
+                      0 ||
+                  !listening) {
+        ek_warnx("socket activation: fd %d is neither a listening stream "
+                 "socket (ListenStream=) nor a UDP socket (ListenDatagram=)",
                  fd);
         return EX_CONFIG;
     }
@@ -187,7 +211,7 @@ static int adopt_sd_fd(struct ek_server *srv, int fd)
     if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         err = -errno;
     if (err == 0)
-        err = add_listener(srv, fd);
+        err = add_listener(srv, fd, udp);
     if (err < 0) {
         ek_warnx("socket activation: fd %d: %s", fd, strerror(-err));
         return EX_OSERR;
@@ -228,7 +252,7 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
         if (spec->kind == EK_ADDR_UNIX)
             snprintf(text, sizeof(text), "unix:%s", spec->path);
         else
-            snprintf(text, sizeof(text), "%s:%u",
+            snprintf(text, sizeof(text), "%s%s:%u", spec->udp ? "udp:" : "",
                      spec->host[0] ? spec->host : "*", (unsigned)spec->port);
         int rc = bind_spec(srv, spec, text);
         if (rc != 0) {
@@ -254,11 +278,14 @@ void ek_server_announce(const struct ek_server *srv)
     fflush(stdout);
 }
 
-void ek_server_close_listeners(struct ek_server *srv)
+/* The drain closes the stream listeners only: UDP has no connections to
+ * drain, and its sockets are served (by loops or a thread that hold them)
+ * until the exit, where ek_server_close closes them. */
+static void close_listeners(struct ek_server *srv, bool udp_too)
 {
     for (size_t i = 0; i < srv->nlisteners; i++) {
         struct ek_listener *l = &srv->listeners[i];
-        if (l->fd < 0)
+        if (l->fd < 0 || (l->udp && !udp_too))
             continue;
         close(l->fd);
         l->fd = -1;
@@ -271,9 +298,14 @@ void ek_server_close_listeners(struct ek_server *srv)
     }
 }
 
+void ek_server_close_listeners(struct ek_server *srv)
+{
+    close_listeners(srv, false);
+}
+
 void ek_server_close(struct ek_server *srv)
 {
-    ek_server_close_listeners(srv);
+    close_listeners(srv, true);
     free(srv->listeners);
     srv->listeners = NULL;
     srv->nlisteners = 0;

@@ -18,6 +18,7 @@
 #include "ek_addr.h"
 #include "ek_log.h"
 #include "ek_proxy.h"
+#include "ek_udp.h"
 #include "ek_stats.h"
 
 #include <stdbool.h>
@@ -38,13 +39,16 @@ struct ek_config {
     int64_t idle_timeout_ms;  /* 0: none */
     const struct ek_acl *acl; /* --allow/--deny */
     bool proxy_protocol;      /* a PROXY header opens every connection */
+    struct ek_udp_limits udp; /* --udp-low-ports, --udp-rate... */
 };
 
 struct ek_listener {
     int fd; /* -1 once closed */
     struct ek_sockaddr addr;
-    char name[EK_ADDRSTR_MAX]; /* "127.0.0.1:50000", as printed */
+    char
+        name[EK_ADDRSTR_MAX + 4]; /* "127.0.0.1:50000", "udp:...", as printed */
     bool inherited; /* passed by systemd: its socket file is not ours */
+    bool udp;       /* a UDP socket (served, never accepted on) */
 };
 
 /* What each accepting thread keeps for itself, so that accepting needs no
@@ -103,7 +107,8 @@ unsigned ek_server_read_signals(struct ek_server *srv);
  * EK_STOPPING or EK_FORCED). */
 bool ek_server_should_stop(struct ek_server *srv);
 
-/* Closes every listener and removes unix socket files. Idempotent. */
+/* Closes every stream listener and removes unix socket files (UDP sockets
+ * stay until ek_server_close). Idempotent. */
 void ek_server_close_listeners(struct ek_server *srv);
 
 /* Admission of a freshly accepted connection: a peer --allow/--deny keeps

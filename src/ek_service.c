@@ -1,5 +1,6 @@
 #include "ek_service.h"
 #include "ek_log.h"
+#include "ek_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,21 +108,6 @@ bool ek_running_as_root(void)
     return geteuid() == 0;
 }
 
-/* Writes all of buf to fd. Returns 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int ek_serve_inetd(void)
 {
     static char buf[64 * 1024];
@@ -137,7 +123,7 @@ int ek_serve_inetd(void)
         }
         if (n == 0)
             return 0;
-        int err = write_all(STDOUT_FILENO, buf, (size_t)n);
+        int err = ek_write_all(STDOUT_FILENO, buf, (size_t)n);
         if (err == -EPIPE || err == -ECONNRESET)
             return 0;
         if (err < 0) {

@@ -28,7 +28,25 @@ struct ek_counters {
     _Alignas(64) atomic_uint_fast64_t bytes_in;
     atomic_uint_fast64_t bytes_out;
     atomic_uint_fast64_t queue_full; /* reads paused by --max-queue */
+    atomic_uint_fast64_t dgrams_in;  /* UDP datagrams received */
+    atomic_uint_fast64_t dgrams_out; /* UDP datagrams echoed */
 };
+
+/* Why a UDP datagram was not answered (ek_udp.h). */
+enum ek_udp_drop {
+    EK_UDP_DROP_LOW_PORT,   /* source port below 1024 */
+    EK_UDP_DROP_BROADCAST,  /* unspecified, broadcast or multicast source */
+    EK_UDP_DROP_SELF,       /* claims to come from ourselves */
+    EK_UDP_DROP_ACL,        /* --allow/--deny */
+    EK_UDP_DROP_RATE,       /* --udp-rate, per source */
+    EK_UDP_DROP_RATE_TOTAL, /* --udp-rate-total */
+    EK_UDP_DROP_TRUNCATED,  /* larger than a datagram can be */
+    EK_UDP_DROP_SEND,       /* the socket would not take the answer */
+    EK_UDP_DROP_REASONS
+};
+
+/* Their names in logs and metrics, by enum ek_udp_drop. */
+extern const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS];
 
 struct ek_stats {
     atomic_uint_fast64_t accepted;      /* connections admitted */
@@ -40,7 +58,8 @@ struct ek_stats {
     atomic_uint_fast64_t accept_errors; /* accept(2) failures, EMFILE too */
     atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
     atomic_uint_fast64_t idle_closed;   /* closed by --idle-timeout */
-    struct ek_counters shared;          /* blocking models: ek_stat_add */
+    atomic_uint_fast64_t udp_drops[EK_UDP_DROP_REASONS];
+    struct ek_counters shared;             /* blocking models: ek_stat_add */
     struct ek_counters loop[EK_MAX_LOOPS]; /* event loop i: ek_count */
 };
 
@@ -68,6 +87,7 @@ struct ek_stats_view {
     uint64_t refused_proxy;
     uint64_t accept_errors, conn_errors, idle_closed;
     uint64_t bytes_in, bytes_out, queue_full;
+    uint64_t dgrams_in, dgrams_out, udp_drops[EK_UDP_DROP_REASONS];
 };
 
 void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v);

@@ -69,8 +69,17 @@ static void wait_for_workers(struct ek_server *srv,
 int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
 {
     struct pollfd *pfd = calloc(srv->nlisteners + 1, sizeof(*pfd));
-    if (pfd == NULL) {
-        ek_log(EK_LOG_ERROR, "out of memory");
+    struct ek_listener **which = calloc(srv->nlisteners + 1, sizeof(*which));
+    struct ek_udp_thread *udp = NULL;
+    int err = pfd == NULL || which == NULL ? -ENOMEM : 0;
+    /* UDP has no connection to hand to a thread or child: one thread of
+     * its own echoes the datagrams of every UDP socket. */
+    if (err == 0)
+        err = ek_udp_thread_start(srv, &udp);
+    if (err < 0) {
+        ek_log(EK_LOG_ERROR, "cannot start serving: %s", strerror(-err));
+        free(pfd);
+        free(which);
         return EX_OSERR;
     }
 
@@ -90,9 +99,13 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
         pfd[n++] = (struct pollfd){.fd = srv->sig_fd, .events = POLLIN};
         bool accepting =
             srv->phase == EK_RUNNING && !ek_accept_paused(&srv->acceptor);
-        for (size_t i = 0; accepting && i < srv->nlisteners; i++)
+        for (size_t i = 0; accepting && i < srv->nlisteners; i++) {
+            if (srv->listeners[i].udp)
+                continue;
+            which[n] = &srv->listeners[i];
             pfd[n++] =
                 (struct pollfd){.fd = srv->listeners[i].fd, .events = POLLIN};
+        }
 
         int rc = poll(pfd, n, ek_server_timeout(srv));
         if (rc < 0 && errno == EINTR)
@@ -106,9 +119,11 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
             handle_signals(srv, ops);
         for (nfds_t i = 1; i < n; i++)
             if (pfd[i].revents & POLLIN)
-                accept_some(srv, ops, &srv->listeners[i - 1]);
+                accept_some(srv, ops, which[i]);
     }
+    ek_udp_thread_stop(udp);
     free(pfd);
+    free(which);
     return status != 0 ? status : ek_server_exit_status(srv);
 }
 

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -166,4 +167,19 @@ int ek_timeout_min(int a, int b)
     if (b < 0)
         return a;
     return a < b ? a : b;
+}
+
+int ek_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
 }

@@ -34,4 +34,8 @@ int ek_timeout_until(int64_t deadline_ms);
 /* The smaller of two poll()-style timeouts, where -1 means forever. */
 int ek_timeout_min(int a, int b);
 
+/* write(2) until all of buf is written (EINTR retried). Returns 0 or
+ * -errno. */
+int ek_write_all(int fd, const void *buf, size_t len);
+
 #endif

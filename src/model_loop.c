@@ -46,7 +46,8 @@ enum slot_kind {
     SLOT_FREE = 0,
     SLOT_LISTENER,
     SLOT_WAKE, /* the group's wake fd: signals (loop 0), phase (others) */
-    SLOT_CONN
+    SLOT_CONN,
+    SLOT_UDP /* a UDP socket: datagrams echoed in batches (ek_udp.h) */
 };
 
 struct loop {
@@ -61,7 +62,11 @@ struct loop {
     int *listeners; /* fds this loop accepts on */
     size_t nlisteners;
     bool own_listeners; /* opened by this loop (SO_REUSEPORT copies) */
-    bool listening;     /* listeners registered with the backend */
+    int *udp_fds;       /* UDP sockets this loop serves */
+    struct ek_sockaddr *udp_local; /* their addresses */
+    size_t nudp;
+    struct ek_udp udp; /* buffers and rate state, when nudp > 0 */
+    bool listening;    /* listeners registered with the backend */
     struct ek_acceptor *acc;
     struct ek_idle_clock idle;
     struct ek_echo_ctx echo;
@@ -238,6 +243,19 @@ static void conn_event(struct loop *lp, int fd, unsigned events)
         conn_close(lp, fd, err);
 }
 
+/* One batch of datagrams per event: level-triggered, the next wait comes
+ * back at once if more are queued, and connections get their turn. */
+static void serve_udp(struct loop *lp, int fd)
+{
+    for (size_t i = 0; i < lp->nudp; i++)
+        if (lp->udp_fds[i] == fd) {
+            int rc = ek_udp_service(&lp->udp, fd, &lp->udp_local[i]);
+            if (rc < 0)
+                ek_log(EK_LOG_ERROR, "udp fd %d: %s", fd, strerror(-rc));
+            return;
+        }
+}
+
 static void dispatch(struct loop *lp, const struct ek_event *ev)
 {
     /* A stale event (for a descriptor closed earlier in this batch, maybe
@@ -256,6 +274,9 @@ static void dispatch(struct loop *lp, const struct ek_event *ev)
     case SLOT_WAKE:
         ek_group_woken(lp->group, lp->index);
         break;
+    case SLOT_UDP:
+        serve_udp(lp, ev->fd);
+        break;
     default:
         break;
     }
@@ -268,6 +289,22 @@ static int register_fixed(struct loop *lp, int fd, enum slot_kind kind)
         return -ENOMEM;
     c->tag = (uint8_t)kind;
     return watch(lp, fd, kind == SLOT_LISTENER ? 0 : EK_EV_READ);
+}
+
+/* The UDP side of a loop: buffers, and each socket's own address (the
+ * echo must not answer datagrams claiming to come from it). */
+static int open_udp(struct loop *lp)
+{
+    lp->udp_local = calloc(lp->nudp, sizeof(*lp->udp_local));
+    if (lp->udp_local == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < lp->nudp; i++) {
+        int err = ek_net_local_addr(lp->udp_fds[i], &lp->udp_local[i]);
+        if (err < 0)
+            return err;
+    }
+    return ek_udp_init(&lp->udp, lp->srv, &lp->srv->stats->loop[lp->index],
+                       lp->srv->cfg->threads);
 }
 
 static int loop_init(void *arg, struct ek_group *g, unsigned index)
@@ -308,19 +345,34 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     if (lp->echo.buf == NULL || lp->listeners == NULL || lp->state == NULL)
         return -(errno ? errno : ENOMEM);
 
+    lp->udp_fds = calloc(srv->nlisteners + 1, sizeof(*lp->udp_fds));
+    if (lp->udp_fds == NULL)
+        return -ENOMEM;
     if (index == 0) {
-        for (size_t i = 0; i < srv->nlisteners; i++)
-            lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
+        for (size_t i = 0; i < srv->nlisteners; i++) {
+            if (srv->listeners[i].udp)
+                lp->udp_fds[lp->nudp++] = srv->listeners[i].fd;
+            else
+                lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
+        }
     } else {
         int n = ek_group_open_listeners(g, lp->listeners);
         if (n < 0)
             return n;
         lp->nlisteners = (size_t)n;
         lp->own_listeners = true;
+        n = ek_group_open_udp(g, lp->udp_fds);
+        if (n < 0)
+            return n;
+        lp->nudp = (size_t)n;
     }
-    int err = register_fixed(lp, ek_group_wake_fd(g, index), SLOT_WAKE);
+    int err = lp->nudp > 0 ? open_udp(lp) : 0;
+    if (err == 0)
+        err = register_fixed(lp, ek_group_wake_fd(g, index), SLOT_WAKE);
     for (size_t i = 0; err == 0 && i < lp->nlisteners; i++)
         err = register_fixed(lp, lp->listeners[i], SLOT_LISTENER);
+    for (size_t i = 0; err == 0 && i < lp->nudp; i++)
+        err = register_fixed(lp, lp->udp_fds[i], SLOT_UDP);
     if (err == 0)
         set_listening(lp, true);
     return err;
@@ -332,9 +384,15 @@ static void loop_free(void *arg)
     for (size_t fd = 0; fd < lp->nslots; fd++)
         if (lp->slots[fd].tag == SLOT_CONN)
             conn_close(lp, (int)fd, 0);
-    if (lp->own_listeners)
+    if (lp->own_listeners) {
         for (size_t i = 0; i < lp->nlisteners; i++)
             close(lp->listeners[i]);
+        for (size_t i = 0; i < lp->nudp; i++)
+            close(lp->udp_fds[i]);
+    }
+    ek_udp_free(&lp->udp);
+    free(lp->udp_fds);
+    free(lp->udp_local);
     if (lp->state != NULL)
         lp->be->destroy(lp->state);
     for (int i = 0; i < 2; i++)

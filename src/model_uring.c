@@ -65,7 +65,7 @@
 /* After a stop, how long outstanding requests may take to complete. */
 #define URING_CLOSE_GRACE_MS 1000
 
-enum uop { U_ACCEPT = 1, U_RECV, U_SEND, U_WAKE, U_CANCEL };
+enum uop { U_ACCEPT = 1, U_RECV, U_SEND, U_WAKE, U_CANCEL, U_UDP };
 
 static uint64_t udata(enum uop op, unsigned index)
 {
@@ -112,6 +112,13 @@ struct uloop {
     bool *accept_armed;
     size_t nlisteners;
     bool own_listeners, listeners_closed, accepting;
+    int *udp_fds;                  /* UDP sockets this loop serves */
+    struct ek_sockaddr *udp_local; /* their addresses */
+    size_t nudp;
+    bool udp_armed;    /* their polls were submitted (first turn) */
+    size_t udp_polls;  /* polls in flight */
+    bool closing;      /* uloop_free: arm nothing more */
+    struct ek_udp udp; /* buffers and rate state, when nudp > 0 */
     struct ek_acceptor *acc;
     struct ek_idle_clock idle;
     struct ek_counters *counters; /* this loop's, in the shared stats */
@@ -318,6 +325,36 @@ static void arm_wake(struct uloop *lp)
     io_uring_prep_poll_multishot(sqe, ek_group_wake_fd(lp->group, lp->index),
                                  POLLIN);
     io_uring_sqe_set_data64(sqe, udata(U_WAKE, 0));
+}
+
+/* UDP: a one-shot poll per socket, armed again after each batch. One shot
+ * is level-triggered (a poll armed on a socket with datagrams waiting
+ * completes at once), so datagrams left after a batch are never stranded,
+ * and each socket gets one batch per turn like everything else. */
+static void arm_udp(struct uloop *lp, size_t i)
+{
+    struct io_uring_sqe *sqe = get_sqe(lp);
+    if (sqe == NULL) {
+        ek_log(EK_LOG_ERROR,
+               "uring: submission queue full; udp fd %d no "
+               "longer served",
+               lp->udp_fds[i]);
+        return;
+    }
+    io_uring_prep_poll_add(sqe, lp->udp_fds[i], POLLIN);
+    io_uring_sqe_set_data64(sqe, udata(U_UDP, (unsigned)i));
+    lp->udp_polls++;
+}
+
+static void on_udp(struct uloop *lp, size_t i, const struct io_uring_cqe *cqe)
+{
+    lp->udp_polls--;
+    if (cqe->res == -ECANCELED || lp->closing || i >= lp->nudp)
+        return;
+    int rc = ek_udp_service(&lp->udp, lp->udp_fds[i], &lp->udp_local[i]);
+    if (rc < 0)
+        ek_log(EK_LOG_ERROR, "udp fd %d: %s", lp->udp_fds[i], strerror(-rc));
+    arm_udp(lp, i);
 }
 
 static char *buf_of(struct uloop *lp, int bid)
@@ -683,6 +720,9 @@ static void on_cqe(struct uloop *lp, const struct io_uring_cqe *cqe)
         if (!(cqe->flags & IORING_CQE_F_MORE))
             arm_wake(lp);
         break;
+    case U_UDP:
+        on_udp(lp, index, cqe);
+        break;
     case U_CANCEL:
         break;
     }
@@ -756,6 +796,11 @@ static int uloop_turn(void *arg, int timeout_ms)
         arm_wake(lp);
         lp->wake_armed = true;
     }
+    if (!lp->udp_armed) {
+        for (size_t i = 0; i < lp->nudp; i++)
+            arm_udp(lp, i);
+        lp->udp_armed = true;
+    }
     keep_accepting(lp);
     feed_starved(lp);
 
@@ -791,6 +836,20 @@ static int uloop_turn(void *arg, int timeout_ms)
     return 0;
 }
 
+/* The UDP side of a loop: buffers, and each socket's own address. */
+static int open_udp(struct uloop *lp)
+{
+    lp->udp_local = calloc(lp->nudp, sizeof(*lp->udp_local));
+    if (lp->udp_local == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < lp->nudp; i++) {
+        int err = ek_net_local_addr(lp->udp_fds[i], &lp->udp_local[i]);
+        if (err < 0)
+            return err;
+    }
+    return ek_udp_init(&lp->udp, lp->srv, lp->counters, lp->srv->cfg->threads);
+}
+
 static int uloop_init(void *arg, struct ek_group *g, unsigned index)
 {
     struct uloop *lp = arg;
@@ -808,20 +867,31 @@ static int uloop_init(void *arg, struct ek_group *g, unsigned index)
     lp->accept_armed = calloc(srv->nlisteners + 1, sizeof(bool));
     if (lp->listeners == NULL || lp->accept_armed == NULL)
         return -ENOMEM;
+    lp->udp_fds = calloc(srv->nlisteners + 1, sizeof(*lp->udp_fds));
+    if (lp->udp_fds == NULL)
+        return -ENOMEM;
     int err = setup_ring(lp, index != 0);
     if (err < 0)
         return err;
     if (index == 0) {
-        for (size_t i = 0; i < srv->nlisteners; i++)
-            lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
-        return 0;
+        for (size_t i = 0; i < srv->nlisteners; i++) {
+            if (srv->listeners[i].udp)
+                lp->udp_fds[lp->nudp++] = srv->listeners[i].fd;
+            else
+                lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
+        }
+    } else {
+        int n = ek_group_open_listeners(g, lp->listeners);
+        if (n < 0)
+            return n;
+        lp->nlisteners = (size_t)n;
+        lp->own_listeners = true;
+        n = ek_group_open_udp(g, lp->udp_fds);
+        if (n < 0)
+            return n;
+        lp->nudp = (size_t)n;
     }
-    int n = ek_group_open_listeners(g, lp->listeners);
-    if (n < 0)
-        return n;
-    lp->nlisteners = (size_t)n;
-    lp->own_listeners = true;
-    return 0;
+    return lp->nudp > 0 ? open_udp(lp) : 0;
 }
 
 static size_t uloop_conns(void *arg)
@@ -867,8 +937,12 @@ static void close_all(struct uloop *lp)
     for (size_t i = 0; i < lp->nlisteners; i++)
         if (lp->accept_armed[i])
             cancel(lp, udata(U_ACCEPT, (unsigned)i));
+    lp->closing = true; /* UDP polls too hold their sockets open */
+    for (size_t i = 0; i < lp->nudp && lp->udp_polls > 0; i++)
+        cancel(lp, udata(U_UDP, (unsigned)i));
     int64_t until = ek_now_ms() + URING_CLOSE_GRACE_MS;
-    while ((lp->nconns > 0 || accepts_armed(lp)) && ek_now_ms() < until)
+    while ((lp->nconns > 0 || accepts_armed(lp) || lp->udp_polls > 0) &&
+           ek_now_ms() < until)
         if (uloop_turn(lp, ek_timeout_until(until)) < 0)
             break;
     for (size_t fd = 0; fd < lp->nslots; fd++)
@@ -893,6 +967,12 @@ static void uloop_free(void *arg)
     if (lp->own_listeners && !lp->listeners_closed)
         for (size_t i = 0; i < lp->nlisteners; i++)
             close(lp->listeners[i]);
+    if (lp->own_listeners) /* after the ring: no poll is left on them */
+        for (size_t i = 0; i < lp->nudp; i++)
+            close(lp->udp_fds[i]);
+    ek_udp_free(&lp->udp);
+    free(lp->udp_fds);
+    free(lp->udp_local);
     free(lp->bufs);
     free(lp->conns);
     free(lp->proxy);

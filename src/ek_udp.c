@@ -1,0 +1,449 @@
+#include "ek_udp.h"
+#include "ek_log.h"
+#include "ek_server.h"
+#include "ek_signal.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- what is ours: addresses of the local interfaces ------------------ */
+
+#define EK_UDP_LOCALS 64
+
+struct addr_key {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t a[16];
+};
+
+static struct addr_key locals[EK_UDP_LOCALS], broadcasts[EK_UDP_LOCALS];
+static size_t nlocals, nbroadcasts;
+static pthread_once_t locals_once = PTHREAD_ONCE_INIT;
+
+/* The address of sa as a key; IPv4-mapped IPv6 becomes IPv4. False for
+ * other families. */
+static bool key_of(const struct sockaddr *sa, struct addr_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (sa->sa_family == AF_INET) {
+        k->family = AF_INET;
+        memcpy(k->a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            k->family = AF_INET;
+            memcpy(k->a, a6->s6_addr + 12, 4);
+        } else {
+            k->family = AF_INET6;
+            memcpy(k->a, a6->s6_addr, 16);
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool key_eq(const struct addr_key *x, const struct addr_key *y)
+{
+    return x->family == y->family && memcmp(x->a, y->a, 16) == 0;
+}
+
+static void load_locals(void)
+{
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) < 0) {
+        ek_log(EK_LOG_WARN,
+               "getifaddrs: %s; UDP checks only the bound "
+               "address for datagrams claiming to be ours",
+               strerror(errno));
+        return;
+    }
+    for (struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next) {
+        if (i->ifa_addr != NULL && nlocals < EK_UDP_LOCALS &&
+            key_of(i->ifa_addr, &locals[nlocals]))
+            nlocals++;
+        if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET &&
+            (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr != NULL &&
+            nbroadcasts < EK_UDP_LOCALS &&
+            key_of(i->ifa_broadaddr, &broadcasts[nbroadcasts]))
+            nbroadcasts++;
+    }
+    freeifaddrs(ifs);
+}
+
+static bool in_list(const struct addr_key *k, const struct addr_key *list,
+                    size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (key_eq(k, &list[i]))
+            return true;
+    return false;
+}
+
+static uint16_t port_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+/* Unspecified, broadcast or multicast: nobody a datagram may answer. */
+static bool not_a_sender(const struct addr_key *k)
+{
+    static const uint8_t zero[16];
+    if (k->family == AF_INET) {
+        uint32_t a = (uint32_t)k->a[0] << 24 | (uint32_t)k->a[1] << 16 |
+                     (uint32_t)k->a[2] << 8 | k->a[3];
+        return a == 0 || a == 0xffffffffu || (a >> 28) == 0xe ||
+               in_list(k, broadcasts, nbroadcasts);
+    }
+    return memcmp(k->a, zero, 16) == 0 || k->a[0] == 0xff;
+}
+
+/* ---- rate limits ------------------------------------------------------ */
+
+struct ek_udp_bucket {
+    struct addr_key key;
+    double tokens;
+    int64_t last_ns;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Token bucket: `rate` tokens per second, at most one second's worth. */
+static bool take_token(double *tokens, int64_t *last_ns, double rate,
+                       int64_t now)
+{
+    if (now > *last_ns) /* time only moves on */
+        *tokens += (double)(now - *last_ns) * rate / 1e9;
+    if (*tokens > rate)
+        *tokens = rate;
+    if (now > *last_ns)
+        *last_ns = now;
+    if (*tokens < 1.0)
+        return false;
+    *tokens -= 1.0;
+    return true;
+}
+
+static uint32_t key_hash(const struct addr_key *k)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < 16; i++)
+        h = (h ^ k->a[i]) * 16777619u;
+    return h ^ (uint32_t)k->family;
+}
+
+/* A source new to its slot (or taking it over from another) starts with a
+ * full bucket: the table bounds memory, the total rate bounds output. */
+static bool source_allowed(struct ek_udp *u, const struct addr_key *k,
+                           double rate, int64_t now)
+{
+    struct ek_udp_bucket *b = &u->buckets[key_hash(k) & (EK_UDP_SOURCES - 1)];
+    if (!key_eq(&b->key, k) || b->last_ns == 0) {
+        b->key = *k;
+        b->tokens = rate;
+        b->last_ns = now;
+    }
+    return take_token(&b->tokens, &b->last_ns, rate, now);
+}
+
+/* ---- the echo --------------------------------------------------------- */
+
+int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
+                struct ek_counters *counters, unsigned share)
+{
+    memset(u, 0, sizeof(*u));
+    pthread_once(&locals_once, load_locals);
+    u->srv = srv;
+    u->counters = counters;
+    u->share = share ? share : 1;
+    u->bufs = malloc((size_t)EK_UDP_BATCH * EK_UDP_BUF);
+    if (u->bufs == NULL)
+        return -ENOMEM;
+    if (srv->cfg->udp.rate > 0) {
+        u->buckets = calloc(EK_UDP_SOURCES, sizeof(*u->buckets));
+        if (u->buckets == NULL)
+            return -ENOMEM;
+    }
+    u->total_ns = now_ns();
+    u->total_tokens = (double)srv->cfg->udp.total_rate / u->share;
+    return 0;
+}
+
+void ek_udp_free(struct ek_udp *u)
+{
+    free(u->bufs);
+    free(u->buckets);
+    u->bufs = NULL;
+    u->buckets = NULL;
+}
+
+static void drop(struct ek_udp *u, enum ek_udp_drop why)
+{
+    ek_stat_add(&u->srv->stats->udp_drops[why], 1);
+}
+
+bool ek_udp_may_answer(struct ek_udp *u, const struct sockaddr *from,
+                       const struct ek_sockaddr *local, int msg_flags,
+                       int64_t now)
+{
+    const struct ek_udp_limits *lim = &u->srv->cfg->udp;
+    struct addr_key k, ours;
+    if (msg_flags & MSG_TRUNC) {
+        drop(u, EK_UDP_DROP_TRUNCATED);
+        return false;
+    }
+    if (!key_of(from, &k) || not_a_sender(&k)) {
+        drop(u, EK_UDP_DROP_BROADCAST);
+        return false;
+    }
+    uint16_t port = port_of(from);
+    if (port < 1024 && !lim->low_ports) {
+        drop(u, EK_UDP_DROP_LOW_PORT);
+        return false;
+    }
+    if (port == port_of((const struct sockaddr *)&local->ss) &&
+        ((key_of((const struct sockaddr *)&local->ss, &ours) &&
+          key_eq(&k, &ours)) ||
+         in_list(&k, locals, nlocals))) {
+        drop(u, EK_UDP_DROP_SELF);
+        return false;
+    }
+    if (!ek_acl_permits(u->srv->cfg->acl, from)) {
+        drop(u, EK_UDP_DROP_ACL);
+        return false;
+    }
+    /* The source's own limit first: a source over it must not use up the
+     * budget of all the others. */
+    if (lim->rate > 0 && !source_allowed(u, &k, (double)lim->rate, now)) {
+        drop(u, EK_UDP_DROP_RATE);
+        return false;
+    }
+    if (lim->total_rate > 0 &&
+        !take_token(&u->total_tokens, &u->total_ns,
+                    (double)lim->total_rate / u->share, now)) {
+        drop(u, EK_UDP_DROP_RATE_TOTAL);
+        return false;
+    }
+    return true;
+}
+
+/* The echo leaves from the address the datagram was sent to: the
+ * destination (IP_PKTINFO / IPV6_PKTINFO) goes back as the source. */
+static size_t reply_control(const struct msghdr *in, char *out, size_t size)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)in); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)in, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            size >= CMSG_SPACE(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            pi.ipi_spec_dst = pi.ipi_addr;
+            pi.ipi_ifindex = 0;
+            struct cmsghdr *o = (struct cmsghdr *)out;
+            o->cmsg_level = IPPROTO_IP;
+            o->cmsg_type = IP_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(o), &pi, sizeof(pi));
+            return CMSG_SPACE(sizeof(pi));
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            size >= CMSG_SPACE(sizeof(struct in6_pktinfo))) {
+            struct cmsghdr *o = (struct cmsghdr *)out;
+            o->cmsg_level = IPPROTO_IPV6;
+            o->cmsg_type = IPV6_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+            memcpy(CMSG_DATA(o), CMSG_DATA(c), sizeof(struct in6_pktinfo));
+            return CMSG_SPACE(sizeof(struct in6_pktinfo));
+        }
+    }
+    return 0;
+}
+
+#define EK_UDP_CMSG 64 /* room for one pktinfo, either family */
+
+/* Sends the n prepared answers; a datagram the socket refuses is dropped
+ * (counted) and the rest still go. */
+static void send_batch(struct ek_udp *u, int fd, struct mmsghdr *out,
+                       unsigned n)
+{
+    unsigned done = 0;
+    while (done < n) {
+        int k;
+        do
+            k = sendmmsg(fd, out + done, n - done, MSG_DONTWAIT);
+        while (k < 0 && errno == EINTR);
+        if (k > 0) {
+            for (unsigned i = done; i < done + (unsigned)k; i++) {
+                ek_count(&u->counters->dgrams_out, 1);
+                ek_count(&u->counters->bytes_out, out[i].msg_len);
+            }
+            done += (unsigned)k;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+            for (; done < n; done++) /* the socket is full: UDP drops */
+                drop(u, EK_UDP_DROP_SEND);
+            return;
+        }
+        drop(u, EK_UDP_DROP_SEND); /* this one failed (EPERM, ...) */
+        done++;
+    }
+}
+
+int ek_udp_service(struct ek_udp *u, int fd, const struct ek_sockaddr *local)
+{
+    struct mmsghdr in[EK_UDP_BATCH], out[EK_UDP_BATCH];
+    struct iovec iov[EK_UDP_BATCH], oiov[EK_UDP_BATCH];
+    struct sockaddr_storage from[EK_UDP_BATCH];
+    char cin[EK_UDP_BATCH][EK_UDP_CMSG], cout[EK_UDP_BATCH][EK_UDP_CMSG];
+
+    for (unsigned i = 0; i < EK_UDP_BATCH; i++) {
+        iov[i] = (struct iovec){u->bufs + (size_t)i * EK_UDP_BUF, EK_UDP_BUF};
+        in[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i],
+                                             .msg_namelen = sizeof(from[i]),
+                                             .msg_iov = &iov[i],
+                                             .msg_iovlen = 1,
+                                             .msg_control = cin[i],
+                                             .msg_controllen = sizeof(cin[i])}};
+    }
+    int n;
+    do
+        n = recvmmsg(fd, in, EK_UDP_BATCH, MSG_DONTWAIT, NULL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+
+    int64_t now = now_ns();
+    unsigned nout = 0;
+    for (int i = 0; i < n; i++) {
+        struct msghdr *m = &in[i].msg_hdr;
+        ek_count(&u->counters->dgrams_in, 1);
+        ek_count(&u->counters->bytes_in, in[i].msg_len);
+        if (!ek_udp_may_answer(u, (struct sockaddr *)&from[i], local,
+                               m->msg_flags, now))
+            continue;
+        /* Exactly what came, to whom it came from. */
+        oiov[nout] = (struct iovec){iov[i].iov_base, in[i].msg_len};
+        size_t clen = reply_control(m, cout[nout], sizeof(cout[nout]));
+        out[nout] = (struct mmsghdr){
+            .msg_hdr = {.msg_name = &from[i],
+                        .msg_namelen = m->msg_namelen,
+                        .msg_iov = &oiov[nout],
+                        .msg_iovlen = 1,
+                        .msg_control = clen ? cout[nout] : NULL,
+                        .msg_controllen = clen}};
+        nout++;
+    }
+    if (nout > 0)
+        send_batch(u, fd, out, nout);
+    return n;
+}
+
+/* ---- a thread for the models without a loop ---------------------------- */
+
+struct ek_udp_thread {
+    struct ek_server *srv;
+    struct ek_udp udp;
+    int stop[2];
+    pthread_t tid;
+};
+
+static void *udp_main(void *arg)
+{
+    struct ek_udp_thread *t = arg;
+    struct ek_server *srv = t->srv;
+    struct pollfd p[1 + 64];
+    const struct ek_listener *which[64];
+    size_t n = 0;
+
+    p[n++] = (struct pollfd){.fd = t->stop[0], .events = POLLIN};
+    for (size_t i = 0; i < srv->nlisteners && n < 65; i++)
+        if (srv->listeners[i].udp) {
+            which[n - 1] = &srv->listeners[i];
+            p[n++] =
+                (struct pollfd){.fd = srv->listeners[i].fd, .events = POLLIN};
+        }
+    for (;;) {
+        int rc = poll(p, n, -1);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 || p[0].revents)
+            break;
+        for (size_t i = 1; i < n; i++)
+            if (p[i].revents &&
+                ek_udp_service(&t->udp, p[i].fd, &which[i - 1]->addr) < 0)
+                ek_log(EK_LOG_ERROR, "udp %s: %s", which[i - 1]->name,
+                       strerror(errno));
+    }
+    return NULL;
+}
+
+int ek_udp_thread_start(struct ek_server *srv, struct ek_udp_thread **out)
+{
+    *out = NULL;
+    bool any = false;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        any |= srv->listeners[i].udp;
+    if (!any)
+        return 0;
+    struct ek_udp_thread *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->srv = srv;
+    t->stop[0] = t->stop[1] = -1;
+    int err = ek_udp_init(&t->udp, srv, &srv->stats->loop[0], 1);
+    if (err == 0 && pipe2(t->stop, O_CLOEXEC) < 0)
+        err = -errno;
+    if (err == 0) {
+        sigset_t saved;
+        ek_signal_block_all(&saved);
+        err = -pthread_create(&t->tid, NULL, udp_main, t);
+        ek_signal_restore(&saved);
+    }
+    if (err < 0) {
+        for (int i = 0; i < 2; i++)
+            if (t->stop[i] >= 0)
+                close(t->stop[i]);
+        ek_udp_free(&t->udp);
+        free(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+void ek_udp_thread_stop(struct ek_udp_thread *t)
+{
+    if (t == NULL)
+        return;
+    char byte = 0;
+    ssize_t w;
+    do
+        w = write(t->stop[1], &byte, 1);
+    while (w < 0 && errno == EINTR);
+    pthread_join(t->tid, NULL);
+    close(t->stop[0]);
+    close(t->stop[1]);
+    ek_udp_free(&t->udp);
+    free(t);
+}
