@@ -47,6 +47,12 @@ static const char usage_text[] =
     "      --timeout SECS    connect timeout; a connection owed an echo "
     "that sees\n"
     "                        nothing for this long fails (default 10)\n"
+    "  -u, --udp             rr over UDP (also: udp:HOST:PORT): a datagram "
+    "per\n"
+    "                        message, 8 to 65507 bytes; loss (no echo "
+    "within 1 s),\n"
+    "                        reordering and duplicates are counted, not "
+    "errors\n"
     "      --json            print the result as one JSON object on stdout\n"
     "  -h, --help            this text\n"
     "\n"
@@ -65,6 +71,7 @@ struct bench_options {
     int64_t duration_ms, warmup_ms, timeout_ms;
     pid_t server_pid;
     bool json;
+    bool udp;
 };
 
 /* What --server-pid and getrusage say about one moment. */
@@ -133,9 +140,10 @@ static void print_text(const struct report *rp)
     const struct ek_bench_result *r = &rp->r;
     char a[32], b[32], c[32], d[32], e[32], f[32];
 
-    printf("echokit bench: %s to %s, %llu connection%s x %llu B",
-           mode_name(o->mode), rp->peer, (unsigned long long)o->conns,
-           o->conns == 1 ? "" : "s", (unsigned long long)o->size);
+    printf("echokit bench: %s%s to %s, %llu connection%s x %llu B",
+           mode_name(o->mode), o->udp ? " over UDP" : "", rp->peer,
+           (unsigned long long)o->conns, o->conns == 1 ? "" : "s",
+           (unsigned long long)o->size);
     if (o->mode == EK_BENCH_RR)
         printf(o->rate ? ", open loop at %llu msgs/s" : ", depth %llu",
                (unsigned long long)(o->rate ? o->rate : o->depth));
@@ -161,6 +169,11 @@ static void print_text(const struct report *rp)
            (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
            (unsigned long long)r->resets, (unsigned long long)r->closed,
            (unsigned long long)r->timeouts, r->conns_failed);
+    if (o->udp)
+        printf("datagrams    %llu lost, %llu out of order, %llu duplicated or "
+               "late\n",
+               (unsigned long long)r->lost, (unsigned long long)r->reordered,
+               (unsigned long long)r->duplicates);
     if (r->first_error[0] != '\0')
         printf("first error  %s\n", r->first_error);
     if (o->server_pid) {
@@ -209,6 +222,11 @@ static void print_json(const struct report *rp)
            (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
            (unsigned long long)r->resets, (unsigned long long)r->closed,
            (unsigned long long)r->timeouts);
+    printf("\"udp\":%s,", o->udp ? "true" : "false");
+    if (o->udp)
+        printf("\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
+               (unsigned long long)r->lost, (unsigned long long)r->reordered,
+               (unsigned long long)r->duplicates);
     if (o->mode == EK_BENCH_RR && h->count > 0)
         printf("\"latency_us\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,"
                "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
@@ -341,6 +359,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         {"threads", required_argument, NULL, 'T'},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"json", no_argument, NULL, OPT_JSON},
+        {"udp", no_argument, NULL, 'u'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -349,7 +368,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     uint64_t pid;
     int c, bad = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:h", longopts,
+    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:hu", longopts,
                             NULL)) != -1) {
         const char *name = NULL;
         switch (c) {
@@ -359,6 +378,9 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
                                       "invalid --mode '%s': use rr, stream "
                                       "or idle",
                                       optarg);
+            break;
+        case 'u':
+            o->udp = true;
             break;
         case 'c':
             name = "--conns";
@@ -430,6 +452,12 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         o->server = argv[optind];
     if (o->rate > 0 && o->mode != EK_BENCH_RR)
         return ek_usage_error("bench", "--rate applies to --mode rr only");
+    o->udp |= ek_addr_text_is_udp(o->server);
+    if (o->udp && o->mode != EK_BENCH_RR)
+        return ek_usage_error("bench", "--udp runs --mode rr only");
+    if (o->udp && (o->size < 8 || o->size > 65507))
+        return ek_usage_error("bench", "invalid --size for --udp: 8 to 65507 "
+                                       "bytes (a datagram)");
     return -1;
 }
 
@@ -440,7 +468,9 @@ static int find_target(const struct bench_options *o, struct ek_sockaddr *t,
 {
     int fd;
     int status =
-        ek_client_connect("bench", o->server, o->timeout_ms, &fd, peer, size);
+        o->udp ? ek_client_connect_udp("bench", o->server, &fd, peer, size)
+               : ek_client_connect("bench", o->server, o->timeout_ms, &fd, peer,
+                                   size);
     if (status != 0)
         return status;
     t->len = sizeof(t->ss);
@@ -472,6 +502,7 @@ int ek_cmd_bench(int argc, char **argv)
     char peer[EK_ADDRSTR_MAX];
     struct ek_bench_config cfg = {
         .mode = o.mode,
+        .udp = o.udp,
         .conns = (uint32_t)o.conns,
         .threads = (uint32_t)o.threads,
         .size = o.size,

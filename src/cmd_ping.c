@@ -7,6 +7,11 @@
  * slow reply delays no later request. TCP keeps order, so replies come
  * back in order: a reply later than -W is reported as lost at the time,
  * and as "late" if it turns up after all.
+ *
+ * --udp: the same requests as datagrams. UDP may lose, duplicate and
+ * reorder them, so each reply is matched to its request by the sequence
+ * number it carries, and the summary adds the replies that came out of
+ * order and the duplicates.
  */
 #include "ek_cli.h"
 #include "ek_log.h"
@@ -36,6 +41,10 @@
 /* Requests remembered while their replies are outstanding: at the default
  * interval that is over 17 minutes of silence. */
 #define EK_PING_WINDOW 1024
+/* Over UDP, -i 0 keeps at most this many in flight: a burst larger than
+ * the server's socket buffer would only measure the buffer (on loopback
+ * about 270 small datagrams fit). */
+#define EK_PING_UDP_FLIGHT 64
 
 static const char usage_text[] =
     "usage: echokit ping [options] [HOST:PORT]\n"
@@ -50,11 +59,16 @@ static const char usage_text[] =
     "  -i, --interval SECS   time between requests (default 1; fractions "
     "allowed;\n"
     "                        0: as fast as replies come, at most 1024 in "
-    "flight)\n"
+    "flight,\n"
+    "                        64 over UDP)\n"
     "  -s, --size BYTES      request size, 16 to 1M (default 64)\n"
     "  -W, --timeout SECS    wait this long for each reply, and for the "
     "connect\n"
     "                        (default 2)\n"
+    "  -u, --udp             over UDP (also: udp:HOST:PORT); sizes up to "
+    "65507;\n"
+    "                        reordered and duplicated replies are "
+    "reported\n"
     "  -q, --quiet           print only the summary\n"
     "  -h, --help            this text\n"
     "\n"
@@ -77,6 +91,7 @@ struct ping_options {
     uint64_t size;
     int64_t timeout_ms;
     bool quiet;
+    bool udp;
 };
 
 struct ping_state {
@@ -91,6 +106,10 @@ struct ping_state {
     unsigned char *req, *reply;                 /* SIZE bytes each */
     size_t reply_len;
     bool broken;
+    /* --udp: replies matched by sequence number. */
+    uint64_t got_seq[EK_PING_WINDOW]; /* seq + 1 of the reply held there */
+    uint64_t reordered, duplicates, highest;
+    uint64_t lowest_open; /* below: answered or reported overdue */
 };
 
 static int64_t now_ns(void)
@@ -173,8 +192,79 @@ static void on_reply(struct ping_state *st)
                (unsigned long long)seq, ms, late ? " (late)" : "");
 }
 
+/* --udp: the datagram in st->reply (n bytes) answers which request? */
+static void on_datagram(struct ping_state *st, size_t n)
+{
+    size_t size = (size_t)st->o->size;
+    uint64_t seq = 0;
+    bool framed =
+        n >= EK_PING_HEADER && memcmp(st->reply, EK_PING_MAGIC, 8) == 0;
+    for (int i = 0; framed && i < 8; i++)
+        seq = seq << 8 | st->reply[8 + i];
+    if (!framed || seq >= st->sent || st->sent - seq > EK_PING_WINDOW) {
+        st->corrupted++;
+        printf("%zu bytes from %s: not a reply to any request in flight\n", n,
+               st->peer);
+        return;
+    }
+    build_request(st->req, size, seq);
+    if (n != size || memcmp(st->reply, st->req, size) != 0) {
+        st->corrupted++;
+        printf("%zu bytes from %s: seq=%llu CORRUPTED\n", n, st->peer,
+               (unsigned long long)seq);
+        return;
+    }
+    uint64_t *slot = &st->got_seq[seq % EK_PING_WINDOW];
+    if (*slot == seq + 1) {
+        st->duplicates++;
+        if (!st->o->quiet)
+            printf("%zu bytes from %s: seq=%llu (DUP!)\n", size, st->peer,
+                   (unsigned long long)seq);
+        return;
+    }
+    *slot = seq + 1;
+    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+    bool reordered = st->received > 0 && seq < st->highest;
+    if (seq > st->highest || st->received == 0)
+        st->highest = seq;
+    st->received++;
+    st->reordered += reordered;
+    record_rtt(st, ms);
+    bool late = seq < st->deadline_reported;
+    st->late += late;
+    if (!st->o->quiet)
+        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s%s\n", size, st->peer,
+               (unsigned long long)seq, ms, reordered ? " (out of order)" : "",
+               late ? " (late)" : "");
+}
+
+static int read_datagrams(struct ping_state *st)
+{
+    for (;;) {
+        ssize_t n = recv(st->fd, st->reply, (size_t)st->o->size + 1,
+                         MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0 && errno == ECONNREFUSED) {
+            ek_warnx("ping: %s: connection refused (nothing answers on that "
+                     "UDP port)",
+                     st->peer);
+            return -1;
+        }
+        if (n < 0) {
+            ek_warnx("ping: %s: %s", st->peer, strerror(errno));
+            return -1;
+        }
+        on_datagram(st, (size_t)n);
+    }
+}
+
 static int read_replies(struct ping_state *st)
 {
+    if (st->o->udp)
+        return read_datagrams(st);
     size_t size = (size_t)st->o->size;
     for (;;) {
         ssize_t n = recv(st->fd, st->reply + st->reply_len,
@@ -201,16 +291,18 @@ static int read_replies(struct ping_state *st)
 static void report_overdue(struct ping_state *st, int64_t now)
 {
     int64_t timeout_ns = st->o->timeout_ms * 1000000;
-    if (st->deadline_reported < st->next_reply)
+    if (!st->o->udp && st->deadline_reported < st->next_reply)
         st->deadline_reported = st->next_reply;
     /* Signed: `now` may predate a request sent after it was read. */
     while (st->deadline_reported < st->sent &&
            now - st->sent_ns[st->deadline_reported % EK_PING_WINDOW] >=
                timeout_ns) {
-        if (!st->o->quiet)
+        uint64_t seq = st->deadline_reported;
+        bool answered =
+            st->o->udp && st->got_seq[seq % EK_PING_WINDOW] == seq + 1;
+        if (!st->o->quiet && !answered)
             printf("no reply from %s for seq=%llu within %.1f s\n", st->peer,
-                   (unsigned long long)st->deadline_reported,
-                   (double)st->o->timeout_ms / 1000.0);
+                   (unsigned long long)seq, (double)st->o->timeout_ms / 1000.0);
         st->deadline_reported++;
     }
 }
@@ -225,6 +317,10 @@ static void print_summary(const struct ping_state *st, int64_t elapsed_ms)
            st->sent ? 100.0 * (double)lost / (double)st->sent : 0.0,
            (unsigned long long)st->corrupted, (unsigned long long)st->late,
            (long long)elapsed_ms);
+    if (st->o->udp)
+        printf("%llu out of order, %llu duplicates\n",
+               (unsigned long long)st->reordered,
+               (unsigned long long)st->duplicates);
     if (st->received > 0) {
         double n = (double)st->received, avg = st->rtt_sum / n;
         double var = st->rtt_sum2 / n - avg * avg;
@@ -237,10 +333,25 @@ static void print_summary(const struct ping_state *st, int64_t elapsed_ms)
 /* All sent (count reached or interrupted) and nothing more to wait for. */
 static bool done_waiting(const struct ping_state *st, int64_t now)
 {
-    if (st->next_reply >= st->sent)
+    if (st->o->udp ? st->received + st->corrupted >= st->sent
+                   : st->next_reply >= st->sent)
         return true;
     int64_t last = st->sent_ns[(st->sent - 1) % EK_PING_WINDOW];
     return now - last >= st->o->timeout_ms * 1000000;
+}
+
+/* The oldest request still waited for: a window slot is reused only past
+ * it. TCP answers in order; UDP in any order, or not at all. */
+static uint64_t settled(struct ping_state *st)
+{
+    if (!st->o->udp)
+        return st->next_reply;
+    while (
+        st->lowest_open < st->sent &&
+        (st->lowest_open < st->deadline_reported ||
+         st->got_seq[st->lowest_open % EK_PING_WINDOW] == st->lowest_open + 1))
+        st->lowest_open++;
+    return st->lowest_open;
 }
 
 static void ping_loop(struct ping_state *st)
@@ -255,7 +366,8 @@ static void ping_loop(struct ping_state *st)
             sending = false;
         /* A full window waits for replies rather than forget send times:
          * with -i 0 that makes it "as fast as the server answers". */
-        bool may_send = sending && st->sent - st->next_reply < EK_PING_WINDOW;
+        uint64_t flight = o->udp ? EK_PING_UDP_FLIGHT : EK_PING_WINDOW;
+        bool may_send = sending && st->sent - settled(st) < flight;
         if (may_send && now >= next_send) {
             if (send_request(st, st->sent) < 0) {
                 st->broken = true;
@@ -269,9 +381,10 @@ static void ping_loop(struct ping_state *st)
 
         /* Wait for a reply until the next send or reply deadline. */
         int64_t wake = may_send ? next_send : now + 1000000000;
-        if (st->next_reply < st->sent) {
-            int64_t due = st->sent_ns[st->next_reply % EK_PING_WINDOW] +
-                          o->timeout_ms * 1000000;
+        uint64_t oldest = o->udp ? st->deadline_reported : st->next_reply;
+        if (oldest < st->sent) {
+            int64_t due =
+                st->sent_ns[oldest % EK_PING_WINDOW] + o->timeout_ms * 1000000;
             if (due > now && due < wake)
                 wake = due;
         }
@@ -292,13 +405,15 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         {"size", required_argument, NULL, 's'},
         {"timeout", required_argument, NULL, 'W'},
         {"quiet", no_argument, NULL, 'q'},
+        {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *why;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:i:s:W:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:i:s:W:quh", longopts, NULL)) !=
+           -1) {
         switch (c) {
         case 'c':
             if (ek_parse_uint(optarg, 1, UINT32_MAX, &o->count, &why) < 0)
@@ -328,6 +443,9 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         case 'q':
             o->quiet = true;
             break;
+        case 'u':
+            o->udp = true;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -340,6 +458,10 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
                               argv[optind + 1]);
     if (argc - optind == 1)
         o->server = argv[optind];
+    o->udp |= ek_addr_text_is_udp(o->server);
+    if (o->udp && o->size > 65507)
+        return ek_usage_error("ping", "invalid --size: a UDP request holds "
+                                      "at most 65507 bytes");
     return -1;
 }
 
@@ -354,8 +476,10 @@ int ek_cmd_ping(int argc, char **argv)
         return status;
 
     struct ping_state st = {.o = &o};
-    status = ek_client_connect("ping", o.server, o.timeout_ms, &st.fd, st.peer,
-                               sizeof(st.peer));
+    status = o.udp ? ek_client_connect_udp("ping", o.server, &st.fd, st.peer,
+                                           sizeof(st.peer))
+                   : ek_client_connect("ping", o.server, o.timeout_ms, &st.fd,
+                                       st.peer, sizeof(st.peer));
     if (status != 0)
         return status;
 
@@ -365,7 +489,7 @@ int ek_cmd_ping(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: poll returns at ^C */
 
     st.req = malloc((size_t)o.size);
-    st.reply = malloc((size_t)o.size);
+    st.reply = malloc((size_t)o.size + 1); /* +1: a longer datagram shows */
     if (st.req == NULL || st.reply == NULL) {
         ek_warnx("ping: out of memory");
         status = EX_OSERR;

@@ -36,6 +36,11 @@ struct bconn {
     uint64_t due;          /* open loop: messages scheduled so far */
     int64_t waiting_since; /* since when an echo is owed without news */
     int64_t *stamps;       /* closed-loop rr: send times, `depth` entries */
+    /* UDP: the datagrams in flight, slot m % udp_slots holding m + 1 (0:
+     * free) and its send time in stamps. */
+    uint64_t *inflight;
+    uint32_t in_flight;
+    uint64_t highest; /* the highest datagram number back so far */
 };
 
 struct worker {
@@ -48,6 +53,7 @@ struct worker {
     struct ek_bench_live live;
     /* the measured window */
     uint64_t msgs, bytes, mismatches, resets, closed, timeouts;
+    uint64_t lost, reordered, duplicates;
     struct ek_hist hist;
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
@@ -237,6 +243,163 @@ static void conn_recv(struct worker *w, struct bconn *c)
     conn_send(w, c, now);
 }
 
+/* ---- UDP: datagrams matched by number --------------------------------- */
+
+/* Open loop: datagrams a connection remembers in flight (older ones still
+ * out when their slot comes round again count as lost). */
+#define EK_BENCH_UDP_RING 256
+
+static uint32_t udp_slots(const struct ek_bench *b)
+{
+    return b->cfg.rate > 0 ? EK_BENCH_UDP_RING : b->cfg.depth;
+}
+
+/* Datagram m of c: its number (8 bytes, big-endian), then the pattern. */
+static void udp_fill(struct worker *w, const struct bconn *c, uint64_t m,
+                     size_t size)
+{
+    for (int i = 0; i < 8; i++)
+        w->sbuf[i] = (unsigned char)(m >> (56 - 8 * i));
+    ek_pattern_fill(c->key, m * size + 8, w->sbuf + 8, size - 8);
+}
+
+/* A datagram in flight is given up on (lost): its slot is free again. */
+static void udp_forget(struct worker *w, struct bconn *c, uint32_t slot,
+                       int64_t now)
+{
+    c->inflight[slot] = 0;
+    c->in_flight--;
+    if (now >= w->b->t_measure)
+        w->lost++;
+}
+
+static void udp_send(struct worker *w, struct bconn *c, int64_t now)
+{
+    const struct ek_bench_config *cfg = &w->b->cfg;
+    uint32_t slots = udp_slots(w->b);
+    size_t size = (size_t)cfg->size;
+    while (c->fd >= 0 &&
+           (cfg->rate > 0 ? c->started < c->due : c->in_flight < cfg->depth)) {
+        uint64_t m = c->started;
+        uint32_t slot = (uint32_t)(m % slots);
+        udp_fill(w, c, m, size);
+        int64_t at = ek_bench_now();
+        ssize_t k = send(c->fd, w->sbuf, size, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            arm_out(w, c, true);
+            return;
+        }
+        if (k < 0) { /* ECONNREFUSED: nothing listens there */
+            conn_fail(w, c, FAIL_RESET, errno);
+            return;
+        }
+        if (c->inflight[slot] != 0)
+            udp_forget(w, c, slot, now); /* its slot came round: lost */
+        if (c->in_flight == 0)
+            c->waiting_since = now; /* an echo is owed from now on */
+        c->inflight[slot] = m + 1;
+        c->stamps[slot] = cfg->rate > 0 ? intended(w, c, m) : at;
+        c->in_flight++;
+        c->started++;
+        c->sent += size;
+    }
+    if (c->fd >= 0)
+        arm_out(w, c, false);
+}
+
+/* A datagram that is not an echo of ours. */
+static void udp_mismatch(struct worker *w, const struct bconn *c,
+                         const char *what, uint64_t m)
+{
+    w->mismatches++;
+    atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
+    set_error(w, "connection %u: datagram %llu: %s", c->key,
+              (unsigned long long)m, what);
+}
+
+/* One datagram in w->rbuf (n bytes, its real length) arrived at now. */
+static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
+{
+    const struct ek_bench *b = w->b;
+    size_t size = (size_t)b->cfg.size;
+    uint64_t m = 0;
+    for (int i = 0; i < 8 && n >= 8; i++)
+        m = m << 8 | w->rbuf[i];
+    if (n != size) {
+        udp_mismatch(w, c, "wrong length", m);
+        return;
+    }
+    if (m >= c->started) {
+        udp_mismatch(w, c, "never sent", m);
+        return;
+    }
+    uint32_t slot = (uint32_t)(m % udp_slots(b));
+    bool measured = now >= b->t_measure;
+    if (c->inflight[slot] != m + 1) { /* answered already, or given up */
+        w->duplicates += measured;
+        return;
+    }
+    c->inflight[slot] = 0;
+    c->in_flight--;
+    if (ek_pattern_check(c->key, m * size + 8, w->rbuf + 8, size - 8) !=
+        size - 8) {
+        udp_mismatch(w, c, "the echo differs", m);
+        return;
+    }
+    c->recvd += size;
+    c->waiting_since = now;
+    c->heard |= measured;
+    bool reordered = m < c->highest;
+    if (!reordered)
+        c->highest = m;
+    if (measured) {
+        w->reordered += reordered;
+        ek_hist_add(&w->hist, (uint64_t)(now - c->stamps[slot]));
+        w->msgs++;
+        w->bytes += size;
+    }
+    atomic_fetch_add_explicit(&w->live.msgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->live.bytes, size, memory_order_relaxed);
+}
+
+static void udp_recv(struct worker *w, struct bconn *c)
+{
+    for (;;) {
+        ssize_t n;
+        do
+            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_fail(w, c, FAIL_RESET, errno);
+            break;
+        }
+        udp_reply(w, c, (size_t)n, ek_bench_now());
+    }
+    if (c->fd >= 0)
+        udp_send(w, c, ek_bench_now());
+}
+
+/* Datagrams out for longer than EK_BENCH_UDP_LOSS_NS are lost; closed
+ * loop sends the next ones in their place. */
+static void udp_expire(struct worker *w, int64_t now)
+{
+    uint32_t slots = udp_slots(w->b);
+    for (uint32_t i = 0; i < w->n; i++) {
+        struct bconn *c = &w->conns[i];
+        if (c->fd < 0 || c->in_flight == 0)
+            continue;
+        for (uint32_t s = 0; s < slots; s++)
+            if (c->inflight[s] != 0 &&
+                now - c->stamps[s] > EK_BENCH_UDP_LOSS_NS)
+                udp_forget(w, c, s, now);
+        udp_send(w, c, now);
+    }
+}
+
 /* Open loop: hands every message now due to its connection. */
 static void issue_due(struct worker *w, int64_t now)
 {
@@ -244,7 +407,9 @@ static void issue_due(struct worker *w, int64_t now)
         struct bconn *c = &w->conns[w->next_j % w->n];
         c->due = w->next_j / w->n + 1;
         w->next_j++;
-        if (c->fd >= 0)
+        if (c->fd >= 0 && w->b->cfg.udp)
+            udp_send(w, c, now);
+        else if (c->fd >= 0)
             conn_send(w, c, now);
     }
 }
@@ -287,7 +452,9 @@ static void *worker_main(void *arg)
     int64_t now = ek_bench_now();
     for (uint32_t i = 0; i < w->n; i++) {
         w->conns[i].waiting_since = now;
-        if (b->cfg.rate == 0 || b->cfg.mode != EK_BENCH_RR)
+        if (b->cfg.udp && b->cfg.rate == 0)
+            udp_send(w, &w->conns[i], now);
+        else if (b->cfg.rate == 0 || b->cfg.mode != EK_BENCH_RR)
             conn_send(w, &w->conns[i], now);
     }
     w->next_check = now + BENCH_TICK_NS;
@@ -300,7 +467,10 @@ static void *worker_main(void *arg)
         if (open_loop)
             issue_due(w, now);
         if (now >= w->next_check) {
-            check_stalls(w, now);
+            if (b->cfg.udp)
+                udp_expire(w, now);
+            else
+                check_stalls(w, now);
             w->next_check = now + BENCH_TICK_NS;
         }
         int64_t until = b->t_end < w->next_check ? b->t_end : w->next_check;
@@ -317,6 +487,13 @@ static void *worker_main(void *arg)
         now = ek_bench_now();
         for (int i = 0; i < n; i++) {
             struct bconn *c = &w->conns[ev[i].data.u32];
+            if (b->cfg.udp) {
+                if (c->fd >= 0 && (ev[i].events & EPOLLOUT))
+                    udp_send(w, c, now);
+                if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR)))
+                    udp_recv(w, c);
+                continue;
+            }
             if (c->fd >= 0 && (ev[i].events & (EPOLLOUT | EPOLLERR)))
                 conn_send(w, c, now);
             if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -365,6 +542,28 @@ static void connect_failed(struct ek_bench *b, int err)
                  err ? strerror(err) : "timed out");
 }
 
+/* UDP: connected datagram sockets, nothing to wait for. */
+static int open_udp_all(struct ek_bench *b, int *fds)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    for (uint32_t i = 0; i < cfg->conns; i++) {
+        int fd = socket(cfg->target.ss.ss_family,
+                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (const struct sockaddr *)&cfg->target.ss,
+                               cfg->target.len) < 0) {
+            int err = errno;
+            close(fd);
+            fd = -1;
+            errno = err;
+        }
+        if (fd < 0)
+            connect_failed(b, errno);
+        else
+            fds[b->made++] = fd;
+    }
+    return 0;
+}
+
 static int connect_all(struct ek_bench *b, int **fds)
 {
     const struct ek_bench_config *cfg = &b->cfg;
@@ -376,6 +575,8 @@ static int connect_all(struct ek_bench *b, int **fds)
     *fds = malloc(cfg->conns * sizeof(**fds));
     if (*fds == NULL)
         return -1;
+    if (cfg->udp)
+        return open_udp_all(b, *fds);
     while (next < cfg->conns || pending > 0) {
         while (pending < CONNECT_BATCH && next < cfg->conns) {
             bool done;
@@ -450,7 +651,12 @@ struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
         c->key = i;
         c->slot = i / b->nworkers;
         fds[i] = -1;
-        if (cfg->mode == EK_BENCH_RR && cfg->rate == 0) {
+        if (cfg->udp) {
+            c->stamps = calloc(udp_slots(b), sizeof(*c->stamps));
+            c->inflight = calloc(udp_slots(b), sizeof(*c->inflight));
+            if (c->stamps == NULL || c->inflight == NULL)
+                goto fail;
+        } else if (cfg->mode == EK_BENCH_RR && cfg->rate == 0) {
             c->stamps = calloc(cfg->depth, sizeof(*c->stamps));
             if (c->stamps == NULL)
                 goto fail;
@@ -549,6 +755,9 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
         r->resets += w->resets;
         r->closed += w->closed;
         r->timeouts += w->timeouts;
+        r->lost += w->lost;
+        r->reordered += w->reordered;
+        r->duplicates += w->duplicates;
         ek_hist_merge(&r->latency, &w->hist);
         if (r->first_error[0] == '\0' && w->first_error[0] != '\0')
             memcpy(r->first_error, w->first_error, sizeof(r->first_error));
@@ -570,6 +779,7 @@ void ek_bench_free(struct ek_bench *b)
             if (w->conns[i].fd >= 0)
                 close(w->conns[i].fd);
             free(w->conns[i].stamps);
+            free(w->conns[i].inflight);
         }
         if (w->epfd >= 0)
             close(w->epfd);

@@ -16,6 +16,12 @@
  *    coordinated omission, as in wrk2).
  *  - stream: every connection sends without pause and checks the echo.
  *  - idle: connections echo one message each, then stay open and quiet.
+ *
+ * --udp (rr only): each "connection" is a connected UDP socket and each
+ * message one datagram carrying its number; replies are matched by it, so
+ * loss, reordering and duplicates are counted rather than fatal. A
+ * datagram not back within EK_BENCH_UDP_LOSS_NS is lost, and its slot in
+ * the window goes to the next message.
  */
 #ifndef EK_BENCH_H
 #define EK_BENCH_H
@@ -29,8 +35,12 @@
 
 enum ek_bench_mode { EK_BENCH_RR, EK_BENCH_STREAM, EK_BENCH_IDLE };
 
+/* UDP: how long a datagram may take before it counts as lost. */
+#define EK_BENCH_UDP_LOSS_NS 1000000000LL
+
 struct ek_bench_config {
     enum ek_bench_mode mode;
+    bool udp; /* rr over UDP datagrams */
     struct ek_sockaddr target;
     uint32_t conns;
     uint32_t threads;
@@ -56,8 +66,9 @@ struct ek_bench_result {
     uint32_t conns_made, conns_failed;
     uint64_t msgs, bytes; /* in the window */
     uint64_t mismatches, resets, closed, timeouts;
-    struct ek_hist latency; /* ns; rr only */
-    char first_error[256];  /* "" when none */
+    uint64_t lost, reordered, duplicates; /* UDP */
+    struct ek_hist latency;               /* ns; rr only */
+    char first_error[256];                /* "" when none */
 };
 
 struct ek_bench;

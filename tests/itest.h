@@ -45,5 +45,6 @@ void case_proxy_protocol(void);
 void case_haproxy_failover(void);
 void case_udp_echo(void);
 void case_udp_send(void);
+void case_udp_clients(void);
 
 #endif

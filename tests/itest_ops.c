@@ -1184,3 +1184,79 @@ void case_udp_send(void)
     printf("send --udp: message, 48 KiB piped exactly, 69 when refused, 75 "
            "when unanswered\n");
 }
+
+/* ping --udp and bench --udp against a UDP server, an over-limit one and a
+ * silent socket. */
+void case_udp_clients(void)
+{
+    struct h_server s;
+    struct h_run r;
+    double v;
+    const char *args[] = {"--listen", "udp:127.0.0.1:0",  "--udp-rate",
+                          "0",        "--udp-rate-total", "0",
+                          NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *udp = s.addrs[0];
+
+    const char *ping[] = {"ping", "-c", "5", "-i", "0.05", udp, NULL};
+    CHECK_INT(h_run_echokit(ping, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "5 sent, 5 received, 0.0% loss");
+    CHECK_CONTAINS(r.out, "0 out of order, 0 duplicates");
+    const char *flood[] = {"ping", "-q", "-u",    "-c", "2000",
+                           "-i",   "0",  udp + 4, NULL};
+    CHECK_INT(h_run_echokit(flood, -1, 20000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "2000 sent, 2000 received");
+
+    const char *bench[] = {"bench", "-c", "4",   "-d",     "2", "-t",
+                           "0.5",   "-w", "0.1", "--json", udp, NULL};
+    CHECK_INT(h_run_echokit(bench, -1, 20000, &r), ==, 0);
+    CHECK(h_json_valid(r.out));
+    CHECK_CONTAINS(r.out, "\"udp\":true");
+    CHECK(h_json_number(r.out, "msgs", &v) && v > 100);
+    CHECK(h_json_number(r.out, "lost", &v) && v == 0);
+    CHECK(h_json_number(r.out, "mismatches", &v) && v == 0);
+    double open_rate;
+    const char *open_loop[] = {"bench", "-u",  "-c",     "2",     "-r", "2000",
+                               "-t",    "0.5", "--json", udp + 4, NULL};
+    CHECK_INT(h_run_echokit(open_loop, -1, 20000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "msgs_per_s", &open_rate));
+    CHECK(open_rate > 1800 && open_rate < 2200);
+    stop_ok(&s);
+
+    /* Over the server's --udp-rate: losses counted, not errors. */
+    const char *limited[] = {"--listen", "udp:127.0.0.1:0", "--udp-rate", "200",
+                             NULL};
+    CHECK_INT(h_server_start(&s, NULL, limited, 1, 0), ==, 0);
+    const char *over[] = {"bench", "-c", "1", "-d",     "50",       "-t",
+                          "1.5",   "-w", "0", "--json", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(over, -1, 20000, &r), ==, 0);
+    double lost, msgs;
+    CHECK(h_json_number(r.out, "lost", &lost) && lost > 0);
+    CHECK(h_json_number(r.out, "msgs", &msgs) && msgs >= 150 && msgs <= 500);
+    stop_ok(&s);
+
+    /* A socket that never answers: ping loses everything (1), bench's
+     * connections are silent (timeouts, 1). */
+    int silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(bind(silent, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(getsockname(silent, (struct sockaddr *)&sa, &len) == 0);
+    char quiet[64];
+    snprintf(quiet, sizeof(quiet), "udp:127.0.0.1:%u", ntohs(sa.sin_port));
+    const char *ping_mute[] = {"ping", "-c",  "2",   "-i", "0.1",
+                               "-W",   "0.5", quiet, NULL};
+    CHECK_INT(h_run_echokit(ping_mute, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "2 sent, 0 received, 100.0% loss");
+    const char *bench_mute[] = {"bench", "-c", "2",      "-t",  "0.5",
+                                "-w",    "0",  "--json", quiet, NULL};
+    CHECK_INT(h_run_echokit(bench_mute, -1, 20000, &r), ==, 1);
+    CHECK(h_json_number(r.out, "timeouts", &v) && v == 2);
+    close(silent);
+    printf("udp clients: ping (5, and 2000 flooded) all back; bench closed "
+           "and open loop (%.0f msgs/s asked 2000), no loss; over --udp-rate "
+           "200: %.0f back, %.0f lost; silent socket: ping 100%% loss, bench "
+           "2 timeouts\n",
+           open_rate, msgs, lost);
+}
