@@ -42,6 +42,9 @@ int ek_sd_listen_fds(const char **why)
     } else if (pid != getpid()) {
         n = 0; /* meant for another process (we were exec'd by it) */
     }
+    const char *names = getenv("LISTEN_FDNAMES");
+    if (n > 0 && names != NULL) /* FileDescriptorName=: for the operator */
+        ek_log(EK_LOG_INFO, "socket activation: sockets named %s", names);
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");

@@ -273,8 +273,11 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
 
 void ek_server_announce(const struct ek_server *srv)
 {
-    for (size_t i = 0; i < srv->nlisteners; i++)
+    for (size_t i = 0; i < srv->nlisteners; i++) {
         printf("listening on %s\n", srv->listeners[i].name);
+        ek_log(EK_LOG_INFO, "listening on %s%s", srv->listeners[i].name,
+               srv->listeners[i].inherited ? " (from systemd)" : "");
+    }
     fflush(stdout);
 }
 

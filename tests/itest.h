@@ -46,5 +46,6 @@ void case_haproxy_failover(void);
 void case_udp_echo(void);
 void case_udp_send(void);
 void case_udp_clients(void);
+void case_help_matches_man(void);
 
 #endif
