@@ -8,6 +8,8 @@
 #   make test-clang      the suite built with clang, warnings as errors
 #   make test-kqueue KQUEUE_PREFIX=/path/to/libkqueue/install
 #                        the suite with the kqueue model on libkqueue
+#   make fuzz            each libFuzzer target of fuzz/ for FUZZ_TIME s (300)
+#   make fuzz-smoke      the same for 10 s each (CI)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format / check-format
 
@@ -19,10 +21,12 @@ CMAKE    ?= cmake
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h)
+SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h fuzz/*.c)
+FUZZ_TARGETS = proxy args queue udp_filter
+FUZZ_TIME ?= 300
 
 .PHONY: all build run test test-asan test-tsan test-clang test-kqueue \
-        install clean format check-format
+        fuzz fuzz-smoke fuzz-build install clean format check-format
 
 all: build
 
@@ -62,11 +66,35 @@ test-kqueue:
 	$(CMAKE) --build build-kqueue -j $(JOBS)
 	cd build-kqueue && ctest --output-on-failure -j $(CTEST_J) $(CTEST_FLAGS)
 
+# New inputs go to build-fuzz/corpus/ (the first directory libFuzzer is
+# given), so fuzz/corpus/ stays the reviewed seed corpus; a crash lands in
+# build-fuzz/crash-TARGET-* and the run fails.
+fuzz-build:
+	$(call configure,build-fuzz,-DCMAKE_C_COMPILER=clang -DEK_FUZZ=ON -DEK_SANITIZE=fuzzer-no-link$(,)address$(,)undefined -DCMAKE_BUILD_TYPE=Debug)
+	$(CMAKE) --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t fuzz/regress/$$t; \
+	  echo "== fuzz_$$t, $(FUZZ_TIME) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t \
+	    fuzz/corpus/$$t fuzz/regress/$$t > build-fuzz/fuzz_$$t.log 2>&1; \
+	  rc=$$?; grep -E "^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|cov:" \
+	    build-fuzz/fuzz_$$t.log | tail -n 3; \
+	  if [ $$rc -ne 0 ]; then tail -n 40 build-fuzz/fuzz_$$t.log; exit 1; fi; \
+	done
+
+# CI: 10 s per target, then every seed and regression input once more.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_TIME=10
+	cd build-fuzz && ctest --output-on-failure -R '^fuzz\.'
+
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-clang build-kqueue
+	rm -rf build build-asan build-tsan build-clang build-kqueue build-fuzz
 
 format:
 	clang-format -i $(SOURCES)

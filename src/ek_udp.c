@@ -132,8 +132,8 @@ static int64_t now_ns(void)
 static bool take_token(double *tokens, int64_t *last_ns, double rate,
                        int64_t now)
 {
-    if (now > *last_ns) /* time only moves on */
-        *tokens += (double)(now - *last_ns) * rate / 1e9;
+    if (now > *last_ns) /* time only moves on; unsigned: no overflow */
+        *tokens += (double)((uint64_t)now - (uint64_t)*last_ns) * rate / 1e9;
     if (*tokens > rate)
         *tokens = rate;
     if (now > *last_ns)
