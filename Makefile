@@ -10,6 +10,7 @@
 #                        the suite with the kqueue model on libkqueue
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_TIME s (300)
 #   make fuzz-smoke      the same for 10 s each (CI)
+#   make analyze         cppcheck (warnings and style) over src, tests, fuzz
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format / check-format
 
@@ -26,7 +27,7 @@ FUZZ_TARGETS = proxy args queue udp_filter
 FUZZ_TIME ?= 300
 
 .PHONY: all build run test test-asan test-tsan test-clang test-kqueue \
-        fuzz fuzz-smoke fuzz-build install clean format check-format
+        fuzz fuzz-smoke fuzz-build analyze install clean format check-format
 
 all: build
 
@@ -89,6 +90,12 @@ fuzz: fuzz-build
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_TIME=10
 	cd build-fuzz && ctest --output-on-failure -R '^fuzz\.'
+
+# Any finding fails (inline suppressions, with a reason, are the escape).
+analyze: build
+	cppcheck --enable=warning,performance,portability,style --std=c11 \
+	  --inline-suppr --error-exitcode=1 -q -D__linux__ -D_GNU_SOURCE \
+	  -Isrc -I$(BUILD)/gen src tests fuzz
 
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)

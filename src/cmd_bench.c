@@ -138,7 +138,6 @@ static void print_text(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
-    char a[32], b[32], c[32], d[32], e[32], f[32];
 
     printf("echokit bench: %s%s to %s, %llu connection%s x %llu B",
            mode_name(o->mode), o->udp ? " over UDP" : "", rp->peer,
@@ -155,7 +154,8 @@ static void print_text(const struct report *rp)
         printf("throughput   %.0f msgs/s, %.2f MiB/s each way\n",
                (double)r->msgs / rp->seconds,
                (double)r->bytes / rp->seconds / 1048576.0);
-    if (o->mode == EK_BENCH_RR && r->latency.count > 0)
+    if (o->mode == EK_BENCH_RR && r->latency.count > 0) {
+        char a[32], b[32], c[32], d[32], e[32], f[32];
         printf("latency      min %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max "
                "%s\n",
                fmt_ns(r->latency.min, a, sizeof(a)),
@@ -164,6 +164,7 @@ static void print_text(const struct report *rp)
                fmt_ns(ek_hist_quantile(&r->latency, 0.99), d, sizeof(d)),
                fmt_ns(ek_hist_quantile(&r->latency, 0.999), e, sizeof(e)),
                fmt_ns(r->latency.max, f, sizeof(f)));
+    }
     printf("errors       %llu (mismatched %llu, reset %llu, closed %llu, no "
            "echo %llu, connect %u)\n",
            (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,

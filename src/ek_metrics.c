@@ -193,7 +193,7 @@ static void respond(struct ek_metrics *m, struct metrics_client *c)
         "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
         "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
         "GET /metrics\n";
-    char body[4096], out[4096 + 256];
+    char out[4096 + 256];
     const char *resp = out;
     size_t len;
     bool head = strncmp(c->req, "HEAD ", 5) == 0;
@@ -209,6 +209,7 @@ static void respond(struct ek_metrics *m, struct metrics_client *c)
             len = sizeof(not_found) - 1;
         } else {
             struct ek_stats_view v;
+            char body[4096];
             ek_stats_snapshot(m->srv->stats, &v);
             size_t blen =
                 ek_metrics_format(&v, m->srv->cfg->model->name,

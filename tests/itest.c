@@ -673,12 +673,11 @@ static int collect_echoes(int *fds, size_t *got, int n, int wait_ms,
                           bool close_done)
 {
     int64_t deadline = h_now_ms() + wait_ms;
-    int done;
     for (;;) {
-        done = 0;
+        int done = 0;
         for (int i = 0; i < n; i++) {
-            char buf[256];
             if (fds[i] >= 0 && got[i] < 100) {
+                char buf[256];
                 ssize_t r = recv(fds[i], buf, sizeof(buf), 0);
                 if (r > 0)
                     got[i] += (size_t)r;

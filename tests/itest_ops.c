@@ -56,9 +56,9 @@ static int http_get(const char *addr, const char *path, char *body, size_t size)
     resp[len] = '\0';
     int status = 0;
     CHECK(sscanf(resp, "HTTP/1.0 %d", &status) == 1);
-    const char *start = strstr(resp, "\r\n\r\n");
-    CHECK(start != NULL);
-    snprintf(body, size, "%s", start + 4);
+    const char *end = strstr(resp, "\r\n\r\n"); /* of the headers */
+    CHECK(end != NULL);
+    snprintf(body, size, "%s", end + 4);
     return status;
 }
 
