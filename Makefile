@@ -11,6 +11,7 @@
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_TIME s (300)
 #   make fuzz-smoke      the same for 10 s each (CI)
 #   make analyze         cppcheck (warnings and style) over src, tests, fuzz
+#   make soak            10 minutes of changing load; RSS and fds must stay flat
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make format / check-format
 
@@ -27,7 +28,8 @@ FUZZ_TARGETS = proxy args queue udp_filter
 FUZZ_TIME ?= 300
 
 .PHONY: all build run test test-asan test-tsan test-clang test-kqueue \
-        fuzz fuzz-smoke fuzz-build analyze install clean format check-format
+        fuzz fuzz-smoke fuzz-build analyze soak install clean format \
+        check-format
 
 all: build
 
@@ -90,6 +92,9 @@ fuzz: fuzz-build
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_TIME=10
 	cd build-fuzz && ctest --output-on-failure -R '^fuzz\.'
+
+soak: build
+	tests/soak $(BUILD)/echokit
 
 # Any finding fails (inline suppressions, with a reason, are the escape).
 analyze: build

@@ -105,7 +105,7 @@ bool model_is(const char *name)
            (model[n] == '\0' || strncmp(model + n, "-t", 2) == 0);
 }
 
-static void raise_own_fd_limit(rlim_t want)
+void raise_own_fd_limit(rlim_t want)
 {
     struct rlimit rl;
     CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);

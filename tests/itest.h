@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stdint.h>
 
 #define KiB 1024ull
@@ -31,6 +32,10 @@ bool quick_echo(int fd, uint64_t seed, int timeout_ms);
 /* Whether the model under test is name (with or without -tN). */
 bool model_is(const char *name);
 
+/* Raises this process's soft open-file limit to the hard one; a SKIP when
+ * the hard limit is below want. */
+void raise_own_fd_limit(rlim_t want);
+
 /* The cases of itest_ops.c. */
 void case_counters(void);
 void case_idle_timeout(void);
@@ -47,5 +52,10 @@ void case_udp_echo(void);
 void case_udp_send(void);
 void case_udp_clients(void);
 void case_help_matches_man(void);
+
+/* The cases of itest_stress.c. */
+void case_stress_10k(void);
+void case_random_resets(void);
+void case_sigterm_under_load(void);
 
 #endif
