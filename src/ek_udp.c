@@ -251,6 +251,9 @@ bool ek_udp_may_answer(struct ek_udp *u, const struct sockaddr *from,
  * destination (IP_PKTINFO / IPV6_PKTINFO) goes back as the source. */
 static size_t reply_control(const struct msghdr *in, char *out, size_t size)
 {
+    /* Zeroed: CMSG_SPACE pads the data, and the padding goes to the
+     * kernel too (valgrind caught it uninitialised). */
+    memset(out, 0, size);
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)in); c != NULL;
          c = CMSG_NXTHDR((struct msghdr *)in, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&

@@ -490,6 +490,19 @@ static void conn_open(struct uloop *lp, int fd)
     arm_recv(lp, fd);
 }
 
+/* Receives again once the queue has room and the cancelled receive has
+ * ended. Both orders happen: the last send that drains the queue may
+ * complete before or after the cancel; whichever comes second unpauses. */
+static void maybe_unpause(struct uloop *lp, int fd)
+{
+    struct uconn *c = &lp->conns[fd];
+    if ((c->state & UC_PAUSED) && ek_queue_len(&c->queue) < lp->max_queue &&
+        !(c->state & (UC_RECV_ARMED | UC_CLOSING))) {
+        c->state &= (uint8_t)~UC_PAUSED;
+        arm_recv(lp, fd);
+    }
+}
+
 /* The queue is full: stop receiving until it drains. */
 static void pause_recv(struct uloop *lp, int fd)
 {
@@ -593,6 +606,9 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     } else if (cqe->res != -ECANCELED) {
         conn_close(lp, fd, cqe->res);
     }
+    /* The queue may have drained while the cancelled receive was still
+     * completing: the send that drained it could not unpause then. */
+    maybe_unpause(lp, fd);
     /* A multishot receive may end on its own (buffers ran out mid-way, a
      * cancel that raced with an unpause): start another unless something
      * holds it back. */
@@ -641,11 +657,7 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         send_from_queue(lp, fd);
     else if (c->state & UC_PEER_CLOSED)
         conn_close(lp, fd, 0);
-    if ((c->state & UC_PAUSED) && ek_queue_len(&c->queue) < lp->max_queue &&
-        !(c->state & (UC_RECV_ARMED | UC_CLOSING))) {
-        c->state &= (uint8_t)~UC_PAUSED;
-        arm_recv(lp, fd);
-    }
+    maybe_unpause(lp, fd);
 }
 
 /* ---- accepting -------------------------------------------------------- */

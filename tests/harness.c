@@ -596,13 +596,18 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
                     "streams: timeout after %d ms, %zu of %zu still "
                     "open\n",
                     timeout_ms, open, n);
-            for (size_t i = 0; i < n && i < 5; i++)
+            /* The ones still open tell what went wrong. */
+            for (size_t i = 0, shown = 0; i < n && shown < 5; i++) {
+                if (stream_done(&v[i]))
+                    continue;
                 fprintf(stderr,
                         "  stream %zu: sent %llu received %llu of "
                         "%llu eof %d\n",
                         i, (unsigned long long)v[i].sent,
                         (unsigned long long)v[i].received,
                         (unsigned long long)v[i].total, v[i].eof);
+                shown++;
+            }
             break;
         }
         if (stall_ms > 0 && now - last_any >= stall_ms) {

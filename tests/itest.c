@@ -30,14 +30,6 @@
 
 const char *model;
 
-/* Sanitizers keep shadow memory beside every allocation and stack: memory
- * bounds are four times looser in those builds. */
-#ifdef EK_TEST_SANITIZED
-#define MEM_SLACK 4
-#else
-#define MEM_SLACK 1
-#endif
-
 /* ---- helpers --------------------------------------------------------- */
 
 /* Starts the model under test on 127.0.0.1:0 with extra arguments. */
