@@ -55,7 +55,8 @@ enum ek_server_phase ek_group_phase(struct ek_group *g, unsigned index)
      * publishes EK_STOPPING, which wakes the others. */
     if (index == 0)
         return g->srv->phase;
-    return atomic_load_explicit(&g->phase, memory_order_acquire);
+    return (enum ek_server_phase)atomic_load_explicit(&g->phase,
+                                                      memory_order_acquire);
 }
 
 /* Loop 0: tells the other loops the server's phase, if it changed. */

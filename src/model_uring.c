@@ -168,8 +168,9 @@ static struct io_uring_buf_ring *buf_ring_new(struct io_uring *ring, char *base,
     }
     io_uring_buf_ring_init(br);
     for (unsigned i = 0; i < n; i++)
-        io_uring_buf_ring_add(br, base + (size_t)i * size, size, (int)i,
-                              io_uring_buf_ring_mask(n), (int)i);
+        io_uring_buf_ring_add(br, base + (size_t)i * size, size,
+                              (unsigned short)i, io_uring_buf_ring_mask(n),
+                              (int)i);
     io_uring_buf_ring_advance(br, (int)n);
     return br;
 }
@@ -364,7 +365,8 @@ static char *buf_of(struct uloop *lp, int bid)
 
 static void recycle(struct uloop *lp, int bid)
 {
-    io_uring_buf_ring_add(lp->br, buf_of(lp, bid), URING_BUF_SIZE, bid,
+    io_uring_buf_ring_add(lp->br, buf_of(lp, bid), URING_BUF_SIZE,
+                          (unsigned short)bid,
                           io_uring_buf_ring_mask(URING_BUFS), 0);
     io_uring_buf_ring_advance(lp->br, 1);
     lp->bufs_free++;
@@ -798,7 +800,7 @@ static int uloop_turn(void *arg, int timeout_ms)
     if (lp->ring_disabled) { /* first turn, on this loop's own thread */
         /* IORING_REGISTER_ENABLE_RINGS: liburing 2.3 declares
          * io_uring_enable_rings but does not export it. */
-        int err = io_uring_register(lp->ring.ring_fd,
+        int err = io_uring_register((unsigned)lp->ring.ring_fd,
                                     IORING_REGISTER_ENABLE_RINGS, NULL, 0);
         if (err < 0)
             return err;
