@@ -111,14 +111,33 @@ static int open_copies(struct ek_group *g, int *fds, bool udp)
     return n;
 }
 
-int ek_group_open_listeners(struct ek_group *g, int *fds)
+int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
+                          size_t *ntcp, int *udp, size_t *nudp, bool *own)
 {
-    return open_copies(g, fds, false);
-}
-
-int ek_group_open_udp(struct ek_group *g, int *fds)
-{
-    return open_copies(g, fds, true);
+    const struct ek_server *srv = g->srv;
+    *ntcp = *nudp = 0;
+    *own = index != 0;
+    if (index == 0) {
+        for (size_t i = 0; i < srv->nlisteners; i++) {
+            if (srv->listeners[i].udp)
+                udp[(*nudp)++] = srv->listeners[i].fd;
+            else
+                tcp[(*ntcp)++] = srv->listeners[i].fd;
+        }
+        return 0;
+    }
+    int n = open_copies(g, tcp, false);
+    if (n < 0)
+        return n;
+    *ntcp = (size_t)n;
+    n = open_copies(g, udp, true);
+    if (n < 0) {
+        while (*ntcp > 0)
+            close(tcp[--*ntcp]);
+        return n;
+    }
+    *nudp = (size_t)n;
+    return 0;
 }
 
 /* Once per loop, when the drain starts. */

@@ -61,12 +61,12 @@ enum ek_server_phase ek_group_phase(struct ek_group *g, unsigned index);
  * their own (accept pauses and log limits are per thread). */
 struct ek_acceptor *ek_group_acceptor(struct ek_group *g, unsigned index);
 
-/* Loops other than 0: SO_REUSEPORT copies of the server's TCP listeners
- * into fds (room for srv->nlisteners). Returns how many, or -errno. */
-int ek_group_open_listeners(struct ek_group *g, int *fds);
-
-/* The same for its UDP sockets: the kernel spreads datagrams over the
- * loops by source address and port. */
-int ek_group_open_udp(struct ek_group *g, int *fds);
+/* The sockets loop `index` serves, split by kind into tcp and udp (each
+ * with room for srv->nlisteners): loop 0 takes the server's; the others
+ * open their own SO_REUSEPORT copies of the TCP and UDP ones (the kernel
+ * spreads connections and datagrams over the loops; unix sockets stay with
+ * loop 0), with *own set: theirs to close. Returns 0 or -errno. */
+int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
+                          size_t *ntcp, int *udp, size_t *nudp, bool *own);
 
 #endif

@@ -348,25 +348,10 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     lp->udp_fds = calloc(srv->nlisteners + 1, sizeof(*lp->udp_fds));
     if (lp->udp_fds == NULL)
         return -ENOMEM;
-    if (index == 0) {
-        for (size_t i = 0; i < srv->nlisteners; i++) {
-            if (srv->listeners[i].udp)
-                lp->udp_fds[lp->nudp++] = srv->listeners[i].fd;
-            else
-                lp->listeners[lp->nlisteners++] = srv->listeners[i].fd;
-        }
-    } else {
-        int n = ek_group_open_listeners(g, lp->listeners);
-        if (n < 0)
-            return n;
-        lp->nlisteners = (size_t)n;
-        lp->own_listeners = true;
-        n = ek_group_open_udp(g, lp->udp_fds);
-        if (n < 0)
-            return n;
-        lp->nudp = (size_t)n;
-    }
-    int err = lp->nudp > 0 ? open_udp(lp) : 0;
+    int err = ek_group_loop_sockets(g, index, lp->listeners, &lp->nlisteners,
+                                    lp->udp_fds, &lp->nudp, &lp->own_listeners);
+    if (err == 0 && lp->nudp > 0)
+        err = open_udp(lp);
     if (err == 0)
         err = register_fixed(lp, ek_group_wake_fd(g, index), SLOT_WAKE);
     for (size_t i = 0; err == 0 && i < lp->nlisteners; i++)

@@ -1004,7 +1004,7 @@ static void case_send_exit_codes(void)
     stop_ok(&s);
 }
 
-static int write_temp_file(const char *name, uint64_t seed, size_t size)
+int write_temp_file(const char *name, uint64_t seed, size_t size)
 {
     char path[200];
     snprintf(path, sizeof(path), "%s/%s", h_tmpdir(), name);

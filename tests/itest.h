@@ -43,6 +43,10 @@ bool quick_echo(int fd, uint64_t seed, int timeout_ms);
 /* Whether the model under test is name (with or without -tN). */
 bool model_is(const char *name);
 
+/* A file of `size` bytes of pattern `seed` under the test's temporary
+ * directory, open for reading from its start. */
+int write_temp_file(const char *name, uint64_t seed, size_t size);
+
 /* Raises this process's soft open-file limit to the hard one; a SKIP when
  * the hard limit is below want. */
 void raise_own_fd_limit(rlim_t want);

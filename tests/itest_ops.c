@@ -430,14 +430,9 @@ void case_inetd(void)
     close(log_fd);
 
     /* On pipes too (a file in, a pipe out). */
-    char in_path[200];
-    snprintf(in_path, sizeof(in_path), "%s/inetd.in", h_tmpdir());
-    int in = open(in_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    CHECK(in >= 0);
     unsigned char data[48 * 1024];
     h_pattern(7, 0, data, sizeof(data));
-    CHECK(write(in, data, sizeof(data)) == (ssize_t)sizeof(data));
-    CHECK(lseek(in, 0, SEEK_SET) == 0);
+    int in = write_temp_file("inetd.in", 7, sizeof(data));
     struct h_run r;
     const char *argv[] = {"serve", "--inetd", NULL};
     CHECK_INT(h_run_echokit(argv, in, 10000, &r), ==, 0);
@@ -1152,14 +1147,9 @@ void case_udp_send(void)
     CHECK_STR(r.out, "Received 'over udp'\n");
 
     /* Pipe mode: 48 KiB through, a datagram per read, in order. */
-    char in_path[200];
-    snprintf(in_path, sizeof(in_path), "%s/udp.in", h_tmpdir());
-    int in = open(in_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    CHECK(in >= 0);
     unsigned char data[48 * 1024];
     h_pattern(9, 0, data, sizeof(data));
-    CHECK(write(in, data, sizeof(data)) == (ssize_t)sizeof(data));
-    CHECK(lseek(in, 0, SEEK_SET) == 0);
+    int in = write_temp_file("udp.in", 9, sizeof(data));
     const char *pipe_args[] = {"send", udp, "-", NULL};
     CHECK_INT(h_run_echokit(pipe_args, in, 20000, &r), ==, 0);
     close(in);
