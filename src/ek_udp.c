@@ -1,5 +1,6 @@
 #include "ek_udp.h"
 #include "ek_log.h"
+#include "ek_net.h"
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_util.h"
@@ -186,6 +187,22 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
     }
     u->total_ns = now_ns();
     u->total_tokens = (double)srv->cfg->udp.total_rate / u->share;
+    return 0;
+}
+
+int ek_udp_local_addrs(const int *fds, size_t n, struct ek_sockaddr **out)
+{
+    struct ek_sockaddr *a = calloc(n ? n : 1, sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int err = ek_net_local_addr(fds[i], &a[i]);
+        if (err < 0) {
+            free(a);
+            return err;
+        }
+    }
+    *out = a;
     return 0;
 }
 

@@ -66,6 +66,10 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
                 struct ek_counters *counters, unsigned share);
 void ek_udp_free(struct ek_udp *u);
 
+/* The bound address of each of the n sockets, malloc'd (the rules need
+ * each socket's own address). Returns 0 with *out, or -errno. */
+int ek_udp_local_addrs(const int *fds, size_t n, struct ek_sockaddr **out);
+
 /* Reads one batch from the UDP socket fd (bound to local), answers what
  * passes the rules. Returns the datagrams read (0: none waiting), or
  * -errno when the socket itself failed. */

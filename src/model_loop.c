@@ -295,14 +295,9 @@ static int register_fixed(struct loop *lp, int fd, enum slot_kind kind)
  * echo must not answer datagrams claiming to come from it). */
 static int open_udp(struct loop *lp)
 {
-    lp->udp_local = calloc(lp->nudp, sizeof(*lp->udp_local));
-    if (lp->udp_local == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < lp->nudp; i++) {
-        int err = ek_net_local_addr(lp->udp_fds[i], &lp->udp_local[i]);
-        if (err < 0)
-            return err;
-    }
+    int err = ek_udp_local_addrs(lp->udp_fds, lp->nudp, &lp->udp_local);
+    if (err < 0)
+        return err;
     return ek_udp_init(&lp->udp, lp->srv, &lp->srv->stats->loop[lp->index],
                        lp->srv->cfg->threads);
 }

@@ -853,14 +853,9 @@ static int uloop_turn(void *arg, int timeout_ms)
 /* The UDP side of a loop: buffers, and each socket's own address. */
 static int open_udp(struct uloop *lp)
 {
-    lp->udp_local = calloc(lp->nudp, sizeof(*lp->udp_local));
-    if (lp->udp_local == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < lp->nudp; i++) {
-        int err = ek_net_local_addr(lp->udp_fds[i], &lp->udp_local[i]);
-        if (err < 0)
-            return err;
-    }
+    int err = ek_udp_local_addrs(lp->udp_fds, lp->nudp, &lp->udp_local);
+    if (err < 0)
+        return err;
     return ek_udp_init(&lp->udp, lp->srv, lp->counters, lp->srv->cfg->threads);
 }
 

@@ -1130,6 +1130,21 @@ void case_udp_echo(void)
     stop_ok(&s);
 }
 
+/* A UDP socket on 127.0.0.1 that never answers; its "udp:HOST:PORT" in
+ * addr. */
+static int silent_udp(char *addr, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(fd >= 0);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    snprintf(addr, size, "udp:127.0.0.1:%u", ntohs(sa.sin_port));
+    return fd;
+}
+
 void case_udp_send(void)
 {
     struct h_server s;
@@ -1162,14 +1177,8 @@ void case_udp_send(void)
     CHECK_INT(h_run_echokit(gone, -1, 10000, &r), ==, 69);
     CHECK_CONTAINS(r.err, "refused");
     /* Somebody there who never answers: 75 after -t. */
-    int silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(silent, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(silent, (struct sockaddr *)&sa, &len) == 0);
     char quiet[64];
-    snprintf(quiet, sizeof(quiet), "udp:127.0.0.1:%u", ntohs(sa.sin_port));
+    int silent = silent_udp(quiet, sizeof(quiet));
     const char *mute[] = {"send", "-t", "1.5", quiet, NULL};
     int64_t t0 = h_now_ms();
     CHECK_INT(h_run_echokit(mute, -1, 10000, &r), ==, 75);
@@ -1233,14 +1242,8 @@ void case_udp_clients(void)
 
     /* A socket that never answers: ping loses everything (1), bench's
      * connections are silent (timeouts, 1). */
-    int silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(silent, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(silent, (struct sockaddr *)&sa, &len) == 0);
     char quiet[64];
-    snprintf(quiet, sizeof(quiet), "udp:127.0.0.1:%u", ntohs(sa.sin_port));
+    int silent = silent_udp(quiet, sizeof(quiet));
     const char *ping_mute[] = {"ping", "-c",  "2",   "-i", "0.1",
                                "-W",   "0.5", quiet, NULL};
     CHECK_INT(h_run_echokit(ping_mute, -1, 10000, &r), ==, 1);
