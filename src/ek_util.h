@@ -10,6 +10,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* EK_TSAN: built with ThreadSanitizer (gcc or clang), whose runtime needs
+ * a little help with signals (ek_signal.c, model_uring.c). */
+#if defined(__SANITIZE_THREAD__)
+#define EK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EK_TSAN 1
+#endif
+#endif
+
 /* A plain decimal integer in [min, max]. */
 int ek_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
                   const char **why);

@@ -41,14 +41,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define EK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EK_TSAN 1
-#endif
-#endif
-
 #define URING_SQ_ENTRIES 1024
 #define URING_CQ_ENTRIES 16384
 /* Provided receive buffers, shared by all connections of a loop: 64 x 64

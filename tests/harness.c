@@ -53,6 +53,79 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
     return remove(path);
 }
 
+/* Copies the first line of FILE into buf (empty if unreadable). */
+static void read_first_line(const char *file, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return;
+    if (fgets(buf, (int)size, f) == NULL)
+        buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+/* Prints, per thread, what /proc says: its state, pending and blocked
+ * signals, kernel wait channel and the syscall it is in. */
+static void print_tasks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[sizeof(path) + sizeof(e->d_name) + 16], wchan[64], sys[128];
+        snprintf(file, sizeof(file), "%s/%s/wchan", path, e->d_name);
+        read_first_line(file, wchan, sizeof(wchan));
+        snprintf(file, sizeof(file), "%s/%s/syscall", path, e->d_name);
+        read_first_line(file, sys, sizeof(sys));
+        sys[strcspn(sys, " ")] = '\0'; /* the number; the rest is registers */
+        fprintf(stderr, "  task %s: wchan %s, syscall %s;", e->d_name, wchan,
+                sys);
+        snprintf(file, sizeof(file), "%s/%s/status", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        char line[256];
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            static const char *keep[] = {
+                "Name:", "State:", "SigPnd:", "ShdPnd:", "SigBlk:"};
+            for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+                if (strncmp(line, keep[i], strlen(keep[i])) == 0) {
+                    line[strcspn(line, "\n")] = '\0';
+                    fprintf(stderr, " %s", line);
+                }
+        }
+        if (f != NULL)
+            fclose(f);
+        fputc('\n', stderr);
+    }
+    closedir(d);
+}
+
+/* A server that ignored its signal, or outlived a failed test: says where
+ * each of its threads is, with gdb's backtraces when gdb is installed (CI
+ * installs it), so that a hang seen once is a hang that can be fixed. */
+static void report_hung(pid_t pid)
+{
+    fprintf(stderr, "threads of hung server %d:\n", (int)pid);
+    print_tasks(pid);
+    if (system("command -v gdb >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "  (no gdb installed: no backtraces)\n");
+        return;
+    }
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd),
+             "timeout 60 gdb -p %d -batch -nx -ex 'thread apply all bt' "
+             "</dev/null 2>&1 | grep -v '^\\[' >&2",
+             (int)pid);
+    if (system(cmd) == -1)
+        fprintf(stderr, "  cannot run gdb: %s\n", strerror(errno));
+}
+
 static void cleanup_at_exit(void)
 {
     for (size_t i = 0; i < nservers; i++) {
@@ -63,6 +136,7 @@ static void cleanup_at_exit(void)
          * then end the server (ours, by PID). */
         fprintf(stderr, "--- server %d log ---\n%s--- end ---\n", (int)s->pid,
                 h_server_log(s));
+        report_hung(s->pid);
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
     }
@@ -276,6 +350,7 @@ int h_server_stop(struct h_server *s, int sig, int timeout_ms)
     if (st == -1) {
         fprintf(stderr, "server %d did not exit within %d ms of signal %d\n",
                 (int)s->pid, timeout_ms, sig);
+        report_hung(s->pid);
         kill(s->pid, SIGKILL);
         h_server_wait(s, 5000);
         return -1;
