@@ -421,7 +421,7 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
                                       optarg, why);
             break;
         case 'i':
-            if (ek_parse_seconds(optarg, 3600 * 1000, &o->interval_ms, &why) <
+            if (ek_parse_seconds(optarg, 3600L * 1000, &o->interval_ms, &why) <
                 0)
                 return ek_usage_error("ping", "invalid --interval '%s': %s",
                                       optarg, why);
@@ -433,7 +433,7 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
                                       why);
             break;
         case 'W':
-            if (ek_parse_seconds(optarg, 3600 * 1000, &o->timeout_ms, &why) <
+            if (ek_parse_seconds(optarg, 3600L * 1000, &o->timeout_ms, &why) <
                     0 ||
                 o->timeout_ms == 0)
                 return ek_usage_error("ping", "invalid --timeout '%s': %s",

@@ -39,8 +39,8 @@
 
 /* Bytes read from stdin and not yet echoed back (with --verify) or not
  * yet sent (without): how far the input may run ahead of the echo. */
-#define EK_SEND_WINDOW (256 * 1024)
-#define EK_SEND_RBUF (64 * 1024)
+#define EK_SEND_WINDOW ((size_t)256 * 1024)
+#define EK_SEND_RBUF ((size_t)64 * 1024)
 
 /* Exit status for an echo that differs from what was sent, is short, or
  * broke off: the check failed. */

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define EK_DEFAULT_LISTEN "localhost:50000"
-#define EK_DEFAULT_MAX_QUEUE (256 * 1024)
+#define EK_DEFAULT_MAX_QUEUE ((size_t)256 * 1024)
 #define EK_DEFAULT_DRAIN_MS 10000
 /* UDP answers per second: per source address, and in all. Enough for
  * ping and tests of a path; small enough that a spoofed flood reflects at
@@ -401,7 +401,7 @@ static void log_summary(struct ek_server *srv)
            "exit: %llu connections served, %llu refused, %llu bytes in, "
            "%llu bytes out",
            (unsigned long long)v.accepted,
-           (unsigned long long)(v.refused_limit + v.refused_fd + v.refused_acl),
+           (unsigned long long)v.refused_limit + v.refused_fd + v.refused_acl,
            (unsigned long long)v.bytes_in, (unsigned long long)v.bytes_out);
 }
 

@@ -36,8 +36,8 @@ enum {
  * payload through user space, which pays off for large transfers only:
  * for small messages its pipe bookkeeping costs more than the copies (see
  * bench/PERFORMANCE.md). */
-#define EK_BULK_ENTER (32 * 1024)
-#define EK_BULK_EXIT (4 * 1024)
+#define EK_BULK_ENTER ((size_t)32 * 1024)
+#define EK_BULK_EXIT ((size_t)4 * 1024)
 
 struct ek_conn {
     struct ek_queue queue; /* read but not yet sent back */

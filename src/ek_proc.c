@@ -18,6 +18,9 @@ static int children_of(pid_t pid, pid_t *kids, int max)
     if (f == NULL)
         return -1;
     int n = 0, child;
+    /* The kernel writes these numbers: there is no malformed input to
+     * report, only the end of the list. */
+    // NOLINTNEXTLINE(cert-err34-c)
     while (fscanf(f, "%d", &child) == 1) {
         if (n < max)
             kids[n] = child;
@@ -51,6 +54,7 @@ static long long own_cpu_us(pid_t pid, int with_reaped)
     char *p = strrchr(buf, ')');
     unsigned long long utime, stime;
     long long cutime, cstime;
+    // NOLINTNEXTLINE(cert-err34-c): the kernel's format; a short read fails
     if (p == NULL || sscanf(p + 2,
                             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
                             "%llu %llu %lld %lld",

@@ -69,7 +69,8 @@ static void wait_for_workers(struct ek_server *srv,
 int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
 {
     struct pollfd *pfd = calloc(srv->nlisteners + 1, sizeof(*pfd));
-    struct ek_listener **which = calloc(srv->nlisteners + 1, sizeof(*which));
+    struct ek_listener **which =
+        calloc(srv->nlisteners + 1, sizeof(struct ek_listener *));
     struct ek_udp_thread *udp = NULL;
     int err = pfd == NULL || which == NULL ? -ENOMEM : 0;
     /* UDP has no connection to hand to a thread or child: one thread of

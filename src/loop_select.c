@@ -70,7 +70,7 @@ static int select_backend_wait(void *state, struct ek_event *events, int max,
     struct timeval tv, *tvp = NULL;
     if (timeout_ms >= 0) {
         tv.tv_sec = timeout_ms / 1000;
-        tv.tv_usec = (timeout_ms % 1000) * 1000;
+        tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
         tvp = &tv;
     }
     st->rd_out = st->rd;

@@ -36,7 +36,7 @@
 
 /* Read buffer shared by all connections of a loop: one large read per
  * event keeps syscalls per byte low for bulk streams. */
-#define EK_LOOP_READ_BUF (64 * 1024)
+#define EK_LOOP_READ_BUF ((size_t)64 * 1024)
 /* Events taken per wait, and connections accepted per listener event
  * (bounded so that a connection storm cannot starve open connections). */
 #define EK_LOOP_EVENTS 256
@@ -85,10 +85,11 @@ static struct ek_conn *slot_get(struct loop *lp, int fd)
             n *= 2;
         if (lp->echo.proxy != NULL) { /* --proxy-protocol: a parser slot */
             struct ek_proxy_parser **more =
-                realloc(lp->echo.proxy, n * sizeof(*more));
+                realloc(lp->echo.proxy, n * sizeof(struct ek_proxy_parser *));
             if (more == NULL)
                 return NULL;
-            memset(more + lp->nslots, 0, (n - lp->nslots) * sizeof(*more));
+            memset(more + lp->nslots, 0,
+                   (n - lp->nslots) * sizeof(struct ek_proxy_parser *));
             lp->echo.proxy = more;
         }
         struct ek_conn *grown = realloc(lp->slots, n * sizeof(*grown));
@@ -147,7 +148,8 @@ static void loop_stop_accepting(void *arg)
 static void conn_close(struct loop *lp, int fd, int err)
 {
     struct ek_conn *c = &lp->slots[fd];
-    if (c->flags & EK_CONN_PROXY) { /* closed before its header ended */
+    if ((c->flags & EK_CONN_PROXY) && lp->echo.proxy != NULL) {
+        /* closed before its header ended */
         free(lp->echo.proxy[fd]);
         lp->echo.proxy[fd] = NULL;
     }
@@ -316,7 +318,7 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     lp->echo.srv = srv;
     lp->echo.acc = lp->acc;
     if (srv->cfg->proxy_protocol) {
-        lp->echo.proxy = calloc(64, sizeof(*lp->echo.proxy));
+        lp->echo.proxy = calloc(64, sizeof(struct ek_proxy_parser *));
         if (lp->echo.proxy == NULL)
             return -ENOMEM;
         if (slot_get(lp, 63) == NULL) /* both tables start at 64 */

@@ -28,7 +28,7 @@
 
 #define EK_THREAD_BUF (16 * 1024)
 /* Enough for the buffer, libc and sanitizers; only touched pages cost. */
-#define EK_THREAD_STACK (256 * 1024)
+#define EK_THREAD_STACK ((size_t)256 * 1024)
 
 /* How long, after the supervisor returns, threads may take to finish
  * touching shared state (they have been cut, so this is milliseconds). */

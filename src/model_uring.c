@@ -52,7 +52,7 @@
  * 64 leave headroom. A buffer is held only between a receive and the end
  * of the send that echoes it. */
 #define URING_BUFS 64 /* a power of two */
-#define URING_BUF_SIZE (64 * 1024)
+#define URING_BUF_SIZE ((size_t)64 * 1024)
 #define URING_BGID 0
 /* After a stop, how long outstanding requests may take to complete. */
 #define URING_CLOSE_GRACE_MS 1000
@@ -406,10 +406,11 @@ static struct uconn *slot_get(struct uloop *lp, int fd)
             n *= 2;
         if (lp->srv->cfg->proxy_protocol) { /* a parser slot per fd too */
             struct ek_proxy_parser **more =
-                realloc(lp->proxy, n * sizeof(*more));
+                realloc(lp->proxy, n * sizeof(struct ek_proxy_parser *));
             if (more == NULL)
                 return NULL;
-            memset(more + lp->nslots, 0, (n - lp->nslots) * sizeof(*more));
+            memset(more + lp->nslots, 0,
+                   (n - lp->nslots) * sizeof(struct ek_proxy_parser *));
             lp->proxy = more;
         }
         struct uconn *grown = realloc(lp->conns, n * sizeof(*grown));

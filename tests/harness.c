@@ -526,7 +526,7 @@ void h_pattern(uint64_t seed, uint64_t off, unsigned char *buf, size_t n)
     }
 }
 
-#define H_IO_BUF (64 * 1024)
+#define H_IO_BUF ((size_t)64 * 1024)
 
 /* Per-stream diagnostics are capped: with a thousand streams failing the
  * same way, the first few say it all. */
@@ -577,7 +577,7 @@ static int stream_recv(struct h_stream *s, unsigned char *buf,
     if (s->received + (uint64_t)r > s->sent) {
         fprintf(stderr, "stream %llu: %llu bytes back, only %llu sent\n",
                 (unsigned long long)s->seed,
-                (unsigned long long)(s->received + (uint64_t)r),
+                (unsigned long long)s->received + (uint64_t)r,
                 (unsigned long long)s->sent);
         return -EPROTO;
     }
@@ -590,7 +590,7 @@ static int stream_recv(struct h_stream *s, unsigned char *buf,
                 "stream %llu: byte %llu differs (got %02x, want "
                 "%02x)\n",
                 (unsigned long long)s->seed,
-                (unsigned long long)(s->received + i), buf[i], want[i]);
+                (unsigned long long)s->received + i, buf[i], want[i]);
         return -EPROTO;
     }
     s->received += (uint64_t)r;
@@ -624,7 +624,7 @@ static void stream_step(struct h_stream *s, short revents, unsigned char *buf,
 int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
 {
     struct pollfd *p = calloc(n, sizeof(*p));
-    unsigned char *buf = malloc(H_IO_BUF), *want = malloc(H_IO_BUF);
+    unsigned char *buf = calloc(1, H_IO_BUF), *want = calloc(1, H_IO_BUF);
     CHECK(p != NULL && buf != NULL && want != NULL);
     int64_t start = h_now_ms(), deadline = start + timeout_ms;
     int64_t last_any = start;

@@ -688,7 +688,8 @@ static int collect_echoes(int *fds, size_t *got, int n, int wait_ms,
 
 static void case_fd_exhaustion(void)
 {
-    enum { CLIENTS = 48, NOFILE = 32 };
+    /* ulimit -n 64, and half as many clients again. */
+    enum { CLIENTS = 96, NOFILE = 64 };
     struct h_server s;
     const char *args[] = {"--listen", "127.0.0.1:0", "--max-conns", "1000",
                           NULL};

@@ -18,11 +18,11 @@
  * bounds are four times looser in those builds, eight under TSan (whose
  * shadow of a thread's stack is the larger). */
 #if defined(EK_TEST_TSAN)
-#define MEM_SLACK 8
+#define MEM_SLACK 8L
 #elif defined(EK_TEST_SANITIZED)
-#define MEM_SLACK 4
+#define MEM_SLACK 4L
 #else
-#define MEM_SLACK 1
+#define MEM_SLACK 1L
 #endif
 
 /* The model under test ("epoll", "epoll-t2", ...), NULL for CLI cases. */

@@ -72,7 +72,7 @@ void case_stress_10k(void)
            "ms); server RSS %ld -> %ld KiB (%.0f B per connection)\n",
            model, N, (long long)connected, base_kb, held_kb,
            (double)(held_kb - base_kb) * 1024.0 / N);
-    CHECK(held_kb - base_kb < N * 2); /* under 2 KiB each, buffers included */
+    CHECK(held_kb - base_kb < 2L * N); /* under 2 KiB each, buffers included */
     stop_ok(&s);
 }
 
@@ -97,7 +97,7 @@ void case_random_resets(void)
         int fds[BATCH];
         for (int i = 0; i < BATCH; i++) {
             fds[i] = h_connect_or_die(s.addrs[0]);
-            size_t n = 1 + (size_t)rand() % (64 * 1024);
+            size_t n = 1 + (size_t)rand() % ((size_t)64 * 1024);
             static unsigned char junk[64 * 1024];
             memset(junk, (int)i, n);
             ssize_t w = send(fds[i], junk, n, MSG_NOSIGNAL); /* may be short */
@@ -217,7 +217,7 @@ void case_slow_readers_1000(void)
     uint64_t sent = 0;
     for (int i = 0; i < N; i++)
         sent += v[i].sent;
-    long bound_kb = MEM_SLACK * (N * (16 + 128) + 8 * 1024);
+    long bound_kb = MEM_SLACK * (N * (16L + 128) + 8L * 1024);
     printf("%s: %d clients not reading: %llu MiB written, server RSS %ld -> "
            "%ld KiB (bound %ld KiB)\n",
            model, N, (unsigned long long)(sent / MiB), base_kb, stalled_kb,

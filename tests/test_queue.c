@@ -78,10 +78,10 @@ static void test_chunk_sizes(void)
 static void test_random_against_model(void)
 {
     enum { CAP = 1 << 20 };
-    /* The model is model[head, head + len) of a buffer twice the largest
-     * length, moved down only when the end is near: a memmove per consume
-     * made this test take a minute under ThreadSanitizer. */
-    unsigned char *buf = malloc(2 * CAP), *data = malloc(CAP);
+    /* The model is buf[head, head + len) of a buffer twice the largest
+     * length, moved down only when the end is near, rather than moved on
+     * every consume. */
+    unsigned char *buf = malloc(2 * (size_t)CAP), *data = malloc(CAP);
     CHECK(buf && data);
     struct ek_queue q = {0};
     size_t head = 0, len = 0;
@@ -98,7 +98,7 @@ static void test_random_against_model(void)
             for (size_t i = 0; i < n; i++)
                 data[i] = (unsigned char)(written + i);
             CHECK(ek_queue_append(&q, data, n) == 0);
-            if (head + len + n > 2 * CAP) {
+            if (head + len + n > 2 * (size_t)CAP) {
                 memmove(buf, buf + head, len);
                 head = 0;
             }
