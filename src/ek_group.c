@@ -205,8 +205,14 @@ static int init_member(struct ek_group *g, unsigned index)
     m->loop = calloc(1, g->ops->size);
     if (m->loop == NULL)
         return -ENOMEM;
-    if (index > 0 && pipe2(m->control, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -errno;
+    if (index > 0 && pipe2(m->control, O_CLOEXEC | O_NONBLOCK) < 0) {
+        /* ops->free is for what ops->init began: not for this zeroed
+         * loop, whose zero fds it would close. */
+        int err = -errno;
+        free(m->loop);
+        m->loop = NULL;
+        return err;
+    }
     return g->ops->init(m->loop, g, index);
 }
 

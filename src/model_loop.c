@@ -308,6 +308,8 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
 {
     struct loop *lp = arg;
     struct ek_server *srv = ek_group_server(g);
+    /* First, so that loop_free after an early failure closes no fd 0. */
+    lp->echo.pipe[0] = lp->echo.pipe[1] = -1;
     lp->group = g;
     lp->srv = srv;
     lp->index = index;
@@ -329,7 +331,6 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
                             ? EK_LOOP_READ_BUF
                             : srv->cfg->max_queue;
     lp->echo.counters = &lp->srv->stats->loop[index];
-    lp->echo.pipe[0] = lp->echo.pipe[1] = -1;
 #ifdef __linux__
     /* For connections that stream (ek_conn.h); without it they copy. */
     if (getenv("EK_NO_SPLICE") == NULL &&
