@@ -342,6 +342,10 @@ static int read_proxy_header(int fd, struct ek_blocking *b, int wake_fd,
         b->head = 0;
         b->tail = (size_t)n - used;
         ek_stat_add(&shared->bytes_in, b->tail);
+        /* The header had its own deadline; --idle-timeout counts from its
+         * end, not from the accept. */
+        if (b->idle_ms > 0)
+            b->last_ms = ek_now_ms();
         return EK_ECHO_GO_ON;
     }
     b->proxy = NULL;

@@ -563,6 +563,26 @@ void ek_server_idle_closed(struct ek_server *srv, int fd)
            (double)srv->cfg->idle_timeout_ms / 1000.0);
 }
 
+bool ek_idle_sweep_closes(struct ek_server *srv, struct ek_acceptor *acc,
+                          const struct ek_idle_clock *k, int fd, uint32_t stamp,
+                          bool header_pending)
+{
+    /* While the header is read the stamp stays at the accept: only the
+     * header's deadline applies (a header sent a byte at a time is not
+     * idle). The event loops differed here; now they share this. */
+    if (header_pending) {
+        if (!ek_header_expired(k, stamp))
+            return false;
+        ek_server_proxy_failed(srv, acc, fd, "no PROXY header within 5 s");
+        return true;
+    }
+    if (ek_idle_expired(k, stamp)) {
+        ek_server_idle_closed(srv, fd);
+        return true;
+    }
+    return false;
+}
+
 /* The limiter for callers without an acceptor (the blocking models' many
  * threads): one per process, under a lock. */
 static struct ek_ratelimit shared_proxy_log, shared_acl_log;

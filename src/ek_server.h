@@ -204,6 +204,14 @@ int ek_idle_timeout(const struct ek_idle_clock *k);
 /* A connection closed by the idle timeout: counted, logged at -v. */
 void ek_server_idle_closed(struct ek_server *srv, int fd);
 
+/* An event loop's sweep, for one connection stamped `stamp`: true when it
+ * must be closed (counted and logged already): its PROXY header, when
+ * header_pending, is late; or, once past the header, nothing moved for
+ * --idle-timeout. */
+bool ek_idle_sweep_closes(struct ek_server *srv, struct ek_acceptor *acc,
+                          const struct ek_idle_clock *k, int fd, uint32_t stamp,
+                          bool header_pending);
+
 /* The process exit status: 0, or 128 + signal after a forced exit. */
 int ek_server_exit_status(const struct ek_server *srv);
 

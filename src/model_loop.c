@@ -401,17 +401,10 @@ static void sweep_idle(struct loop *lp)
 {
     for (size_t fd = 0; fd < lp->nslots; fd++) {
         struct ek_conn *c = &lp->slots[fd];
-        if (c->tag != SLOT_CONN)
-            continue;
-        if ((c->flags & EK_CONN_PROXY) &&
-            ek_header_expired(&lp->idle, c->active_tick)) {
-            ek_server_proxy_failed(lp->srv, lp->acc, (int)fd,
-                                   "no PROXY header within 5 s");
+        if (c->tag == SLOT_CONN &&
+            ek_idle_sweep_closes(lp->srv, lp->acc, &lp->idle, (int)fd,
+                                 c->active_tick, c->flags & EK_CONN_PROXY))
             conn_close(lp, (int)fd, 0);
-        } else if (ek_idle_expired(&lp->idle, c->active_tick)) {
-            ek_server_idle_closed(lp->srv, (int)fd);
-            conn_close(lp, (int)fd, 0);
-        }
     }
 }
 

@@ -772,18 +772,10 @@ static void sweep_idle(struct uloop *lp)
 {
     for (size_t fd = 0; fd < lp->nslots; fd++) {
         struct uconn *c = &lp->conns[fd];
-        if (!(c->state & UC_OPEN) || (c->state & UC_CLOSING))
-            continue;
-        if ((c->state & UC_PROXY) &&
-            ek_header_expired(&lp->idle, c->active_tick)) {
-            ek_server_proxy_failed(lp->srv, lp->acc, (int)fd,
-                                   "no PROXY header within 5 s");
+        if ((c->state & UC_OPEN) && !(c->state & UC_CLOSING) &&
+            ek_idle_sweep_closes(lp->srv, lp->acc, &lp->idle, (int)fd,
+                                 c->active_tick, c->state & UC_PROXY))
             conn_close(lp, (int)fd, 0);
-        } else if (!(c->state & UC_PROXY) &&
-                   ek_idle_expired(&lp->idle, c->active_tick)) {
-            ek_server_idle_closed(lp->srv, (int)fd);
-            conn_close(lp, (int)fd, 0);
-        }
     }
 }
 

@@ -62,6 +62,7 @@ void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
 void case_proxy_protocol(void);
+void case_proxy_idle(void);
 void case_haproxy_failover(void);
 void case_udp_echo(void);
 void case_udp_send(void);

@@ -809,6 +809,38 @@ void case_proxy_protocol(void)
     stop_ok(&s);
 }
 
+/* --proxy-protocol with --idle-timeout 0.5: a header that takes 2.5 s, a
+ * few bytes every 250 ms, is within its 5 s and must not count as idle
+ * (the event loops keep the accept's stamp while the header is read;
+ * epoll once closed this connection as idle after 0.5 s, uring did not). */
+void case_proxy_idle(void)
+{
+    struct h_server s;
+    const char *extra[] = {"--proxy-protocol", "--idle-timeout", "0.5", NULL};
+    start(&s, extra);
+    static const char v1[] = "PROXY TCP4 192.0.2.1 127.0.0.1 40000 7\r\n";
+    int fd = h_connect_or_die(s.addrs[0]);
+    int64_t t0 = h_now_ms();
+    for (size_t off = 0; off < sizeof(v1) - 1; off += 4) {
+        size_t n = sizeof(v1) - 1 - off < 4 ? sizeof(v1) - 1 - off : 4;
+        send_all(fd, v1 + off, n);
+        h_sleep_ms(250);
+    }
+    unsigned char data[100], back[100];
+    h_pattern(601, 0, data, sizeof(data));
+    send_all(fd, data, sizeof(data));
+    CHECK(recv_exact(fd, back, sizeof(back), 10000));
+    CHECK(memcmp(back, data, sizeof(back)) == 0);
+    int64_t took = h_now_ms() - t0;
+    /* Past the header, the idle timeout holds again. */
+    CHECK(closed_by_peer(fd, 5000));
+    printf("%s: PROXY header over %lld ms with --idle-timeout 0.5: echoed, "
+           "then closed once idle\n",
+           model, (long long)took);
+    close(fd);
+    stop_ok(&s);
+}
+
 /* ---- HAProxy in front of two servers: failover -----------------------------
  */
 
