@@ -91,6 +91,18 @@ static void counter(char *buf, size_t size, size_t *len, const char *name,
            help, name, type, name, labels, (unsigned long long)value);
 }
 
+/* A counter family with one sample per reason, as {reason="..."}. */
+static void by_reason(char *buf, size_t size, size_t *len, const char *name,
+                      const char *help, const char *const *reasons,
+                      const uint64_t *values, size_t n)
+{
+    append(buf, size, len, "# HELP %s %s\n# TYPE %s counter\n", name, help,
+           name);
+    for (size_t i = 0; i < n; i++)
+        append(buf, size, len, "%s{reason=\"%s\"} %llu\n", name, reasons[i],
+               (unsigned long long)values[i]);
+}
+
 size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
                          unsigned threads, char *buf, size_t size)
 {
@@ -106,18 +118,12 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
             "Connections admitted.", "", v->accepted);
     counter(buf, size, &len, "echokit_connections_active", "gauge",
             "Connections open now.", "", v->active);
-    append(buf, size, &len,
-           "# HELP echokit_connections_refused_total Connections closed at "
-           "once, by reason.\n"
-           "# TYPE echokit_connections_refused_total counter\n"
-           "echokit_connections_refused_total{reason=\"limit\"} %llu\n"
-           "echokit_connections_refused_total{reason=\"fd\"} %llu\n"
-           "echokit_connections_refused_total{reason=\"acl\"} %llu\n"
-           "echokit_connections_refused_total{reason=\"proxy\"} %llu\n",
-           (unsigned long long)v->refused_limit,
-           (unsigned long long)v->refused_fd,
-           (unsigned long long)v->refused_acl,
-           (unsigned long long)v->refused_proxy);
+    static const char *const refused_names[] = {"limit", "fd", "acl", "proxy"};
+    const uint64_t refused[] = {v->refused_limit, v->refused_fd, v->refused_acl,
+                                v->refused_proxy};
+    by_reason(buf, size, &len, "echokit_connections_refused_total",
+              "Connections closed at once, by reason.", refused_names, refused,
+              sizeof(refused) / sizeof(refused[0]));
     counter(buf, size, &len, "echokit_accept_errors_total", "counter",
             "accept(2) failures, fd exhaustion included.", "",
             v->accept_errors);
@@ -136,14 +142,9 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
             "UDP datagrams received.", "", v->dgrams_in);
     counter(buf, size, &len, "echokit_udp_sent_datagrams_total", "counter",
             "UDP datagrams echoed.", "", v->dgrams_out);
-    append(buf, size, &len,
-           "# HELP echokit_udp_dropped_datagrams_total UDP datagrams not "
-           "answered, by reason.\n"
-           "# TYPE echokit_udp_dropped_datagrams_total counter\n");
-    for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
-        append(buf, size, &len,
-               "echokit_udp_dropped_datagrams_total{reason=\"%s\"} %llu\n",
-               ek_udp_drop_names[i], (unsigned long long)v->udp_drops[i]);
+    by_reason(buf, size, &len, "echokit_udp_dropped_datagrams_total",
+              "UDP datagrams not answered, by reason.", ek_udp_drop_names,
+              v->udp_drops, EK_UDP_DROP_REASONS);
     return len;
 }
 
