@@ -197,17 +197,26 @@ void case_idle_timeout(void)
 
 /* ---- --allow / --deny --------------------------------------------------- */
 
-/* Connects to addr (an IPv4 HOST:PORT) from source address src. */
-static int connect_from(const char *src, const char *addr)
+/* from: src:src_port; to: addr, an IPv4 HOST:PORT. */
+static void ipv4_endpoints(const char *src, unsigned src_port, const char *addr,
+                           struct sockaddr_in *from, struct sockaddr_in *to)
 {
     char host[64];
     unsigned port;
     CHECK(sscanf(addr, "%63[^:]:%u", host, &port) == 2);
-    struct sockaddr_in from = {.sin_family = AF_INET};
-    struct sockaddr_in to = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    CHECK(inet_pton(AF_INET, src, &from.sin_addr) == 1);
-    CHECK(inet_pton(AF_INET, host, &to.sin_addr) == 1);
+    *from = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)src_port)};
+    *to = (struct sockaddr_in){.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port)};
+    CHECK(inet_pton(AF_INET, src, &from->sin_addr) == 1);
+    CHECK(inet_pton(AF_INET, host, &to->sin_addr) == 1);
+}
+
+/* Connects to addr (an IPv4 HOST:PORT) from source address src. */
+static int connect_from(const char *src, const char *addr)
+{
+    struct sockaddr_in from, to;
+    ipv4_endpoints(src, 0, addr, &from, &to);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(fd >= 0);
     CHECK(bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0);
@@ -1029,15 +1038,9 @@ void case_haproxy_failover(void)
  * ("udp:HOST:PORT"). */
 static int udp_client(const char *src, unsigned src_port, const char *addr)
 {
-    char host[64];
-    unsigned port;
-    CHECK(sscanf(addr, "udp:%63[^:]:%u", host, &port) == 2);
-    struct sockaddr_in from = {.sin_family = AF_INET,
-                               .sin_port = htons((uint16_t)src_port)};
-    struct sockaddr_in to = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    CHECK(inet_pton(AF_INET, src, &from.sin_addr) == 1);
-    CHECK(inet_pton(AF_INET, host, &to.sin_addr) == 1);
+    CHECK(strncmp(addr, "udp:", 4) == 0);
+    struct sockaddr_in from, to;
+    ipv4_endpoints(src, src_port, addr + 4, &from, &to);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CHECK(fd >= 0);
     while (bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
