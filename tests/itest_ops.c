@@ -601,19 +601,30 @@ void case_socket_activation(void)
 
 #define SYSTEMD_ANALYZE "/usr/bin/systemd-analyze"
 
+/* Reads the source tree's file rel (e.g. "contrib/haproxy.cfg") whole
+ * into buf, NUL-terminated; the test fails if it is missing or too big.
+ * Returns its length. */
+static size_t read_source_file(const char *rel, char *buf, size_t size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", EK_SOURCE_DIR, rel);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    CHECK(n > 0 && n < (ssize_t)size - 1);
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
 /* Copies contrib/name into dir, pointing ExecStart at the binary under
  * test (systemd-analyze checks that the executable exists). */
 static void copy_unit(const char *name, const char *dir)
 {
-    char src[512], dst[512], buf[8192];
-    snprintf(src, sizeof(src), "%s/contrib/%s", EK_SOURCE_DIR, name);
+    char rel[256], dst[512], buf[8192];
+    snprintf(rel, sizeof(rel), "contrib/%s", name);
+    read_source_file(rel, buf, sizeof(buf));
     snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    CHECK(in >= 0);
-    ssize_t n = read(in, buf, sizeof(buf) - 1);
-    close(in);
-    CHECK(n > 0 && n < (ssize_t)sizeof(buf) - 1);
-    buf[n] = '\0';
     FILE *out = fopen(dst, "w");
     CHECK(out != NULL);
     const char *from = "/usr/local/bin/echokit";
@@ -871,14 +882,8 @@ static void haproxy_end(void)
 static void haproxy_config(const char *path, const char *front, const char *a,
                            const char *b)
 {
-    char src[512], text[8192];
-    snprintf(src, sizeof(src), "%s/contrib/haproxy.cfg", EK_SOURCE_DIR);
-    int fd = open(src, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    CHECK(n > 0 && n < (ssize_t)sizeof(text) - 1);
-    text[n] = '\0';
+    char text[8192];
+    read_source_file("contrib/haproxy.cfg", text, sizeof(text));
     const char *swap[][2] = {
         {"bind :7\n", front}, {"127.0.0.1:7001", a}, {"127.0.0.1:7002", b}};
     FILE *out = fopen(path, "w");
@@ -1325,17 +1330,11 @@ static size_t long_options(const char *text, char list[][40], size_t n,
 static char *man_text(void)
 {
     static char text[1 << 17];
-    char path[512];
-    snprintf(path, sizeof(path), "%s/docs/echokit.1", EK_SOURCE_DIR);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
     char *raw = malloc(sizeof(text));
     CHECK(raw != NULL);
-    ssize_t n = read(fd, raw, sizeof(text) - 1);
-    close(fd);
-    CHECK(n > 0 && n < (ssize_t)sizeof(text) - 1);
+    size_t n = read_source_file("docs/echokit.1", raw, sizeof(text));
     size_t j = 0;
-    for (ssize_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (raw[i] == '\\' && i + 1 < n && raw[i + 1] == '-')
             continue; /* "\-" is a hyphen */
         text[j++] = raw[i];
