@@ -1,8 +1,8 @@
 /*
  * Fuzz target: the per-connection queue (ek_queue.h) under random appends,
- * peeks, partial sends and clears, checked byte for byte against a plain
- * array model: whatever the sequence, the queue hands back exactly the
- * bytes appended, in order, and its length is the model's.
+ * prepends, peeks, partial sends and clears, checked byte for byte against
+ * a plain array model: whatever the sequence, the queue hands back exactly
+ * the bytes put in, in order, and its length is the model's.
  */
 #include "ek_queue.h"
 
@@ -55,6 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (arg % 8 == 0) { /* now and then: the client resets */
             ek_queue_clear(&q);
             mhead = mtail = 0;
+        } else if (arg % 8 == 1) { /* put back the rest of a send */
+            size_t n = arg >> 3, held = mtail - mhead;
+            if (held + n > MODEL_MAX)
+                continue;
+            for (size_t k = 0; k < n; k++)
+                chunk[k] = (uint8_t)(counter++ * 2654435761u >> 24);
+            if (ek_queue_prepend(&q, chunk, n) != 0)
+                abort();
+            if (mhead < n) {
+                memmove(model + n, model + mhead, held);
+                mhead = n;
+                mtail = n + held;
+            }
+            mhead -= n;
+            memcpy(model + mhead, chunk, n);
         }
         if (ek_queue_len(&q) != mtail - mhead)
             abort();

@@ -1,34 +1,56 @@
 /*
- * ek_conn: the echo itself, shared by every I/O model.
+ * ek_conn: the connection layer. What a connection is and the one policy
+ * every engine applies to it, whichever way its bytes were read:
  *
- * Readiness models (select, poll, epoll, kqueue) keep a struct ek_conn per
- * connection and call ek_conn_readable / ek_conn_writable on events. Bytes
- * are read into the loop's one buffer and sent straight back; only what the
- * socket will not take now is copied into the connection's queue. So an
- * idle connection, or one whose echo keeps up, owns no buffer at all.
+ *   - bytes arrive: echo them at once; what the transport does not take
+ *     now goes into the connection's queue, after what is queued already
+ *     (order is the whole contract);
+ *   - backpressure: a connection is read only while its queue holds less
+ *     than --max-queue bytes, and never more than the room left, so a
+ *     client that writes and does not read fills its queue, then the
+ *     socket buffers, then blocks in its own send(); reading resumes as
+ *     the queue drains;
+ *   - half-close: once the client's stream ends, what is queued still goes
+ *     back, then the transport ends ours (finish) and the connection is
+ *     done;
+ *   - --proxy-protocol: the first bytes are the PROXY header, fed to
+ *     ek_conn_header_input by whichever engine read them; the connection is
+ *     admitted by the client the header names, and what follows the header
+ *     in the same read is the client's first data;
+ *   - the counters (bytes in and out, queue-full events) and the idle
+ *     clock's stamp, which stays at the accept while the header is read.
  *
- * Backpressure: a connection is read only while its queue holds less than
- * max_queue bytes, and never more than the room left, so the queue never
- * exceeds max_queue. A client that writes and does not read fills its
- * queue, then its socket buffers, then blocks in its own send().
- *
- * Blocking models (iterative, thread, process) call ek_echo_blocking with
- * a fixed buffer: one read, then send it all, then read again.
+ * The engines: the readiness loop (model_loop.c) calls ek_conn_readable /
+ * ek_conn_writable on events, which read into the loop's one buffer and
+ * send straight back, so an idle connection, or one whose echo keeps up,
+ * owns no buffer at all; the io_uring engine (model_uring.c) receives
+ * into its own buffers and uses the queue, the room and the header phase
+ * from here; the blocking models (ek_blocking.h) keep a struct ek_conn for
+ * its transport and header. Bytes cross the socket through the
+ * connection's transport (ek_transport.h).
  */
 #ifndef EK_CONN_H
 #define EK_CONN_H
 
-#include "ek_backend.h"
 #include "ek_queue.h"
-#include "ek_stats.h"
+#include "ek_transport.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct ek_acceptor;
+struct ek_counters;
+struct ek_idle_clock;
+struct ek_proxy_parser;
+struct ek_server;
+
 enum {
-    EK_CONN_PEER_CLOSED = 1, /* the client sent FIN: flush, then close */
+    EK_CONN_PEER_CLOSED = 1, /* the client's stream ended: flush, finish */
     EK_CONN_BULK = 2,        /* streaming: echo through splice(2) */
-    EK_CONN_PROXY = 4,       /* its PROXY header is still being read */
+    EK_CONN_FINISHING = 4,   /* the transport's finish said "again" */
+    EK_CONN_CLOSING = 8,     /* the engine is closing it (uring: waits for
+                                its requests in flight) */
 };
 
 /* A read of at least this much marks a connection as streaming; a splice
@@ -39,30 +61,80 @@ enum {
 #define EK_BULK_ENTER ((size_t)32 * 1024)
 #define EK_BULK_EXIT ((size_t)4 * 1024)
 
+/* 48 bytes; the zero value is a free slot. */
 struct ek_conn {
-    struct ek_queue queue; /* read but not yet sent back */
-    uint8_t flags;         /* EK_CONN_* */
-    uint8_t interest;      /* EK_EV_* as registered with the backend */
-    uint8_t tag;           /* the owner's (the loop's slot kind) */
-    uint32_t active_tick;  /* the owner's clock when bytes last moved */
+    struct ek_queue queue;         /* read but not yet sent back */
+    struct ek_proxy_parser *proxy; /* while its PROXY header is read */
+    const struct ek_transport *tp;
+    uint32_t active_tick; /* the loop's idle clock when bytes last moved */
+    uint8_t flags;        /* EK_CONN_* */
+    uint8_t kind;         /* the loop's: what its slot holds (ek_loop.h) */
+    uint8_t interest;     /* readiness engine: EK_EV_* registered */
 };
 
-struct ek_server;
-struct ek_acceptor;
-
-struct ek_echo_ctx {
+/* What a connection's owner lends it: one per event loop (or per blocking
+ * connection, where only srv is set). */
+struct ek_conn_env {
+    struct ek_server *srv;
+    struct ek_acceptor *acc;          /* NULL: a shared log limiter */
+    struct ek_counters *counters;     /* the loop's own (single writer) */
+    const struct ek_idle_clock *idle; /* NULL: no stamps */
+    size_t max_queue;
     char *buf; /* the loop's read buffer, shared by all its connections */
     size_t buf_size;
-    size_t max_queue;
-    struct ek_counters *counters; /* the loop's own */
     int pipe[2]; /* the loop's splice pipe, empty between calls; -1: none */
-    /* --proxy-protocol: the header parsers of the connections flagged
-     * EK_CONN_PROXY, by fd (NULL without the option), and where the header
-     * goes once read (admission by the client's address). */
-    struct ek_proxy_parser **proxy;
-    struct ek_server *srv;
-    struct ek_acceptor *acc;
 };
+
+/* Makes *c a connection over tp, reading a PROXY header first when the
+ * server expects one. Returns 0, or -ENOMEM with *c free again. */
+int ek_conn_open(struct ek_conn *c, const struct ek_transport *tp,
+                 const struct ek_server *srv);
+
+/* Frees what c holds (queue, header parser, transport state); *c is a
+ * free (zero) slot again. The fd is the caller's to close. */
+void ek_conn_release(struct ek_conn *c);
+
+/* ---- the PROXY header phase (while c->proxy != NULL) ----------------- */
+
+enum {
+    EK_HEADER_MORE,    /* all n bytes were header; it goes on */
+    EK_HEADER_DONE,    /* *used bytes ended it; admitted; the rest is data */
+    EK_HEADER_REFUSED, /* bad, or the rules refuse the client: counted and
+                          logged; close */
+};
+
+/* Feeds n bytes read from fd's connection to its header parser. */
+int ek_conn_header_input(struct ek_conn *c, int fd,
+                         const struct ek_conn_env *env, const char *data,
+                         size_t n, size_t *used);
+
+/* The header will not come (why: closed, failed, late): counted as refused
+ * and logged; the caller closes. */
+void ek_conn_header_failed(struct ek_conn *c, int fd,
+                           const struct ek_conn_env *env, const char *why);
+
+/* ---- the echo policy ------------------------------------------------- */
+
+/* Bytes that may be read now: the queue's room under --max-queue. */
+static inline size_t ek_conn_room(const struct ek_conn *c, size_t max_queue)
+{
+    size_t queued = ek_queue_len(&c->queue);
+    return queued < max_queue ? max_queue - queued : 0;
+}
+
+/* Queues n bytes behind what is queued (front: before it, for the rest of
+ * a send started earlier), counting a queue-full event when the queue
+ * reaches --max-queue. Returns 0 or -ENOMEM. */
+int ek_conn_queue(struct ek_conn *c, const struct ek_conn_env *env,
+                  const char *data, size_t n, bool front);
+
+/* n bytes arrived (after the header) or went out: counted, and the idle
+ * stamp renewed. */
+void ek_conn_received(struct ek_conn *c, const struct ek_conn_env *env,
+                      size_t n);
+void ek_conn_sent(struct ek_conn *c, const struct ek_conn_env *env, size_t n);
+
+/* ---- the readiness engine -------------------------------------------- */
 
 /* Results of the two event handlers. */
 enum {
@@ -73,47 +145,12 @@ enum {
 };
 
 /* One read, echoed at once, the unsent rest queued. */
-int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx);
+int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_conn_env *env);
 
 /* Sends what is queued. */
-int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_echo_ctx *ctx);
+int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_conn_env *env);
 
-/* The events this connection needs now. 0 means it is finished. */
+/* The events (EK_EV_*) this connection needs now. */
 unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue);
-
-/* Frees the queue. The connection is zero (idle) again. */
-void ek_conn_release(struct ek_conn *c);
-
-/* State of one blocking echo: bytes buf[head, tail) are read, not sent. */
-struct ek_blocking {
-    char *buf;
-    size_t size;
-    size_t head, tail;
-    int64_t idle_ms; /* --idle-timeout, 0: none */
-    int64_t last_ms; /* when a byte last moved (set by ek_echo_blocking) */
-    /* --proxy-protocol: the header is read first, into the caller's
-     * parser, and the connection admitted by it; NULL once done or when no
-     * header is expected. */
-    struct ek_server *srv;
-    struct ek_proxy_parser *proxy;
-    int64_t header_deadline_ms; /* set by ek_echo_blocking */
-};
-
-/* Results of ek_echo_blocking, besides -errno. */
-enum {
-    EK_ECHO_DONE = 0,    /* the client closed and got everything back */
-    EK_ECHO_WOKEN = 1,   /* wake_fd became readable; call again to resume */
-    EK_ECHO_TIMEOUT = 2, /* deadline_ms passed; call again to resume */
-    EK_ECHO_IDLE = 3,    /* nothing moved for b->idle_ms: close it */
-    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused: close */
-};
-
-/* Echoes on fd until the client closes, waiting in poll(2) so that wake_fd
- * (if >= 0), deadline_ms (CLOCK_MONOTONIC ms, -1 for none) and
- * b->idle_ms can interrupt it. fd may be blocking: every call uses
- * MSG_DONTWAIT. Counts into `shared` with atomic adds (many threads or
- * processes share it). */
-int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
-                     int64_t deadline_ms, struct ek_counters *shared);
 
 #endif

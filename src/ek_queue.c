@@ -78,6 +78,43 @@ int ek_queue_append(struct ek_queue *q, const void *data, size_t n)
     return 0;
 }
 
+int ek_queue_prepend(struct ek_queue *q, const void *data, size_t n)
+{
+    struct ek_chunk *fresh = NULL, *end = NULL;
+    const char *p = data;
+    for (size_t left = n; left > 0;) {
+        size_t k = left < EK_CHUNK_MAX ? left : EK_CHUNK_MAX;
+        struct ek_chunk *c = malloc(sizeof(*c) + k); /* to the byte: full */
+        if (c == NULL) {
+            while (fresh != NULL) {
+                struct ek_chunk *next = fresh->next;
+                free(fresh);
+                fresh = next;
+            }
+            return -ENOMEM;
+        }
+        c->next = NULL;
+        c->head = 0;
+        c->tail = c->size = k;
+        memcpy(c->data, p, k);
+        if (end != NULL)
+            end->next = c;
+        else
+            fresh = c;
+        end = c;
+        p += k;
+        left -= k;
+    }
+    if (end == NULL)
+        return 0;
+    end->next = q->first;
+    if (q->last == NULL)
+        q->last = end;
+    q->first = fresh;
+    q->len += n;
+    return 0;
+}
+
 int ek_queue_peek(const struct ek_queue *q, struct iovec *iov, int max)
 {
     int n = 0;

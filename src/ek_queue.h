@@ -9,7 +9,8 @@
  * Memory bound: the queue never allocates more than
  *     len + 2 * EK_CHUNK_MAX + (number of chunks) * sizeof(struct ek_chunk)
  * bytes, because only the first chunk can have consumed space at its head
- * and only the last can have free space at its tail. The caller bounds len
+ * and only the last can have free space at its tail (a prepend allocates
+ * its chunks to the byte, full). The caller bounds len
  * (see --max-queue); the queue itself does not refuse data.
  */
 #ifndef EK_QUEUE_H
@@ -39,6 +40,11 @@ static inline size_t ek_queue_len(const struct ek_queue *q)
 
 /* Appends n bytes. Returns 0, or -ENOMEM with the queue unchanged. */
 int ek_queue_append(struct ek_queue *q, const void *data, size_t n);
+
+/* Puts n bytes in front of what is queued: they are sent first. For the
+ * rest of a send that had been started before later bytes were queued.
+ * Returns 0, or -ENOMEM with the queue unchanged. */
+int ek_queue_prepend(struct ek_queue *q, const void *data, size_t n);
 
 /* Fills up to max iovecs with the queued bytes, oldest first, without
  * consuming them. Returns the number of iovecs filled (0 when empty). */

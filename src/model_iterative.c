@@ -7,11 +7,12 @@
  * a drain (the listeners close, clients in the backlog are reset) and the
  * drain deadline still cuts the connection.
  */
-#include "ek_conn.h"
+#include "ek_blocking.h"
 #include "ek_model.h"
 #include "ek_server.h"
 #include "ek_supervisor.h"
 
+#include <stdbool.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -24,34 +25,22 @@ struct iterative {
 static void serve_inline(struct ek_server *srv, void *ctx, int fd)
 {
     struct iterative *it = ctx;
-    struct ek_proxy_parser header = {0};
-    struct ek_blocking b = {.buf = it->buf,
-                            .size = sizeof(it->buf),
-                            .idle_ms = srv->cfg->idle_timeout_ms,
-                            .srv = srv,
-                            .proxy = srv->cfg->proxy_protocol ? &header : NULL};
-    int rc;
+    struct ek_blocking b;
+    int rc = ek_blocking_open(&b, srv, it->buf, sizeof(it->buf));
 
-    for (;;) {
+    for (bool again = rc == 0; again;) {
         int64_t deadline =
             srv->phase == EK_DRAINING ? srv->drain_deadline_ms : -1;
-        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline,
-                              &srv->stats->shared);
+        rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline);
         if (rc == EK_ECHO_WOKEN) {
             if (ek_server_read_signals(srv) & EK_NEWS_DRAIN)
                 ek_server_close_listeners(srv);
-            if (srv->phase == EK_FORCED)
-                break;
-            continue;
+            again = srv->phase != EK_FORCED;
+        } else {
+            again = rc == EK_ECHO_TIMEOUT && !ek_server_should_stop(srv);
         }
-        if (rc == EK_ECHO_TIMEOUT && !ek_server_should_stop(srv))
-            continue;
-        break;
     }
-    close(fd);
-    if (rc == EK_ECHO_IDLE)
-        ek_stat_add(&srv->stats->idle_closed, 1);
-    ek_server_conn_done(srv, rc < 0 ? rc : 0);
+    ek_server_conn_done(srv, ek_blocking_close(&b, fd, rc));
 }
 
 int ek_run_iterative(struct ek_server *srv, const struct ek_model *self)

@@ -11,7 +11,7 @@
  * At the drain deadline the parent fires the cut pipe, which every child
  * polls beside its socket. Counters are in shared memory (ek_stats.h).
  */
-#include "ek_conn.h"
+#include "ek_blocking.h"
 #include "ek_model.h"
 #include "ek_server.h"
 #include "ek_signal.h"
@@ -29,12 +29,7 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
                                  int fd)
 {
     char buf[EK_PROCESS_BUF];
-    struct ek_proxy_parser header = {0};
-    struct ek_blocking b = {.buf = buf,
-                            .size = sizeof(buf),
-                            .idle_ms = srv->cfg->idle_timeout_ms,
-                            .srv = srv,
-                            .proxy = srv->cfg->proxy_protocol ? &header : NULL};
+    struct ek_blocking b;
 
     /* The parent's descriptors are not ours to use: listeners (closing
      * them here does not unlink unix socket files), the cut pipe's write
@@ -44,13 +39,14 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
             close(srv->listeners[i].fd);
     close(cut->wr);
 
-    int rc = ek_echo_blocking(fd, &b, cut->rd, -1, &srv->stats->shared);
-    close(fd);
-    if (rc < 0)
+    int rc = ek_blocking_open(&b, srv, buf, sizeof(buf));
+    if (rc == 0)
+        rc = ek_echo_blocking(fd, &b, cut->rd, -1);
+    /* The parent counts the end when it reaps; an error is ours to count. */
+    int err = ek_blocking_close(&b, fd, rc);
+    if (err < 0)
         ek_stat_add(&srv->stats->conn_errors, 1);
-    if (rc == EK_ECHO_IDLE)
-        ek_stat_add(&srv->stats->idle_closed, 1);
-    _exit(rc < 0 ? 1 : 0);
+    _exit(err < 0 ? 1 : 0);
 }
 
 static void start_child(struct ek_server *srv, void *ctx, int fd)

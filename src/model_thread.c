@@ -10,7 +10,7 @@
  * free again). At the drain deadline the main thread fires the cut pipe,
  * which every worker polls beside its socket.
  */
-#include "ek_conn.h"
+#include "ek_blocking.h"
 #include "ek_model.h"
 #include "ek_server.h"
 #include "ek_signal.h"
@@ -53,21 +53,13 @@ static void *worker_main(void *arg)
 {
     struct worker w = *(struct worker *)arg;
     char buf[EK_THREAD_BUF];
-    struct ek_proxy_parser header = {0};
-    struct ek_blocking b = {.buf = buf,
-                            .size = sizeof(buf),
-                            .idle_ms = w.srv->cfg->idle_timeout_ms,
-                            .srv = w.srv,
-                            .proxy =
-                                w.srv->cfg->proxy_protocol ? &header : NULL};
+    struct ek_blocking b;
 
     free(arg);
-    int rc =
-        ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1, &w.srv->stats->shared);
-    close(w.fd);
-    if (rc == EK_ECHO_IDLE)
-        ek_stat_add(&w.srv->stats->idle_closed, 1);
-    ek_server_conn_done(w.srv, rc < 0 ? rc : 0);
+    int rc = ek_blocking_open(&b, w.srv, buf, sizeof(buf));
+    if (rc == 0)
+        rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1);
+    ek_server_conn_done(w.srv, ek_blocking_close(&b, w.fd, rc));
     ek_signal_wake(); /* a slot is free: the main thread re-checks */
     atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);
     return NULL;

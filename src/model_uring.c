@@ -3,31 +3,60 @@
  *
  * Nothing here asks "is this socket ready?". Each listener has one
  * multishot accept; each connection has one multishot receive that takes
- * its buffers from a ring of provided buffers, so an idle connection holds
- * no receive buffer at all. The echo of what arrives is sent straight from
- * the provided buffer, which returns to the ring when the send completes.
- * At most one send is in flight per connection: what arrives meanwhile is
- * copied into the connection's queue (ek_queue.h) and sent, in order, when
- * the send completes; a short send is resubmitted for the rest. When the
- * queue reaches --max-queue the receive is cancelled (backpressure), and
- * re-armed once it drains.
+ * its buffers from a ring of provided buffers shared by the loop, so an
+ * idle connection holds no receive buffer at all. The chassis (ek_loop.h)
+ * keeps the slots, sockets, sweep and accounting, the connection layer
+ * (ek_conn.h) the queue, the room under --max-queue and the PROXY header;
+ * this file keeps the submissions and completions.
+ *
+ * A connection's requests and states, the whole state machine (struct
+ * uconn; at most one receive and one send in flight per connection):
+ *
+ *   receive  U_ARMED: a multishot receive is in flight. It ends (no
+ *              IORING_CQE_F_MORE) on its own (no free buffer: U_STARVED;
+ *              the end of the stream; an error) or by a cancel (U_PAUSED,
+ *              closing). Whenever it has ended and nothing holds it back,
+ *              a new one is armed.
+ *            U_STARVED: it ended with ENOBUFS. feed_starved re-arms the
+ *              starved receives once per turn, as many as there are free
+ *              buffers, round robin from where the last pass stopped, so
+ *              every connection gets its turn.
+ *            U_PAUSED: the queue reached --max-queue: the receive is
+ *              cancelled, and armed again (maybe_unpause) once the queue
+ *              has room and the cancelled receive has completed; the two
+ *              happen in either order.
+ *   send     U_SEND: one send in flight, from one of two places:
+ *              - a provided buffer (send_bid >= 0): bytes that arrived
+ *                while nothing was queued, echoed from where they landed
+ *                with MSG_DONTWAIT, so the send completes at once, whole,
+ *                short or -EAGAIN; what it did not send is copied to the
+ *                front of the queue and the buffer goes back to the ring.
+ *                A client that does not read can hold a buffer for one
+ *                turn, never longer, so slow readers cannot starve the
+ *                others of buffers;
+ *              - the queue's first chunk (send_bid == -1): waits for the
+ *                socket like any send, holding only the connection's own
+ *                memory, which --max-queue bounds.
+ *              What arrives while a send is in flight is queued behind it
+ *              and sent, in order, when it completes.
+ *   end      EK_CONN_PEER_CLOSED (the stream ended): the queue drains,
+ *              then the connection closes.
+ *            EK_CONN_CLOSING: shutdown(2) ends what is in flight (the
+ *              receive completes with 0, a send with an error) and the
+ *              receive is cancelled; the fd is closed only when nothing is
+ *              in flight (maybe_finish), so it cannot be reused while a
+ *              late completion may still name it.
  *
  * One io_uring_submit_and_wait per turn submits everything the previous
  * turn prepared and reaps every completion that is ready: that is the
  * batching. The ring is single-issuer with deferred task work (Linux 6.1+;
  * without those flags where the kernel refuses them), so completions are
  * processed when the loop asks, not in interrupts of its work.
- *
- * A connection is closed only when no request on it is in flight: until
- * then its fd stays open and cannot be reused, so a late completion can
- * never be taken for another connection's.
  */
 #include "ek_conn.h"
 #include "ek_group.h"
+#include "ek_loop.h"
 #include "ek_model.h"
-#include "ek_net.h"
-#include "ek_proxy.h"
-#include "ek_server.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -49,73 +78,58 @@
  * once). Measured (bench/PERFORMANCE.md): 16 KiB buffers cost bulk echo
  * 0.65 s of server CPU per GiB against 0.52; 32 buffers starved 1000
  * connections of 4 KiB messages until the re-arming went round robin, and
- * 64 leave headroom. A buffer is held only between a receive and the end
- * of the send that echoes it. */
+ * 64 leave headroom. A buffer is held from a receive to the end of the
+ * MSG_DONTWAIT send that echoes it: one turn. */
 #define URING_BUFS 64 /* a power of two */
 #define URING_BUF_SIZE ((size_t)64 * 1024)
 #define URING_BGID 0
 /* After a stop, how long outstanding requests may take to complete. */
 #define URING_CLOSE_GRACE_MS 1000
 
-enum uop { U_ACCEPT = 1, U_RECV, U_SEND, U_WAKE, U_CANCEL, U_UDP };
+enum uop { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL, OP_UDP };
 
 static uint64_t udata(enum uop op, unsigned index)
 {
     return (uint64_t)op | ((uint64_t)index << 8);
 }
 
+/* The engine's states of a connection (see the top of this file). */
 enum {
-    UC_OPEN = 1,        /* the slot is a connection */
-    UC_RECV_ARMED = 2,  /* a multishot receive is in flight */
-    UC_SEND = 4,        /* a send is in flight */
-    UC_PEER_CLOSED = 8, /* the client sent FIN */
-    UC_PAUSED = 16,     /* receive cancelled: the queue is full */
-    UC_STARVED = 32,    /* receive ended: no provided buffer was free */
-    UC_CLOSING = 64,    /* waiting for in-flight requests, then close */
-    UC_PROXY = 128,     /* its PROXY header is still being read */
+    U_ARMED = 1,   /* a multishot receive is in flight */
+    U_SEND = 2,    /* a send is in flight */
+    U_PAUSED = 4,  /* receive cancelled: the queue is full */
+    U_STARVED = 8, /* receive ended: no provided buffer was free */
 };
 
-/* A connection, indexed by fd. */
+/* A connection's slot. */
 struct uconn {
-    struct ek_queue queue; /* arrived while a send was in flight */
-    uint32_t send_len;     /* bytes of the send in flight */
-    uint32_t send_done;    /* of them, already sent (short sends) */
-    int16_t send_bid;      /* provided buffer being sent; -1: the queue */
-    uint8_t state;         /* UC_* */
-    int err;               /* why it closes (-errno), 0 for a clean end */
-    uint32_t active_tick;  /* the loop's idle clock when bytes last moved */
+    struct ek_conn c;   /* first: the connection layer's */
+    uint32_t send_len;  /* bytes of the send in flight */
+    uint32_t send_done; /* of them, already sent (short sends) */
+    int err;            /* why it closes (-errno), 0 for a clean end */
+    int16_t send_bid;   /* provided buffer being sent; -1: the queue */
+    uint8_t state;      /* U_* */
 };
 
 struct uloop {
-    struct ek_group *group;
-    struct ek_server *srv;
-    unsigned index;
+    struct ek_loop base; /* first: the chassis */
     struct io_uring ring;
     bool ring_ok, ring_disabled, wake_armed;
     struct io_uring_buf_ring *br;
-    char *bufs;                     /* URING_BUFS x URING_BUF_SIZE */
-    unsigned bufs_free;             /* provided buffers the kernel may fill */
-    struct uconn *conns;            /* by fd */
-    struct ek_proxy_parser **proxy; /* by fd, --proxy-protocol only */
-    size_t nslots, nconns;
-    size_t nstarved;      /* connections with UC_STARVED */
+    char *bufs;           /* URING_BUFS x URING_BUF_SIZE */
+    unsigned bufs_free;   /* provided buffers the kernel may fill */
+    size_t nstarved;      /* connections with U_STARVED */
     size_t starve_cursor; /* where feed_starved looks next */
-    int *listeners;
-    bool *accept_armed;
-    size_t nlisteners;
-    bool own_listeners, listeners_closed, accepting;
-    int *udp_fds;                  /* UDP sockets this loop serves */
-    struct ek_sockaddr *udp_local; /* their addresses */
-    size_t nudp;
-    bool udp_armed;    /* their polls were submitted (first turn) */
-    size_t udp_polls;  /* polls in flight */
-    bool closing;      /* uloop_free: arm nothing more */
-    struct ek_udp udp; /* buffers and rate state, when nudp > 0 */
-    struct ek_acceptor *acc;
-    struct ek_idle_clock idle;
-    struct ek_counters *counters; /* this loop's, in the shared stats */
-    size_t max_queue;
+    bool *accept_armed;   /* per listener */
+    bool udp_armed;       /* their polls were submitted (first turn) */
+    size_t udp_polls;     /* polls in flight */
+    bool closing;         /* uloop_free: arm nothing more */
 };
+
+static struct uconn *uconn(struct uloop *lp, int fd)
+{
+    return (struct uconn *)(void *)ek_loop_conn(&lp->base, fd);
+}
 
 /* ---- the kernel: probe once ------------------------------------------ */
 
@@ -266,39 +280,39 @@ static void arm_accept(struct uloop *lp, size_t i)
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL)
         return; /* retried next turn */
-    io_uring_prep_multishot_accept(sqe, lp->listeners[i], NULL, NULL,
+    io_uring_prep_multishot_accept(sqe, lp->base.listeners[i], NULL, NULL,
                                    SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, udata(U_ACCEPT, (unsigned)i));
+    io_uring_sqe_set_data64(sqe, udata(OP_ACCEPT, (unsigned)i));
     lp->accept_armed[i] = true;
 }
 
-static void set_starved(struct uloop *lp, struct uconn *c, bool on)
+static void set_starved(struct uloop *lp, struct uconn *u, bool on)
 {
-    if (on == !!(c->state & UC_STARVED))
+    if (on == !!(u->state & U_STARVED))
         return;
     if (on) {
-        c->state |= UC_STARVED;
+        u->state |= U_STARVED;
         lp->nstarved++;
     } else {
-        c->state &= (uint8_t)~UC_STARVED;
+        u->state &= (uint8_t)~U_STARVED;
         lp->nstarved--;
     }
 }
 
 static void arm_recv(struct uloop *lp, int fd)
 {
-    struct uconn *c = &lp->conns[fd];
+    struct uconn *u = uconn(lp, fd);
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL) {
-        set_starved(lp, c, true); /* retried with the starved ones */
+        set_starved(lp, u, true); /* retried with the starved ones */
         return;
     }
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BGID;
-    io_uring_sqe_set_data64(sqe, udata(U_RECV, (unsigned)fd));
-    c->state |= UC_RECV_ARMED;
-    set_starved(lp, c, false);
+    io_uring_sqe_set_data64(sqe, udata(OP_RECV, (unsigned)fd));
+    u->state |= U_ARMED;
+    set_starved(lp, u, false);
 }
 
 static void cancel(struct uloop *lp, uint64_t target)
@@ -307,7 +321,7 @@ static void cancel(struct uloop *lp, uint64_t target)
     if (sqe == NULL)
         return;
     io_uring_prep_cancel64(sqe, target, 0);
-    io_uring_sqe_set_data64(sqe, udata(U_CANCEL, 0));
+    io_uring_sqe_set_data64(sqe, udata(OP_CANCEL, 0));
 }
 
 static void arm_wake(struct uloop *lp)
@@ -315,9 +329,9 @@ static void arm_wake(struct uloop *lp)
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL)
         return;
-    io_uring_prep_poll_multishot(sqe, ek_group_wake_fd(lp->group, lp->index),
-                                 POLLIN);
-    io_uring_sqe_set_data64(sqe, udata(U_WAKE, 0));
+    io_uring_prep_poll_multishot(
+        sqe, ek_group_wake_fd(lp->base.group, lp->base.index), POLLIN);
+    io_uring_sqe_set_data64(sqe, udata(OP_WAKE, 0));
 }
 
 /* UDP: a one-shot poll per socket, armed again after each batch. One shot
@@ -331,22 +345,20 @@ static void arm_udp(struct uloop *lp, size_t i)
         ek_log(EK_LOG_ERROR,
                "uring: submission queue full; udp fd %d no "
                "longer served",
-               lp->udp_fds[i]);
+               lp->base.udp_fds[i]);
         return;
     }
-    io_uring_prep_poll_add(sqe, lp->udp_fds[i], POLLIN);
-    io_uring_sqe_set_data64(sqe, udata(U_UDP, (unsigned)i));
+    io_uring_prep_poll_add(sqe, lp->base.udp_fds[i], POLLIN);
+    io_uring_sqe_set_data64(sqe, udata(OP_UDP, (unsigned)i));
     lp->udp_polls++;
 }
 
 static void on_udp(struct uloop *lp, size_t i, const struct io_uring_cqe *cqe)
 {
     lp->udp_polls--;
-    if (cqe->res == -ECANCELED || lp->closing || i >= lp->nudp)
+    if (cqe->res == -ECANCELED || lp->closing || i >= lp->base.nudp)
         return;
-    int rc = ek_udp_service(&lp->udp, lp->udp_fds[i], &lp->udp_local[i]);
-    if (rc < 0)
-        ek_log(EK_LOG_ERROR, "udp fd %d: %s", lp->udp_fds[i], strerror(-rc));
+    ek_loop_serve_udp(&lp->base, i);
     arm_udp(lp, i);
 }
 
@@ -364,125 +376,73 @@ static void recycle(struct uloop *lp, int bid)
     lp->bufs_free++;
 }
 
-static void conn_close(struct uloop *lp, int fd, int err);
+static void conn_close(struct ek_loop *base, int fd, int err);
 
-/* Sends c's current piece (send_len bytes from data), from send_done on. */
-static void submit_send(struct uloop *lp, int fd, const char *data)
+/* Sends the connection's current piece (send_len bytes from data), from
+ * send_done on. */
+static void submit_send(struct uloop *lp, int fd, const char *data, int flags)
 {
-    struct uconn *c = &lp->conns[fd];
+    struct uconn *u = uconn(lp, fd);
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL) { /* a full queue even after a submit: give up */
-        if (c->send_bid >= 0)
-            recycle(lp, c->send_bid);
-        c->send_bid = -1;
-        conn_close(lp, fd, -EBUSY);
+        if (u->send_bid >= 0)
+            recycle(lp, u->send_bid);
+        u->send_bid = -1;
+        conn_close(&lp->base, fd, -EBUSY);
         return;
     }
-    io_uring_prep_send(sqe, fd, data + c->send_done, c->send_len - c->send_done,
-                       MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, udata(U_SEND, (unsigned)fd));
-    c->state |= UC_SEND;
+    io_uring_prep_send(sqe, fd, data + u->send_done, u->send_len - u->send_done,
+                       MSG_NOSIGNAL | flags);
+    io_uring_sqe_set_data64(sqe, udata(OP_SEND, (unsigned)fd));
+    u->state |= U_SEND;
 }
 
 /* Sends the oldest queued piece (a chunk of the queue). */
 static void send_from_queue(struct uloop *lp, int fd)
 {
-    struct uconn *c = &lp->conns[fd];
+    struct uconn *u = uconn(lp, fd);
     struct iovec iov;
-    ek_queue_peek(&c->queue, &iov, 1);
-    c->send_bid = -1;
-    c->send_len = (uint32_t)iov.iov_len;
-    c->send_done = 0;
-    submit_send(lp, fd, iov.iov_base);
+    ek_queue_peek(&u->c.queue, &iov, 1);
+    u->send_bid = -1;
+    u->send_len = (uint32_t)iov.iov_len;
+    u->send_done = 0;
+    submit_send(lp, fd, iov.iov_base, 0);
 }
 
 /* ---- connections ------------------------------------------------------ */
 
-static struct uconn *slot_get(struct uloop *lp, int fd)
-{
-    if ((size_t)fd >= lp->nslots) {
-        size_t n = lp->nslots ? lp->nslots : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        if (lp->srv->cfg->proxy_protocol) { /* a parser slot per fd too */
-            struct ek_proxy_parser **more =
-                realloc(lp->proxy, n * sizeof(struct ek_proxy_parser *));
-            if (more == NULL)
-                return NULL;
-            memset(more + lp->nslots, 0,
-                   (n - lp->nslots) * sizeof(struct ek_proxy_parser *));
-            lp->proxy = more;
-        }
-        struct uconn *grown = realloc(lp->conns, n * sizeof(*grown));
-        if (grown == NULL)
-            return NULL; /* the parser table may be larger: harmless */
-        memset(grown + lp->nslots, 0, (n - lp->nslots) * sizeof(*grown));
-        lp->conns = grown;
-        lp->nslots = n;
-    }
-    return &lp->conns[fd];
-}
-
-/* Closes c once nothing is in flight on it. */
+/* Closes the connection once nothing is in flight on it. */
 static void maybe_finish(struct uloop *lp, int fd)
 {
-    struct uconn *c = &lp->conns[fd];
-    if (!(c->state & UC_CLOSING) || (c->state & (UC_RECV_ARMED | UC_SEND)))
+    struct uconn *u = uconn(lp, fd);
+    if (!(u->c.flags & EK_CONN_CLOSING) || (u->state & (U_ARMED | U_SEND)))
         return;
-    set_starved(lp, c, false);
-    ek_queue_clear(&c->queue);
-    if (c->state & UC_PROXY) { /* closed before its header ended */
-        free(lp->proxy[fd]);
-        lp->proxy[fd] = NULL;
-    }
-    int err = c->err;
-    memset(c, 0, sizeof(*c));
-    close(fd);
-    lp->nconns--;
-    ek_server_conn_done(lp->srv, err);
-    ek_accept_resume(lp->acc); /* an fd is free again */
+    set_starved(lp, u, false);
+    ek_loop_conn_closed(&lp->base, fd, u->err);
 }
 
-static void conn_close(struct uloop *lp, int fd, int err)
+static void conn_close(struct ek_loop *base, int fd, int err)
 {
-    struct uconn *c = &lp->conns[fd];
-    if (c->state & UC_CLOSING)
+    struct uloop *lp = (struct uloop *)base;
+    struct uconn *u = uconn(lp, fd);
+    if (u->c.flags & EK_CONN_CLOSING)
         return;
-    c->state |= UC_CLOSING;
-    if (c->err == 0)
-        c->err = err;
+    u->c.flags |= EK_CONN_CLOSING;
+    if (u->err == 0)
+        u->err = err;
     /* Requests in flight end when the socket shuts down: the receive
      * completes with 0, a send with an error. */
-    if (c->state & (UC_RECV_ARMED | UC_SEND))
+    if (u->state & (U_ARMED | U_SEND))
         shutdown(fd, SHUT_RDWR);
-    if (c->state & UC_RECV_ARMED)
-        cancel(lp, udata(U_RECV, (unsigned)fd));
+    if (u->state & U_ARMED)
+        cancel(lp, udata(OP_RECV, (unsigned)fd));
     maybe_finish(lp, fd);
 }
 
 static void conn_open(struct uloop *lp, int fd)
 {
-    struct uconn *c = slot_get(lp, fd);
-    if (c == NULL) {
-        close(fd);
-        ek_server_conn_done(lp->srv, -ENOMEM);
-        return;
-    }
-    memset(c, 0, sizeof(*c));
-    c->state = UC_OPEN;
-    c->active_tick = lp->idle.now;
-    if (lp->srv->cfg->proxy_protocol) {
-        lp->proxy[fd] = calloc(1, sizeof(struct ek_proxy_parser));
-        if (lp->proxy[fd] == NULL) {
-            memset(c, 0, sizeof(*c));
-            close(fd);
-            ek_server_conn_done(lp->srv, -ENOMEM);
-            return;
-        }
-        c->state |= UC_PROXY;
-    }
-    lp->nconns++;
-    arm_recv(lp, fd);
+    if (ek_loop_conn_open(&lp->base, fd) != NULL)
+        arm_recv(lp, fd);
 }
 
 /* Receives again once the queue has room and the cancelled receive has
@@ -490,69 +450,71 @@ static void conn_open(struct uloop *lp, int fd)
  * complete before or after the cancel; whichever comes second unpauses. */
 static void maybe_unpause(struct uloop *lp, int fd)
 {
-    struct uconn *c = &lp->conns[fd];
-    if ((c->state & UC_PAUSED) && ek_queue_len(&c->queue) < lp->max_queue &&
-        !(c->state & (UC_RECV_ARMED | UC_CLOSING))) {
-        c->state &= (uint8_t)~UC_PAUSED;
+    struct uconn *u = uconn(lp, fd);
+    if ((u->state & U_PAUSED) &&
+        ek_conn_room(&u->c, lp->base.env.max_queue) > 0 &&
+        !(u->state & U_ARMED) && !(u->c.flags & EK_CONN_CLOSING)) {
+        u->state &= (uint8_t)~U_PAUSED;
         arm_recv(lp, fd);
     }
 }
 
 /* The queue is full: stop receiving until it drains. */
-static void pause_recv(struct uloop *lp, int fd)
+static void maybe_pause(struct uloop *lp, int fd)
 {
-    struct uconn *c = &lp->conns[fd];
-    ek_count(&lp->counters->queue_full, 1);
-    c->state |= UC_PAUSED;
-    set_starved(lp, c, false); /* the unpause re-arms, not the feeder */
-    if (c->state & UC_RECV_ARMED)
-        cancel(lp, udata(U_RECV, (unsigned)fd));
+    struct uconn *u = uconn(lp, fd);
+    if ((u->state & U_PAUSED) ||
+        ek_conn_room(&u->c, lp->base.env.max_queue) > 0)
+        return;
+    u->state |= U_PAUSED;
+    set_starved(lp, u, false); /* the unpause re-arms, not the feeder */
+    if (u->state & U_ARMED)
+        cancel(lp, udata(OP_RECV, (unsigned)fd));
 }
 
-/* --proxy-protocol: feeds a received buffer to the header parser. Returns
- * true when data follows the header in this buffer (*skip: the header's
- * bytes in it), to be echoed as usual; false when the buffer was all
- * header (recycled) or the connection is refused (closing). */
-static bool proxy_received(struct uloop *lp, int fd, int bid,
-                           const struct io_uring_cqe *cqe, uint32_t *skip)
+/* n bytes arrived in buffer bid: the PROXY header first, then the echo,
+ * straight from the buffer when nothing is queued or in flight. */
+static void received(struct uloop *lp, int fd, int bid, uint32_t n)
 {
-    struct uconn *c = &lp->conns[fd];
-    struct ek_proxy_result res;
-    const char *why = "";
-    size_t used;
-    int rc = ek_proxy_feed(lp->proxy[fd], buf_of(lp, bid), (size_t)cqe->res,
-                           &used, &res, &why);
-    if (rc == EK_PROXY_MORE) {
-        recycle(lp, bid);
-        return false;
+    struct uconn *u = uconn(lp, fd);
+    const struct ek_conn_env *env = &lp->base.env;
+    uint32_t skip = 0; /* header bytes at the start of the buffer */
+    if (u->c.proxy != NULL) {
+        size_t used;
+        int v = ek_conn_header_input(&u->c, fd, env, buf_of(lp, bid), n, &used);
+        if (v != EK_HEADER_DONE || used == n) {
+            recycle(lp, bid);
+            if (v == EK_HEADER_REFUSED)
+                conn_close(&lp->base, fd, 0);
+            return;
+        }
+        skip = (uint32_t)used;
     }
-    free(lp->proxy[fd]);
-    lp->proxy[fd] = NULL;
-    c->state &= (uint8_t)~UC_PROXY;
-    c->active_tick = lp->idle.now;
-    bool ok = rc == EK_PROXY_DONE;
-    if (!ok)
-        ek_server_proxy_failed(lp->srv, lp->acc, fd, why);
+    ek_conn_received(&u->c, env, n - skip);
+    if (!(u->state & U_SEND) && ek_queue_len(&u->c.queue) == 0) {
+        u->send_bid = (int16_t)bid;
+        u->send_len = n;
+        u->send_done = skip;
+        submit_send(lp, fd, buf_of(lp, bid), MSG_DONTWAIT);
+        return;
+    }
+    int err =
+        ek_conn_queue(&u->c, env, buf_of(lp, bid) + skip, n - skip, false);
+    recycle(lp, bid);
+    if (err < 0)
+        conn_close(&lp->base, fd, err);
     else
-        ok = ek_server_proxy_admit(lp->srv, lp->acc, fd, &res);
-    if (!ok || used == (size_t)cqe->res) {
-        recycle(lp, bid);
-        if (!ok)
-            conn_close(lp, fd, 0);
-        return false;
-    }
-    *skip = (uint32_t)used;
-    return true;
+        maybe_pause(lp, fd);
 }
 
 static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 {
-    struct uconn *c = &lp->conns[fd];
+    struct uconn *u = uconn(lp, fd);
     int bid = (cqe->flags & IORING_CQE_F_BUFFER)
                   ? (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT)
                   : -1;
     if (!(cqe->flags & IORING_CQE_F_MORE))
-        c->state &= (uint8_t)~UC_RECV_ARMED;
+        u->state &= (uint8_t)~U_ARMED;
     if (bid >= 0)
         lp->bufs_free--; /* the kernel picked it: ours until recycled */
     if (bid >= 0 && cqe->res <= 0) {
@@ -563,43 +525,25 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         bid = -1;
     }
 
-    uint32_t skip = 0;     /* PROXY header bytes at the start of the buffer */
-    bool consumed = false; /* by the header (or refused with it) */
-    if (cqe->res > 0 && bid >= 0 && (c->state & UC_PROXY) &&
-        !(c->state & UC_CLOSING))
-        consumed = !proxy_received(lp, fd, bid, cqe, &skip);
-
-    if (consumed) {
-        /* nothing to echo from this buffer */
-    } else if (cqe->res > 0 && bid < 0) {
-        conn_close(lp, fd, -EPROTO); /* data without a buffer: cannot be */
+    if (cqe->res > 0 && bid < 0) {
+        conn_close(&lp->base, fd, -EPROTO); /* data without a buffer */
+    } else if (cqe->res > 0 && (u->c.flags & EK_CONN_CLOSING)) {
+        recycle(lp, bid);
     } else if (cqe->res > 0) {
-        uint32_t len = (uint32_t)cqe->res - skip;
-        ek_count(&lp->counters->bytes_in, len);
-        c->active_tick = lp->idle.now;
-        if (c->state & UC_CLOSING) {
-            recycle(lp, bid);
-        } else if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0) {
-            c->send_bid = (int16_t)bid; /* echo straight from the ring */
-            c->send_len = (uint32_t)cqe->res;
-            c->send_done = skip;
-            submit_send(lp, fd, buf_of(lp, bid));
-        } else {
-            int err = ek_queue_append(&c->queue, buf_of(lp, bid) + skip, len);
-            recycle(lp, bid);
-            if (err < 0)
-                conn_close(lp, fd, err);
-            else if (ek_queue_len(&c->queue) >= lp->max_queue)
-                pause_recv(lp, fd);
-        }
+        received(lp, fd, bid, (uint32_t)cqe->res);
+    } else if (cqe->res == 0 && u->c.proxy != NULL &&
+               !(u->c.flags & EK_CONN_CLOSING)) {
+        ek_conn_header_failed(&u->c, fd, &lp->base.env,
+                              "closed before the end of its PROXY header");
+        conn_close(&lp->base, fd, 0);
     } else if (cqe->res == 0) {
-        c->state |= UC_PEER_CLOSED;
-        if (!(c->state & UC_SEND) && ek_queue_len(&c->queue) == 0)
-            conn_close(lp, fd, 0);
+        u->c.flags |= EK_CONN_PEER_CLOSED;
+        if (!(u->state & U_SEND) && ek_queue_len(&u->c.queue) == 0)
+            conn_close(&lp->base, fd, 0);
     } else if (cqe->res == -ENOBUFS) {
-        set_starved(lp, c, true); /* re-armed when buffers come back */
+        set_starved(lp, u, true); /* re-armed when buffers come back */
     } else if (cqe->res != -ECANCELED) {
-        conn_close(lp, fd, cqe->res);
+        conn_close(&lp->base, fd, cqe->res);
     }
     /* The queue may have drained while the cancelled receive was still
      * completing: the send that drained it could not unpause then. */
@@ -607,55 +551,74 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     /* A multishot receive may end on its own (buffers ran out mid-way, a
      * cancel that raced with an unpause): start another unless something
      * holds it back. */
-    if ((c->state & UC_OPEN) &&
-        !(c->state & (UC_RECV_ARMED | UC_CLOSING | UC_PAUSED | UC_PEER_CLOSED |
-                      UC_STARVED)))
+    if (u->c.kind == EK_SLOT_CONN &&
+        !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)) &&
+        !(u->state & (U_ARMED | U_PAUSED | U_STARVED)))
         arm_recv(lp, fd);
     maybe_finish(lp, fd);
 }
 
+/* A send from a provided buffer completed (MSG_DONTWAIT: at once, whole,
+ * short, or -EAGAIN on a full socket): what it did not send goes to the
+ * front of the queue, and the buffer back to the ring. Returns 0 or
+ * -errno. */
+static int ring_send_done(struct uloop *lp, int fd)
+{
+    struct uconn *u = uconn(lp, fd);
+    int err = 0;
+    if (u->send_done < u->send_len && !(u->c.flags & EK_CONN_CLOSING))
+        err = ek_conn_queue(&u->c, &lp->base.env,
+                            buf_of(lp, u->send_bid) + u->send_done,
+                            u->send_len - u->send_done, true);
+    recycle(lp, u->send_bid);
+    u->send_bid = -1;
+    return err;
+}
+
 static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 {
-    struct uconn *c = &lp->conns[fd];
-    c->state &= (uint8_t)~UC_SEND;
-    if (cqe->res < 0) {
-        if (c->send_bid >= 0)
-            recycle(lp, c->send_bid);
-        c->send_bid = -1;
-        conn_close(lp, fd, cqe->res);
+    struct uconn *u = uconn(lp, fd);
+    bool from_ring = u->send_bid >= 0;
+    int res = cqe->res == -EAGAIN && from_ring ? 0 : cqe->res;
+    u->state &= (uint8_t)~U_SEND;
+    if (res > 0) {
+        ek_conn_sent(&u->c, &lp->base.env, (size_t)res);
+        u->send_done += (uint32_t)res;
+    }
+    int err = res < 0 ? res : 0;
+    if (from_ring) {
+        int qerr = ring_send_done(lp, fd);
+        if (err == 0)
+            err = qerr;
+    } else if (err == 0 && u->send_done < u->send_len &&
+               !(u->c.flags & EK_CONN_CLOSING)) {
+        struct iovec iov; /* the queue's first chunk, still in place */
+        ek_queue_peek(&u->c.queue, &iov, 1);
+        submit_send(lp, fd, iov.iov_base, 0); /* short send: the rest */
+        return;
+    } else if (err == 0) {
+        ek_queue_consume(&u->c.queue, u->send_len);
+    }
+    if (err < 0)
+        conn_close(&lp->base, fd, err);
+    if (u->c.flags & EK_CONN_CLOSING) {
         maybe_finish(lp, fd);
         return;
     }
-    ek_count(&lp->counters->bytes_out, (uint64_t)cqe->res);
-    c->active_tick = lp->idle.now;
-    c->send_done += (uint32_t)cqe->res;
-    const char *src = c->send_bid >= 0 ? buf_of(lp, c->send_bid) : NULL;
-    if (c->send_done < c->send_len && !(c->state & UC_CLOSING)) {
-        if (src == NULL) { /* the queue's first chunk, still in place */
-            struct iovec iov;
-            ek_queue_peek(&c->queue, &iov, 1);
-            src = iov.iov_base;
-        }
-        submit_send(lp, fd, src); /* short send: the rest */
-        return;
-    }
-    if (c->send_bid >= 0)
-        recycle(lp, c->send_bid);
-    else
-        ek_queue_consume(&c->queue, c->send_len);
-    c->send_bid = -1;
-    if (c->state & UC_CLOSING) {
-        maybe_finish(lp, fd);
-        return;
-    }
-    if (ek_queue_len(&c->queue) > 0)
+    if (ek_queue_len(&u->c.queue) > 0)
         send_from_queue(lp, fd);
-    else if (c->state & UC_PEER_CLOSED)
-        conn_close(lp, fd, 0);
+    else if (u->c.flags & EK_CONN_PEER_CLOSED)
+        conn_close(&lp->base, fd, 0);
+    maybe_pause(lp, fd);
     maybe_unpause(lp, fd);
 }
 
 /* ---- accepting -------------------------------------------------------- */
+
+static bool accepting(const struct uloop *lp)
+{
+    return !lp->base.listeners_closed && !lp->closing;
+}
 
 static void on_accept(struct uloop *lp, size_t i,
                       const struct io_uring_cqe *cqe)
@@ -664,26 +627,26 @@ static void on_accept(struct uloop *lp, size_t i,
         lp->accept_armed[i] = false;
     if (cqe->res >= 0) {
         int fd = cqe->res;
-        if (!lp->accepting)
+        if (!accepting(lp))
             close(fd); /* the drain began after the kernel accepted it */
-        else if (ek_server_admit(lp->srv, lp->acc, fd))
+        else if (ek_server_admit(lp->base.srv, lp->base.acc, fd))
             conn_open(lp, fd);
         return;
     }
     if (cqe->res == -ECANCELED)
         return;
-    if (ek_server_accept_failed(lp->srv, lp->acc, cqe->res) &&
+    if (ek_server_accept_failed(lp->base.srv, lp->base.acc, cqe->res) &&
         lp->accept_armed[i]) {
-        cancel(lp, udata(U_ACCEPT, (unsigned)i)); /* re-armed after pause */
+        cancel(lp, udata(OP_ACCEPT, (unsigned)i)); /* re-armed after pause */
     }
 }
 
 /* Keeps one multishot accept per listener while accepting and not paused. */
 static void keep_accepting(struct uloop *lp)
 {
-    if (!lp->accepting || ek_accept_paused(lp->acc))
+    if (lp->closing || !ek_loop_may_accept(&lp->base))
         return;
-    for (size_t i = 0; i < lp->nlisteners; i++)
+    for (size_t i = 0; i < lp->base.nlisteners; i++)
         if (!lp->accept_armed[i])
             arm_accept(lp, i);
 }
@@ -694,11 +657,13 @@ static void keep_accepting(struct uloop *lp)
  * and always starting at fd 0 would starve the high ones. */
 static void feed_starved(struct uloop *lp)
 {
+    size_t nslots = lp->base.nslots;
     unsigned budget = lp->bufs_free;
-    for (size_t k = 0; k < lp->nslots && lp->nstarved > 0 && budget > 0; k++) {
-        size_t fd = (lp->starve_cursor + k) % lp->nslots;
-        struct uconn *c = &lp->conns[fd];
-        if ((c->state & UC_STARVED) && !(c->state & (UC_CLOSING | UC_PAUSED))) {
+    for (size_t k = 0; k < nslots && lp->nstarved > 0 && budget > 0; k++) {
+        size_t fd = (lp->starve_cursor + k) % nslots;
+        struct uconn *u = uconn(lp, (int)fd);
+        if ((u->state & U_STARVED) && !(u->state & U_PAUSED) &&
+            !(u->c.flags & EK_CONN_CLOSING)) {
             arm_recv(lp, (int)fd);
             budget--;
             lp->starve_cursor = fd + 1;
@@ -713,24 +678,24 @@ static void on_cqe(struct uloop *lp, const struct io_uring_cqe *cqe)
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     unsigned index = (unsigned)(ud >> 8);
     switch ((enum uop)(ud & 0xff)) {
-    case U_ACCEPT:
+    case OP_ACCEPT:
         on_accept(lp, index, cqe);
         break;
-    case U_RECV:
+    case OP_RECV:
         on_recv(lp, (int)index, cqe);
         break;
-    case U_SEND:
+    case OP_SEND:
         on_send(lp, (int)index, cqe);
         break;
-    case U_WAKE:
-        ek_group_woken(lp->group, lp->index);
+    case OP_WAKE:
+        ek_group_woken(lp->base.group, lp->base.index);
         if (!(cqe->flags & IORING_CQE_F_MORE))
             arm_wake(lp);
         break;
-    case U_UDP:
+    case OP_UDP:
         on_udp(lp, index, cqe);
         break;
-    case U_CANCEL:
+    case OP_CANCEL:
         break;
     }
 }
@@ -767,18 +732,6 @@ static int setup_ring(struct uloop *lp, bool disabled)
     return lp->br == NULL ? rc : 0;
 }
 
-/* --idle-timeout: closes the connections on which nothing moved. */
-static void sweep_idle(struct uloop *lp)
-{
-    for (size_t fd = 0; fd < lp->nslots; fd++) {
-        struct uconn *c = &lp->conns[fd];
-        if ((c->state & UC_OPEN) && !(c->state & UC_CLOSING) &&
-            ek_idle_sweep_closes(lp->srv, lp->acc, &lp->idle, (int)fd,
-                                 c->active_tick, c->state & UC_PROXY))
-            conn_close(lp, (int)fd, 0);
-    }
-}
-
 static int uloop_turn(void *arg, int timeout_ms)
 {
     struct uloop *lp = arg;
@@ -796,15 +749,14 @@ static int uloop_turn(void *arg, int timeout_ms)
         lp->wake_armed = true;
     }
     if (!lp->udp_armed) {
-        for (size_t i = 0; i < lp->nudp; i++)
+        for (size_t i = 0; i < lp->base.nudp; i++)
             arm_udp(lp, i);
         lp->udp_armed = true;
     }
     keep_accepting(lp);
     feed_starved(lp);
 
-    timeout_ms = ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc));
-    timeout_ms = ek_timeout_min(timeout_ms, ek_idle_timeout(&lp->idle));
+    timeout_ms = ek_loop_timeout(&lp->base, timeout_ms);
 #ifdef EK_TSAN
     /* ThreadSanitizer runs a signal handler only at the next libc call it
      * intercepts, and liburing enters the kernel without libc: a signal
@@ -823,81 +775,44 @@ static int uloop_turn(void *arg, int timeout_ms)
         return rc;
 
     unsigned head, n = 0;
-    ek_idle_tick(&lp->idle);
+    ek_loop_tick(&lp->base);
     io_uring_for_each_cqe(&lp->ring, head, cqe)
     {
         on_cqe(lp, cqe);
         n++;
     }
     io_uring_cq_advance(&lp->ring, n);
-    if (ek_idle_sweep_due(&lp->idle))
-        sweep_idle(lp);
+    ek_loop_sweep(&lp->base);
     return 0;
-}
-
-/* The UDP side of a loop: buffers, and each socket's own address. */
-static int open_udp(struct uloop *lp)
-{
-    int err = ek_udp_local_addrs(lp->udp_fds, lp->nudp, &lp->udp_local);
-    if (err < 0)
-        return err;
-    return ek_udp_init(&lp->udp, lp->srv, lp->counters, lp->srv->cfg->threads);
 }
 
 static int uloop_init(void *arg, struct ek_group *g, unsigned index)
 {
     struct uloop *lp = arg;
-    struct ek_server *srv = ek_group_server(g);
-    lp->group = g;
-    lp->srv = srv;
-    lp->index = index;
-    lp->counters = &srv->stats->loop[index];
-    ek_idle_init(&lp->idle, srv->cfg->idle_timeout_ms,
-                 srv->cfg->proxy_protocol ? EK_PROXY_HEADER_MS : 0);
-    lp->acc = ek_group_acceptor(g, index);
-    lp->max_queue = srv->cfg->max_queue;
-    lp->accepting = true;
-    lp->listeners = calloc(srv->nlisteners + 1, sizeof(*lp->listeners));
-    lp->accept_armed = calloc(srv->nlisteners + 1, sizeof(bool));
-    if (lp->listeners == NULL || lp->accept_armed == NULL)
+    int err =
+        ek_loop_init(&lp->base, g, index, sizeof(struct uconn), conn_close);
+    if (err < 0)
+        return err;
+    lp->accept_armed = calloc(lp->base.nlisteners + 1, sizeof(bool));
+    if (lp->accept_armed == NULL)
         return -ENOMEM;
-    lp->udp_fds = calloc(srv->nlisteners + 1, sizeof(*lp->udp_fds));
-    if (lp->udp_fds == NULL)
-        return -ENOMEM;
-    int err = setup_ring(lp, index != 0);
-    if (err == 0)
-        err = ek_group_loop_sockets(g, index, lp->listeners, &lp->nlisteners,
-                                    lp->udp_fds, &lp->nudp, &lp->own_listeners);
-    if (err == 0 && lp->nudp > 0)
-        err = open_udp(lp);
-    return err;
-}
-
-static size_t uloop_conns(void *arg)
-{
-    return ((struct uloop *)arg)->nconns;
+    return setup_ring(lp, index != 0);
 }
 
 static void uloop_stop_accepting(void *arg)
 {
     struct uloop *lp = arg;
-    lp->accepting = false;
-    lp->listeners_closed = true;
-    for (size_t i = 0; i < lp->nlisteners; i++) {
+    for (size_t i = 0; i < lp->base.nlisteners; i++)
         if (lp->accept_armed[i])
-            cancel(lp, udata(U_ACCEPT, (unsigned)i));
-        if (lp->own_listeners)
-            close(lp->listeners[i]);
-    }
-    if (lp->index == 0)
-        ek_server_close_listeners(lp->srv);
+            cancel(lp, udata(OP_ACCEPT, (unsigned)i));
+    ek_loop_close_listeners(&lp->base);
     if (!lp->ring_disabled)
         io_uring_submit(&lp->ring); /* the cancels now, not next turn */
 }
 
 static bool accepts_armed(const struct uloop *lp)
 {
-    for (size_t i = 0; i < lp->nlisteners; i++)
+    for (size_t i = 0; i < lp->base.nlisteners; i++)
         if (lp->accept_armed[i])
             return true;
     return false;
@@ -910,52 +825,36 @@ static bool accepts_armed(const struct uloop *lp)
  * taken) for a moment after echokit exits. */
 static void close_all(struct uloop *lp)
 {
-    for (size_t fd = 0; fd < lp->nslots; fd++)
-        if (lp->conns[fd].state & UC_OPEN)
-            conn_close(lp, (int)fd, 0);
-    for (size_t i = 0; i < lp->nlisteners; i++)
+    ek_loop_close_all(&lp->base);
+    for (size_t i = 0; i < lp->base.nlisteners; i++)
         if (lp->accept_armed[i])
-            cancel(lp, udata(U_ACCEPT, (unsigned)i));
-    lp->closing = true; /* UDP polls too hold their sockets open */
-    for (size_t i = 0; i < lp->nudp && lp->udp_polls > 0; i++)
-        cancel(lp, udata(U_UDP, (unsigned)i));
+            cancel(lp, udata(OP_ACCEPT, (unsigned)i));
+    for (size_t i = 0; i < lp->base.nudp && lp->udp_polls > 0; i++)
+        cancel(lp, udata(OP_UDP, (unsigned)i));
     int64_t until = ek_now_ms() + URING_CLOSE_GRACE_MS;
-    while ((lp->nconns > 0 || accepts_armed(lp) || lp->udp_polls > 0) &&
+    while ((lp->base.nconns > 0 || accepts_armed(lp) || lp->udp_polls > 0) &&
            ek_now_ms() < until)
         if (uloop_turn(lp, ek_timeout_until(until)) < 0)
             break;
-    for (size_t fd = 0; fd < lp->nslots; fd++)
-        if (lp->conns[fd].state & UC_OPEN) { /* gave up waiting */
-            ek_queue_clear(&lp->conns[fd].queue);
-            close((int)fd);
-            ek_server_conn_done(lp->srv, lp->conns[fd].err);
-        }
+    for (size_t fd = 0; fd < lp->base.nslots; fd++)
+        if (uconn(lp, (int)fd)->c.kind == EK_SLOT_CONN) /* gave up waiting */
+            ek_loop_conn_closed(&lp->base, (int)fd, uconn(lp, (int)fd)->err);
 }
 
 static void uloop_free(void *arg)
 {
     struct uloop *lp = arg;
     if (lp->ring_ok) {
-        lp->accepting = false;
+        lp->closing = true;     /* arm nothing more; UDP polls end too */
         if (!lp->ring_disabled) /* else nothing ever ran on it */
             close_all(lp);
         if (lp->br != NULL)
             buf_ring_free(&lp->ring, lp->br, URING_BUFS);
         io_uring_queue_exit(&lp->ring);
     }
-    if (lp->own_listeners && !lp->listeners_closed)
-        for (size_t i = 0; i < lp->nlisteners; i++)
-            close(lp->listeners[i]);
-    if (lp->own_listeners) /* after the ring: no poll is left on them */
-        for (size_t i = 0; i < lp->nudp; i++)
-            close(lp->udp_fds[i]);
-    ek_udp_free(&lp->udp);
-    free(lp->udp_fds);
-    free(lp->udp_local);
+    ek_loop_free(&lp->base); /* after the ring: no request is left on the
+                                sockets it closes */
     free(lp->bufs);
-    free(lp->conns);
-    free(lp->proxy);
-    free(lp->listeners);
     free(lp->accept_armed);
 }
 
@@ -963,7 +862,7 @@ static const struct ek_loop_ops uring_ops = {
     .size = sizeof(struct uloop),
     .init = uloop_init,
     .turn = uloop_turn,
-    .conns = uloop_conns,
+    .conns = ek_loop_conns,
     .stop_accepting = uloop_stop_accepting,
     .free = uloop_free,
 };

@@ -76,5 +76,6 @@ void case_sigterm_under_load(void);
 void case_slow_readers_1000(void);
 void case_threads_fd_limit(void);
 void case_sigterm_at_start(void);
+void case_slow_readers_newcomers(void);
 
 #endif

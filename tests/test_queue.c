@@ -1,6 +1,6 @@
 /*
- * Unit test of ek_queue: random appends and consumes checked against a
- * plain byte array (the model), plus the edge cases named below.
+ * Unit test of ek_queue: random appends, prepends and consumes checked against
+ * a plain byte array (the model), plus the edge cases named below.
  */
 #include "check.h"
 #include "ek_queue.h"
@@ -103,6 +103,21 @@ static void test_random_against_model(void)
                 head = 0;
             }
             memcpy(buf + head + len, data, n);
+            len += n;
+            written += n;
+        } else if (r % 3 == 0 && r % 5 == 0 && len < CAP / 2) {
+            /* prepend: the rest of a send started before later bytes */
+            size_t n =
+                1 + (size_t)(next() % (r % 7 == 0 ? 2 * EK_CHUNK_MAX : 700));
+            for (size_t i = 0; i < n; i++)
+                data[i] = (unsigned char)(written + i);
+            CHECK(ek_queue_prepend(&q, data, n) == 0);
+            if (head < n) {
+                memmove(buf + n, buf + head, len);
+                head = n;
+            }
+            head -= n;
+            memcpy(buf + head, data, n);
             len += n;
             written += n;
         } else if (len > 0) {

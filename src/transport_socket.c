@@ -1,0 +1,66 @@
+/*
+ * transport_socket: the plain transport, TCP and unix stream sockets.
+ * It holds no state and no bytes of its own.
+ */
+#include "ek_transport.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+/* MSG_NOSIGNAL everywhere: a peer that reset must cost us one connection,
+ * never the process (SIGPIPE is also ignored, belt and braces). */
+static ssize_t socket_read(struct ek_conn *c, int fd, void *buf, size_t len)
+{
+    (void)c;
+    ssize_t n;
+    do
+        n = recv(fd, buf, len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
+static ssize_t socket_writev(struct ek_conn *c, int fd, const struct iovec *iov,
+                             int iovcnt)
+{
+    (void)c;
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+                         .msg_iovlen = (size_t)iovcnt};
+    ssize_t n;
+    do
+        n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
+static bool socket_pending(const struct ek_conn *c)
+{
+    (void)c;
+    return false;
+}
+
+/* Nothing to say at the end: closing the socket sends the FIN. */
+static int socket_finish(struct ek_conn *c, int fd)
+{
+    (void)c;
+    (void)fd;
+    return 0;
+}
+
+static void socket_release(struct ek_conn *c)
+{
+    (void)c;
+}
+
+const struct ek_transport ek_transport_socket = {
+    .name = "socket",
+    .read = socket_read,
+    .writev = socket_writev,
+    .pending = socket_pending,
+    .finish = socket_finish,
+    .release = socket_release,
+    .splice = true,
+};
