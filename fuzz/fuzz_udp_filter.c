@@ -6,6 +6,7 @@
  */
 #include "ek_server.h"
 #include "ek_udp.h"
+#include "ek_acl.h"
 
 #include <netinet/in.h>
 #include <stdint.h>

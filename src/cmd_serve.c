@@ -10,6 +10,9 @@
 #include "ek_service.h"
 #include "ek_server.h"
 #include "ek_util.h"
+#include "ek_acl.h"
+#include "ek_listen.h"
+#include "ek_stats.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <sys/resource.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <errno.h>
 
 #define EK_DEFAULT_LISTEN "localhost:50000"
 #define EK_DEFAULT_MAX_QUEUE ((size_t)256 * 1024)
@@ -426,7 +430,7 @@ static int serve_inetd(void)
         in.st_ino == err.st_ino)
         ek_log_set_level(EK_LOG_OFF);
     signal(SIGPIPE, SIG_IGN);
-    return ek_serve_inetd();
+    return ek_serve_inetd() < 0 ? EX_IOERR : 0;
 }
 
 /* Where to listen: systemd's sockets, --listen, or the default. Returns
@@ -488,29 +492,48 @@ static void log_udp_limits(const struct ek_server *srv)
            rate, total, u->low_ports ? "including" : "not");
 }
 
-/* Binds, drops privileges, serves, cleans up. */
+/* The exit status for a failure (-errno) of the server's set-up or run:
+ * the one place where the server's errors become sysexits(3) codes. */
+static int exit_status_for(int err)
+{
+    switch (err) {
+    case -ENXIO: /* a name resolves to no address */
+        return EX_NOHOST;
+    case -ENOTSOCK: /* systemd passed a socket we cannot serve */
+        return EX_CONFIG;
+    case -ESRCH: /* --user: no such user */
+        return EX_NOUSER;
+    case -EACCES:
+    case -EPERM:
+        return EX_NOPERM;
+    default:
+        return EX_OSERR;
+    }
+}
+
+/* Binds, drops privileges, serves, cleans up. Returns the exit status. */
 static int run_server(struct serve_options *o, struct ek_config *cfg)
 {
     struct ek_server srv;
     struct ek_metrics *metrics = NULL;
     struct ek_pidfile pidfile = {.fd = -1};
-    int status = 0;
 
-    if (o->pidfile != NULL)
-        status = ek_pidfile_open(&pidfile, o->pidfile);
-    if (status != 0)
-        return status;
-    status = ek_server_open(&srv, cfg);
-    if (status != 0) {
+    if (o->pidfile != NULL) {
+        int err = ek_pidfile_open(&pidfile, o->pidfile);
+        if (err < 0)
+            return err == -ENOMEM ? EX_OSERR : EX_CANTCREAT;
+    }
+    int err = ek_server_open(&srv, cfg);
+    if (err < 0) {
         ek_pidfile_close(&pidfile);
-        return status;
+        return exit_status_for(err);
     }
     if (o->metrics)
-        status = ek_metrics_start(&srv, &o->metrics_addr, &metrics);
-    if (status == 0 && o->user != NULL)
-        status = ek_drop_privileges(o->user);
-    if (status == 0) {
-        ek_server_announce(&srv);
+        err = ek_metrics_start(&srv, &o->metrics_addr, &metrics);
+    if (err == 0 && o->user != NULL)
+        err = ek_drop_privileges(o->user);
+    if (err == 0) {
+        ek_listeners_announce(&srv);
         ek_metrics_announce(metrics);
         log_udp_limits(&srv);
         ek_log(EK_LOG_INFO,
@@ -523,10 +546,13 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
                       "listener%s",
                       cfg->model->name, cfg->threads, srv.nlisteners,
                       srv.nlisteners == 1 ? "" : "s");
-        status = cfg->model->run(&srv, cfg->model);
+        err = cfg->model->run(&srv, cfg->model);
+        if (srv.abandoned) /* threads still use it: no clean-up */
+            _exit(EX_SOFTWARE);
         log_summary(&srv);
     }
     ek_metrics_stop(metrics); /* it reads srv's counters */
+    int status = err < 0 ? exit_status_for(err) : ek_server_exit_status(&srv);
     ek_server_close(&srv);
     ek_pidfile_close(&pidfile);
     return status;

@@ -2,6 +2,7 @@
 #include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_util.h"
+#include "ek_stats.h"
 
 #include <errno.h>
 #include <poll.h>

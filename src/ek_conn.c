@@ -2,6 +2,8 @@
 #include "ek_backend.h"
 #include "ek_proxy.h"
 #include "ek_server.h"
+#include "ek_idle.h"
+#include "ek_stats.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,6 +2,7 @@
 #include "ek_net.h"
 #include "ek_signal.h"
 #include "ek_util.h"
+#include "ek_listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 struct member {
@@ -260,7 +260,7 @@ static int run_loop0(struct ek_group *g)
             ek_log(EK_LOG_ERROR, "%s: %s", g->name, strerror(-err));
             srv->phase = EK_STOPPING;
             publish_phase(g);
-            return EX_OSERR;
+            return err;
         }
     }
     publish_phase(g); /* STOPPING or FORCED: the others close and end */
@@ -277,10 +277,10 @@ int ek_group_run(struct ek_server *srv, const struct ek_loop_ops *ops,
     g.members = calloc(wanted, sizeof(*g.members));
     if (g.members == NULL) {
         ek_log(EK_LOG_ERROR, "out of memory");
-        return EX_OSERR;
+        return -ENOMEM;
     }
 
-    int status = EX_OSERR;
+    int status;
     int err = init_member(&g, 0);
     if (err == 0 && wanted > 1)
         err = start_members(&g, wanted);
@@ -288,6 +288,7 @@ int ek_group_run(struct ek_server *srv, const struct ek_loop_ops *ops,
         ek_log(EK_LOG_ERROR, "%s: cannot start: %s", name, strerror(-err));
         srv->phase = EK_STOPPING;
         publish_phase(&g);
+        status = err;
     } else {
         status = run_loop0(&g);
     }
@@ -298,5 +299,5 @@ int ek_group_run(struct ek_server *srv, const struct ek_loop_ops *ops,
     end_loop(&g.members[0]);
     free_member(&g.members[0]);
     free(g.members);
-    return status != 0 ? status : ek_server_exit_status(srv);
+    return status;
 }

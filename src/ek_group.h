@@ -9,7 +9,8 @@
  * loops open their own SO_REUSEPORT listeners (TCP only: unix sockets stay
  * with loop 0), learn the phase from an atomic that loop 0 publishes, and
  * are woken by a pipe when it changes. They share nothing on the echo
- * path: each has its own counters, merged into the server's when it ends.
+ * path: each writes its own counters (ek_stats.h loop[i]), which readers
+ * sum. What a loop is made of, whatever its engine, is ek_loop.h's.
  */
 #ifndef EK_GROUP_H
 #define EK_GROUP_H
@@ -34,12 +35,12 @@ struct ek_loop_ops {
     /* The drain started: stop accepting for good and close this loop's
      * listeners (loop 0: through ek_server_close_listeners). Called once. */
     void (*stop_accepting)(void *loop);
-    /* Closes every connection, merges the counters, frees everything. */
+    /* Closes every connection and frees everything. */
     void (*free)(void *loop);
 };
 
 /* Runs ops' loops, srv->cfg->threads of them, until the server stops.
- * Returns the exit status. */
+ * Returns 0, or -errno when a loop could not start or wait. */
 int ek_group_run(struct ek_server *srv, const struct ek_loop_ops *ops,
                  const char *name);
 

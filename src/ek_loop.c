@@ -2,6 +2,7 @@
 #include "ek_group.h"
 #include "ek_log.h"
 #include "ek_util.h"
+#include "ek_proxy.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -27,6 +27,7 @@
 #include "ek_conn.h"
 #include "ek_server.h"
 #include "ek_udp.h"
+#include "ek_idle.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define EK_METRICS_CLIENTS 16
@@ -344,7 +343,7 @@ static int bind_metrics(struct ek_metrics *m, const struct ek_addr_spec *spec)
                  rc != 0 ? gai_strerror(rc) : "no address");
         if (rc == 0)
             free(addrs);
-        return EX_NOHOST;
+        return rc == EAI_MEMORY ? -ENOMEM : -ENXIO;
     }
     int status = 0;
     for (size_t i = 0; i < n && m->nlisteners < EK_METRICS_LISTENERS; i++) {
@@ -354,7 +353,7 @@ static int bind_metrics(struct ek_metrics *m, const struct ek_addr_spec *spec)
             ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
                            sizeof(name));
             ek_warnx("--metrics: cannot listen on %s: %s", name, strerror(-fd));
-            status = fd == -EACCES || fd == -EPERM ? EX_NOPERM : EX_OSERR;
+            status = fd;
             break;
         }
         m->listeners[m->nlisteners++] = fd;
@@ -369,7 +368,7 @@ int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
     struct ek_metrics *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         ek_warnx("out of memory");
-        return EX_OSERR;
+        return -ENOMEM;
     }
     m->srv = srv;
     m->stop_pipe[0] = m->stop_pipe[1] = -1;
@@ -377,8 +376,8 @@ int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
         m->clients[i].fd = -1;
     int status = bind_metrics(m, spec);
     if (status == 0 && pipe2(m->stop_pipe, O_CLOEXEC) < 0) {
-        ek_warnx("--metrics: pipe: %s", strerror(errno));
-        status = EX_OSERR;
+        status = -errno;
+        ek_warnx("--metrics: pipe: %s", strerror(-status));
     }
     if (status == 0) {
         sigset_t saved;
@@ -387,7 +386,7 @@ int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
         ek_signal_restore(&saved);
         if (err != 0) {
             ek_warnx("--metrics: cannot start its thread: %s", strerror(err));
-            status = EX_OSERR;
+            status = -err;
         }
         m->running = err == 0;
     }

@@ -28,8 +28,9 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
 /* Logs one "stats: ..." line at info level. */
 void ek_metrics_log(struct ek_server *srv);
 
-/* Binds spec's addresses and starts the responder thread. Returns 0 and *out,
- * or a sysexits code after printing why. */
+/* Binds spec's addresses and starts the responder thread. Returns 0 and
+ * *out, or -errno after printing why (-ENXIO: spec resolves to no
+ * address). */
 int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
                      struct ek_metrics **out);
 

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 int ek_pidfile_open(struct ek_pidfile *pf, const char *path)
@@ -20,8 +19,9 @@ int ek_pidfile_open(struct ek_pidfile *pf, const char *path)
     pf->path = NULL;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-        ek_warnx("--pidfile %s: %s", path, strerror(errno));
-        return EX_CANTCREAT;
+        int err = -errno;
+        ek_warnx("--pidfile %s: %s", path, strerror(-err));
+        return err;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         char other[32] = "";
@@ -31,20 +31,21 @@ int ek_pidfile_open(struct ek_pidfile *pf, const char *path)
         ek_warnx("--pidfile %s: held by a running server%s%s", path,
                  other[0] ? ", pid " : "", other);
         close(fd);
-        return EX_CANTCREAT;
+        return -EWOULDBLOCK;
     }
     char text[32];
     int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)len, 0) != len) {
-        ek_warnx("--pidfile %s: %s", path, strerror(errno));
+        int err = errno ? -errno : -EIO;
+        ek_warnx("--pidfile %s: %s", path, strerror(-err));
         close(fd);
-        return EX_CANTCREAT;
+        return err;
     }
     pf->path = strdup(path);
     if (pf->path == NULL) {
         close(fd);
         ek_warnx("out of memory");
-        return EX_OSERR;
+        return -ENOMEM;
     }
     pf->fd = fd;
     return 0;
@@ -83,7 +84,7 @@ int ek_drop_privileges(const char *user)
     struct passwd *pw = find_user(user);
     if (pw == NULL) {
         ek_warnx("--user %s: no such user", user);
-        return EX_NOUSER;
+        return -ESRCH;
     }
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
@@ -91,12 +92,13 @@ int ek_drop_privileges(const char *user)
         return 0; /* already that user */
     if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 ||
         setuid(uid) < 0) {
-        ek_warnx("--user %s: %s", user, strerror(errno));
-        return EX_NOPERM;
+        int err = -errno;
+        ek_warnx("--user %s: %s", user, strerror(-err));
+        return err;
     }
     if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
         ek_warnx("--user %s: root could be regained; refusing to run", user);
-        return EX_NOPERM;
+        return -EPERM;
     }
     ek_log(EK_LOG_INFO, "running as %s (uid %ld, gid %ld)", pw->pw_name,
            (long)uid, (long)gid);
@@ -118,8 +120,9 @@ int ek_serve_inetd(void)
         if (n < 0) {
             if (errno == ECONNRESET)
                 return 0; /* the client left; nothing to give back */
-            ek_log(EK_LOG_ERROR, "--inetd: read: %s", strerror(errno));
-            return EX_IOERR;
+            int err = -errno;
+            ek_log(EK_LOG_ERROR, "--inetd: read: %s", strerror(-err));
+            return err;
         }
         if (n == 0)
             return 0;
@@ -128,7 +131,7 @@ int ek_serve_inetd(void)
             return 0;
         if (err < 0) {
             ek_log(EK_LOG_ERROR, "--inetd: write: %s", strerror(-err));
-            return EX_IOERR;
+            return err;
         }
     }
 }

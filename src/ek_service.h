@@ -20,16 +20,16 @@ struct ek_pidfile {
 };
 
 /* Creates (or takes over a stale) path and writes our pid. Returns 0, or
- * a sysexits code after printing why (73: cannot create, or another
- * running server holds it). */
+ * -errno after printing why (-EWOULDBLOCK: another running server holds
+ * it). */
 int ek_pidfile_open(struct ek_pidfile *pf, const char *path);
 
 /* Removes the file (if our permissions still allow) and closes it. */
 void ek_pidfile_close(struct ek_pidfile *pf);
 
 /* Switches to user (name or number): its groups, gid, then uid, and
- * checks that root cannot be regained. Returns 0, or a sysexits code
- * after printing why (67 no such user, 77 not permitted). */
+ * checks that root cannot be regained. Returns 0, or -errno after
+ * printing why (-ESRCH no such user, -EPERM not permitted). */
 int ek_drop_privileges(const char *user);
 
 /* Whether this process may bind ports below 1024 only because it is root
@@ -38,7 +38,7 @@ bool ek_running_as_root(void);
 
 /* inetd mode: echoes stdin to stdout until end of input. Works on a
  * socket (inetd, xinetd, systemd Accept=yes) as on pipes. Returns 0 when
- * everything came back, 74 on an I/O error. */
+ * everything came back (or the client left), -errno on an I/O error. */
 int ek_serve_inetd(void);
 
 #endif

@@ -2,13 +2,15 @@
 #include "ek_net.h"
 #include "ek_server.h"
 #include "ek_util.h"
+#include "ek_listen.h"
+#include "ek_stats.h"
+#include "ek_udp.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 /* After a cut, how long to wait for workers to report that they ended. */
@@ -81,7 +83,7 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
         ek_log(EK_LOG_ERROR, "cannot start serving: %s", strerror(-err));
         free(pfd);
         free(which);
-        return EX_OSERR;
+        return err;
     }
 
     int status = 0;
@@ -112,8 +114,8 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0) {
-            ek_log(EK_LOG_ERROR, "poll: %s", strerror(errno));
-            status = EX_OSERR;
+            status = -errno;
+            ek_log(EK_LOG_ERROR, "poll: %s", strerror(-status));
             break;
         }
         if (pfd[0].revents & POLLIN)
@@ -125,7 +127,7 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
     ek_udp_thread_stop(udp);
     free(pfd);
     free(which);
-    return status != 0 ? status : ek_server_exit_status(srv);
+    return status;
 }
 
 int ek_cut_pipe_open(struct ek_cut_pipe *p)

@@ -24,7 +24,8 @@ struct ek_supervisor_ops {
     void *ctx;
 };
 
-/* Runs until the server stops. Returns the exit status. */
+/* Runs until the server stops. Returns 0, or -errno when it could not go
+ * on. */
 int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops);
 
 /* A pipe that becomes readable, for good, when connections must be cut:

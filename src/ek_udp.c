@@ -4,6 +4,8 @@
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_util.h"
+#include "ek_listen.h"
+#include "ek_acl.h"
 
 #include <errno.h>
 #include <fcntl.h>

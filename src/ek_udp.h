@@ -42,12 +42,6 @@ struct ek_server;
 /* Source addresses tracked by --udp-rate (a hash table, oldest evicted). */
 #define EK_UDP_SOURCES 4096
 
-struct ek_udp_limits {
-    bool low_ports;      /* --udp-low-ports */
-    uint64_t rate;       /* --udp-rate, per source address; 0: none */
-    uint64_t total_rate; /* --udp-rate-total; 0: none */
-};
-
 struct ek_udp_bucket;
 
 /* One per event loop (or UDP thread): its buffers and rate state. */

@@ -13,7 +13,6 @@
 #include "ek_supervisor.h"
 
 #include <stdbool.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define EK_ITERATIVE_BUF (64 * 1024)

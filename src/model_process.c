@@ -16,11 +16,12 @@
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_supervisor.h"
+#include "ek_listen.h"
+#include "ek_stats.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define EK_PROCESS_BUF (16 * 1024)
@@ -108,7 +109,7 @@ int ek_run_process(struct ek_server *srv, const struct ek_model *self)
         err = ek_cut_pipe_open(&cut);
     if (err < 0) {
         ek_log(EK_LOG_ERROR, "process: %s", strerror(-err));
-        return EX_OSERR;
+        return err;
     }
     struct ek_supervisor_ops ops = {.start = start_child,
                                     .reap = reap_children,

@@ -23,7 +23,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #define EK_THREAD_BUF (16 * 1024)
@@ -111,35 +110,41 @@ static bool wait_for_threads(struct thread_model *tm)
 
 int ek_run_thread(struct ek_server *srv, const struct ek_model *self)
 {
-    struct thread_model tm = {.running = 0};
     (void)self;
-
-    int err = ek_cut_pipe_open(&tm.cut);
+    /* On the heap: left to the process exit if threads outlive the run. */
+    struct thread_model *tm = calloc(1, sizeof(*tm));
+    if (tm == NULL)
+        return -ENOMEM;
+    atomic_init(&tm->running, 0);
+    int err = ek_cut_pipe_open(&tm->cut);
     if (err < 0) {
         ek_log(EK_LOG_ERROR, "thread: %s", strerror(-err));
-        return EX_OSERR;
+        free(tm);
+        return err;
     }
-    pthread_attr_init(&tm.attr);
-    pthread_attr_setdetachstate(&tm.attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_init(&tm->attr);
+    pthread_attr_setdetachstate(&tm->attr, PTHREAD_CREATE_DETACHED);
     size_t stack = EK_THREAD_STACK;
     if (stack < (size_t)PTHREAD_STACK_MIN)
         stack = (size_t)PTHREAD_STACK_MIN;
-    pthread_attr_setstacksize(&tm.attr, stack);
+    pthread_attr_setstacksize(&tm->attr, stack);
 
     struct ek_supervisor_ops ops = {
-        .start = start_thread, .cut = cut_threads, .ctx = &tm};
-    int status = ek_supervise(srv, &ops);
+        .start = start_thread, .cut = cut_threads, .ctx = tm};
+    err = ek_supervise(srv, &ops);
 
-    if (!wait_for_threads(&tm)) {
+    if (!wait_for_threads(tm)) {
         /* Cut and still running: freeing what they use would be a
          * use-after-free. Leave it all to the process exit. */
         ek_log(EK_LOG_ERROR,
                "%u threads did not stop; exiting without "
                "cleanup",
-               atomic_load(&tm.running));
-        _exit(status != 0 ? status : EX_SOFTWARE);
+               atomic_load(&tm->running));
+        srv->abandoned = true;
+        return -EBUSY;
     }
-    ek_cut_pipe_close(&tm.cut);
-    pthread_attr_destroy(&tm.attr);
-    return status;
+    ek_cut_pipe_close(&tm->cut);
+    pthread_attr_destroy(&tm->attr);
+    free(tm);
+    return err;
 }

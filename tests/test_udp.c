@@ -3,6 +3,7 @@
 #include "check.h"
 #include "ek_server.h"
 #include "ek_udp.h"
+#include "ek_acl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,0 +1,204 @@
+#include "ek_admit.h"
+#include "ek_acl.h"
+#include "ek_net.h"
+#include "ek_proxy.h"
+#include "ek_server.h"
+#include "ek_util.h"
+#include "ek_stats.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long accepting pauses after EMFILE/ENFILE when no connection closes
+ * in the meantime (nginx waits 500 ms too). */
+#define EK_ACCEPT_PAUSE_MS 500
+
+/* --allow/--deny: refuses (closing fd) a peer the rules keep out. With
+ * --proxy-protocol the peer is the proxy: the rules wait for the header. */
+static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
+{
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    if (!ek_acl_active(srv->cfg->acl) || srv->cfg->proxy_protocol)
+        return false;
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
+        /* ENOTCONN: reset before we looked; it is gone either way. */
+        close(fd);
+        ek_stat_add(&srv->stats->accept_errors, 1);
+        return true;
+    }
+    if (ek_acl_permits(srv->cfg->acl, (struct sockaddr *)&peer.ss))
+        return false;
+    char name[EK_ADDRSTR_MAX];
+    ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, sizeof(name));
+    ek_stat_add(&srv->stats->refused_acl, 1);
+    ek_log_limited(&acc->acl_log, EK_LOG_WARN,
+                   "refused a connection from %s (--allow/--deny)", name);
+    close(fd);
+    return true;
+}
+
+bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd)
+{
+    if (acl_refuses(srv, acc, fd))
+        return false;
+    /* Count first, then check: exact even with several accepting threads. */
+    uint64_t before =
+        atomic_fetch_add_explicit(&srv->stats->active, 1, memory_order_relaxed);
+    if (before >= srv->cfg->max_conns) {
+        atomic_fetch_sub_explicit(&srv->stats->active, 1, memory_order_relaxed);
+        ek_stat_add(&srv->stats->refused_limit, 1);
+        ek_log_limited(&acc->refused_log, EK_LOG_WARN,
+                       "refused a connection: limit of %llu connections "
+                       "reached (--max-conns)",
+                       (unsigned long long)srv->cfg->max_conns);
+        close(fd);
+        return false;
+    }
+    ek_stat_add(&srv->stats->accepted, 1);
+    ek_net_tune(fd);
+    if (ek_log_enabled(EK_LOG_DEBUG)) {
+        struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+        char name[EK_ADDRSTR_MAX] = "?";
+        if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
+            ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name,
+                           sizeof(name));
+        ek_log(EK_LOG_DEBUG, "connection from %s (fd %d)", name, fd);
+    }
+    return true;
+}
+
+void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                      const char *why)
+{
+    ek_stat_add(&srv->stats->refused_fd, 1);
+    ek_log_limited(&acc->refused_log, EK_LOG_WARN, "refused a connection: %s",
+                   why);
+    close(fd);
+}
+
+void ek_server_conn_done(struct ek_server *srv, int err)
+{
+    atomic_fetch_sub_explicit(&srv->stats->active, 1, memory_order_relaxed);
+    if (err < 0)
+        ek_stat_add(&srv->stats->conn_errors, 1);
+    if (ek_log_enabled(EK_LOG_DEBUG))
+        ek_log(EK_LOG_DEBUG, "connection closed%s%s", err < 0 ? ": " : "",
+               err < 0 ? strerror(-err) : "");
+}
+
+bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                             int err)
+{
+    ek_stat_add(&srv->stats->accept_errors, 1);
+    switch (err) {
+    case -ECONNABORTED: /* the client left before we got to it */
+    case -EPROTO:
+    case -EPERM: /* a firewall said no */
+    case -EINTR:
+        return false;
+    case -EMFILE:
+    case -ENFILE:
+    case -ENOBUFS:
+    case -ENOMEM:
+        acc->resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&acc->accept_log, EK_LOG_WARN,
+                       "accept: %s; pausing accepts until a connection "
+                       "closes (at most %d ms)",
+                       strerror(-err), EK_ACCEPT_PAUSE_MS);
+        return true;
+    default:
+        /* Unknown: pause too, so that a persistent error cannot spin. */
+        acc->resume_ms = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+        ek_log_limited(&acc->accept_log, EK_LOG_ERROR, "accept: %s",
+                       strerror(-err));
+        return true;
+    }
+}
+
+bool ek_accept_paused(struct ek_acceptor *acc)
+{
+    if (acc->resume_ms != 0 && ek_now_ms() >= acc->resume_ms)
+        acc->resume_ms = 0;
+    return acc->resume_ms != 0;
+}
+
+void ek_accept_resume(struct ek_acceptor *acc)
+{
+    acc->resume_ms = 0;
+}
+
+int ek_accept_timeout(const struct ek_acceptor *acc)
+{
+    return acc->resume_ms != 0 ? ek_timeout_until(acc->resume_ms) : -1;
+}
+
+/* The limiter for callers without an acceptor (the blocking models' many
+ * threads): one per process, under a lock. */
+static struct ek_ratelimit shared_proxy_log, shared_acl_log;
+static pthread_mutex_t shared_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void peer_name(int fd, char *name, size_t size)
+{
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    snprintf(name, size, "?");
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
+        ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, size);
+}
+
+void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                            int fd, const char *why)
+{
+    char name[EK_ADDRSTR_MAX];
+    ek_stat_add(&srv->stats->refused_proxy, 1);
+    if (!ek_log_enabled(EK_LOG_WARN))
+        return;
+    peer_name(fd, name, sizeof(name));
+    if (acc == NULL)
+        pthread_mutex_lock(&shared_log_lock);
+    ek_log_limited(acc ? &acc->proxy_log : &shared_proxy_log, EK_LOG_WARN,
+                   "refused a connection from %s: %s (--proxy-protocol)", name,
+                   why);
+    if (acc == NULL)
+        pthread_mutex_unlock(&shared_log_lock);
+}
+
+bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
+                           int fd, const struct ek_proxy_result *r)
+{
+    char client[EK_ADDRSTR_MAX] = "", via[EK_ADDRSTR_MAX];
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    const struct sockaddr *who = (const struct sockaddr *)&r->src;
+
+    if (r->local) {
+        if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0)
+            return false; /* gone already */
+        who = (const struct sockaddr *)&peer.ss;
+    }
+    bool ok = ek_acl_permits(srv->cfg->acl, who);
+    if (ok && !ek_log_enabled(EK_LOG_DEBUG))
+        return true;
+    peer_name(fd, via, sizeof(via));
+    if (r->local)
+        snprintf(client, sizeof(client), "%s", via);
+    else
+        ek_addr_format(who, r->addr_len, client, sizeof(client));
+    if (ok) {
+        ek_log(EK_LOG_DEBUG, "connection from %s via PROXY v%d from %s%s",
+               client, r->version, via, r->local ? " (local)" : "");
+        return true;
+    }
+    ek_stat_add(&srv->stats->refused_acl, 1);
+    if (acc == NULL)
+        pthread_mutex_lock(&shared_log_lock);
+    ek_log_limited(acc ? &acc->acl_log : &shared_acl_log, EK_LOG_WARN,
+                   "refused a connection from %s via PROXY from %s "
+                   "(--allow/--deny)",
+                   client, via);
+    if (acc == NULL)
+        pthread_mutex_unlock(&shared_log_lock);
+    return false;
+}

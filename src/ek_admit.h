@@ -1,0 +1,71 @@
+/*
+ * ek_admit: who gets in, for every model: --allow/--deny, --max-conns, the
+ * PROXY header's verdict, connections a model cannot take, and the accept
+ * pause after fd exhaustion. Each decision is counted and logged (rate
+ * limited) here, so the models only act on the answer.
+ */
+#ifndef EK_ADMIT_H
+#define EK_ADMIT_H
+
+#include "ek_log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ek_proxy_result;
+struct ek_server;
+
+/* What each accepting thread keeps for itself, so that accepting needs no
+ * lock: the end of an accept pause, and its log rate limiters. The zero
+ * value is ready to use. */
+struct ek_acceptor {
+    int64_t resume_ms; /* accepts paused until then; 0: not paused */
+    struct ek_ratelimit refused_log, accept_log, acl_log, proxy_log;
+};
+
+/* Admission of a freshly accepted connection: a peer --allow/--deny keeps
+ * out is closed, counted and logged (false). Under --max-conns it counts
+ * the connection (accepted, active), sets its socket options and returns
+ * true; over the limit it
+ * closes the fd, counts and logs the refusal and returns false. */
+bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd);
+
+/* --proxy-protocol. A connection admitted by ek_server_admit has sent its
+ * header: logs who the client is (-v) and applies --allow/--deny to the
+ * client's address from the header (to the peer's for LOCAL and UNKNOWN
+ * headers). Returns false when the rules refuse it: counted and logged;
+ * the caller closes. acc may be NULL (blocking models: a shared limiter). */
+bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
+                           int fd, const struct ek_proxy_result *r);
+
+/* The header was malformed, missing, late or cut short (why): counted as
+ * refused ("proxy") and logged; the caller closes. acc may be NULL. */
+void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                            int fd, const char *why);
+
+/* Closes a connection the model cannot take (e.g. fd >= FD_SETSIZE), with
+ * a rate-limited log line saying why. */
+void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                      const char *why);
+
+/* A connection admitted by ek_server_admit has ended (err: 0, or the
+ * -errno that ended it). */
+void ek_server_conn_done(struct ek_server *srv, int err);
+
+/* accept(2) failed with -err. Returns true when accepting must pause: fd
+ * exhaustion (EMFILE, ENFILE) and memory shortage. The pause lasts until
+ * ek_accept_resume or the end of ek_accept_timeout, so a full fd table
+ * never makes a loop spin. */
+bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                             int err);
+
+/* Whether accepts are paused; clears the pause once its time is up. */
+bool ek_accept_paused(struct ek_acceptor *acc);
+
+/* Ends a pause early: a connection closed, an fd is free again. */
+void ek_accept_resume(struct ek_acceptor *acc);
+
+/* Milliseconds until the pause ends, -1 if not paused. */
+int ek_accept_timeout(const struct ek_acceptor *acc);
+
+#endif
