@@ -27,6 +27,15 @@ static struct ek_chunk *chunk_new(size_t want)
     return c;
 }
 
+static void free_chunks(struct ek_chunk *c)
+{
+    while (c != NULL) {
+        struct ek_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
 static size_t chunk_room(const struct ek_chunk *c)
 {
     return c->size - c->tail;
@@ -43,11 +52,7 @@ int ek_queue_append(struct ek_queue *q, const void *data, size_t n)
     for (size_t need = n > room ? n - room : 0; need > 0;) {
         struct ek_chunk *c = chunk_new(need);
         if (c == NULL) {
-            while (fresh != NULL) {
-                struct ek_chunk *next = fresh->next;
-                free(fresh);
-                fresh = next;
-            }
+            free_chunks(fresh);
             return -ENOMEM;
         }
         *link = c;
@@ -86,11 +91,7 @@ int ek_queue_prepend(struct ek_queue *q, const void *data, size_t n)
         size_t k = left < EK_CHUNK_MAX ? left : EK_CHUNK_MAX;
         struct ek_chunk *c = malloc(sizeof(*c) + k); /* to the byte: full */
         if (c == NULL) {
-            while (fresh != NULL) {
-                struct ek_chunk *next = fresh->next;
-                free(fresh);
-                fresh = next;
-            }
+            free_chunks(fresh);
             return -ENOMEM;
         }
         c->next = NULL;
@@ -148,12 +149,7 @@ void ek_queue_consume(struct ek_queue *q, size_t n)
 
 void ek_queue_clear(struct ek_queue *q)
 {
-    struct ek_chunk *c = q->first;
-    while (c != NULL) {
-        struct ek_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
+    free_chunks(q->first);
     q->first = NULL;
     q->last = NULL;
     q->len = 0;
