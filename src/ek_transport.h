@@ -9,7 +9,8 @@
  *   - read may return -EAGAIN while the socket was readable (a handshake
  *     record, half a TLS record) and bytes while the socket was not
  *     (records decrypted ahead): `pending` tells the engine to read again
- *     without waiting for readiness;
+ *     without waiting for readiness (the loops do not ask yet: no
+ *     transport holds bytes of its own before TLS, which adds the check);
  *   - finish ends our side once the client's stream has ended and all of
  *     it went back (TLS: close_notify), and may itself have to wait;
  *   - splice says whether the bytes on the wire are the payload, the one
