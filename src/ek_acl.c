@@ -15,7 +15,7 @@ int ek_cidr_parse(const char *text, struct ek_cidr *out, const char **why)
     memset(out, 0, sizeof(*out));
     if (hlen == 0 || hlen >= sizeof(host)) {
         *why = "expected ADDRESS or ADDRESS/PREFIX";
-        return -1;
+        return -EINVAL;
     }
     memcpy(host, text, hlen);
     host[hlen] = '\0';
@@ -28,7 +28,7 @@ int ek_cidr_parse(const char *text, struct ek_cidr *out, const char **why)
         max = 128;
     } else {
         *why = "not an IPv4 or IPv6 address (names are not resolved here)";
-        return -1;
+        return -EINVAL;
     }
     out->prefix = max;
     if (slash != NULL) {
@@ -36,18 +36,18 @@ int ek_cidr_parse(const char *text, struct ek_cidr *out, const char **why)
         unsigned long v = 0;
         if (*p == '\0') {
             *why = "missing prefix length after '/'";
-            return -1;
+            return -EINVAL;
         }
         for (; *p; p++) {
             if (*p < '0' || *p > '9' || v > max) {
                 *why = "prefix length is not a number in range";
-                return -1;
+                return -EINVAL;
             }
             v = v * 10 + (unsigned long)(*p - '0');
         }
         if (v > max) {
             *why = "prefix length is not a number in range";
-            return -1;
+            return -EINVAL;
         }
         out->prefix = (unsigned)v;
     }
@@ -56,7 +56,7 @@ int ek_cidr_parse(const char *text, struct ek_cidr *out, const char **why)
     for (unsigned bit = out->prefix; bit < max; bit++)
         if (out->addr[bit / 8] & (0x80u >> (bit % 8))) {
             *why = "address has bits set beyond the prefix length";
-            return -1;
+            return -EINVAL;
         }
     return 0;
 }

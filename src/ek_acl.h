@@ -28,7 +28,7 @@ struct ek_acl {
     size_t nallow, ndeny;
 };
 
-/* Parses "ADDR" or "ADDR/PREFIX". Returns 0, or -1 with *why set. */
+/* Parses "ADDR" or "ADDR/PREFIX". Returns 0, or -EINVAL with *why set. */
 int ek_cidr_parse(const char *text, struct ek_cidr *out, const char **why);
 
 /* Adds a rule (allow or deny). Returns 0, or -ENOMEM. */
