@@ -560,13 +560,13 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 
 /* A send from a provided buffer completed (MSG_DONTWAIT: at once, whole,
  * short, or -EAGAIN on a full socket): what it did not send goes to the
- * front of the queue, and the buffer back to the ring. Returns 0 or
- * -errno. */
-static int ring_send_done(struct uloop *lp, int fd)
+ * front of the queue (unless the connection is ending), and the buffer
+ * back to the ring. Returns 0 or -ENOMEM. */
+static int ring_send_done(struct uloop *lp, int fd, bool keep_rest)
 {
     struct uconn *u = uconn(lp, fd);
     int err = 0;
-    if (u->send_done < u->send_len && !(u->c.flags & EK_CONN_CLOSING))
+    if (keep_rest && u->send_done < u->send_len)
         err = ek_conn_queue(&u->c, &lp->base.env,
                             buf_of(lp, u->send_bid) + u->send_done,
                             u->send_len - u->send_done, true);
@@ -579,38 +579,40 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 {
     struct uconn *u = uconn(lp, fd);
     bool from_ring = u->send_bid >= 0;
-    int res = cqe->res == -EAGAIN && from_ring ? 0 : cqe->res;
+    int err = cqe->res == -EAGAIN && from_ring ? 0 : cqe->res;
     u->state &= (uint8_t)~U_SEND;
-    if (res > 0) {
-        ek_conn_sent(&u->c, &lp->base.env, (size_t)res);
-        u->send_done += (uint32_t)res;
+    if (err > 0) {
+        ek_conn_sent(&u->c, &lp->base.env, (size_t)err);
+        u->send_done += (uint32_t)err;
+        err = 0;
     }
-    int err = res < 0 ? res : 0;
+    bool ending = err < 0 || (u->c.flags & EK_CONN_CLOSING);
     if (from_ring) {
-        int qerr = ring_send_done(lp, fd);
-        if (err == 0)
-            err = qerr;
-    } else if (err == 0 && u->send_done < u->send_len &&
-               !(u->c.flags & EK_CONN_CLOSING)) {
+        int qerr = ring_send_done(lp, fd, !ending);
+        err = err < 0 ? err : qerr;
+    } else if (!ending && u->send_done < u->send_len) {
         struct iovec iov; /* the queue's first chunk, still in place */
         ek_queue_peek(&u->c.queue, &iov, 1);
         submit_send(lp, fd, iov.iov_base, 0); /* short send: the rest */
         return;
-    } else if (err == 0) {
+    } else if (!ending) {
         ek_queue_consume(&u->c.queue, u->send_len);
     }
     if (err < 0)
         conn_close(&lp->base, fd, err);
-    if (u->c.flags & EK_CONN_CLOSING) {
+    if (err < 0 || (u->c.flags & EK_CONN_CLOSING)) {
         maybe_finish(lp, fd);
         return;
     }
-    if (ek_queue_len(&u->c.queue) > 0)
+    if (ek_queue_len(&u->c.queue) > 0) {
         send_from_queue(lp, fd);
-    else if (u->c.flags & EK_CONN_PEER_CLOSED)
+        maybe_pause(lp, fd); /* the rest of a short send may fill it */
+        maybe_unpause(lp, fd);
+    } else if (u->c.flags & EK_CONN_PEER_CLOSED) {
         conn_close(&lp->base, fd, 0);
-    maybe_pause(lp, fd);
-    maybe_unpause(lp, fd);
+    } else {
+        maybe_unpause(lp, fd);
+    }
 }
 
 /* ---- accepting -------------------------------------------------------- */

@@ -362,7 +362,7 @@ void case_slow_readers_newcomers(void)
         /* A newcomer at 1, 2 and 3 s: 100 bytes, echo within 1 s. While it
          * waits the attackers pause, which can only help the server. */
         int64_t at = h_now_ms() - t0;
-        if (served < NEWCOMERS && at >= 1000 * (served + 1)) {
+        if (served < NEWCOMERS && at >= 1000 * (int64_t)(served + 1)) {
             int fd = h_connect_or_die(s.addrs[0]);
             int64_t w0 = h_now_ms();
             bool ok = quick_echo(fd, 100 + (uint64_t)served, 1000);
