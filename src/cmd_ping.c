@@ -112,13 +112,6 @@ struct ping_state {
     uint64_t lowest_open; /* below: answered or reported overdue */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void build_request(unsigned char *buf, size_t size, uint64_t seq)
 {
     memcpy(buf, EK_PING_MAGIC, 8);
@@ -134,7 +127,7 @@ static int send_request(struct ping_state *st, uint64_t seq)
 {
     size_t size = (size_t)st->o->size, off = 0;
     build_request(st->req, size, seq);
-    st->sent_ns[seq % EK_PING_WINDOW] = now_ns();
+    st->sent_ns[seq % EK_PING_WINDOW] = ek_now_ns();
     while (off < size) {
         ssize_t n = send(st->fd, st->req + off, size - off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -171,7 +164,7 @@ static void on_reply(struct ping_state *st)
 {
     uint64_t seq = st->next_reply++;
     size_t size = (size_t)st->o->size;
-    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+    double ms = (double)(ek_now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
 
     build_request(st->req, size, seq);
     if (memcmp(st->reply, st->req, size) != 0) {
@@ -223,7 +216,7 @@ static void on_datagram(struct ping_state *st, size_t n)
         return;
     }
     *slot = seq + 1;
-    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+    double ms = (double)(ek_now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
     bool reordered = st->received > 0 && seq < st->highest;
     if (seq > st->highest || st->received == 0)
         st->highest = seq;
@@ -357,11 +350,11 @@ static uint64_t settled(struct ping_state *st)
 static void ping_loop(struct ping_state *st)
 {
     const struct ping_options *o = st->o;
-    int64_t start = now_ns(), next_send = start;
+    int64_t start = ek_now_ns(), next_send = start;
     bool sending = true;
 
     while (!st->broken) {
-        int64_t now = now_ns();
+        int64_t now = ek_now_ns();
         if (interrupted || (o->count != 0 && st->sent >= o->count))
             sending = false;
         /* A full window waits for replies rather than forget send times:
@@ -394,7 +387,7 @@ static void ping_loop(struct ping_state *st)
         if (rc > 0 && read_replies(st) < 0)
             st->broken = true;
     }
-    print_summary(st, (now_ns() - start) / 1000000);
+    print_summary(st, (ek_now_ns() - start) / 1000000);
 }
 
 static int parse_options(int argc, char **argv, struct ping_options *o)

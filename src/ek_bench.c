@@ -2,6 +2,7 @@
 #include "ek_net.h"
 #include "ek_pattern.h"
 #include "ek_signal.h"
+#include "ek_util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -73,13 +74,6 @@ struct ek_bench {
     atomic_bool stop;
     bool running;
 };
-
-int64_t ek_bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void set_error(struct worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -159,7 +153,7 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
         /* The clock before the send: on loopback the echo may be back
          * before send() returns. And the clock now, not the batch's:
          * events handled earlier in the batch are not this latency. */
-        int64_t at = ek_bench_now();
+        int64_t at = ek_now_ns();
         ssize_t k = send(c->fd, w->sbuf, n, MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EINTR)
@@ -195,7 +189,7 @@ static void conn_recv(struct worker *w, struct bconn *c)
     do
         n = recv(c->fd, w->rbuf, BENCH_BUF, 0);
     while (n < 0 && errno == EINTR);
-    int64_t now = ek_bench_now(); /* when this echo arrived, exactly */
+    int64_t now = ek_now_ns(); /* when this echo arrived, exactly */
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             conn_fail(w, c, FAIL_RESET, errno);
@@ -283,7 +277,7 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
         uint64_t m = c->started;
         uint32_t slot = (uint32_t)(m % slots);
         udp_fill(w, c, m, size);
-        int64_t at = ek_bench_now();
+        int64_t at = ek_now_ns();
         ssize_t k = send(c->fd, w->sbuf, size, 0);
         if (k < 0 && errno == EINTR)
             continue;
@@ -377,10 +371,10 @@ static void udp_recv(struct worker *w, struct bconn *c)
                 conn_fail(w, c, FAIL_RESET, errno);
             break;
         }
-        udp_reply(w, c, (size_t)n, ek_bench_now());
+        udp_reply(w, c, (size_t)n, ek_now_ns());
     }
     if (c->fd >= 0)
-        udp_send(w, c, ek_bench_now());
+        udp_send(w, c, ek_now_ns());
 }
 
 /* Datagrams out for longer than EK_BENCH_UDP_LOSS_NS are lost; closed
@@ -451,7 +445,7 @@ static void *worker_main(void *arg)
 
     /* Timer slack (50 us by default) would blur an open-loop schedule. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    int64_t now = ek_bench_now();
+    int64_t now = ek_now_ns();
     for (uint32_t i = 0; i < w->n; i++) {
         w->conns[i].waiting_since = now;
         if (b->cfg.udp && b->cfg.rate == 0)
@@ -462,7 +456,7 @@ static void *worker_main(void *arg)
     w->next_check = now + BENCH_TICK_NS;
 
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-        now = ek_bench_now();
+        now = ek_now_ns();
         if (now >= b->t_end)
             break;
         bool open_loop = b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0;
@@ -486,7 +480,7 @@ static void *worker_main(void *arg)
             set_error(w, "epoll_wait: %s", strerror(errno));
             break;
         }
-        now = ek_bench_now();
+        now = ek_now_ns();
         for (int i = 0; i < n; i++) {
             struct bconn *c = &w->conns[ev[i].data.u32];
             if (b->cfg.udp) {
@@ -572,7 +566,7 @@ static int connect_all(struct ek_bench *b, int **fds)
     struct pollfd p[CONNECT_BATCH];
     nfds_t pending = 0;
     uint32_t next = 0;
-    int64_t deadline = ek_bench_now() + cfg->timeout_ns;
+    int64_t deadline = ek_now_ns() + cfg->timeout_ns;
 
     *fds = calloc(cfg->conns, sizeof(**fds));
     if (*fds == NULL)
@@ -591,7 +585,7 @@ static int connect_all(struct ek_bench *b, int **fds)
             else
                 p[pending++] = (struct pollfd){.fd = fd, .events = POLLOUT};
         }
-        int64_t left = (deadline - ek_bench_now()) / 1000000;
+        int64_t left = (deadline - ek_now_ns()) / 1000000;
         int n = left > 0 ? poll(p, pending, (int)left) : 0;
         if (n < 0 && errno != EINTR)
             return -1;
@@ -726,7 +720,7 @@ void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
  * never report 0 msgs/s as a success. */
 static void count_silent(struct worker *w)
 {
-    int64_t end = ek_bench_now();
+    int64_t end = ek_now_ns();
     if (end > w->b->t_end)
         end = w->b->t_end;
     int64_t window = end - w->b->t_measure;

@@ -94,7 +94,4 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r);
 
 void ek_bench_free(struct ek_bench *b);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t ek_bench_now(void);
-
 #endif

@@ -122,13 +122,6 @@ struct ek_udp_bucket {
     int64_t last_ns;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Token bucket: `rate` tokens per second, at most one second's worth. */
 static bool take_token(double *tokens, int64_t *last_ns, double rate,
                        int64_t now)
@@ -185,7 +178,7 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
         if (u->buckets == NULL)
             return -ENOMEM;
     }
-    u->total_ns = now_ns();
+    u->total_ns = ek_now_ns();
     u->total_tokens = (double)srv->cfg->udp.total_rate / u->share;
     return 0;
 }
@@ -353,7 +346,7 @@ int ek_udp_service(struct ek_udp *u, int fd, const struct ek_sockaddr *local)
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 
-    int64_t now = now_ns();
+    int64_t now = ek_now_ns();
     unsigned nout = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *m = &in[i].msg_hdr;
