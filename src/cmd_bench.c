@@ -6,6 +6,7 @@
 #include "ek_cli.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_proc.h"
 #include "ek_util.h"
 
@@ -267,9 +268,7 @@ static void print_json(const struct report *rp)
 /* Sleeps until t (ek_now_ns), waking on SIGINT. */
 static void sleep_until(int64_t t)
 {
-    struct timespec ts = {t / 1000000000, t % 1000000000};
-    while (!interrupted &&
-           clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    while (!interrupted && ek_sleep_until_ns(t) == -EINTR)
         ;
 }
 

@@ -17,6 +17,7 @@
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -129,7 +130,7 @@ static int send_request(struct ping_state *st, uint64_t seq)
     build_request(st->req, size, seq);
     st->sent_ns[seq % EK_PING_WINDOW] = ek_now_ns();
     while (off < size) {
-        ssize_t n = send(st->fd, st->req + off, size - off, MSG_NOSIGNAL);
+        ssize_t n = send(st->fd, st->req + off, size - off, EK_MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -235,7 +236,7 @@ static int read_datagrams(struct ping_state *st)
 {
     for (;;) {
         ssize_t n = recv(st->fd, st->reply, (size_t)st->o->size + 1,
-                         MSG_DONTWAIT | MSG_TRUNC);
+                         MSG_DONTWAIT | EK_MSG_TRUNC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

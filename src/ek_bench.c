@@ -1,20 +1,19 @@
 #include "ek_bench.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
+#include "ek_platform.h"
 #include "ek_signal.h"
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Scratch per worker: one send and one receive buffer, reused for every
@@ -47,7 +46,7 @@ struct bconn {
 struct worker {
     struct ek_bench *b;
     pthread_t tid;
-    int epfd;
+    struct ek_poller *poller;
     struct bconn *conns;
     uint32_t n;
     unsigned char *sbuf, *rbuf;
@@ -107,7 +106,7 @@ static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
                   c->key, what[why], (unsigned long long)c->recvd,
                   (unsigned long long)c->sent, err ? ": " : "",
                   err ? strerror(err) : "");
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    (void)ek_poller_remove(w->poller, c->fd, c->slot);
     close(c->fd);
     c->fd = -1;
 }
@@ -116,9 +115,8 @@ static void arm_out(struct worker *w, struct bconn *c, bool on)
 {
     if (c->out_armed == on)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u),
-                             .data.u32 = c->slot};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+    unsigned events = POLLIN | (on ? (unsigned)POLLOUT : 0u);
+    if (ek_poller_modify(w->poller, c->fd, c->slot, events) == 0)
         c->out_armed = on;
 }
 
@@ -154,7 +152,7 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
          * before send() returns. And the clock now, not the batch's:
          * events handled earlier in the batch are not this latency. */
         int64_t at = ek_now_ns();
-        ssize_t k = send(c->fd, w->sbuf, n, MSG_NOSIGNAL);
+        ssize_t k = send(c->fd, w->sbuf, n, EK_MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -364,7 +362,7 @@ static void udp_recv(struct worker *w, struct bconn *c)
     for (;;) {
         ssize_t n;
         do
-            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | MSG_TRUNC);
+            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | EK_MSG_TRUNC);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -421,30 +419,14 @@ static void check_stalls(struct worker *w, int64_t now)
     }
 }
 
-/* epoll_wait with a nanosecond deadline: an open-loop schedule at 100k
- * messages/s needs better than epoll_wait's milliseconds. */
-static int wait_events(struct worker *w, struct epoll_event *ev, int64_t now,
-                       int64_t until)
-{
-    int64_t ns = until > now ? until - now : 0;
-#ifdef EK_HAVE_EPOLL_PWAIT2
-    struct timespec ts = {ns / 1000000000, ns % 1000000000};
-    int n = epoll_pwait2(w->epfd, ev, BENCH_EVENTS, &ts, NULL);
-    if (n >= 0 || errno != ENOSYS)
-        return n;
-#endif
-    return epoll_wait(w->epfd, ev, BENCH_EVENTS,
-                      (int)((ns + 999999) / 1000000));
-}
-
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct ek_bench *b = w->b;
-    struct epoll_event ev[BENCH_EVENTS];
+    struct ek_poller_event ev[BENCH_EVENTS];
 
     /* Timer slack (50 us by default) would blur an open-loop schedule. */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    ek_timer_slack_min();
     int64_t now = ek_now_ns();
     for (uint32_t i = 0; i < w->n; i++) {
         w->conns[i].waiting_since = now;
@@ -475,24 +457,26 @@ static void *worker_main(void *arg)
             if (due < until)
                 until = due;
         }
-        int n = wait_events(w, ev, now, until);
-        if (n < 0 && errno != EINTR) {
-            set_error(w, "epoll_wait: %s", strerror(errno));
+        int n = ek_poller_wait(w->poller, ev, BENCH_EVENTS,
+                               until > now ? until - now : 0);
+        if (n < 0 && n != -EINTR) {
+            set_error(w, "waiting for events: %s", strerror(-n));
             break;
         }
         now = ek_now_ns();
         for (int i = 0; i < n; i++) {
-            struct bconn *c = &w->conns[ev[i].data.u32];
+            struct bconn *c = &w->conns[ev[i].slot];
+            unsigned e = ev[i].events;
             if (b->cfg.udp) {
-                if (c->fd >= 0 && (ev[i].events & EPOLLOUT))
+                if (c->fd >= 0 && (e & POLLOUT))
                     udp_send(w, c, now);
-                if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR)))
+                if (c->fd >= 0 && (e & (POLLIN | POLLERR)))
                     udp_recv(w, c);
                 continue;
             }
-            if (c->fd >= 0 && (ev[i].events & (EPOLLOUT | EPOLLERR)))
+            if (c->fd >= 0 && (e & (POLLOUT | POLLERR)))
                 conn_send(w, c, now);
-            if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+            if (c->fd >= 0 && (e & (POLLIN | POLLERR | POLLHUP)))
                 conn_recv(w, c);
         }
     }
@@ -502,10 +486,10 @@ static void *worker_main(void *arg)
 static int worker_init(struct ek_bench *b, struct worker *w)
 {
     w->b = b;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->sbuf = malloc(BENCH_BUF);
     w->rbuf = malloc(BENCH_BUF);
-    if (w->epfd < 0 || w->sbuf == NULL || w->rbuf == NULL)
+    if (ek_poller_open(&w->poller, w->n) < 0 || w->sbuf == NULL ||
+        w->rbuf == NULL)
         return -1;
     ek_hist_reset(&w->hist);
     if (b->cfg.rate > 0 && w->n > 0) {
@@ -516,9 +500,7 @@ static int worker_init(struct ek_bench *b, struct worker *w)
             w->interval_ns = 1;
     }
     for (uint32_t i = 0; i < w->n; i++) {
-        struct bconn *c = &w->conns[i];
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        if (ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN) < 0)
             return -1;
     }
     return 0;
@@ -543,17 +525,16 @@ static int open_udp_all(struct ek_bench *b, int *fds)
 {
     const struct ek_bench_config *cfg = &b->cfg;
     for (uint32_t i = 0; i < cfg->conns; i++) {
-        int fd = socket(cfg->target.ss.ss_family,
-                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = ek_socket(cfg->target.ss.ss_family, SOCK_DGRAM,
+                           O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0 && connect(fd, (const struct sockaddr *)&cfg->target.ss,
                                cfg->target.len) < 0) {
-            int err = errno;
+            int err = -errno;
             close(fd);
-            fd = -1;
-            errno = err;
+            fd = err;
         }
         if (fd < 0)
-            connect_failed(b, errno);
+            connect_failed(b, -fd);
         else
             fds[b->made++] = fd;
     }
@@ -631,7 +612,6 @@ struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
         goto fail;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
-        w->epfd = -1;
         w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
         /* nworkers <= made, so n >= 1. */
         // NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI)
@@ -779,8 +759,7 @@ void ek_bench_free(struct ek_bench *b)
             free(w->conns[i].stamps);
             free(w->conns[i].inflight);
         }
-        if (w->epfd >= 0)
-            close(w->epfd);
+        ek_poller_close(w->poller);
         free(w->conns);
         free(w->sbuf);
         free(w->rbuf);

@@ -2,10 +2,10 @@
  * ek_bench: the load engine behind `echokit bench`.
  *
  * Connections are split between worker threads; each worker runs its own
- * epoll loop over its connections, with fixed buffers and per-connection
- * state allocated up front (nothing is allocated per message). Every byte
- * sent is ek_pattern(connection, offset), and every byte received is
- * checked against it.
+ * event loop (ek_poller: epoll, or poll) over its connections, with fixed
+ * buffers and per-connection state allocated up front (nothing is allocated per
+ * message). Every byte sent is ek_pattern(connection, offset), and every byte
+ * received is checked against it.
  *
  * Modes:
  *  - rr: request/response. Closed loop: each connection keeps `depth`
