@@ -6,6 +6,8 @@
 #   make test-asan       the suite built with -fsanitize=address,undefined
 #   make test-tsan       the suite built with -fsanitize=thread
 #   make test-clang      the suite built with clang, warnings as errors
+#   make test-portable   the suite built with -DEK_LINUX_EXT=OFF: no
+#                        Linux-only call, their portable fallbacks instead
 #   make test-kqueue KQUEUE_PREFIX=/path/to/libkqueue/install
 #                        the suite with the kqueue model on libkqueue
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_TIME s (300)
@@ -29,7 +31,8 @@ SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h fuzz/*.c)
 FUZZ_TARGETS = proxy args queue udp_filter
 FUZZ_TIME ?= 300
 
-.PHONY: all build run test test-asan test-tsan test-clang test-kqueue \
+.PHONY: all build run test test-asan test-tsan test-clang test-portable \
+        test-kqueue \
         fuzz fuzz-smoke fuzz-build analyze cppcheck tidy fanalyzer soak \
         test-valgrind install clean format check-format
 
@@ -64,6 +67,14 @@ test-clang:
 	$(call configure,build-clang,-DCMAKE_C_COMPILER=clang -DEK_WERROR=ON)
 	$(CMAKE) --build build-clang -j $(JOBS)
 	cd build-clang && ctest --output-on-failure -j $(CTEST_J) $(CTEST_FLAGS)
+
+# What BSD and macOS run, on Linux: accept+fcntl, pipe+fcntl, recvmsg and
+# sendmsg loops, read/write instead of splice, poll in the bench client;
+# no epoll or uring model (their tests skip, saying why).
+test-portable:
+	$(call configure,build-portable,-DEK_LINUX_EXT=OFF)
+	$(CMAKE) --build build-portable -j $(JOBS)
+	cd build-portable && ctest --output-on-failure -j $(CTEST_J) $(CTEST_FLAGS)
 
 test-kqueue:
 	@test -n "$(KQUEUE_PREFIX)" || { echo "set KQUEUE_PREFIX to a libkqueue install (see README)"; exit 64; }
@@ -155,8 +166,8 @@ install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-clang build-kqueue build-fuzz \
-	  build-fanalyzer
+	rm -rf build build-asan build-tsan build-clang build-portable build-kqueue \
+	  build-fuzz build-fanalyzer
 
 format:
 	clang-format -i $(SOURCES)

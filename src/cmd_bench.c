@@ -6,6 +6,7 @@
 #include "ek_cli.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_proc.h"
 #include "ek_util.h"
 
@@ -264,12 +265,10 @@ static void print_json(const struct report *rp)
     printf("}\n");
 }
 
-/* Sleeps until t (CLOCK_MONOTONIC ns), waking on SIGINT. */
+/* Sleeps until t (ek_now_ns), waking on SIGINT. */
 static void sleep_until(int64_t t)
 {
-    struct timespec ts = {t / 1000000000, t % 1000000000};
-    while (!interrupted &&
-           clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    while (!interrupted && ek_sleep_until_ns(t) == -EINTR)
         ;
 }
 
@@ -318,7 +317,7 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
     }
     if (progress)
         fprintf(stderr, "\n");
-    int64_t stopped = ek_bench_now();
+    int64_t stopped = ek_now_ns();
     if (!sampled) { /* interrupted in the warm-up: nothing was measured */
         sample(o, &rp->before);
         measure = stopped;
@@ -530,7 +529,7 @@ int ek_cmd_bench(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    int64_t start = ek_bench_now();
+    int64_t start = ek_now_ns();
     int err = ek_bench_start(b, start);
     if (err < 0) {
         ek_warnx("bench: cannot start threads: %s", strerror(-err));

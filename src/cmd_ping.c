@@ -17,6 +17,7 @@
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -112,13 +113,6 @@ struct ping_state {
     uint64_t lowest_open; /* below: answered or reported overdue */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void build_request(unsigned char *buf, size_t size, uint64_t seq)
 {
     memcpy(buf, EK_PING_MAGIC, 8);
@@ -134,9 +128,9 @@ static int send_request(struct ping_state *st, uint64_t seq)
 {
     size_t size = (size_t)st->o->size, off = 0;
     build_request(st->req, size, seq);
-    st->sent_ns[seq % EK_PING_WINDOW] = now_ns();
+    st->sent_ns[seq % EK_PING_WINDOW] = ek_now_ns();
     while (off < size) {
-        ssize_t n = send(st->fd, st->req + off, size - off, MSG_NOSIGNAL);
+        ssize_t n = send(st->fd, st->req + off, size - off, EK_MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -171,7 +165,7 @@ static void on_reply(struct ping_state *st)
 {
     uint64_t seq = st->next_reply++;
     size_t size = (size_t)st->o->size;
-    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+    double ms = (double)(ek_now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
 
     build_request(st->req, size, seq);
     if (memcmp(st->reply, st->req, size) != 0) {
@@ -223,7 +217,7 @@ static void on_datagram(struct ping_state *st, size_t n)
         return;
     }
     *slot = seq + 1;
-    double ms = (double)(now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
+    double ms = (double)(ek_now_ns() - st->sent_ns[seq % EK_PING_WINDOW]) / 1e6;
     bool reordered = st->received > 0 && seq < st->highest;
     if (seq > st->highest || st->received == 0)
         st->highest = seq;
@@ -242,7 +236,7 @@ static int read_datagrams(struct ping_state *st)
 {
     for (;;) {
         ssize_t n = recv(st->fd, st->reply, (size_t)st->o->size + 1,
-                         MSG_DONTWAIT | MSG_TRUNC);
+                         MSG_DONTWAIT | EK_MSG_TRUNC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -357,11 +351,11 @@ static uint64_t settled(struct ping_state *st)
 static void ping_loop(struct ping_state *st)
 {
     const struct ping_options *o = st->o;
-    int64_t start = now_ns(), next_send = start;
+    int64_t start = ek_now_ns(), next_send = start;
     bool sending = true;
 
     while (!st->broken) {
-        int64_t now = now_ns();
+        int64_t now = ek_now_ns();
         if (interrupted || (o->count != 0 && st->sent >= o->count))
             sending = false;
         /* A full window waits for replies rather than forget send times:
@@ -394,7 +388,7 @@ static void ping_loop(struct ping_state *st)
         if (rc > 0 && read_replies(st) < 0)
             st->broken = true;
     }
-    print_summary(st, (now_ns() - start) / 1000000);
+    print_summary(st, (ek_now_ns() - start) / 1000000);
 }
 
 static int parse_options(int argc, char **argv, struct ping_options *o)

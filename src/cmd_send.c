@@ -18,6 +18,7 @@
 #include "ek_cli.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -198,7 +199,7 @@ static int send_window(struct xfer *x)
     ssize_t n;
     do
         n = send(x->sock, x->ring + ring_off(x->sent), ring_unsent_run(x),
-                 MSG_NOSIGNAL);
+                 EK_MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;

@@ -11,6 +11,8 @@
 #ifndef EK_BACKEND_H
 #define EK_BACKEND_H
 
+#include "ek_config.h"
+
 enum {
     EK_EV_READ = 1,
     EK_EV_WRITE = 2,
@@ -41,7 +43,7 @@ struct ek_backend {
 
 extern const struct ek_backend ek_backend_select;
 extern const struct ek_backend ek_backend_poll;
-#ifdef __linux__
+#ifdef EK_HAVE_EPOLL
 extern const struct ek_backend ek_backend_epoll;
 #endif
 #ifdef EK_HAVE_KQUEUE

@@ -1,19 +1,19 @@
 #include "ek_bench.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
+#include "ek_platform.h"
 #include "ek_signal.h"
+#include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Scratch per worker: one send and one receive buffer, reused for every
@@ -46,7 +46,7 @@ struct bconn {
 struct worker {
     struct ek_bench *b;
     pthread_t tid;
-    int epfd;
+    struct ek_poller *poller;
     struct bconn *conns;
     uint32_t n;
     unsigned char *sbuf, *rbuf;
@@ -73,13 +73,6 @@ struct ek_bench {
     atomic_bool stop;
     bool running;
 };
-
-int64_t ek_bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void set_error(struct worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -113,7 +106,7 @@ static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
                   c->key, what[why], (unsigned long long)c->recvd,
                   (unsigned long long)c->sent, err ? ": " : "",
                   err ? strerror(err) : "");
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    (void)ek_poller_remove(w->poller, c->fd, c->slot);
     close(c->fd);
     c->fd = -1;
 }
@@ -122,9 +115,8 @@ static void arm_out(struct worker *w, struct bconn *c, bool on)
 {
     if (c->out_armed == on)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u),
-                             .data.u32 = c->slot};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+    unsigned events = POLLIN | (on ? (unsigned)POLLOUT : 0u);
+    if (ek_poller_modify(w->poller, c->fd, c->slot, events) == 0)
         c->out_armed = on;
 }
 
@@ -159,8 +151,8 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
         /* The clock before the send: on loopback the echo may be back
          * before send() returns. And the clock now, not the batch's:
          * events handled earlier in the batch are not this latency. */
-        int64_t at = ek_bench_now();
-        ssize_t k = send(c->fd, w->sbuf, n, MSG_NOSIGNAL);
+        int64_t at = ek_now_ns();
+        ssize_t k = send(c->fd, w->sbuf, n, EK_MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -195,7 +187,7 @@ static void conn_recv(struct worker *w, struct bconn *c)
     do
         n = recv(c->fd, w->rbuf, BENCH_BUF, 0);
     while (n < 0 && errno == EINTR);
-    int64_t now = ek_bench_now(); /* when this echo arrived, exactly */
+    int64_t now = ek_now_ns(); /* when this echo arrived, exactly */
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             conn_fail(w, c, FAIL_RESET, errno);
@@ -283,7 +275,7 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
         uint64_t m = c->started;
         uint32_t slot = (uint32_t)(m % slots);
         udp_fill(w, c, m, size);
-        int64_t at = ek_bench_now();
+        int64_t at = ek_now_ns();
         ssize_t k = send(c->fd, w->sbuf, size, 0);
         if (k < 0 && errno == EINTR)
             continue;
@@ -370,17 +362,17 @@ static void udp_recv(struct worker *w, struct bconn *c)
     for (;;) {
         ssize_t n;
         do
-            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | MSG_TRUNC);
+            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | EK_MSG_TRUNC);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 conn_fail(w, c, FAIL_RESET, errno);
             break;
         }
-        udp_reply(w, c, (size_t)n, ek_bench_now());
+        udp_reply(w, c, (size_t)n, ek_now_ns());
     }
     if (c->fd >= 0)
-        udp_send(w, c, ek_bench_now());
+        udp_send(w, c, ek_now_ns());
 }
 
 /* Datagrams out for longer than EK_BENCH_UDP_LOSS_NS are lost; closed
@@ -427,31 +419,15 @@ static void check_stalls(struct worker *w, int64_t now)
     }
 }
 
-/* epoll_wait with a nanosecond deadline: an open-loop schedule at 100k
- * messages/s needs better than epoll_wait's milliseconds. */
-static int wait_events(struct worker *w, struct epoll_event *ev, int64_t now,
-                       int64_t until)
-{
-    int64_t ns = until > now ? until - now : 0;
-#ifdef EK_HAVE_EPOLL_PWAIT2
-    struct timespec ts = {ns / 1000000000, ns % 1000000000};
-    int n = epoll_pwait2(w->epfd, ev, BENCH_EVENTS, &ts, NULL);
-    if (n >= 0 || errno != ENOSYS)
-        return n;
-#endif
-    return epoll_wait(w->epfd, ev, BENCH_EVENTS,
-                      (int)((ns + 999999) / 1000000));
-}
-
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct ek_bench *b = w->b;
-    struct epoll_event ev[BENCH_EVENTS];
+    struct ek_poller_event ev[BENCH_EVENTS];
 
     /* Timer slack (50 us by default) would blur an open-loop schedule. */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    int64_t now = ek_bench_now();
+    ek_timer_slack_min();
+    int64_t now = ek_now_ns();
     for (uint32_t i = 0; i < w->n; i++) {
         w->conns[i].waiting_since = now;
         if (b->cfg.udp && b->cfg.rate == 0)
@@ -462,7 +438,7 @@ static void *worker_main(void *arg)
     w->next_check = now + BENCH_TICK_NS;
 
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-        now = ek_bench_now();
+        now = ek_now_ns();
         if (now >= b->t_end)
             break;
         bool open_loop = b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0;
@@ -481,24 +457,26 @@ static void *worker_main(void *arg)
             if (due < until)
                 until = due;
         }
-        int n = wait_events(w, ev, now, until);
-        if (n < 0 && errno != EINTR) {
-            set_error(w, "epoll_wait: %s", strerror(errno));
+        int n = ek_poller_wait(w->poller, ev, BENCH_EVENTS,
+                               until > now ? until - now : 0);
+        if (n < 0 && n != -EINTR) {
+            set_error(w, "waiting for events: %s", strerror(-n));
             break;
         }
-        now = ek_bench_now();
+        now = ek_now_ns();
         for (int i = 0; i < n; i++) {
-            struct bconn *c = &w->conns[ev[i].data.u32];
+            struct bconn *c = &w->conns[ev[i].slot];
+            unsigned e = ev[i].events;
             if (b->cfg.udp) {
-                if (c->fd >= 0 && (ev[i].events & EPOLLOUT))
+                if (c->fd >= 0 && (e & POLLOUT))
                     udp_send(w, c, now);
-                if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR)))
+                if (c->fd >= 0 && (e & (POLLIN | POLLERR)))
                     udp_recv(w, c);
                 continue;
             }
-            if (c->fd >= 0 && (ev[i].events & (EPOLLOUT | EPOLLERR)))
+            if (c->fd >= 0 && (e & (POLLOUT | POLLERR)))
                 conn_send(w, c, now);
-            if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+            if (c->fd >= 0 && (e & (POLLIN | POLLERR | POLLHUP)))
                 conn_recv(w, c);
         }
     }
@@ -508,10 +486,10 @@ static void *worker_main(void *arg)
 static int worker_init(struct ek_bench *b, struct worker *w)
 {
     w->b = b;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->sbuf = malloc(BENCH_BUF);
     w->rbuf = malloc(BENCH_BUF);
-    if (w->epfd < 0 || w->sbuf == NULL || w->rbuf == NULL)
+    if (ek_poller_open(&w->poller, w->n) < 0 || w->sbuf == NULL ||
+        w->rbuf == NULL)
         return -1;
     ek_hist_reset(&w->hist);
     if (b->cfg.rate > 0 && w->n > 0) {
@@ -522,9 +500,7 @@ static int worker_init(struct ek_bench *b, struct worker *w)
             w->interval_ns = 1;
     }
     for (uint32_t i = 0; i < w->n; i++) {
-        struct bconn *c = &w->conns[i];
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        if (ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN) < 0)
             return -1;
     }
     return 0;
@@ -549,17 +525,16 @@ static int open_udp_all(struct ek_bench *b, int *fds)
 {
     const struct ek_bench_config *cfg = &b->cfg;
     for (uint32_t i = 0; i < cfg->conns; i++) {
-        int fd = socket(cfg->target.ss.ss_family,
-                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = ek_socket(cfg->target.ss.ss_family, SOCK_DGRAM,
+                           O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0 && connect(fd, (const struct sockaddr *)&cfg->target.ss,
                                cfg->target.len) < 0) {
-            int err = errno;
+            int err = -errno;
             close(fd);
-            fd = -1;
-            errno = err;
+            fd = err;
         }
         if (fd < 0)
-            connect_failed(b, errno);
+            connect_failed(b, -fd);
         else
             fds[b->made++] = fd;
     }
@@ -572,7 +547,7 @@ static int connect_all(struct ek_bench *b, int **fds)
     struct pollfd p[CONNECT_BATCH];
     nfds_t pending = 0;
     uint32_t next = 0;
-    int64_t deadline = ek_bench_now() + cfg->timeout_ns;
+    int64_t deadline = ek_now_ns() + cfg->timeout_ns;
 
     *fds = calloc(cfg->conns, sizeof(**fds));
     if (*fds == NULL)
@@ -591,7 +566,7 @@ static int connect_all(struct ek_bench *b, int **fds)
             else
                 p[pending++] = (struct pollfd){.fd = fd, .events = POLLOUT};
         }
-        int64_t left = (deadline - ek_bench_now()) / 1000000;
+        int64_t left = (deadline - ek_now_ns()) / 1000000;
         int n = left > 0 ? poll(p, pending, (int)left) : 0;
         if (n < 0 && errno != EINTR)
             return -1;
@@ -637,7 +612,6 @@ struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
         goto fail;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
-        w->epfd = -1;
         w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
         /* nworkers <= made, so n >= 1. */
         // NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI)
@@ -726,7 +700,7 @@ void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
  * never report 0 msgs/s as a success. */
 static void count_silent(struct worker *w)
 {
-    int64_t end = ek_bench_now();
+    int64_t end = ek_now_ns();
     if (end > w->b->t_end)
         end = w->b->t_end;
     int64_t window = end - w->b->t_measure;
@@ -785,8 +759,7 @@ void ek_bench_free(struct ek_bench *b)
             free(w->conns[i].stamps);
             free(w->conns[i].inflight);
         }
-        if (w->epfd >= 0)
-            close(w->epfd);
+        ek_poller_close(w->poller);
         free(w->conns);
         free(w->sbuf);
         free(w->rbuf);

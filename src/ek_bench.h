@@ -2,10 +2,10 @@
  * ek_bench: the load engine behind `echokit bench`.
  *
  * Connections are split between worker threads; each worker runs its own
- * epoll loop over its connections, with fixed buffers and per-connection
- * state allocated up front (nothing is allocated per message). Every byte
- * sent is ek_pattern(connection, offset), and every byte received is
- * checked against it.
+ * event loop (ek_poller: epoll, or poll) over its connections, with fixed
+ * buffers and per-connection state allocated up front (nothing is allocated per
+ * message). Every byte sent is ek_pattern(connection, offset), and every byte
+ * received is checked against it.
  *
  * Modes:
  *  - rr: request/response. Closed loop: each connection keeps `depth`
@@ -93,8 +93,5 @@ void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
 void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r);
 
 void ek_bench_free(struct ek_bench *b);
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t ek_bench_now(void);
 
 #endif

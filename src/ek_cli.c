@@ -2,9 +2,11 @@
 #include "ek_config.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -111,9 +113,9 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
     char name[EK_ADDRSTR_MAX];
     ek_addr_format((struct sockaddr *)&addrs[0].ss, addrs[0].len, name,
                    sizeof(name));
-    int s = socket(addrs[0].ss.ss_family,
-                   SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int err = s < 0 ? -errno : 0;
+    int s =
+        ek_socket(addrs[0].ss.ss_family, SOCK_DGRAM, O_NONBLOCK | O_CLOEXEC);
+    int err = s < 0 ? s : 0;
     if (err == 0 &&
         connect(s, (struct sockaddr *)&addrs[0].ss, addrs[0].len) < 0)
         err = -errno;

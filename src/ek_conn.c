@@ -1,5 +1,6 @@
 #include "ek_conn.h"
 #include "ek_backend.h"
+#include "ek_platform.h"
 #include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_idle.h"
@@ -144,13 +145,9 @@ static int pipe_to_queue(struct ek_conn *c, size_t left,
 static int splice_echo(struct ek_conn *c, int fd, size_t want,
                        const struct ek_conn_env *env)
 {
-    const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-    ssize_t n;
-    do
-        n = splice(fd, NULL, env->pipe[1], NULL, want, flags);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = ek_splice(fd, env->pipe[1], want);
     if (n < 0)
-        return errno == EAGAIN ? EK_CONN_KEEP : -errno;
+        return n == -EAGAIN ? EK_CONN_KEEP : (int)n;
     if (n == 0) {
         c->flags |= EK_CONN_PEER_CLOSED;
         return finish(c, fd);
@@ -162,11 +159,9 @@ static int splice_echo(struct ek_conn *c, int fd, size_t want,
     size_t left = (size_t)n;
     int err = 0;
     while (left > 0) {
-        ssize_t w = splice(env->pipe[0], NULL, fd, NULL, left, flags);
-        if (w < 0 && errno == EINTR)
-            continue;
+        ssize_t w = ek_splice(env->pipe[0], fd, left);
         if (w <= 0) {
-            err = w < 0 && errno != EAGAIN ? -errno : 0;
+            err = w < 0 && w != -EAGAIN ? (int)w : 0;
             break;
         }
         left -= (size_t)w;

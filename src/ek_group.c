@@ -1,5 +1,6 @@
 #include "ek_group.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_signal.h"
 #include "ek_util.h"
 #include "ek_listen.h"
@@ -205,10 +206,10 @@ static int init_member(struct ek_group *g, unsigned index)
     m->loop = calloc(1, g->ops->size);
     if (m->loop == NULL)
         return -ENOMEM;
-    if (index > 0 && pipe2(m->control, O_CLOEXEC | O_NONBLOCK) < 0) {
+    int err = index > 0 ? ek_pipe(m->control, O_CLOEXEC | O_NONBLOCK) : 0;
+    if (err < 0) {
         /* ops->free is for what ops->init began: not for this zeroed
          * loop, whose zero fds it would close. */
-        int err = -errno;
         free(m->loop);
         m->loop = NULL;
         return err;

@@ -1,6 +1,7 @@
 #include "ek_listen.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_sd.h"
 #include "ek_server.h"
 
@@ -155,15 +156,8 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
 static bool usable_udp(int fd)
 {
     struct ek_sockaddr local;
-    int one = 1;
-    if (ek_net_local_addr(fd, &local) < 0)
-        return false;
-    if (local.ss.ss_family == AF_INET)
-        return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
-    if (local.ss.ss_family == AF_INET6)
-        return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
-                          sizeof(one)) == 0;
-    return false;
+    return ek_net_local_addr(fd, &local) == 0 &&
+           ek_dst_addr_enable(fd, local.ss.ss_family) == 0;
 }
 
 /* Takes over a socket systemd passed: a listening stream socket (TCP or

@@ -3,6 +3,7 @@
 #include "ek_log.h"
 #include "ek_model.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_util.h"
@@ -228,7 +229,7 @@ static void respond(struct ek_metrics *m, struct metrics_client *c)
     }
     ssize_t w;
     do
-        w = send(c->fd, resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        w = send(c->fd, resp, len, MSG_DONTWAIT | EK_MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
 }
 
@@ -375,9 +376,10 @@ int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
     for (size_t i = 0; i < EK_METRICS_CLIENTS; i++)
         m->clients[i].fd = -1;
     int status = bind_metrics(m, spec);
-    if (status == 0 && pipe2(m->stop_pipe, O_CLOEXEC) < 0) {
-        status = -errno;
-        ek_warnx("--metrics: pipe: %s", strerror(-status));
+    if (status == 0) {
+        status = ek_pipe(m->stop_pipe, O_CLOEXEC);
+        if (status < 0)
+            ek_warnx("--metrics: pipe: %s", strerror(-status));
     }
     if (status == 0) {
         sigset_t saved;

@@ -1,5 +1,6 @@
 #include "ek_model.h"
 #include "ek_backend.h"
+#include "ek_platform.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -15,21 +16,6 @@ static const char *no_kqueue(void)
 {
     return "not available in this build: no <sys/event.h> (BSD, macOS); on "
            "Linux configure with libkqueue (see README)";
-}
-#endif
-
-#ifndef __linux__
-static const char *no_epoll(void)
-{
-    return "not available on this platform: epoll is Linux only";
-}
-#endif
-
-#ifndef EK_HAVE_URING
-static const char *no_uring(void)
-{
-    return "not available in this build: built without liburing (install "
-           "liburing-dev and rebuild)";
 }
 #endif
 
@@ -73,11 +59,11 @@ static const struct ek_model poll_model = {
 static const struct ek_model epoll_model = {
     .name = "epoll",
     .summary = "event loop on epoll(7), level-triggered",
-#ifdef __linux__
+#ifdef EK_HAVE_EPOLL
     .run = ek_run_loop,
     .backend = &ek_backend_epoll,
 #else
-    .unavailable = no_epoll,
+    .unavailable = ek_platform_no_epoll,
 #endif
     .default_max_conns = EK_MAX_CONNS_LOOP,
 };
@@ -101,7 +87,7 @@ static const struct ek_model uring_model = {
     .run = ek_run_uring,
     .unavailable = ek_uring_unavailable,
 #else
-    .unavailable = no_uring,
+    .unavailable = ek_platform_no_uring,
 #endif
     .default_max_conns = EK_MAX_CONNS_LOOP,
     .multi_loop = true,
@@ -125,14 +111,14 @@ const char *ek_model_unavailable(const struct ek_model *m)
     return m->unavailable != NULL ? m->unavailable() : NULL;
 }
 
-/* The readiness model this platform does best: epoll on Linux, kqueue
+/* The readiness model this build does best: epoll where built, kqueue
  * where it is native, poll elsewhere. A kqueue emulated by libkqueue on
- * Linux is never preferred to epoll. */
+ * Linux is never preferred, not even to poll (-DEK_LINUX_EXT=OFF). */
 static const struct ek_model *best_readiness(void)
 {
-#if defined(__linux__)
+#if defined(EK_HAVE_EPOLL)
     return &epoll_model;
-#elif defined(EK_HAVE_KQUEUE)
+#elif defined(EK_HAVE_KQUEUE) && !defined(__linux__)
     return &kqueue_model;
 #else
     return &poll_model;

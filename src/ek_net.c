@@ -1,4 +1,5 @@
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -11,8 +12,7 @@
 
 static int new_socket(int family)
 {
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd < 0 ? -errno : fd;
+    return ek_socket(family, SOCK_STREAM, O_NONBLOCK | O_CLOEXEC);
 }
 
 static int set_int_opt(int fd, int level, int name, int value)
@@ -23,7 +23,7 @@ static int set_int_opt(int fd, int level, int name, int value)
 /* A unix socket file answers connect() only if a server is behind it. */
 static bool unix_path_is_stale(const struct ek_sockaddr *sa)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ek_socket(AF_UNIX, SOCK_STREAM, O_CLOEXEC);
     if (fd < 0)
         return false;
     int rc = connect(fd, (const struct sockaddr *)&sa->ss, sa->len);
@@ -60,7 +60,7 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport)
     if (err == 0 && family == AF_INET6)
         err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (err == 0 && reuseport && family != AF_UNIX)
-        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        err = ek_set_reuseport(fd);
     if (err == 0) {
         if (family == AF_UNIX)
             err = bind_unix(fd, sa);
@@ -81,20 +81,18 @@ int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport)
     int family = sa->ss.ss_family;
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ek_socket(family, SOCK_DGRAM, O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return fd;
     int err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err == 0 && family == AF_INET6)
         err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (err == 0 && reuseport)
-        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        err = ek_set_reuseport(fd);
     /* The address each datagram was sent to, so that the echo leaves from
      * it: a socket bound to every address must not answer from another. */
-    if (err == 0 && family == AF_INET)
-        err = set_int_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
-    if (err == 0 && family == AF_INET6)
-        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+    if (err == 0)
+        err = ek_dst_addr_enable(fd, family);
     if (err == 0 && bind(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0)
         err = -errno;
     if (err < 0) {
@@ -106,14 +104,8 @@ int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport)
 
 int ek_net_accept(int listen_fd, bool nonblock)
 {
-    int flags = SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
-    int fd;
-    do
-        fd = accept4(listen_fd, NULL, NULL, flags);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return fd;
+    int fd = ek_accept(listen_fd, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+    return fd == -EWOULDBLOCK ? -EAGAIN : fd;
 }
 
 void ek_net_tune(int fd)

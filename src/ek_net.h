@@ -24,7 +24,7 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport);
  * -errno. */
 int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport);
 
-/* accept4 with close-on-exec and, if asked, O_NONBLOCK. Returns the fd or
+/* accept with close-on-exec and, if asked, O_NONBLOCK. Returns the fd or
  * -errno (-EAGAIN when nothing is pending). */
 int ek_net_accept(int listen_fd, bool nonblock);
 

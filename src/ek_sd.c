@@ -1,7 +1,9 @@
 #include "ek_sd.h"
 #include "ek_log.h"
+#include "ek_platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -67,15 +69,15 @@ void ek_sd_notify(const char *state)
     memcpy(sun.sun_path, path, len);
     if (path[0] == '@')
         sun.sun_path[0] = '\0'; /* abstract namespace */
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = ek_socket(AF_UNIX, SOCK_DGRAM, O_CLOEXEC);
     if (fd < 0) {
-        ek_log(EK_LOG_DEBUG, "sd_notify: socket: %s", strerror(errno));
+        ek_log(EK_LOG_DEBUG, "sd_notify: socket: %s", strerror(-fd));
         return;
     }
     socklen_t slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
     ssize_t w;
     do
-        w = sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+        w = sendto(fd, state, strlen(state), EK_MSG_NOSIGNAL,
                    (struct sockaddr *)&sun, slen);
     while (w < 0 && errno == EINTR);
     if (w < 0)

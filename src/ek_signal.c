@@ -1,4 +1,5 @@
 #include "ek_signal.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -61,8 +62,9 @@ int ek_signal_open(void)
      * context while no signal can reach it. (LLVM later made this a CAS.) */
     (void)poll(NULL, 0, 0);
 #endif
-    if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -errno;
+    int perr = ek_pipe(pipe_fds, O_NONBLOCK | O_CLOEXEC);
+    if (perr < 0)
+        return perr;
     atomic_store(&term_count, 0);
     atomic_store(&child_flag, false);
     atomic_store(&usr1_flag, false);

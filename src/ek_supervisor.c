@@ -1,5 +1,6 @@
 #include "ek_supervisor.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_server.h"
 #include "ek_util.h"
 #include "ek_listen.h"
@@ -133,8 +134,9 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
 int ek_cut_pipe_open(struct ek_cut_pipe *p)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -errno;
+    int err = ek_pipe(fds, O_CLOEXEC | O_NONBLOCK);
+    if (err < 0)
+        return err;
     p->rd = fds[0];
     p->wr = fds[1];
     return 0;

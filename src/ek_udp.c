@@ -1,6 +1,7 @@
 #include "ek_udp.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_util.h"
@@ -124,13 +125,6 @@ struct ek_udp_bucket {
     int64_t last_ns;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Token bucket: `rate` tokens per second, at most one second's worth. */
 static bool take_token(double *tokens, int64_t *last_ns, double rate,
                        int64_t now)
@@ -187,7 +181,7 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
         if (u->buckets == NULL)
             return -ENOMEM;
     }
-    u->total_ns = now_ns();
+    u->total_ns = ek_now_ns();
     u->total_tokens = (double)srv->cfg->udp.total_rate / u->share;
     return 0;
 }
@@ -266,54 +260,15 @@ bool ek_udp_may_answer(struct ek_udp *u, const struct sockaddr *from,
     return true;
 }
 
-/* The echo leaves from the address the datagram was sent to: the
- * destination (IP_PKTINFO / IPV6_PKTINFO) goes back as the source. */
-static size_t reply_control(const struct msghdr *in, char *out, size_t size)
-{
-    /* Zeroed: CMSG_SPACE pads the data, and the padding goes to the
-     * kernel too (valgrind caught it uninitialised). */
-    memset(out, 0, size);
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)in); c != NULL;
-         c = CMSG_NXTHDR((struct msghdr *)in, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-            size >= CMSG_SPACE(sizeof(struct in_pktinfo))) {
-            struct in_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-            pi.ipi_spec_dst = pi.ipi_addr;
-            pi.ipi_ifindex = 0;
-            struct cmsghdr *o = (struct cmsghdr *)out;
-            o->cmsg_level = IPPROTO_IP;
-            o->cmsg_type = IP_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(pi));
-            memcpy(CMSG_DATA(o), &pi, sizeof(pi));
-            return CMSG_SPACE(sizeof(pi));
-        }
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-            size >= CMSG_SPACE(sizeof(struct in6_pktinfo))) {
-            struct cmsghdr *o = (struct cmsghdr *)out;
-            o->cmsg_level = IPPROTO_IPV6;
-            o->cmsg_type = IPV6_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-            memcpy(CMSG_DATA(o), CMSG_DATA(c), sizeof(struct in6_pktinfo));
-            return CMSG_SPACE(sizeof(struct in6_pktinfo));
-        }
-    }
-    return 0;
-}
-
 #define EK_UDP_CMSG 64 /* room for one pktinfo, either family */
 
 /* Sends the n prepared answers; a datagram the socket refuses is dropped
  * (counted) and the rest still go. */
-static void send_batch(struct ek_udp *u, int fd, struct mmsghdr *out,
-                       unsigned n)
+static void send_batch(struct ek_udp *u, int fd, ek_mmsghdr *out, unsigned n)
 {
     unsigned done = 0;
     while (done < n) {
-        int k;
-        do
-            k = sendmmsg(fd, out + done, n - done, MSG_DONTWAIT);
-        while (k < 0 && errno == EINTR);
+        int k = ek_sendmmsg(fd, out + done, n - done, MSG_DONTWAIT);
         if (k > 0) {
             for (unsigned i = done; i < done + (unsigned)k; i++) {
                 ek_count(&u->counters->dgrams_out, 1);
@@ -322,7 +277,7 @@ static void send_batch(struct ek_udp *u, int fd, struct mmsghdr *out,
             done += (unsigned)k;
             continue;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+        if (k == -EAGAIN || k == -EWOULDBLOCK || k == -ENOBUFS) {
             for (; done < n; done++) /* the socket is full: UDP drops */
                 drop(u, EK_UDP_DROP_SEND);
             return;
@@ -334,28 +289,25 @@ static void send_batch(struct ek_udp *u, int fd, struct mmsghdr *out,
 
 int ek_udp_service(struct ek_udp *u, int fd, const struct ek_sockaddr *local)
 {
-    struct mmsghdr in[EK_UDP_BATCH], out[EK_UDP_BATCH];
+    ek_mmsghdr in[EK_UDP_BATCH], out[EK_UDP_BATCH];
     struct iovec iov[EK_UDP_BATCH], oiov[EK_UDP_BATCH];
     struct sockaddr_storage from[EK_UDP_BATCH];
     char cin[EK_UDP_BATCH][EK_UDP_CMSG], cout[EK_UDP_BATCH][EK_UDP_CMSG];
 
     for (unsigned i = 0; i < EK_UDP_BATCH; i++) {
         iov[i] = (struct iovec){u->bufs + (size_t)i * EK_UDP_BUF, EK_UDP_BUF};
-        in[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i],
-                                             .msg_namelen = sizeof(from[i]),
-                                             .msg_iov = &iov[i],
-                                             .msg_iovlen = 1,
-                                             .msg_control = cin[i],
-                                             .msg_controllen = sizeof(cin[i])}};
+        in[i] = (ek_mmsghdr){.msg_hdr = {.msg_name = &from[i],
+                                         .msg_namelen = sizeof(from[i]),
+                                         .msg_iov = &iov[i],
+                                         .msg_iovlen = 1,
+                                         .msg_control = cin[i],
+                                         .msg_controllen = sizeof(cin[i])}};
     }
-    int n;
-    do
-        n = recvmmsg(fd, in, EK_UDP_BATCH, MSG_DONTWAIT, NULL);
-    while (n < 0 && errno == EINTR);
+    int n = ek_recvmmsg(fd, in, EK_UDP_BATCH, MSG_DONTWAIT);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        return n == -EAGAIN || n == -EWOULDBLOCK ? 0 : n;
 
-    int64_t now = now_ns();
+    int64_t now = ek_now_ns();
     unsigned nout = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *m = &in[i].msg_hdr;
@@ -364,16 +316,17 @@ int ek_udp_service(struct ek_udp *u, int fd, const struct ek_sockaddr *local)
         if (!ek_udp_may_answer(u, (struct sockaddr *)&from[i], local,
                                m->msg_flags, now))
             continue;
-        /* Exactly what came, to whom it came from. */
+        /* Exactly what came, to whom it came from, and from the address
+         * it was sent to. */
         oiov[nout] = (struct iovec){iov[i].iov_base, in[i].msg_len};
-        size_t clen = reply_control(m, cout[nout], sizeof(cout[nout]));
-        out[nout] = (struct mmsghdr){
-            .msg_hdr = {.msg_name = &from[i],
-                        .msg_namelen = m->msg_namelen,
-                        .msg_iov = &oiov[nout],
-                        .msg_iovlen = 1,
-                        .msg_control = clen ? cout[nout] : NULL,
-                        .msg_controllen = clen}};
+        size_t clen = ek_dst_addr_reply(m, cout[nout], sizeof(cout[nout]));
+        out[nout] =
+            (ek_mmsghdr){.msg_hdr = {.msg_name = &from[i],
+                                     .msg_namelen = m->msg_namelen,
+                                     .msg_iov = &oiov[nout],
+                                     .msg_iovlen = 1,
+                                     .msg_control = clen ? cout[nout] : NULL,
+                                     .msg_controllen = clen}};
         nout++;
     }
     if (nout > 0)
@@ -411,11 +364,14 @@ static void *udp_main(void *arg)
             continue;
         if (rc < 0 || p[0].revents)
             break;
-        for (size_t i = 1; i < n; i++)
-            if (p[i].revents &&
-                ek_udp_service(&t->udp, p[i].fd, &which[i - 1]->addr) < 0)
+        for (size_t i = 1; i < n; i++) {
+            int err = p[i].revents ? ek_udp_service(&t->udp, p[i].fd,
+                                                    &which[i - 1]->addr)
+                                   : 0;
+            if (err < 0)
                 ek_log(EK_LOG_ERROR, "udp %s: %s", which[i - 1]->name,
-                       strerror(errno));
+                       strerror(-err));
+        }
     }
     return NULL;
 }
@@ -434,8 +390,8 @@ int ek_udp_thread_start(struct ek_server *srv, struct ek_udp_thread **out)
     t->srv = srv;
     t->stop[0] = t->stop[1] = -1;
     int err = ek_udp_init(&t->udp, srv, &srv->stats->loop[0], 1);
-    if (err == 0 && pipe2(t->stop, O_CLOEXEC) < 0)
-        err = -errno;
+    if (err == 0)
+        err = ek_pipe(t->stop, O_CLOEXEC);
     if (err == 0) {
         sigset_t saved;
         ek_signal_block_all(&saved);

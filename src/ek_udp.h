@@ -1,6 +1,7 @@
 /*
  * ek_udp: RFC 862 over UDP: each datagram goes back to its sender, whole,
- * read and sent in batches (recvmmsg/sendmmsg), shared by every model.
+ * read and sent in batches (recvmmsg/sendmmsg, or their fallback in
+ * ek_platform), shared by every model.
  *
  * UDP echo is the classic amplifier and loop partner (CVE-1999-0103, the
  * echo/chargen loop; CVE-2024-2169, loops between UDP services): the
@@ -35,7 +36,7 @@
 
 struct ek_server;
 
-/* Datagrams read per recvmmsg. */
+/* Datagrams read per batch. */
 #define EK_UDP_BATCH 32
 /* Per datagram: the largest UDP payload fits, so nothing legal truncates. */
 #define EK_UDP_BUF 65536

@@ -143,11 +143,16 @@ int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
     return 0;
 }
 
-int64_t ek_now_ms(void)
+int64_t ek_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ek_now_ms(void)
+{
+    return ek_now_ns() / 1000000;
 }
 
 int ek_timeout_until(int64_t deadline_ms)

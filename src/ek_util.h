@@ -34,7 +34,10 @@ int ek_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
                      const char **why);
 
-/* CLOCK_MONOTONIC in milliseconds. */
+/* The monotonic clock (CLOCK_MONOTONIC), in nanoseconds: the one clock
+ * for deadlines, timeouts and latencies; ek_now_ms is the same clock in
+ * milliseconds. */
+int64_t ek_now_ns(void);
 int64_t ek_now_ms(void);
 
 /* Milliseconds from now until deadline_ms, clamped to [0, INT32_MAX], for

@@ -24,6 +24,7 @@
 #include "ek_loop.h"
 #include "ek_model.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -204,10 +205,10 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
     lp->be = lp->base.srv->cfg->model->backend;
     env->buf_size =
         EK_LOOP_READ_BUF < env->max_queue ? EK_LOOP_READ_BUF : env->max_queue;
-#ifdef __linux__
+#ifdef EK_HAVE_SPLICE
     /* For connections that stream (ek_conn.h); without it they copy. */
     if (getenv("EK_NO_SPLICE") == NULL &&
-        pipe2(env->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        ek_pipe(env->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         env->pipe[0] = env->pipe[1] = -1;
 #endif
     env->buf = malloc(env->buf_size);

@@ -57,6 +57,7 @@
 #include "ek_group.h"
 #include "ek_loop.h"
 #include "ek_model.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -69,6 +70,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #define URING_SQ_ENTRIES 1024
 #define URING_CQ_ENTRIES 16384
@@ -203,7 +205,7 @@ static const char *probe_multishot(struct io_uring *ring)
                  strerror(-err));
         return probe_reason;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (ek_socketpair(AF_UNIX, SOCK_STREAM, O_CLOEXEC, sv) < 0) {
         buf_ring_free(ring, br, 1);
         return "cannot create a socket pair to probe io_uring";
     }
@@ -392,7 +394,7 @@ static void submit_send(struct uloop *lp, int fd, const char *data, int flags)
         return;
     }
     io_uring_prep_send(sqe, fd, data + u->send_done, u->send_len - u->send_done,
-                       MSG_NOSIGNAL | flags);
+                       EK_MSG_NOSIGNAL | flags);
     io_uring_sqe_set_data64(sqe, udata(OP_SEND, (unsigned)fd));
     u->state |= U_SEND;
 }

@@ -3,12 +3,14 @@
  * It holds no state and no bytes of its own.
  */
 #include "ek_transport.h"
+#include "ek_platform.h"
 
 #include <errno.h>
 #include <sys/socket.h>
 
-/* MSG_NOSIGNAL everywhere: a peer that reset must cost us one connection,
- * never the process (SIGPIPE is also ignored, belt and braces). */
+/* MSG_NOSIGNAL everywhere (SO_NOSIGPIPE where there is none,
+ * ek_platform.h): a peer that reset must cost us one connection, never the
+ * process (SIGPIPE is also ignored, belt and braces). */
 static ssize_t socket_read(struct ek_conn *c, int fd, void *buf, size_t len)
 {
     (void)c;
@@ -29,7 +31,7 @@ static ssize_t socket_writev(struct ek_conn *c, int fd, const struct iovec *iov,
                          .msg_iovlen = (size_t)iovcnt};
     ssize_t n;
     do
-        n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = sendmsg(fd, &msg, MSG_DONTWAIT | EK_MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;

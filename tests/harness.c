@@ -2,6 +2,7 @@
 #include "check.h"
 #include "ek_addr.h"
 #include "ek_net.h"
+#include "ek_util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -32,9 +33,7 @@ static char tmpdir[64];
 
 int64_t h_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ek_now_ms();
 }
 
 void h_sleep_ms(int ms)

@@ -4,18 +4,10 @@
 #include "ek_server.h"
 #include "ek_udp.h"
 #include "ek_acl.h"
+#include "ek_util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <time.h>
-
-/* The rules run on CLOCK_MONOTONIC ns; the test sets "now" from there. */
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static struct ek_stats stats;
 static struct ek_acl acl;
@@ -74,7 +66,7 @@ static void test_reflection_rules(void)
     struct ek_counters c = {0};
     CHECK(ek_udp_init(&u, &srv, &c, 1) == 0);
     struct ek_sockaddr lo = local_at("127.0.0.1", 7007);
-    int64_t t = mono_ns();
+    int64_t t = ek_now_ns();
 
     CHECK(answered(&u, "127.0.0.1", 40000, &lo, 0, t, -1));
     CHECK(answered(&u, "2001:db8::1", 40000, &lo, 0, t, -1));
@@ -122,7 +114,7 @@ static void test_acl_and_rates(void)
     struct ek_counters c = {0};
     CHECK(ek_udp_init(&u, &srv, &c, 1) == 0);
     struct ek_sockaddr lo = local_at("127.0.0.1", 7007);
-    int64_t t = mono_ns();
+    int64_t t = ek_now_ns();
 
     CHECK(!answered(&u, "198.51.100.9", 40000, &lo, 0, t, EK_UDP_DROP_ACL));
     /* A source gets its burst of 10, then one per 100 ms. */

@@ -1,0 +1,524 @@
+/* macOS declares IPV6_RECVPKTINFO and IPV6_PKTINFO (RFC 3542) only when
+ * asked to. */
+#ifdef __APPLE__
+#define __APPLE_USE_RFC_3542 1
+#endif
+
+#include "ek_platform.h"
+#include "ek_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef EK_HAVE_EPOLL
+#include <sys/epoll.h>
+#endif
+#ifdef EK_HAVE_TIMERSLACK
+#include <sys/prctl.h>
+#endif
+
+/* ---- descriptors -------------------------------------------------------- */
+
+/* A socket that must not raise SIGPIPE, where send has no MSG_NOSIGNAL. */
+static int no_sigpipe(int fd)
+{
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one)) < 0)
+        return -errno;
+#else
+    (void)fd;
+#endif
+    return 0;
+}
+
+#if !defined(EK_HAVE_SOCK_FLAGS) || !defined(EK_HAVE_ACCEPT4) ||               \
+    !defined(EK_HAVE_PIPE2)
+/* The fallback: flags set on a descriptor made without them. O_NONBLOCK
+ * ends up exactly as asked, since BSD's accept inherits it. */
+static int set_fd_flags(int fd, int flags)
+{
+    if ((flags & O_CLOEXEC) && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    int want = (flags & O_NONBLOCK) ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+    if (want != fl && fcntl(fd, F_SETFL, want) < 0)
+        return -errno;
+    return 0;
+}
+#endif
+
+/* Closes fd and returns err (< 0), or returns fd. */
+static int fd_or_close(int fd, int err)
+{
+    if (err == 0)
+        return fd;
+    close(fd);
+    return err;
+}
+
+/* SOCK_CLOEXEC and SOCK_NONBLOCK for flags, where socket() takes them. */
+static int sock_flags(int flags)
+{
+#ifdef EK_HAVE_SOCK_FLAGS
+    return ((flags & O_CLOEXEC) ? SOCK_CLOEXEC : 0) |
+           ((flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
+#else
+    (void)flags;
+    return 0;
+#endif
+}
+
+/* What socket() and socketpair() could not do themselves. */
+static int finish_socket(int fd, int flags)
+{
+#ifndef EK_HAVE_SOCK_FLAGS
+    int err = set_fd_flags(fd, flags);
+    if (err < 0)
+        return err;
+#else
+    (void)flags;
+#endif
+    return no_sigpipe(fd);
+}
+
+int ek_socket(int family, int type, int flags)
+{
+    int fd = socket(family, type | sock_flags(flags), 0);
+    if (fd < 0)
+        return -errno;
+    return fd_or_close(fd, finish_socket(fd, flags));
+}
+
+int ek_socketpair(int family, int type, int flags, int sv[2])
+{
+    if (socketpair(family, type | sock_flags(flags), 0, sv) < 0)
+        return -errno;
+    int err = finish_socket(sv[0], flags);
+    if (err == 0)
+        err = finish_socket(sv[1], flags);
+    if (err < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        sv[0] = sv[1] = -1;
+    }
+    return err;
+}
+
+int ek_accept(int listen_fd, int flags)
+{
+    int fd;
+#ifdef EK_HAVE_ACCEPT4
+    do
+        fd = accept4(listen_fd, NULL, NULL, sock_flags(flags));
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    return fd_or_close(fd, no_sigpipe(fd));
+#else
+    do
+        fd = accept(listen_fd, NULL, NULL);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    int err = set_fd_flags(fd, flags);
+    if (err == 0)
+        err = no_sigpipe(fd);
+    return fd_or_close(fd, err);
+#endif
+}
+
+int ek_pipe(int fds[2], int flags)
+{
+#ifdef EK_HAVE_PIPE2
+    return pipe2(fds, flags) < 0 ? -errno : 0;
+#else
+    if (pipe(fds) < 0)
+        return -errno;
+    int err = set_fd_flags(fds[0], flags);
+    if (err == 0)
+        err = set_fd_flags(fds[1], flags);
+    if (err < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        fds[0] = fds[1] = -1;
+    }
+    return err;
+#endif
+}
+
+/* ---- zero-copy echo ----------------------------------------------------- */
+
+ssize_t ek_splice(int fd_in, int fd_out, size_t len)
+{
+#ifdef EK_HAVE_SPLICE
+    ssize_t n;
+    do
+        n = splice(fd_in, NULL, fd_out, NULL, len,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+#else
+    (void)fd_in;
+    (void)fd_out;
+    (void)len;
+    return -ENOSYS;
+#endif
+}
+
+/* ---- datagrams ---------------------------------------------------------- */
+
+int ek_recvmmsg(int fd, ek_mmsghdr *v, unsigned n, int flags)
+{
+#ifdef EK_HAVE_MMSG
+    int k;
+    do
+        k = recvmmsg(fd, v, n, flags, NULL);
+    while (k < 0 && errno == EINTR);
+    return k < 0 ? -errno : k;
+#else
+    /* recvmmsg without a timeout is this loop in the kernel: each
+     * datagram into its own msghdr, the lengths and msg_flags updated,
+     * the batch ended by the first error (EAGAIN: nothing more). */
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        ssize_t k;
+        do
+            k = recvmsg(fd, &v[i].msg_hdr, flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+            break;
+        v[i].msg_len = (unsigned)k;
+    }
+    return i == 0 && n > 0 ? -errno : (int)i;
+#endif
+}
+
+int ek_sendmmsg(int fd, ek_mmsghdr *v, unsigned n, int flags)
+{
+#ifdef EK_HAVE_MMSG
+    int k;
+    do
+        k = sendmmsg(fd, v, n, flags);
+    while (k < 0 && errno == EINTR);
+    return k < 0 ? -errno : k;
+#else
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        ssize_t k;
+        do
+            k = sendmsg(fd, &v[i].msg_hdr, flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+            break;
+        v[i].msg_len = (unsigned)k;
+    }
+    return i == 0 && n > 0 ? -errno : (int)i;
+#endif
+}
+
+int ek_dst_addr_enable(int fd, int family)
+{
+    int one = 1;
+    int rc;
+    if (family == AF_INET) {
+#ifdef IP_PKTINFO
+        rc = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+#else
+        return 0; /* cannot tell: see ek_platform.h */
+#endif
+    } else if (family == AF_INET6) {
+        rc = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    return rc < 0 ? -errno : 0;
+}
+
+size_t ek_dst_addr_reply(const struct msghdr *in, void *out, size_t size)
+{
+    /* Zeroed: CMSG_SPACE pads the data, and the padding goes to the
+     * kernel too (valgrind caught it uninitialised). */
+    memset(out, 0, size);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)in); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)in, c)) {
+#ifdef IP_PKTINFO
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            size >= CMSG_SPACE(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            pi.ipi_spec_dst = pi.ipi_addr;
+            pi.ipi_ifindex = 0;
+            struct cmsghdr *o = out;
+            o->cmsg_level = IPPROTO_IP;
+            o->cmsg_type = IP_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(o), &pi, sizeof(pi));
+            return CMSG_SPACE(sizeof(pi));
+        }
+#endif
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            size >= CMSG_SPACE(sizeof(struct in6_pktinfo))) {
+            struct cmsghdr *o = out;
+            o->cmsg_level = IPPROTO_IPV6;
+            o->cmsg_type = IPV6_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+            memcpy(CMSG_DATA(o), CMSG_DATA(c), sizeof(struct in6_pktinfo));
+            return CMSG_SPACE(sizeof(struct in6_pktinfo));
+        }
+    }
+    return 0;
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+int ek_set_reuseport(int fd)
+{
+    int one = 1;
+#ifdef SO_REUSEPORT_LB
+    int name = SO_REUSEPORT_LB;
+#else
+    int name = SO_REUSEPORT;
+#endif
+    return setsockopt(fd, SOL_SOCKET, name, &one, sizeof(one)) < 0 ? -errno : 0;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+int ek_sleep_until_ns(int64_t t)
+{
+#ifdef EK_HAVE_CLOCK_NANOSLEEP
+    struct timespec ts = {t / 1000000000, t % 1000000000};
+    int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    return -rc; /* it returns the error number itself */
+#else
+    int64_t left = t - ek_now_ns();
+    if (left <= 0)
+        return 0;
+    struct timespec ts = {left / 1000000000, left % 1000000000};
+    return nanosleep(&ts, NULL) < 0 ? -errno : 0;
+#endif
+}
+
+void ek_timer_slack_min(void)
+{
+#ifdef EK_HAVE_TIMERSLACK
+    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#endif
+}
+
+/* ---- readiness for the bench client ------------------------------------- */
+
+#ifdef EK_HAVE_EPOLL
+
+/* Events taken from the kernel per wait; more wait for the next one. */
+#define EK_POLLER_BATCH 256
+
+struct ek_poller {
+    int epfd;
+    struct epoll_event out[EK_POLLER_BATCH];
+};
+
+int ek_poller_open(struct ek_poller **out, uint32_t capacity)
+{
+    (void)capacity;
+    struct ek_poller *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (p->epfd < 0) {
+        int err = -errno;
+        free(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+void ek_poller_close(struct ek_poller *p)
+{
+    if (p == NULL)
+        return;
+    close(p->epfd);
+    free(p);
+}
+
+static int epoll_change(struct ek_poller *p, int op, int fd, uint32_t slot,
+                        unsigned events)
+{
+    struct epoll_event ev = {.events = ((events & POLLIN) ? EPOLLIN : 0u) |
+                                       ((events & POLLOUT) ? EPOLLOUT : 0u),
+                             .data.u32 = slot};
+    return epoll_ctl(p->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+int ek_poller_add(struct ek_poller *p, int fd, uint32_t slot, unsigned events)
+{
+    return epoll_change(p, EPOLL_CTL_ADD, fd, slot, events);
+}
+
+int ek_poller_modify(struct ek_poller *p, int fd, uint32_t slot,
+                     unsigned events)
+{
+    return epoll_change(p, EPOLL_CTL_MOD, fd, slot, events);
+}
+
+int ek_poller_remove(struct ek_poller *p, int fd, uint32_t slot)
+{
+    return epoll_change(p, EPOLL_CTL_DEL, fd, slot, 0);
+}
+
+/* epoll_pwait2 where the kernel has it (Linux 5.11): an open-loop schedule
+ * at 100k messages/s needs better than epoll_wait's milliseconds. */
+static int epoll_wait_ns(struct ek_poller *p, int max, int64_t timeout_ns)
+{
+#ifdef EK_HAVE_EPOLL_PWAIT2
+    struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+    int n =
+        epoll_pwait2(p->epfd, p->out, max, timeout_ns < 0 ? NULL : &ts, NULL);
+    if (n >= 0 || errno != ENOSYS)
+        return n;
+#endif
+    int64_t ms = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    return epoll_wait(p->epfd, p->out, max, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
+int ek_poller_wait(struct ek_poller *p, struct ek_poller_event *ev, int max,
+                   int64_t timeout_ns)
+{
+    if (max > EK_POLLER_BATCH)
+        max = EK_POLLER_BATCH;
+    int n = epoll_wait_ns(p, max, timeout_ns);
+    if (n < 0)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = p->out[i].events;
+        ev[i].slot = p->out[i].data.u32;
+        ev[i].events = ((e & EPOLLIN) ? (unsigned)POLLIN : 0u) |
+                       ((e & EPOLLOUT) ? (unsigned)POLLOUT : 0u) |
+                       ((e & EPOLLERR) ? (unsigned)POLLERR : 0u) |
+                       ((e & EPOLLHUP) ? (unsigned)POLLHUP : 0u);
+    }
+    return n;
+}
+
+#else /* poll(2) */
+
+/* Slot i's descriptor is fds[i] (-1 when none: poll skips it). */
+struct ek_poller {
+    struct pollfd *fds;
+    uint32_t n;
+    uint32_t next; /* where the next wait starts reporting: fairness when
+                      more are ready than one wait returns */
+};
+
+int ek_poller_open(struct ek_poller **out, uint32_t capacity)
+{
+    struct ek_poller *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->fds = malloc((capacity ? capacity : 1) * sizeof(*p->fds));
+    if (p->fds == NULL) {
+        free(p);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < capacity; i++)
+        p->fds[i] = (struct pollfd){.fd = -1};
+    p->n = capacity;
+    p->next = 0;
+    *out = p;
+    return 0;
+}
+
+void ek_poller_close(struct ek_poller *p)
+{
+    if (p == NULL)
+        return;
+    free(p->fds);
+    free(p);
+}
+
+int ek_poller_add(struct ek_poller *p, int fd, uint32_t slot, unsigned events)
+{
+    if (slot >= p->n)
+        return -EINVAL;
+    p->fds[slot] = (struct pollfd){
+        .fd = fd, .events = (short)(events & (unsigned)(POLLIN | POLLOUT))};
+    return 0;
+}
+
+int ek_poller_modify(struct ek_poller *p, int fd, uint32_t slot,
+                     unsigned events)
+{
+    if (slot >= p->n || p->fds[slot].fd != fd)
+        return -ENOENT;
+    p->fds[slot].events = (short)(events & (unsigned)(POLLIN | POLLOUT));
+    return 0;
+}
+
+int ek_poller_remove(struct ek_poller *p, int fd, uint32_t slot)
+{
+    if (slot >= p->n || p->fds[slot].fd != fd)
+        return -ENOENT;
+    p->fds[slot].fd = -1;
+    return 0;
+}
+
+int ek_poller_wait(struct ek_poller *p, struct ek_poller_event *ev, int max,
+                   int64_t timeout_ns)
+{
+    int64_t ms = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    int ready = poll(p->fds, p->n, ms > INT_MAX ? INT_MAX : (int)ms);
+    if (ready < 0)
+        return -errno;
+    int got = 0;
+    for (uint32_t k = 0; k < p->n && got < ready && got < max; k++) {
+        uint32_t i = (p->next + k) % p->n;
+        if (p->fds[i].fd < 0 || p->fds[i].revents == 0)
+            continue;
+        ev[got].slot = i;
+        ev[got].events = (unsigned)p->fds[i].revents;
+        got++;
+        if (got == max)
+            p->next = (i + 1) % p->n;
+    }
+    return got;
+}
+
+#endif
+
+/* ---- what this build leaves out ----------------------------------------- */
+
+const char *ek_platform_no_epoll(void)
+{
+#if defined(__linux__) && defined(EK_PORTABLE_BUILD)
+    return "not available in this build: configured with -DEK_LINUX_EXT=OFF "
+           "(portable calls only)";
+#elif defined(__linux__)
+    return "not available in this build: the C library has no epoll_create1";
+#else
+    return "not available on this platform: epoll is Linux only";
+#endif
+}
+
+const char *ek_platform_no_uring(void)
+{
+#if defined(__linux__) && defined(EK_PORTABLE_BUILD)
+    return "not available in this build: configured with -DEK_LINUX_EXT=OFF "
+           "(portable calls only)";
+#elif defined(__linux__)
+    return "not available in this build: built without liburing (install "
+           "liburing-dev and rebuild)";
+#else
+    return "not available on this platform: io_uring is Linux only";
+#endif
+}
