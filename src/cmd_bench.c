@@ -519,10 +519,11 @@ int ek_cmd_bench(int argc, char **argv)
     struct report rp = {.o = &o, .peer = peer, .rss_kb = -1, .pss_kb = -1};
     if (o.server_pid)
         rp.pss_base_kb = ek_proc_mem_kb(o.server_pid, "Pss");
-    struct ek_bench *b = ek_bench_new(&cfg);
-    if (b == NULL) {
+    struct ek_bench *b = NULL;
+    int nerr = ek_bench_new(&cfg, &b);
+    if (nerr < 0) {
         ek_warnx("bench: no connection to %s could be made: %s", peer,
-                 strerror(errno));
+                 strerror(-nerr));
         return EX_UNAVAILABLE;
     }
 

@@ -488,9 +488,11 @@ static int worker_init(struct ek_bench *b, struct worker *w)
     w->b = b;
     w->sbuf = malloc(BENCH_BUF);
     w->rbuf = malloc(BENCH_BUF);
-    if (ek_poller_open(&w->poller, w->n) < 0 || w->sbuf == NULL ||
-        w->rbuf == NULL)
-        return -1;
+    int err = ek_poller_open(&w->poller, w->n);
+    if (err < 0)
+        return err;
+    if (w->sbuf == NULL || w->rbuf == NULL)
+        return -ENOMEM;
     ek_hist_reset(&w->hist);
     if (b->cfg.rate > 0 && w->n > 0) {
         /* This worker's share of the rate: n of the conns. */
@@ -499,11 +501,9 @@ static int worker_init(struct ek_bench *b, struct worker *w)
         if (w->interval_ns < 1)
             w->interval_ns = 1;
     }
-    for (uint32_t i = 0; i < w->n; i++) {
-        if (ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN) < 0)
-            return -1;
-    }
-    return 0;
+    for (uint32_t i = 0; i < w->n && err == 0; i++)
+        err = ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN);
+    return err;
 }
 
 /* Connections being opened at once: enough to open thousands in a
@@ -551,7 +551,7 @@ static int connect_all(struct ek_bench *b, int **fds)
 
     *fds = calloc(cfg->conns, sizeof(**fds));
     if (*fds == NULL)
-        return -1;
+        return -ENOMEM;
     if (cfg->udp)
         return open_udp_all(b, *fds);
     while (next < cfg->conns || pending > 0) {
@@ -569,7 +569,7 @@ static int connect_all(struct ek_bench *b, int **fds)
         int64_t left = (deadline - ek_now_ns()) / 1000000;
         int n = left > 0 ? poll(p, pending, (int)left) : 0;
         if (n < 0 && errno != EINTR)
-            return -1;
+            return -errno;
         for (nfds_t i = pending; i-- > 0;) {
             if (left > 0 && p[i].revents == 0)
                 continue;
@@ -593,19 +593,20 @@ static int connect_all(struct ek_bench *b, int **fds)
     return 0;
 }
 
-struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
+int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
 {
     struct ek_bench *b = calloc(1, sizeof(*b));
     int *fds = NULL;
     if (b == NULL)
-        return NULL;
+        return -ENOMEM;
     b->cfg = *cfg;
-    if (connect_all(b, &fds) < 0 || b->made == 0) {
+    int err = connect_all(b, &fds);
+    if (err < 0 || b->made == 0) {
         free(fds);
-        errno = b->made == 0 ? ECONNREFUSED : ENOMEM;
         ek_bench_free(b);
-        return NULL;
+        return err < 0 ? err : -ECONNREFUSED;
     }
+    err = -ENOMEM;
     b->nworkers = cfg->threads < b->made ? cfg->threads : b->made;
     b->workers = calloc(b->nworkers, sizeof(*b->workers));
     if (b->workers == NULL)
@@ -640,19 +641,21 @@ struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg)
                 goto fail;
         }
     }
-    for (uint32_t t = 0; t < b->nworkers; t++)
-        if (worker_init(b, &b->workers[t]) < 0)
-            goto fail;
+    err = 0;
+    for (uint32_t t = 0; t < b->nworkers && err == 0; t++)
+        err = worker_init(b, &b->workers[t]);
+    if (err < 0)
+        goto fail;
     free(fds);
-    return b;
+    *out = b;
+    return 0;
 fail:
     for (uint32_t i = 0; fds != NULL && i < b->made; i++)
         if (fds[i] >= 0)
             close(fds[i]);
     free(fds);
     ek_bench_free(b);
-    errno = ENOMEM;
-    return NULL;
+    return err;
 }
 
 int ek_bench_start(struct ek_bench *b, int64_t start_ns)

@@ -74,8 +74,9 @@ struct ek_bench_result {
 struct ek_bench;
 
 /* Connects every connection (counting failures) and prepares the
- * workers. Returns NULL with errno set when nothing could be set up. */
-struct ek_bench *ek_bench_new(const struct ek_bench_config *cfg);
+ * workers. Returns 0 with *out, or -errno when nothing could be set up
+ * (-ECONNREFUSED: no connection could be made). */
+int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out);
 
 /* Runs the workload from now: warm-up, then the measured window.
  * Returns 0, or -errno when the workers could not start. */
