@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -89,12 +90,25 @@ static void set_linger_zero(int fd)
     CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
 }
 
-/* Whether the model under test is name (with or without -tN). */
-bool model_is(const char *name)
+const struct ek_model *tested_model(void)
 {
-    size_t n = strlen(name);
-    return strncmp(model, name, n) == 0 &&
-           (model[n] == '\0' || strncmp(model + n, "-t", 2) == 0);
+    static const struct ek_model *m;
+    if (m == NULL) {
+        char name[64];
+        CHECK(model != NULL);
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(model, "-"), model);
+        m = ek_model_find(name);
+        if (m == NULL) {
+            fprintf(stderr, "no model '%s' in the model table\n", name);
+            exit(1);
+        }
+    }
+    return m;
+}
+
+bool model_has(unsigned caps)
+{
+    return ek_model_has(tested_model(), caps);
 }
 
 void raise_own_fd_limit(rlim_t want)
@@ -360,9 +374,10 @@ static void case_reset(void)
 {
     struct h_server s;
     start(&s, NULL);
-    /* A bystander open throughout, except with iterative, which would
-     * serve only it while the others wait in the backlog. */
-    bool bystander = !model_is("iterative");
+    /* A bystander open throughout, except with a model that serves one
+     * client at a time: it would serve only the bystander while the others
+     * wait in the backlog. */
+    bool bystander = model_has(EK_CAP_CONCURRENT);
     int keep = -1;
     if (bystander) {
         keep = h_connect_or_die(s.addrs[0]);
@@ -398,14 +413,17 @@ static void case_idle_memory(void)
     SKIP("ThreadSanitizer keeps about 1 MiB of its own state per thread; "
          "memory per connection is measured in the other builds");
 #endif
-    if (model_is("iterative"))
-        SKIP("iterative holds one connection at a time: nothing idle to "
-             "measure");
-    bool blocking = model_is("thread") || model_is("process");
-    int n = blocking ? 200 : model_is("select") ? 900 : 2000;
-    long bound_bytes = MEM_SLACK * (model_is("process") ? 1024 * 1024
-                                    : blocking          ? 64 * 1024
-                                                        : 512);
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s holds one connection at a time: nothing idle to measure",
+             model);
+    /* A stack or a process per connection; an fd limit (select) keeps the
+     * count below it. */
+    bool blocking = model_has(EK_CAP_THREAD_PER_CONN | EK_CAP_FORK_PER_CONN);
+    int n = blocking ? 200 : model_has(EK_CAP_FD_LIMIT) ? 900 : 2000;
+    long bound_bytes =
+        MEM_SLACK * (model_has(EK_CAP_FORK_PER_CONN) ? 1024 * 1024
+                     : blocking                      ? 64 * 1024
+                                                     : 512);
     raise_own_fd_limit((rlim_t)n + 100);
     struct h_server s;
     const char *extra[] = {"--max-conns", "5000", NULL};
@@ -532,9 +550,10 @@ static void case_localhost(void)
 
 static void case_max_conns(void)
 {
-    if (model_is("iterative"))
-        SKIP("iterative serves one connection at a time; --max-conns does "
-             "not apply to it");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s serves one connection at a time; --max-conns does not "
+             "apply to it",
+             model);
     struct h_server s;
     const char *extra[] = {"--max-conns", "3", NULL};
     start(&s, extra);
@@ -730,22 +749,25 @@ static void case_fd_exhaustion(void)
     int all = collect_echoes(fds, got, CLIENTS, 30000, true);
     CHECK_INT(all, ==, CLIENTS);
     /* Only models that hold every connection's fd in one process run out:
-     * the process model's parent closes its copy after fork, and the
-     * iterative one holds one connection at a time. */
-    if (served < CLIENTS && !model_is("iterative") && !model_is("process"))
+     * a model that forks per connection closes the parent's copy, and one
+     * that serves one client at a time holds one connection. */
+    if (served < CLIENTS &&
+        model_has(EK_CAP_THREAD_PER_CONN | EK_CAP_EVENT_LOOP))
         CHECK_CONTAINS(h_server_log(&s), "pausing accepts");
     stop_ok(&s);
 }
 
-/* More connections than FD_SETSIZE: select refuses those beyond it (and
- * goes on serving the rest); every other model serves them all. */
+/* More connections than FD_SETSIZE: a model with an fd limit (select)
+ * refuses those beyond it (and goes on serving the rest); every other
+ * model serves them all. */
 static void case_many_fds(void)
 {
     enum { N = 1100 };
-    if (model_is("iterative") || model_is("process"))
+    if (model_has(EK_CAP_ONE_AT_A_TIME | EK_CAP_FORK_PER_CONN))
         SKIP("%s model: %d simultaneous connections would mean %s", model, N,
-             model_is("iterative") ? "waiting for each in turn"
-                                   : "1100 processes on a 2-core test box");
+             model_has(EK_CAP_ONE_AT_A_TIME)
+                 ? "waiting for each in turn"
+                 : "1100 processes on a 2-core test box");
     raise_own_fd_limit(N + 100);
     static struct h_stream v[N];
     struct h_server s;
@@ -756,7 +778,7 @@ static void case_many_fds(void)
         v[i] = (struct h_stream){.fd = h_connect_or_die(s.addrs[0]),
                                  .seed = 5000 + (uint64_t)i,
                                  .total = 64,
-                                 .quiet = model_is("select")};
+                                 .quiet = model_has(EK_CAP_FD_LIMIT)};
     h_streams_run(v, N, 120000, 0);
     int ok = 0;
     for (int i = 0; i < N; i++) {
@@ -764,10 +786,15 @@ static void case_many_fds(void)
         close(v[i].fd);
     }
     printf("%s: %d of %d simultaneous connections served\n", model, ok, N);
-    if (model_is("select")) {
-        CHECK_INT(ok, <=, 1024);
-        CHECK_INT(ok, >=, 1000);
-        CHECK_CONTAINS(h_server_log(&s), "beyond select's limit");
+    if (model_has(EK_CAP_FD_LIMIT)) {
+        /* select(2)'s fd_set holds FD_SETSIZE (1024) descriptors, the
+         * server's own among them. */
+        char refused[64];
+        CHECK_INT(ok, <=, FD_SETSIZE);
+        CHECK_INT(ok, >=, FD_SETSIZE - 24);
+        snprintf(refused, sizeof(refused), "beyond %s's limit",
+                 tested_model()->name);
+        CHECK_CONTAINS(h_server_log(&s), refused);
     } else {
         CHECK_INT(ok, ==, N);
     }

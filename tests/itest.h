@@ -5,6 +5,7 @@
 #ifndef EK_ITEST_H
 #define EK_ITEST_H
 
+#include "ek_model.h"
 #include "harness.h"
 
 #include <stdbool.h>
@@ -40,8 +41,13 @@ bool closed_by_peer(int fd, int timeout_ms);
 /* A 100-byte echo on fd within timeout_ms. */
 bool quick_echo(int fd, uint64_t seed, int timeout_ms);
 
-/* Whether the model under test is name (with or without -tN). */
-bool model_is(const char *name);
+/* The model under test (MODEL without its "-tN"), from the model table;
+ * the test fails when there is none (CLI cases). */
+const struct ek_model *tested_model(void);
+
+/* Whether the model under test has any of caps (EK_CAP_*, ek_model.h):
+ * cases ask what a model does, never its name. */
+bool model_has(unsigned caps);
 
 /* A file of `size` bytes of pattern `seed` under the test's temporary
  * directory, open for reading from its start. */

@@ -128,8 +128,7 @@ void case_counters(void)
     CHECK_INT(http_get(maddr, "/metrics", body, sizeof(body)), ==, 200);
     CHECK_CONTAINS(body, "# TYPE echokit_received_bytes_total counter");
     char label[64];
-    snprintf(label, sizeof(label), "model=\"%.*s\"", (int)strcspn(model, "-"),
-             model);
+    snprintf(label, sizeof(label), "model=\"%s\"", tested_model()->name);
     CHECK_CONTAINS(body, label);
     CHECK_INT(http_get(maddr, "/", body, sizeof(body)), ==, 404);
 
@@ -162,7 +161,7 @@ void case_idle_timeout(void)
     int64_t t0 = h_now_ms();
     int idle = h_connect_or_die(s.addrs[0]);
     CHECK(quick_echo(idle, 71, 5000)); /* then nothing more */
-    if (model_is("iterative")) {
+    if (model_has(EK_CAP_ONE_AT_A_TIME)) {
         /* One client at a time: the next one is served only once the idle
          * one is cut, which is what the timeout is for here. */
         int next = h_connect_or_die(s.addrs[0]);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,14 +29,14 @@
  * tested for it elsewhere). */
 static void event_driven_only(int n)
 {
-    if (model_is("iterative") || model_is("thread") || model_is("process"))
+    if (!model_has(EK_CAP_EVENT_LOOP))
         SKIP("%s model: %d simultaneous connections are for the event loops "
              "(this model serves at most --max-conns 1000)",
              model, n);
-    if (model_is("select"))
-        SKIP("select cannot watch %d descriptors (FD_SETSIZE 1024; refused "
-             "by design, see many_fds)",
-             n);
+    if (model_has(EK_CAP_FD_LIMIT))
+        SKIP("%s cannot watch %d descriptors (FD_SETSIZE %d; refused by "
+             "design, see many_fds)",
+             model, n, FD_SETSIZE);
 }
 
 void case_stress_10k(void)
@@ -80,9 +81,10 @@ void case_random_resets(void)
 {
     enum { RESETTERS = 1000, BATCH = 50, STREAMERS = 4 };
     struct h_server s;
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time, so the streamers would "
-             "wait for each other while the resetters wait in the backlog");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time, so the streamers would wait "
+             "for each other while the resetters wait in the backlog",
+             model);
     start(&s, NULL);
     srand(12345);
 
@@ -148,8 +150,8 @@ void case_sigterm_under_load(void)
 {
     enum { N = 40 };
     struct h_server s;
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time, nothing to load");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time, nothing to load", model);
     const char *extra[] = {"--drain-timeout", "30", NULL};
     start(&s, extra);
     struct h_stream v[N];
@@ -195,11 +197,12 @@ void case_sigterm_under_load(void)
 void case_slow_readers_1000(void)
 {
     enum { N = 1000 };
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time (slow_reader covers it)");
-    if (model_is("process"))
-        SKIP("process model: 1000 processes on a 2-core test box "
-             "(slow_reader covers it)");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time (slow_reader covers it)", model);
+    if (model_has(EK_CAP_FORK_PER_CONN))
+        SKIP("%s model: 1000 processes on a 2-core test box (slow_reader "
+             "covers it)",
+             model);
     raise_own_fd_limit(N + 200);
     struct h_server s;
     const char *extra[] = {"--max-queue", "16K", "--max-conns", "2000", NULL};
