@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "itest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -120,6 +121,124 @@ void raise_own_fd_limit(rlim_t want)
              (unsigned long long)want, (unsigned long long)rl.rlim_max);
     rl.rlim_cur = rl.rlim_max;
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
+void metrics_addr(struct h_server *s, char *out, size_t size)
+{
+    CHECK(h_server_read_line(s, "metrics on http://", out, size, 10000));
+    out[strcspn(out, "/")] = '\0';
+}
+
+int http_get(const char *addr, const char *path, char *body, size_t size)
+{
+    char req[256], resp[16384];
+    size_t len = 0;
+    int fd = h_connect_or_die(addr);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    int64_t deadline = h_now_ms() + 10000;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&p, 1, (int)(deadline - h_now_ms())) == 1);
+        ssize_t r = recv(fd, resp + len, sizeof(resp) - 1 - len, 0);
+        if (r < 0 && errno == EAGAIN)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        CHECK(len < sizeof(resp) - 1);
+    }
+    close(fd);
+    resp[len] = '\0';
+    int status = 0;
+    CHECK(sscanf(resp, "HTTP/1.0 %d", &status) == 1);
+    const char *end = strstr(resp, "\r\n\r\n"); /* of the headers */
+    CHECK(end != NULL);
+    snprintf(body, size, "%s", end + 4);
+    return status;
+}
+
+long long metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, name, n) == 0 && line[n] == ' ')
+            return atoll(line + n + 1);
+    }
+    return -1;
+}
+
+long long metric_becomes(const char *addr, const char *name, long long want)
+{
+    char body[8192];
+    long long v = -1;
+    for (int i = 0; i < 100 && v != want; i++) {
+        if (i > 0)
+            h_sleep_ms(20);
+        CHECK_INT(http_get(addr, "/metrics", body, sizeof(body)), ==, 200);
+        v = metric(body, name);
+    }
+    if (v != want)
+        fprintf(stderr, "%s is %lld, expected %lld; last scrape:\n%s\n", name,
+                v, want, body);
+    return v;
+}
+
+bool log_shows(struct h_server *s, const char *text, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (strstr(h_server_log(s), text) == NULL) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
+    }
+    return true;
+}
+
+void ipv4_endpoints(const char *src, unsigned src_port, const char *addr,
+                    struct sockaddr_in *from, struct sockaddr_in *to)
+{
+    char host[64];
+    unsigned port;
+    CHECK(sscanf(addr, "%63[^:]:%u", host, &port) == 2);
+    *from = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)src_port)};
+    *to = (struct sockaddr_in){.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port)};
+    CHECK(inet_pton(AF_INET, src, &from->sin_addr) == 1);
+    CHECK(inet_pton(AF_INET, host, &to->sin_addr) == 1);
+}
+
+unsigned free_fixed_port(void)
+{
+    for (unsigned port = 20000 + (unsigned)getpid() % 9000; port < 30000;
+         port += 97) {
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    SKIP("no free port found in 20000-29999");
+}
+
+size_t read_source_file(const char *rel, char *buf, size_t size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", EK_SOURCE_DIR, rel);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    CHECK(n > 0 && n < (ssize_t)size - 1);
+    buf[n] = '\0';
+    return (size_t)n;
 }
 
 /* ---- the tutorial ---------------------------------------------------- */
