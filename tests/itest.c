@@ -112,6 +112,18 @@ bool model_has(unsigned caps)
     return ek_model_has(tested_model(), caps);
 }
 
+pid_t signal_later(pid_t pid, int sig, int after_ms)
+{
+    pid_t helper = fork();
+    CHECK(helper >= 0);
+    if (helper == 0) {
+        h_sleep_ms(after_ms);
+        kill(pid, sig);
+        _exit(0);
+    }
+    return helper;
+}
+
 void raise_own_fd_limit(rlim_t want)
 {
     struct rlimit rl;

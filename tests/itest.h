@@ -52,6 +52,10 @@ const struct ek_model *tested_model(void);
  * cases ask what a model does, never its name. */
 bool model_has(unsigned caps);
 
+/* Sends sig to pid after_ms from now, from a helper process, so that it
+ * lands while this one is busy; returns the helper's pid (waitpid it). */
+pid_t signal_later(pid_t pid, int sig, int after_ms);
+
 /* A file of `size` bytes of pattern `seed` under the test's temporary
  * directory, open for reading from its start. */
 int write_temp_file(const char *name, uint64_t seed, size_t size);

@@ -342,13 +342,7 @@ void case_haproxy_failover(void)
      * process, so that the kill lands while sessions are in flight. */
     int64_t t0 = h_now_ms(), killed_at = 0, recovered_at = 0;
     unsigned clean_after = 0, round = 0;
-    pid_t killer = fork();
-    CHECK(killer >= 0);
-    if (killer == 0) {
-        h_sleep_ms(1000);
-        kill(a.pid, SIGKILL);
-        _exit(0);
-    }
+    pid_t killer = signal_later(a.pid, SIGKILL, 1000);
     while (clean_after < 5) {
         CHECK(h_now_ms() - t0 < 30000);
         if (killed_at == 0 && h_server_wait(&a, 0) != -1)

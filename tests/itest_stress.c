@@ -164,13 +164,7 @@ void case_sigterm_under_load(void)
     /* The signal comes from a helper 200 ms in, while the streams run:
      * every one must still finish with every byte verified, and the server
      * exit 0 once they have. */
-    pid_t killer = fork();
-    CHECK(killer >= 0);
-    if (killer == 0) {
-        h_sleep_ms(200);
-        kill(s.pid, SIGTERM);
-        _exit(0);
-    }
+    pid_t killer = signal_later(s.pid, SIGTERM, 200);
     int64_t t0 = h_now_ms();
     CHECK_INT(h_streams_run(v, N, 60000, 0), ==, 0);
     CHECK(waitpid(killer, NULL, 0) == killer);
