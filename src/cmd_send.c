@@ -15,10 +15,12 @@
  * Both modes run the same transfer loop; message mode just reads its input
  * from memory and collects the echo in memory.
  */
+#include "cmd_send.h"
 #include "ek_cli.h"
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
+#include "ek_quote.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -385,29 +387,6 @@ static enum xfer_result xfer_run(struct xfer *x)
         }
     }
     return XFER_OK;
-}
-
-/* Prints bytes the way the tutorial's repr() did: printable ASCII as is,
- * quote and backslash escaped, \n \r \t by name, the rest as \xNN. */
-void ek_print_quoted(FILE *f, const char *p, size_t n)
-{
-    fputc('\'', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '\'' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c >= 0x20 && c < 0x7f)
-            fputc(c, f);
-        else
-            fprintf(f, "\\x%02x", c);
-    }
-    fputc('\'', f);
 }
 
 static int report(const struct xfer *x, enum xfer_result r)

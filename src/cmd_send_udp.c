@@ -9,9 +9,11 @@
  * mode cuts stdin into datagrams of EK_UDP_CHUNK bytes and writes each echo
  * to stdout in order.
  */
+#include "cmd_send.h"
 #include "ek_addr.h"
 #include "ek_cli.h"
 #include "ek_log.h"
+#include "ek_quote.h"
 #include "ek_util.h"
 
 #include <errno.h>

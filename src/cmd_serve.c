@@ -16,6 +16,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,10 @@
 #define EK_DEFAULT_UDP_RATE 1000
 #define EK_DEFAULT_UDP_RATE_TOTAL 100000
 
-static const char usage_text[] =
+/* serve --help, in three parts around the options that name models
+ * (--io, --max-conns, --threads): print_usage builds those from the model
+ * table. */
+static const char usage_head[] =
     "usage: echokit serve [options]\n"
     "\n"
     "Echo back everything each client sends, in order, until it closes\n"
@@ -45,29 +49,15 @@ static const char usage_text[] =
     "                            every address localhost resolves to).\n"
     "                            HOST:PORT, [IPV6]:PORT, *:PORT, unix:PATH,\n"
     "                            unix:@NAME (abstract). Port 0 picks a free "
-    "port.\n"
-    "  -i, --io MODEL            iterative, thread, process, select, poll, "
-    "epoll,\n"
-    "                            kqueue, uring or auto (default); `--io "
-    "list` shows\n"
-    "                            which ones this build can run\n"
-    "  -c, --max-conns N         connections open at once; more are "
-    "accepted and\n"
-    "                            closed at once (default 10000; thread and "
-    "process:\n"
-    "                            1000; iterative: always 1)\n"
+    "port.\n";
+static const char usage_middle[] =
     "  -Q, --max-queue BYTES     per connection, bytes read but not yet "
     "echoed;\n"
     "                            reading pauses when full (default 256K)\n"
     "  -d, --drain-timeout SECS  after SIGINT/SIGTERM, how long open "
     "connections\n"
-    "                            may go on (default 10)\n"
-    "  -t, --threads N|auto      event loops, each on its own thread with its "
-    "own\n"
-    "                            SO_REUSEPORT listeners (default 1; auto: one "
-    "per\n"
-    "                            CPU); select, poll, epoll, kqueue, uring "
-    "only\n"
+    "                            may go on (default 10)\n";
+static const char usage_tail[] =
     "      --idle-timeout SECS   close connections on which nothing moved "
     "for SECS\n"
     "  -u, --udp                 serve every --listen address over UDP "
@@ -118,6 +108,124 @@ static const char usage_text[] =
     "denied;\n"
     "78 bad socket from systemd; 128+N when a second signal N forced the "
     "exit.\n";
+
+/* Text built from the model table. */
+struct text {
+    char buf[512];
+    size_t len;
+};
+
+static void text_add(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len += (size_t)n;
+    if (t->len >= sizeof(t->buf))
+        t->len = sizeof(t->buf) - 1;
+}
+
+/* Whether m has any of caps (0: every model) and, unless max_conns is 0,
+ * that default --max-conns. */
+static bool model_matches(const struct ek_model *m, unsigned caps,
+                          uint64_t max_conns)
+{
+    return (caps == 0 || ek_model_has(m, caps)) &&
+           (max_conns == 0 || m->default_max_conns == max_conns);
+}
+
+/* Appends the names of the models that match, in table order: "a, b, c",
+ * with last (", " or " and ") before the last one. Returns how many. */
+static size_t add_model_names(struct text *t, unsigned caps, uint64_t max_conns,
+                              const char *last)
+{
+    size_t total = 0, n = 0;
+    for (size_t i = 0; ek_models[i] != NULL; i++)
+        total += model_matches(ek_models[i], caps, max_conns);
+    for (size_t i = 0; ek_models[i] != NULL; i++)
+        if (model_matches(ek_models[i], caps, max_conns)) {
+            const char *sep = "";
+            if (n++ > 0)
+                sep = n < total ? ", " : last;
+            text_add(t, "%s%s", sep, ek_models[i]->name);
+        }
+    return total;
+}
+
+/* The default --max-conns of the default model, then the others' by
+ * value: "default 10000; thread and process: 1000; iterative: always 1". */
+static void add_max_conns_defaults(struct text *t)
+{
+    uint64_t dflt = ek_model_auto()->default_max_conns;
+    text_add(t, "default %llu", (unsigned long long)dflt);
+    for (size_t i = 0; ek_models[i] != NULL; i++) {
+        uint64_t v = ek_models[i]->default_max_conns;
+        bool first = v != dflt && ek_model_has(ek_models[i], EK_CAP_CONCURRENT);
+        for (size_t k = 0; first && k < i; k++)
+            first = !model_matches(ek_models[k], EK_CAP_CONCURRENT, v);
+        if (first) {
+            text_add(t, "; ");
+            add_model_names(t, EK_CAP_CONCURRENT, v, " and ");
+            text_add(t, ": %llu", (unsigned long long)v);
+        }
+    }
+    struct text one = {.len = 0};
+    if (add_model_names(&one, EK_CAP_ONE_AT_A_TIME, 0, " and ") > 0)
+        text_add(t, "; %s: always 1", one.buf);
+}
+
+/* Prints an option of the usage text: "  LABEL" padded to column 28, then
+ * text filled to 80 columns, each further line indented to column 28. */
+static void print_option(const char *label, const char *text)
+{
+    enum { COLUMN = 28, WIDTH = 80 };
+    printf("  %-*s", COLUMN - 2, label);
+    size_t col = COLUMN;
+    bool line_start = true;
+    for (const char *p = text; *p != '\0'; p += strspn(p, " ")) {
+        size_t n = strcspn(p, " ");
+        if (!line_start && col + 1 + n > WIDTH) {
+            printf("\n%*s", COLUMN, "");
+            col = COLUMN;
+            line_start = true;
+        }
+        printf("%s%.*s", line_start ? "" : " ", (int)n, p);
+        col += n + (line_start ? 0 : 1);
+        line_start = false;
+        p += n;
+    }
+    putchar('\n');
+}
+
+/* `serve --help`: the options that name models list them from the table. */
+static void print_usage(void)
+{
+    struct text io = {.len = 0}, conns = {.len = 0}, threads = {.len = 0};
+    add_model_names(&io, 0, 0, ", ");
+    text_add(&io, " or auto (default); `--io list` shows which ones this "
+                  "build can run");
+    text_add(&conns, "connections open at once; more are accepted and "
+                     "closed at once (");
+    add_max_conns_defaults(&conns);
+    text_add(&conns, ")");
+    text_add(&threads, "event loops, each on its own thread with its own "
+                       "SO_REUSEPORT listeners (default 1; auto: one per "
+                       "CPU); ");
+    add_model_names(&threads, EK_CAP_EVENT_LOOP, 0, ", ");
+    text_add(&threads, " only");
+
+    fputs(usage_head, stdout);
+    print_option("-i, --io MODEL", io.buf);
+    print_option("-c, --max-conns N", conns.buf);
+    fputs(usage_middle, stdout);
+    print_option("-t, --threads N|auto", threads.buf);
+    fputs(usage_tail, stdout);
+}
 
 static void print_models(void)
 {
@@ -341,7 +449,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             o->verbosity = -2;
             break;
         case 'h':
-            fputs(usage_text, stdout);
+            print_usage();
             return 0;
         case 'V':
             ek_print_version();
@@ -593,13 +701,14 @@ int ek_cmd_serve(int argc, char **argv)
         free_options(&o);
         return status;
     }
-    if (o.threads > 1 && model->backend == NULL && !model->multi_loop) {
+    if (o.threads > 1 && !ek_model_has(model, EK_CAP_EVENT_LOOP)) {
         free_options(&o);
+        struct text loops = {.len = 0};
+        add_model_names(&loops, EK_CAP_EVENT_LOOP, 0, ", ");
         return ek_usage_error("serve",
                               "--threads applies to the event-loop models "
-                              "(select, poll, epoll, kqueue, uring), not to "
-                              "--io %s",
-                              model->name);
+                              "(%s), not to --io %s",
+                              loops.buf, model->name);
     }
     unsigned sd_fds = 0;
     status = choose_listeners(&o, &sd_fds);
@@ -621,9 +730,11 @@ int ek_cmd_serve(int argc, char **argv)
         .proxy_protocol = o.proxy_protocol,
         .udp = o.udp_limits,
     };
-    if (model->run == ek_run_iterative && o.max_conns > 1)
-        ek_log(EK_LOG_WARN, "--max-conns has no effect with --io iterative: "
-                            "it serves one connection at a time");
+    if (ek_model_has(model, EK_CAP_ONE_AT_A_TIME) && o.max_conns > 1)
+        ek_log(EK_LOG_WARN,
+               "--max-conns has no effect with --io %s: it serves one "
+               "connection at a time",
+               model->name);
     if (o.user == NULL && ek_running_as_root())
         ek_log(EK_LOG_DEBUG, "running as root; --user USER drops root once "
                              "the sockets are bound");

@@ -8,7 +8,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
 
 /* Each takes argv with argv[0] = the subcommand name. */
@@ -46,14 +45,5 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
 
 /* Whether text names a UDP address ("udp:HOST:PORT"). */
 bool ek_addr_text_is_udp(const char *text);
-
-/* send --udp (cmd_send_udp.c): message (len bytes) as one datagram, or,
- * with message NULL, stdin a read at a time after the first_len bytes
- * already read into first. Returns the exit status. */
-int ek_send_udp(const char *server, int64_t timeout_ms, const char *message,
-                size_t len, const char *first, size_t first_len);
-
-/* Prints bytes as the tutorial's repr() did, in single quotes. */
-void ek_print_quoted(FILE *f, const char *p, size_t n);
 
 #endif

@@ -19,83 +19,65 @@ static const char *no_kqueue(void)
 }
 #endif
 
-static const struct ek_model iterative = {
-    .name = "iterative",
-    .summary = "one client at a time; the next waits in the backlog",
-    .run = ek_run_iterative,
-    .default_max_conns = 1,
-};
-
-static const struct ek_model thread = {
-    .name = "thread",
-    .summary = "a thread per connection, blocking I/O",
-    .run = ek_run_thread,
-    .default_max_conns = EK_MAX_CONNS_BLOCKING,
-};
-
-static const struct ek_model process = {
-    .name = "process",
-    .summary = "a forked process per connection, blocking I/O",
-    .run = ek_run_process,
-    .default_max_conns = EK_MAX_CONNS_BLOCKING,
-};
-
-static const struct ek_model select_model = {
-    .name = "select",
-    .summary = "event loop on select(2); fds >= FD_SETSIZE are refused",
-    .run = ek_run_loop,
-    .backend = &ek_backend_select,
-    .default_max_conns = EK_MAX_CONNS_LOOP,
-};
-
-static const struct ek_model poll_model = {
-    .name = "poll",
-    .summary = "event loop on poll(2)",
-    .run = ek_run_loop,
-    .backend = &ek_backend_poll,
-    .default_max_conns = EK_MAX_CONNS_LOOP,
-};
-
-static const struct ek_model epoll_model = {
-    .name = "epoll",
-    .summary = "event loop on epoll(7), level-triggered",
-#ifdef EK_HAVE_EPOLL
-    .run = ek_run_loop,
-    .backend = &ek_backend_epoll,
-#else
-    .unavailable = ek_platform_no_epoll,
-#endif
-    .default_max_conns = EK_MAX_CONNS_LOOP,
-};
-
-static const struct ek_model kqueue_model = {
-    .name = "kqueue",
-    .summary = "event loop on kqueue(2)",
-#ifdef EK_HAVE_KQUEUE
-    .run = ek_run_loop,
-    .backend = &ek_backend_kqueue,
-#else
-    .unavailable = no_kqueue,
-#endif
-    .default_max_conns = EK_MAX_CONNS_LOOP,
-};
-
-static const struct ek_model uring_model = {
-    .name = "uring",
-    .summary = "io_uring: multishot accept and receive, completion-based",
+/* What the run and backend columns of ek_models.def stand for in this
+ * build: a model whose code is not built here gets the reason instead.
+ * Each is a list of designated initializers, which cannot be put in
+ * parentheses. */
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define EK_RUN_iterative .run = ek_run_iterative
+#define EK_RUN_thread .run = ek_run_thread
+#define EK_RUN_process .run = ek_run_process
+#define EK_RUN_loop .run = ek_run_loop
 #ifdef EK_HAVE_URING
-    .run = ek_run_uring,
-    .unavailable = ek_uring_unavailable,
+#define EK_RUN_uring .run = ek_run_uring, .unavailable = ek_uring_unavailable
 #else
-    .unavailable = ek_platform_no_uring,
+#define EK_RUN_uring .run = NULL, .unavailable = ek_platform_no_uring
 #endif
-    .default_max_conns = EK_MAX_CONNS_LOOP,
-    .multi_loop = true,
-};
+#define EK_BACKEND_none .backend = NULL
+#define EK_BACKEND_select .backend = &ek_backend_select
+#define EK_BACKEND_poll .backend = &ek_backend_poll
+#ifdef EK_HAVE_EPOLL
+#define EK_BACKEND_epoll .backend = &ek_backend_epoll
+#else
+#define EK_BACKEND_epoll .backend = NULL, .unavailable = ek_platform_no_epoll
+#endif
+#ifdef EK_HAVE_KQUEUE
+#define EK_BACKEND_kqueue .backend = &ek_backend_kqueue
+#else
+#define EK_BACKEND_kqueue .backend = NULL, .unavailable = no_kqueue
+#endif
+// NOLINTEND(bugprone-macro-parentheses)
+
+/* How a model serves connections: exactly one of these per model. */
+#define EK_CAP_HOW                                                             \
+    (EK_CAP_ONE_AT_A_TIME | EK_CAP_THREAD_PER_CONN | EK_CAP_FORK_PER_CONN |    \
+     EK_CAP_EVENT_LOOP)
+#define EK_ONE_BIT(x) ((x) != 0 && ((x) & ((x)-1)) == 0)
+
+/* model_<name>, one per line of ek_models.def. */
+#define EK_MODEL(name_, run_, backend_, max_conns_, caps_, summary_)           \
+    static const struct ek_model model_##name_ = {                             \
+        .name = #name_,                                                        \
+        .summary = (summary_),                                                 \
+        EK_RUN_##run_,                                                         \
+        EK_BACKEND_##backend_,                                                 \
+        .default_max_conns = (max_conns_),                                     \
+        .caps = (caps_),                                                       \
+    };                                                                         \
+    _Static_assert(EK_ONE_BIT(EK_CAP_HOW & (caps_)),                           \
+                   #name_ ": exactly one of ONE_AT_A_TIME, THREAD_PER_CONN, "  \
+                          "FORK_PER_CONN, EVENT_LOOP");                        \
+    _Static_assert(!(EK_CAP_FD_LIMIT & (caps_)) ||                             \
+                       (EK_CAP_EVENT_LOOP & (caps_)),                          \
+                   #name_ ": FD_LIMIT is an event loop's backend limit");
+#include "ek_models.def"
+#undef EK_MODEL
 
 const struct ek_model *const ek_models[] = {
-    &iterative,   &thread,       &process,     &select_model, &poll_model,
-    &epoll_model, &kqueue_model, &uring_model, NULL,
+#define EK_MODEL(name_, ...) &model_##name_,
+#include "ek_models.def"
+#undef EK_MODEL
+    NULL,
 };
 
 const struct ek_model *ek_model_find(const char *name)
@@ -111,17 +93,22 @@ const char *ek_model_unavailable(const struct ek_model *m)
     return m->unavailable != NULL ? m->unavailable() : NULL;
 }
 
+bool ek_model_has(const struct ek_model *m, unsigned caps)
+{
+    return (m->caps & caps) != 0;
+}
+
 /* The readiness model this build does best: epoll where built, kqueue
- * where it is native, poll elsewhere. A kqueue emulated by libkqueue on
- * Linux is never preferred, not even to poll (-DEK_LINUX_EXT=OFF). */
+ * where it is native, poll elsewhere (and in a -DEK_LINUX_EXT=OFF build on
+ * Linux). A kqueue emulated by libkqueue on Linux is never preferred. */
 static const struct ek_model *best_readiness(void)
 {
 #if defined(EK_HAVE_EPOLL)
-    return &epoll_model;
+    return &model_epoll;
 #elif defined(EK_HAVE_KQUEUE) && !defined(__linux__)
-    return &kqueue_model;
+    return &model_kqueue;
 #else
-    return &poll_model;
+    return &model_poll;
 #endif
 }
 

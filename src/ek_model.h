@@ -2,7 +2,8 @@
  * ek_model: the I/O models `echokit serve --io` can run, all in one binary.
  *
  * A model is a run function plus, for the readiness models, the backend
- * the shared event loop (model_loop.c) runs on. Models that this build or
+ * the shared event loop (model_loop.c) runs on. The list of models is
+ * ek_models.def; this table is built from it. Models that this build or
  * this kernel cannot run stay in the table with the reason, so that
  * `--io list` and errors can say why instead of silently substituting.
  */
@@ -15,6 +16,31 @@
 struct ek_server;
 struct ek_backend;
 
+/* What a model does, for code that must treat models differently: serve
+ * (--threads, --max-conns) and the tests ask these, never a model's name.
+ * A model has exactly one of the first four, which say how it serves
+ * connections. */
+enum {
+    /* One client at a time; the next waits in the backlog, and
+     * --max-conns does not apply. */
+    EK_CAP_ONE_AT_A_TIME = 1 << 0,
+    /* A thread per connection, with its stack, all in one process. */
+    EK_CAP_THREAD_PER_CONN = 1 << 1,
+    /* A forked process per connection: the connection's descriptor and
+     * memory are the child's; the parent closes its copy. */
+    EK_CAP_FORK_PER_CONN = 1 << 2,
+    /* Event loops holding every connection in one process, a few dozen
+     * bytes each; --threads N runs N of them. */
+    EK_CAP_EVENT_LOOP = 1 << 3,
+    /* Cannot watch descriptors at or above a limit (select's FD_SETSIZE,
+     * the backend's fd_limit): connections that land there are refused. */
+    EK_CAP_FD_LIMIT = 1 << 4,
+};
+
+/* Serves many clients at once: any of these. */
+#define EK_CAP_CONCURRENT                                                      \
+    (EK_CAP_THREAD_PER_CONN | EK_CAP_FORK_PER_CONN | EK_CAP_EVENT_LOOP)
+
 struct ek_model {
     const char *name;
     const char *summary;
@@ -22,7 +48,7 @@ struct ek_model {
     int (*run)(struct ek_server *srv, const struct ek_model *self);
     const struct ek_backend *backend; /* readiness models; else NULL */
     uint64_t default_max_conns;
-    bool multi_loop; /* takes --threads without a readiness backend */
+    unsigned caps; /* EK_CAP_* */
     /* Why this model cannot run here, or NULL when it can. */
     const char *(*unavailable)(void);
 };
@@ -38,6 +64,9 @@ const struct ek_model *ek_model_auto(void);
 
 /* Why m cannot run here, or NULL. */
 const char *ek_model_unavailable(const struct ek_model *m);
+
+/* Whether m has any of caps (EK_CAP_*). */
+bool ek_model_has(const struct ek_model *m, unsigned caps);
 
 /* Run functions, one per source file. */
 int ek_run_iterative(struct ek_server *srv, const struct ek_model *self);

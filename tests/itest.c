@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "itest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -89,12 +91,37 @@ static void set_linger_zero(int fd)
     CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
 }
 
-/* Whether the model under test is name (with or without -tN). */
-bool model_is(const char *name)
+const struct ek_model *tested_model(void)
 {
-    size_t n = strlen(name);
-    return strncmp(model, name, n) == 0 &&
-           (model[n] == '\0' || strncmp(model + n, "-t", 2) == 0);
+    static const struct ek_model *m;
+    if (m == NULL) {
+        char name[64];
+        CHECK(model != NULL);
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(model, "-"), model);
+        m = ek_model_find(name);
+        if (m == NULL) {
+            fprintf(stderr, "no model '%s' in the model table\n", name);
+            exit(1);
+        }
+    }
+    return m;
+}
+
+bool model_has(unsigned caps)
+{
+    return ek_model_has(tested_model(), caps);
+}
+
+pid_t signal_later(pid_t pid, int sig, int after_ms)
+{
+    pid_t helper = fork();
+    CHECK(helper >= 0);
+    if (helper == 0) {
+        h_sleep_ms(after_ms);
+        kill(pid, sig);
+        _exit(0);
+    }
+    return helper;
 }
 
 void raise_own_fd_limit(rlim_t want)
@@ -106,6 +133,124 @@ void raise_own_fd_limit(rlim_t want)
              (unsigned long long)want, (unsigned long long)rl.rlim_max);
     rl.rlim_cur = rl.rlim_max;
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
+void metrics_addr(struct h_server *s, char *out, size_t size)
+{
+    CHECK(h_server_read_line(s, "metrics on http://", out, size, 10000));
+    out[strcspn(out, "/")] = '\0';
+}
+
+int http_get(const char *addr, const char *path, char *body, size_t size)
+{
+    char req[256], resp[16384];
+    size_t len = 0;
+    int fd = h_connect_or_die(addr);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    int64_t deadline = h_now_ms() + 10000;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&p, 1, (int)(deadline - h_now_ms())) == 1);
+        ssize_t r = recv(fd, resp + len, sizeof(resp) - 1 - len, 0);
+        if (r < 0 && errno == EAGAIN)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        CHECK(len < sizeof(resp) - 1);
+    }
+    close(fd);
+    resp[len] = '\0';
+    int status = 0;
+    CHECK(sscanf(resp, "HTTP/1.0 %d", &status) == 1);
+    const char *end = strstr(resp, "\r\n\r\n"); /* of the headers */
+    CHECK(end != NULL);
+    snprintf(body, size, "%s", end + 4);
+    return status;
+}
+
+long long metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, name, n) == 0 && line[n] == ' ')
+            return atoll(line + n + 1);
+    }
+    return -1;
+}
+
+long long metric_becomes(const char *addr, const char *name, long long want)
+{
+    char body[8192];
+    long long v = -1;
+    for (int i = 0; i < 100 && v != want; i++) {
+        if (i > 0)
+            h_sleep_ms(20);
+        CHECK_INT(http_get(addr, "/metrics", body, sizeof(body)), ==, 200);
+        v = metric(body, name);
+    }
+    if (v != want)
+        fprintf(stderr, "%s is %lld, expected %lld; last scrape:\n%s\n", name,
+                v, want, body);
+    return v;
+}
+
+bool log_shows(struct h_server *s, const char *text, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (strstr(h_server_log(s), text) == NULL) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
+    }
+    return true;
+}
+
+void ipv4_endpoints(const char *src, unsigned src_port, const char *addr,
+                    struct sockaddr_in *from, struct sockaddr_in *to)
+{
+    char host[64];
+    unsigned port;
+    CHECK(sscanf(addr, "%63[^:]:%u", host, &port) == 2);
+    *from = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)src_port)};
+    *to = (struct sockaddr_in){.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port)};
+    CHECK(inet_pton(AF_INET, src, &from->sin_addr) == 1);
+    CHECK(inet_pton(AF_INET, host, &to->sin_addr) == 1);
+}
+
+unsigned free_fixed_port(void)
+{
+    for (unsigned port = 20000 + (unsigned)getpid() % 9000; port < 30000;
+         port += 97) {
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    SKIP("no free port found in 20000-29999");
+}
+
+size_t read_source_file(const char *rel, char *buf, size_t size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", EK_SOURCE_DIR, rel);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    CHECK(n > 0 && n < (ssize_t)size - 1);
+    buf[n] = '\0';
+    return (size_t)n;
 }
 
 /* ---- the tutorial ---------------------------------------------------- */
@@ -360,9 +505,10 @@ static void case_reset(void)
 {
     struct h_server s;
     start(&s, NULL);
-    /* A bystander open throughout, except with iterative, which would
-     * serve only it while the others wait in the backlog. */
-    bool bystander = !model_is("iterative");
+    /* A bystander open throughout, except with a model that serves one
+     * client at a time: it would serve only the bystander while the others
+     * wait in the backlog. */
+    bool bystander = model_has(EK_CAP_CONCURRENT);
     int keep = -1;
     if (bystander) {
         keep = h_connect_or_die(s.addrs[0]);
@@ -398,14 +544,17 @@ static void case_idle_memory(void)
     SKIP("ThreadSanitizer keeps about 1 MiB of its own state per thread; "
          "memory per connection is measured in the other builds");
 #endif
-    if (model_is("iterative"))
-        SKIP("iterative holds one connection at a time: nothing idle to "
-             "measure");
-    bool blocking = model_is("thread") || model_is("process");
-    int n = blocking ? 200 : model_is("select") ? 900 : 2000;
-    long bound_bytes = MEM_SLACK * (model_is("process") ? 1024 * 1024
-                                    : blocking          ? 64 * 1024
-                                                        : 512);
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s holds one connection at a time: nothing idle to measure",
+             model);
+    /* A stack or a process per connection; an fd limit (select) keeps the
+     * count below it. */
+    bool blocking = model_has(EK_CAP_THREAD_PER_CONN | EK_CAP_FORK_PER_CONN);
+    int n = blocking ? 200 : model_has(EK_CAP_FD_LIMIT) ? 900 : 2000;
+    long bound_bytes =
+        MEM_SLACK * (model_has(EK_CAP_FORK_PER_CONN) ? 1024 * 1024
+                     : blocking                      ? 64 * 1024
+                                                     : 512);
     raise_own_fd_limit((rlim_t)n + 100);
     struct h_server s;
     const char *extra[] = {"--max-conns", "5000", NULL};
@@ -532,9 +681,10 @@ static void case_localhost(void)
 
 static void case_max_conns(void)
 {
-    if (model_is("iterative"))
-        SKIP("iterative serves one connection at a time; --max-conns does "
-             "not apply to it");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s serves one connection at a time; --max-conns does not "
+             "apply to it",
+             model);
     struct h_server s;
     const char *extra[] = {"--max-conns", "3", NULL};
     start(&s, extra);
@@ -730,22 +880,25 @@ static void case_fd_exhaustion(void)
     int all = collect_echoes(fds, got, CLIENTS, 30000, true);
     CHECK_INT(all, ==, CLIENTS);
     /* Only models that hold every connection's fd in one process run out:
-     * the process model's parent closes its copy after fork, and the
-     * iterative one holds one connection at a time. */
-    if (served < CLIENTS && !model_is("iterative") && !model_is("process"))
+     * a model that forks per connection closes the parent's copy, and one
+     * that serves one client at a time holds one connection. */
+    if (served < CLIENTS &&
+        model_has(EK_CAP_THREAD_PER_CONN | EK_CAP_EVENT_LOOP))
         CHECK_CONTAINS(h_server_log(&s), "pausing accepts");
     stop_ok(&s);
 }
 
-/* More connections than FD_SETSIZE: select refuses those beyond it (and
- * goes on serving the rest); every other model serves them all. */
+/* More connections than FD_SETSIZE: a model with an fd limit (select)
+ * refuses those beyond it (and goes on serving the rest); every other
+ * model serves them all. */
 static void case_many_fds(void)
 {
     enum { N = 1100 };
-    if (model_is("iterative") || model_is("process"))
+    if (model_has(EK_CAP_ONE_AT_A_TIME | EK_CAP_FORK_PER_CONN))
         SKIP("%s model: %d simultaneous connections would mean %s", model, N,
-             model_is("iterative") ? "waiting for each in turn"
-                                   : "1100 processes on a 2-core test box");
+             model_has(EK_CAP_ONE_AT_A_TIME)
+                 ? "waiting for each in turn"
+                 : "1100 processes on a 2-core test box");
     raise_own_fd_limit(N + 100);
     static struct h_stream v[N];
     struct h_server s;
@@ -756,7 +909,7 @@ static void case_many_fds(void)
         v[i] = (struct h_stream){.fd = h_connect_or_die(s.addrs[0]),
                                  .seed = 5000 + (uint64_t)i,
                                  .total = 64,
-                                 .quiet = model_is("select")};
+                                 .quiet = model_has(EK_CAP_FD_LIMIT)};
     h_streams_run(v, N, 120000, 0);
     int ok = 0;
     for (int i = 0; i < N; i++) {
@@ -764,10 +917,15 @@ static void case_many_fds(void)
         close(v[i].fd);
     }
     printf("%s: %d of %d simultaneous connections served\n", model, ok, N);
-    if (model_is("select")) {
-        CHECK_INT(ok, <=, 1024);
-        CHECK_INT(ok, >=, 1000);
-        CHECK_CONTAINS(h_server_log(&s), "beyond select's limit");
+    if (model_has(EK_CAP_FD_LIMIT)) {
+        /* select(2)'s fd_set holds FD_SETSIZE (1024) descriptors, the
+         * server's own among them. */
+        char refused[64];
+        CHECK_INT(ok, <=, FD_SETSIZE);
+        CHECK_INT(ok, >=, FD_SETSIZE - 24);
+        snprintf(refused, sizeof(refused), "beyond %s's limit",
+                 tested_model()->name);
+        CHECK_CONTAINS(h_server_log(&s), refused);
     } else {
         CHECK_INT(ok, ==, N);
     }

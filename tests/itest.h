@@ -1,13 +1,17 @@
 /*
- * itest.h: what the integration cases share across files (itest.c: the
- * echo and the CLI; itest_ops.c: operating the server).
+ * itest.h: what the integration cases share across files: itest.c holds
+ * the helpers below, the echo and CLI cases and the dispatch; each
+ * itest_<feature>.c holds the cases of one feature (list below).
  */
 #ifndef EK_ITEST_H
 #define EK_ITEST_H
 
+#include "ek_model.h"
 #include "harness.h"
 
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/resource.h>
 #include <stdint.h>
 
@@ -40,8 +44,17 @@ bool closed_by_peer(int fd, int timeout_ms);
 /* A 100-byte echo on fd within timeout_ms. */
 bool quick_echo(int fd, uint64_t seed, int timeout_ms);
 
-/* Whether the model under test is name (with or without -tN). */
-bool model_is(const char *name);
+/* The model under test (MODEL without its "-tN"), from the model table;
+ * the test fails when there is none (CLI cases). */
+const struct ek_model *tested_model(void);
+
+/* Whether the model under test has any of caps (EK_CAP_*, ek_model.h):
+ * cases ask what a model does, never its name. */
+bool model_has(unsigned caps);
+
+/* Sends sig to pid after_ms from now, from a helper process, so that it
+ * lands while this one is busy; returns the helper's pid (waitpid it). */
+pid_t signal_later(pid_t pid, int sig, int after_ms);
 
 /* A file of `size` bytes of pattern `seed` under the test's temporary
  * directory, open for reading from its start. */
@@ -51,23 +64,53 @@ int write_temp_file(const char *name, uint64_t seed, size_t size);
  * the hard limit is below want. */
 void raise_own_fd_limit(rlim_t want);
 
-/* The cases of itest_ops.c. */
-void case_counters(void);
-void case_idle_timeout(void);
-void case_access_control(void);
-void case_log_json(void);
-void case_pidfile(void);
+/* Waits up to timeout_ms for the server's log to contain text. */
+bool log_shows(struct h_server *s, const char *text, int timeout_ms);
+
+/* The "HOST:PORT" of the server's "metrics on http://HOST:PORT/metrics"
+ * line. */
+void metrics_addr(struct h_server *s, char *out, size_t size);
+
+/* GET path from addr over HTTP/1.0: the status code, body into body. */
+int http_get(const char *addr, const char *path, char *body, size_t size);
+
+/* The value of the sample `name` (with its labels, if any) in Prometheus
+ * text; -1 when absent. */
+long long metric(const char *text, const char *name);
+
+/* Scrapes until `name` reads `want` (counters are updated just after the
+ * bytes move, so the client may see the echo a moment before the count). */
+long long metric_becomes(const char *addr, const char *name, long long want);
+
+/* from: src:src_port; to: addr, an IPv4 HOST:PORT. */
+void ipv4_endpoints(const char *src, unsigned src_port, const char *addr,
+                    struct sockaddr_in *from, struct sockaddr_in *to);
+
+/* A TCP port outside the ephemeral range, free right now. */
+unsigned free_fixed_port(void);
+
+/* Reads the source tree's file rel (e.g. "contrib/haproxy.cfg") whole
+ * into buf, NUL-terminated; the test fails if it is missing or too big.
+ * Returns its length. */
+size_t read_source_file(const char *rel, char *buf, size_t size);
+
+/* The cases of the itest_<feature>.c files. */
+void case_counters(void);       /* itest_metrics.c */
+void case_idle_timeout(void);   /* itest_idle.c */
+void case_access_control(void); /* itest_acl.c */
+void case_log_json(void);       /* itest_logs.c */
+void case_pidfile(void);        /* itest_service.c */
 void case_user(void);
 void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
-void case_proxy_protocol(void);
+void case_proxy_protocol(void); /* itest_proxy.c */
 void case_proxy_idle(void);
 void case_haproxy_failover(void);
-void case_udp_echo(void);
+void case_udp_echo(void); /* itest_udp.c */
 void case_udp_send(void);
 void case_udp_clients(void);
-void case_help_matches_man(void);
+void case_help_matches_man(void); /* itest_man.c */
 
 /* The cases of itest_stress.c. */
 void case_stress_10k(void);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,14 +33,14 @@
  * tested for it elsewhere). */
 static void event_driven_only(int n)
 {
-    if (model_is("iterative") || model_is("thread") || model_is("process"))
+    if (!model_has(EK_CAP_EVENT_LOOP))
         SKIP("%s model: %d simultaneous connections are for the event loops "
              "(this model serves at most --max-conns 1000)",
              model, n);
-    if (model_is("select"))
-        SKIP("select cannot watch %d descriptors (FD_SETSIZE 1024; refused "
-             "by design, see many_fds)",
-             n);
+    if (model_has(EK_CAP_FD_LIMIT))
+        SKIP("%s cannot watch %d descriptors (FD_SETSIZE %d; refused by "
+             "design, see many_fds)",
+             model, n, FD_SETSIZE);
 }
 
 void case_stress_10k(void)
@@ -84,9 +85,10 @@ void case_random_resets(void)
 {
     enum { RESETTERS = 1000, BATCH = 50, STREAMERS = 4 };
     struct h_server s;
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time, so the streamers would "
-             "wait for each other while the resetters wait in the backlog");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time, so the streamers would wait "
+             "for each other while the resetters wait in the backlog",
+             model);
     start(&s, NULL);
     srand(12345);
 
@@ -152,8 +154,8 @@ void case_sigterm_under_load(void)
 {
     enum { N = 40 };
     struct h_server s;
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time, nothing to load");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time, nothing to load", model);
     const char *extra[] = {"--drain-timeout", "30", NULL};
     start(&s, extra);
     struct h_stream v[N];
@@ -166,13 +168,7 @@ void case_sigterm_under_load(void)
     /* The signal comes from a helper 200 ms in, while the streams run:
      * every one must still finish with every byte verified, and the server
      * exit 0 once they have. */
-    pid_t killer = fork();
-    CHECK(killer >= 0);
-    if (killer == 0) {
-        h_sleep_ms(200);
-        kill(s.pid, SIGTERM);
-        _exit(0);
-    }
+    pid_t killer = signal_later(s.pid, SIGTERM, 200);
     int64_t t0 = h_now_ms();
     CHECK_INT(h_streams_run(v, N, 60000, 0), ==, 0);
     CHECK(waitpid(killer, NULL, 0) == killer);
@@ -199,11 +195,12 @@ void case_sigterm_under_load(void)
 void case_slow_readers_1000(void)
 {
     enum { N = 1000 };
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time (slow_reader covers it)");
-    if (model_is("process"))
-        SKIP("process model: 1000 processes on a 2-core test box "
-             "(slow_reader covers it)");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time (slow_reader covers it)", model);
+    if (model_has(EK_CAP_FORK_PER_CONN))
+        SKIP("%s model: 1000 processes on a 2-core test box (slow_reader "
+             "covers it)",
+             model);
     raise_own_fd_limit(N + 200);
     struct h_server s;
     const char *extra[] = {"--max-queue", "16K", "--max-conns", "2000", NULL};
@@ -242,7 +239,7 @@ void case_slow_readers_1000(void)
  * server quietly running fewer loops than asked. */
 void case_threads_fd_limit(void)
 {
-    static const char *const models[] = {"epoll", "poll", "uring"};
+    static const char *const models[] = {"epoll", "poll", "select", "uring"};
     const char *args[] = {"--listen", "127.0.0.1:0", "--threads", "8", NULL};
     int tried = 0;
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
@@ -332,9 +329,10 @@ static void attack_round(const int *fds, int n, const char *chunk)
 void case_slow_readers_newcomers(void)
 {
     enum { ATTACKERS = 120, NEWCOMERS = 3, ATTACK_MS = 4000, EVERY_MS = 5 };
-    if (model_is("iterative"))
-        SKIP("iterative model: one client at a time, so a client that never "
-             "reads blocks everyone by design");
+    if (model_has(EK_CAP_ONE_AT_A_TIME))
+        SKIP("%s model: one client at a time, so a client that never reads "
+             "blocks everyone by design",
+             model);
     struct h_server s;
     const char *extra[] = {"--max-queue", "64K", NULL};
     start(&s, extra);

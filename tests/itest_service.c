@@ -1,0 +1,352 @@
+/*
+ * itest_service: running as a service: --pidfile, --user, --inetd,
+ * systemd socket activation with readiness notification, and the units
+ * of contrib/ under systemd-analyze.
+ */
+#include "check.h"
+#include "itest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- --pidfile ------------------------------------------------------- */
+
+void case_pidfile(void)
+{
+    struct h_server s, second;
+    char path[200], text[32] = "";
+    snprintf(path, sizeof(path), "%s/echokit.pid", h_tmpdir());
+    const char *args[] = {"--listen", "127.0.0.1:0", "--pidfile", path, NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK(read(fd, text, sizeof(text) - 1) > 0);
+    close(fd);
+    CHECK_INT(atol(text), ==, s.pid);
+
+    /* A second server with the same file refuses to start: 73. */
+    CHECK_INT(h_server_start(&second, NULL, args, 1, 0), ==, 73);
+    CHECK_CONTAINS(h_server_log(&second), "held by a running server");
+
+    stop_ok(&s);
+    CHECK(access(path, F_OK) != 0 && errno == ENOENT);
+
+    /* A stale file (no server holds it) is taken over. */
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    CHECK(fd >= 0 && write(fd, "999999\n", 7) == 7);
+    close(fd);
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    stop_ok(&s);
+    printf("pidfile: written, locked against a second server (73), "
+           "removed at exit, stale file taken over\n");
+}
+
+/* ---- --user ---------------------------------------------------------- */
+
+/* The real uid of a running process, from /proc. */
+static long proc_uid(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    CHECK(n > 0);
+    buf[n] = '\0';
+    const char *uid = strstr(buf, "\nUid:");
+    CHECK(uid != NULL);
+    return atol(uid + 5);
+}
+
+void case_user(void)
+{
+    struct h_run r;
+    const char *nouser[] = {"serve",  "--listen",        "127.0.0.1:0",
+                            "--user", "no-such-user-ek", NULL};
+    CHECK_INT(h_run_echokit(nouser, -1, 10000, &r), ==, 67);
+    CHECK_CONTAINS(r.err, "no such user");
+    if (geteuid() != 0)
+        SKIP("not root: cannot test dropping privileges (--user)");
+
+    /* Root, a privileged port, no --user: refused, with the way out. */
+    const char *low[] = {"serve", "--listen", "127.0.0.1:7", NULL};
+    CHECK_INT(h_run_echokit(low, -1, 10000, &r), ==, 64);
+    CHECK_CONTAINS(r.err, "refusing to serve as root only to bind port 7");
+
+    /* Bound as root, then serving as nobody. */
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", "--user", "nobody", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    CHECK_INT(proc_uid(s.pid), ==, 65534);
+    int fd = h_connect_or_die(s.addrs[0]);
+    h_echo_check(fd, 91, 256 * KiB, true);
+    CHECK_CONTAINS(h_server_log(&s), "running as nobody");
+    stop_ok(&s);
+
+    /* The privileged port itself, when it is free here. */
+    const char *seven[] = {"--listen", "127.0.0.1:7", "--user", "nobody", NULL};
+    int st = h_server_start(&s, NULL, seven, 1, 0);
+    if (st == 71) {
+        printf("user: port 7 is taken on this machine; privileged-port bind "
+               "not tried\n");
+    } else {
+        CHECK_INT(st, ==, 0);
+        CHECK_INT(proc_uid(s.pid), ==, 65534);
+        fd = h_connect_or_die(s.addrs[0]);
+        CHECK(quick_echo(fd, 92, 5000));
+        close(fd);
+        stop_ok(&s);
+        printf("user: bound 127.0.0.1:7 as root, served as uid 65534\n");
+    }
+}
+
+/* ---- --inetd --------------------------------------------------------- */
+
+/* Runs `echokit serve --inetd [-v]` with stdin and stdout (and stderr when
+ * shared_stderr) on one end of a socket pair, as inetd does. */
+static pid_t inetd_child(int sock, bool shared_stderr, int log_fd)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (dup2(sock, 0) < 0 || dup2(sock, 1) < 0 ||
+            dup2(shared_stderr ? sock : log_fd, 2) < 0)
+            _exit(126);
+        execl(h_echokit, h_echokit, "serve", "--inetd", "-vv", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+void case_inetd(void)
+{
+    char log_path[200];
+    snprintf(log_path, sizeof(log_path), "%s/inetd.log", h_tmpdir());
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    CHECK(log_fd >= 0);
+    for (int shared = 0; shared < 2; shared++) {
+        int sp[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
+        pid_t pid = inetd_child(sp[1], shared, log_fd);
+        close(sp[1]);
+        CHECK(fcntl(sp[0], F_SETFL, O_NONBLOCK) == 0);
+        /* Every byte back and then the end: nothing else (no log line) in
+         * the stream, even with stderr on the same socket. */
+        struct h_stream st = {.fd = sp[0],
+                              .seed = 100 + (uint64_t)shared,
+                              .total = 4 * MiB,
+                              .shut_wr = true,
+                              .expect_eof = true};
+        CHECK_INT(h_streams_run(&st, 1, 30000, 0), ==, 0);
+        close(sp[0]);
+        int ws;
+        CHECK(waitpid(pid, &ws, 0) == pid);
+        CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    }
+    close(log_fd);
+
+    /* On pipes too (a file in, a pipe out). */
+    unsigned char data[48 * 1024];
+    h_pattern(7, 0, data, sizeof(data));
+    int in = write_temp_file("inetd.in", 7, sizeof(data));
+    struct h_run r;
+    const char *argv[] = {"serve", "--inetd", NULL};
+    CHECK_INT(h_run_echokit(argv, in, 10000, &r), ==, 0);
+    close(in);
+    CHECK_INT(r.out_len, ==, sizeof(data));
+    CHECK(memcmp(r.out, data, sizeof(data)) == 0);
+    printf("inetd: 4 MiB echoed exactly on a socket pair (stderr apart and "
+           "shared), 48 KiB through pipes\n");
+}
+
+/* ---- systemd socket activation and sd_notify ------------------------- */
+
+#define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
+
+/* A datagram socket standing in for systemd's notification socket. */
+static int notify_socket(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    CHECK(strlen(path) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    CHECK(bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
+    return fd;
+}
+
+/* Waits for a notification containing text; false after timeout_ms. */
+static bool notified(int fd, const char *text, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        char msg[1024];
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - h_now_ms());
+        if (left <= 0 || poll(&p, 1, left) != 1)
+            return false;
+        ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            continue;
+        msg[n] = '\0';
+        if (strstr(msg, text) != NULL)
+            return true;
+    }
+}
+
+/* Starts `systemd-socket-activate -l ADDR [wrapper_args] echokit serve
+ * ARGS`. It binds ADDR, then waits for a first client before it runs
+ * echokit: so a client connects (and waits in the backlog), and then the
+ * server must announce ADDR as its listener. Returns the client. */
+static int start_activated(struct h_server *s, const char *addr,
+                           const char *const *wrapper_args,
+                           const char *const *args)
+{
+    const char *wrap[16] = {SOCKET_ACTIVATE, "-l", addr};
+    size_t n = 3;
+    for (size_t i = 0; wrapper_args != NULL && wrapper_args[i] && n < 15; i++)
+        wrap[n++] = wrapper_args[i];
+    wrap[n] = NULL;
+    h_server_wrapper = wrap;
+    CHECK_INT(h_server_start(s, NULL, args, 0, 0), ==, 0);
+    h_server_wrapper = NULL;
+    CHECK(log_shows(s, "Listening on", 10000));
+    const char *at = strncmp(addr, "/", 1) == 0 ? NULL : addr;
+    char unix_addr[256];
+    if (at == NULL) {
+        snprintf(unix_addr, sizeof(unix_addr), "unix:%s", addr);
+        at = unix_addr;
+    }
+    return h_connect_or_die(at);
+}
+
+void case_socket_activation(void)
+{
+    if (access(SOCKET_ACTIVATE, X_OK) != 0)
+        SKIP("%s (Debian package systemd) is not installed", SOCKET_ACTIVATE);
+    char sock_path[200], notify_path[200], notify_env[260], listen_tcp[64];
+    char line[256], want[256];
+    snprintf(sock_path, sizeof(sock_path), "%s/activated.sock", h_tmpdir());
+    snprintf(notify_path, sizeof(notify_path), "%s/notify", h_tmpdir());
+    snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", notify_path);
+    int nfd = notify_socket(notify_path);
+
+    /* A unix socket from the service manager: served, readiness told, the
+     * socket file left to its owner at exit. */
+    struct h_server s;
+    const char *env[] = {"-E", notify_env, "--fdname=echo", NULL};
+    int fd = start_activated(&s, sock_path, env, NULL);
+    CHECK(h_server_read_line(&s, "listening on ", line, sizeof(line), 10000));
+    snprintf(want, sizeof(want), "unix:%s", sock_path);
+    CHECK_STR(line, want);
+    CHECK(notified(nfd, "READY=1", 10000));
+    h_echo_check(fd, 111, MiB, true);
+    CHECK_CONTAINS(h_server_log(&s), "socket activation: 1 socket");
+    CHECK_CONTAINS(h_server_log(&s), "sockets named echo");
+    CHECK_CONTAINS(h_server_log(&s), "(from systemd)");
+    CHECK(kill(s.pid, SIGTERM) == 0);
+    CHECK(notified(nfd, "STOPPING=1", 10000));
+    CHECK_INT(h_server_wait(&s, 10000), ==, 0);
+    struct stat sb;
+    CHECK(stat(sock_path, &sb) == 0 && S_ISSOCK(sb.st_mode));
+    close(nfd);
+
+    /* TCP, with two event loops sharing the passed socket (the build's
+     * best readiness loop: epoll, or poll without Linux extensions). */
+    snprintf(listen_tcp, sizeof(listen_tcp), "127.0.0.1:%u", free_fixed_port());
+    const char *args[] = {"--io", "auto", "--threads", "2", NULL};
+    struct h_stream v[20];
+    v[0] = (struct h_stream){.fd = start_activated(&s, listen_tcp, NULL, args),
+                             .seed = 200,
+                             .total = 64 * KiB};
+    CHECK(h_server_read_line(&s, "listening on ", line, sizeof(line), 10000));
+    CHECK_STR(line, listen_tcp);
+    for (int i = 1; i < 20; i++)
+        v[i] = (struct h_stream){.fd = h_connect_or_die(listen_tcp),
+                                 .seed = 200 + (uint64_t)i,
+                                 .total = 64 * KiB};
+    CHECK_INT(h_streams_run(v, 20, 30000, 0), ==, 0);
+    for (int i = 0; i < 20; i++)
+        close(v[i].fd);
+    stop_ok(&s);
+
+    /* Accept=yes: a connection per process, on stdin/stdout (--inetd). */
+    snprintf(sock_path, sizeof(sock_path), "%s/per-conn.sock", h_tmpdir());
+    const char *per_conn[] = {"--accept", "--inetd", NULL};
+    const char *inetd[] = {"--inetd", NULL};
+    fd = start_activated(&s, sock_path, per_conn, inetd);
+    h_echo_check(fd, 300, MiB, true);
+    snprintf(want, sizeof(want), "unix:%s", sock_path);
+    int fd2 = h_connect_or_die(want);
+    h_echo_check(fd2, 301, MiB, true);
+    CHECK_INT(h_server_stop(&s, SIGTERM, 10000), !=, -1);
+    printf("socket activation: unix socket served (READY=1, STOPPING=1 "
+           "received, socket file kept), TCP socket served by 2 loops, "
+           "--inetd per connection (Accept=yes)\n");
+}
+
+/* ---- contrib/: the systemd units ------------------------------------- */
+
+#define SYSTEMD_ANALYZE "/usr/bin/systemd-analyze"
+
+/* Copies contrib/name into dir, pointing ExecStart at the binary under
+ * test (systemd-analyze checks that the executable exists). */
+static void copy_unit(const char *name, const char *dir)
+{
+    char rel[256], dst[512], buf[8192];
+    snprintf(rel, sizeof(rel), "contrib/%s", name);
+    read_source_file(rel, buf, sizeof(buf));
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    FILE *out = fopen(dst, "w");
+    CHECK(out != NULL);
+    const char *from = "/usr/local/bin/echokit";
+    for (const char *p = buf; *p;) {
+        const char *hit = strstr(p, from);
+        if (hit == NULL) {
+            fputs(p, out);
+            break;
+        }
+        fwrite(p, 1, (size_t)(hit - p), out);
+        fputs(h_echokit, out);
+        p = hit + strlen(from);
+    }
+    CHECK(fclose(out) == 0);
+}
+
+void case_contrib_units(void)
+{
+    if (access(SYSTEMD_ANALYZE, X_OK) != 0)
+        SKIP("%s (Debian package systemd) is not installed", SYSTEMD_ANALYZE);
+    if (h_echokit[0] != '/')
+        SKIP("the binary's path is relative: units need an absolute one");
+    const char *dir = h_tmpdir();
+    copy_unit("echokit.service", dir);
+    copy_unit("echokit.socket", dir);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && " SYSTEMD_ANALYZE " verify --man=no ./echokit.socket "
+             "./echokit.service",
+             dir);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* The sandboxing, as systemd rates it (lower is better; "OK" < 4). */
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && " SYSTEMD_ANALYZE " security --offline=yes "
+             "--threshold=30 ./echokit.service | tail -n 1",
+             dir);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    printf("contrib: echokit.socket and echokit.service pass systemd-analyze "
+           "verify and security --threshold=30\n");
+}
