@@ -8,6 +8,7 @@
 #include "ek_util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -177,6 +178,27 @@ ssize_t ek_splice(int fd_in, int fd_out, size_t len)
 
 /* ---- datagrams ---------------------------------------------------------- */
 
+#ifndef EK_HAVE_MMSG
+/* recvmmsg and sendmmsg without a timeout are this loop in the kernel:
+ * each datagram its own msghdr, the lengths (and msg_flags) updated, the
+ * batch ended by the first error (EAGAIN: nothing more). */
+static int each_msg(int fd, ek_mmsghdr *v, unsigned n, int flags, bool send)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        ssize_t k;
+        do
+            k = send ? sendmsg(fd, &v[i].msg_hdr, flags)
+                     : recvmsg(fd, &v[i].msg_hdr, flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+            break;
+        v[i].msg_len = (unsigned)k;
+    }
+    return i == 0 && n > 0 ? -errno : (int)i;
+}
+#endif
+
 int ek_recvmmsg(int fd, ek_mmsghdr *v, unsigned n, int flags)
 {
 #ifdef EK_HAVE_MMSG
@@ -186,20 +208,7 @@ int ek_recvmmsg(int fd, ek_mmsghdr *v, unsigned n, int flags)
     while (k < 0 && errno == EINTR);
     return k < 0 ? -errno : k;
 #else
-    /* recvmmsg without a timeout is this loop in the kernel: each
-     * datagram into its own msghdr, the lengths and msg_flags updated,
-     * the batch ended by the first error (EAGAIN: nothing more). */
-    unsigned i;
-    for (i = 0; i < n; i++) {
-        ssize_t k;
-        do
-            k = recvmsg(fd, &v[i].msg_hdr, flags);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-            break;
-        v[i].msg_len = (unsigned)k;
-    }
-    return i == 0 && n > 0 ? -errno : (int)i;
+    return each_msg(fd, v, n, flags, false);
 #endif
 }
 
@@ -212,17 +221,7 @@ int ek_sendmmsg(int fd, ek_mmsghdr *v, unsigned n, int flags)
     while (k < 0 && errno == EINTR);
     return k < 0 ? -errno : k;
 #else
-    unsigned i;
-    for (i = 0; i < n; i++) {
-        ssize_t k;
-        do
-            k = sendmsg(fd, &v[i].msg_hdr, flags);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-            break;
-        v[i].msg_len = (unsigned)k;
-    }
-    return i == 0 && n > 0 ? -errno : (int)i;
+    return each_msg(fd, v, n, flags, true);
 #endif
 }
 
