@@ -655,8 +655,10 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
                       cfg->model->name, cfg->threads, srv.nlisteners,
                       srv.nlisteners == 1 ? "" : "s");
         err = cfg->model->run(&srv, cfg->model);
-        if (srv.abandoned) /* threads still use it: no clean-up */
-            _exit(EX_SOFTWARE);
+        if (srv.abandoned) { /* threads still use it: no clean-up */
+            int forced = ek_server_exit_status(&srv);
+            _exit(forced != 0 ? forced : EX_SOFTWARE);
+        }
         log_summary(&srv);
     }
     ek_metrics_stop(metrics); /* it reads srv's counters */

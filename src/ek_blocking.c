@@ -105,8 +105,7 @@ static int read_proxy_header(int fd, struct ek_blocking *b, int wake_fd,
     while (c->proxy != NULL) {
         ssize_t n = c->tp->read(c, fd, b->buf, b->size);
         if (n == 0 || (n < 0 && n != -EAGAIN)) {
-            why = n == 0 ? "closed before the end of its PROXY header"
-                         : "failed before the end of its PROXY header";
+            why = ek_conn_header_cut(n);
             break;
         }
         if (n == -EAGAIN) {

@@ -65,6 +65,12 @@ int ek_conn_header_input(struct ek_conn *c, int fd,
     return EK_HEADER_DONE;
 }
 
+const char *ek_conn_header_cut(ssize_t rc)
+{
+    return rc == 0 ? "closed before the end of its PROXY header"
+                   : "failed before the end of its PROXY header";
+}
+
 void ek_conn_header_failed(struct ek_conn *c, int fd,
                            const struct ek_conn_env *env, const char *why)
 {
@@ -200,11 +206,8 @@ static int header_readable(struct ek_conn *c, int fd,
     ssize_t n = c->tp->read(c, fd, env->buf, env->buf_size);
     if (n == -EAGAIN)
         return EK_CONN_KEEP;
-    if (n < 0)
-        return (int)n;
-    if (n == 0) {
-        ek_conn_header_failed(c, fd, env,
-                              "closed before the end of its PROXY header");
+    if (n <= 0) {
+        ek_conn_header_failed(c, fd, env, ek_conn_header_cut(n));
         return EK_CONN_REFUSED;
     }
     size_t used;

@@ -108,8 +108,12 @@ int ek_conn_header_input(struct ek_conn *c, int fd,
                          const struct ek_conn_env *env, const char *data,
                          size_t n, size_t *used);
 
+/* Why the header will not come, for a read that returned rc: 0 (the
+ * client closed) or -errno (reset, ...). */
+const char *ek_conn_header_cut(ssize_t rc);
+
 /* The header will not come (why: closed, failed, late): counted as refused
- * and logged; the caller closes. */
+ * and logged, whatever ended it, on every engine; the caller closes. */
 void ek_conn_header_failed(struct ek_conn *c, int fd,
                            const struct ek_conn_env *env, const char *why);
 

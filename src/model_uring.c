@@ -2,8 +2,8 @@
  * model_uring: --io uring, completion-based, on io_uring (liburing).
  *
  * Nothing here asks "is this socket ready?". Each listener has one
- * multishot accept; each connection has one multishot receive that takes
- * its buffers from a ring of provided buffers shared by the loop, so an
+ * multishot accept; each connection has one receive in flight that takes
+ * its buffer from a ring of provided buffers shared by the loop, so an
  * idle connection holds no receive buffer at all. The chassis (ek_loop.h)
  * keeps the slots, sockets, sweep and accounting, the connection layer
  * (ek_conn.h) the queue, the room under --max-queue and the PROXY header;
@@ -12,19 +12,26 @@
  * A connection's requests and states, the whole state machine (struct
  * uconn; at most one receive and one send in flight per connection):
  *
- *   receive  U_ARMED: a multishot receive is in flight. It ends (no
- *              IORING_CQE_F_MORE) on its own (no free buffer: U_STARVED;
- *              the end of the stream; an error) or by a cancel (U_PAUSED,
- *              closing). Whenever it has ended and nothing holds it back,
- *              a new one is armed.
+ *   receive  U_ARMED: a receive is in flight, for at most the room the
+ *              connection has left under --max-queue (what is queued and
+ *              what a send from a provided buffer may still put there
+ *              counted), one buffer per completion. So, as in the
+ *              readiness loop, the server never reads more than it may
+ *              hold (an uncapped multishot receive would go on filling
+ *              buffers for a connection until a cancel reached it,
+ *              megabytes per connection). Where the kernel caps a
+ *              multishot receive's total (probed), the receive is
+ *              multishot with that room as its cap and ends (no
+ *              IORING_CQE_F_MORE) when the cap is reached; elsewhere it is
+ *              one-shot, which costs a poll arming per message (15% more
+ *              server CPU at 64 B, bench/PERFORMANCE.md). When it has
+ *              ended and nothing holds it back, the next is armed.
  *            U_STARVED: it ended with ENOBUFS. feed_starved re-arms the
  *              starved receives once per turn, as many as there are free
  *              buffers, round robin from where the last pass stopped, so
  *              every connection gets its turn.
- *            U_PAUSED: the queue reached --max-queue: the receive is
- *              cancelled, and armed again (maybe_unpause) once the queue
- *              has room and the cancelled receive has completed; the two
- *              happen in either order.
+ *            U_PAUSED: no room (the queue holds --max-queue): no receive
+ *              is armed until sends make room (maybe_unpause).
  *   send     U_SEND: one send in flight, from one of two places:
  *              - a provided buffer (send_bid >= 0): bytes that arrived
  *                while nothing was queued, echoed from where they landed
@@ -97,9 +104,9 @@ static uint64_t udata(enum uop op, unsigned index)
 
 /* The engine's states of a connection (see the top of this file). */
 enum {
-    U_ARMED = 1,   /* a multishot receive is in flight */
+    U_ARMED = 1,   /* a receive is in flight */
     U_SEND = 2,    /* a send is in flight */
-    U_PAUSED = 4,  /* receive cancelled: the queue is full */
+    U_PAUSED = 4,  /* no receive: the queue is full */
     U_STARVED = 8, /* receive ended: no provided buffer was free */
 };
 
@@ -190,46 +197,79 @@ static void buf_ring_free(struct io_uring *ring, struct io_uring_buf_ring *br,
     munmap(br, n * sizeof(struct io_uring_buf));
 }
 
-/* The whole path this model relies on, tried on a socket pair: a
- * multishot receive into a provided buffer ring (Linux 6.0). */
-static const char *probe_multishot(struct io_uring *ring)
+/* Whether the kernel caps a multishot receive's total (Linux 6.x): the
+ * limit goes in the SQE field its uapi now calls optlen, a member of the
+ * union liburing 2.3 names file_index; an older kernel refuses the SQE
+ * with EINVAL or ignores the cap. Probed once. */
+static bool capped_multishot;
+
+/* One receive on a socket pair holding "xyz", into a provided buffer ring:
+ * plain, or multishot with a cap of 2 bytes per completion and in all.
+ * Copies its first completion into *out; returns 0 or -errno. */
+static int probe_recv(struct io_uring *ring, bool capped,
+                      struct io_uring_cqe *out)
 {
     static char buf[4096];
     int sv[2], err;
-    const char *why = NULL;
     struct io_uring_buf_ring *br = buf_ring_new(ring, buf, 1, 4096, &err);
-    if (br == NULL) {
+    if (br == NULL)
+        return err;
+    err = ek_socketpair(AF_UNIX, SOCK_STREAM, O_CLOEXEC, sv);
+    if (err == 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        if (capped) {
+            io_uring_prep_recv_multishot(sqe, sv[0], NULL, 2, 0);
+            sqe->file_index = 2; /* optlen: the total */
+        } else {
+            io_uring_prep_recv(sqe, sv[0], NULL, 4096, 0);
+        }
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BGID;
+        (void)!write(sv[1], "xyz", 3);
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 1};
+        err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+        if (err >= 0) {
+            *out = *cqe;
+            io_uring_cqe_seen(ring, cqe);
+            err = 0;
+        }
+        close(sv[0]);
+        close(sv[1]);
+        /* A multishot left armed ends with the socket; reap it, if any,
+         * before the buffer ring goes. */
+        if (capped && err == 0 && (out->flags & IORING_CQE_F_MORE)) {
+            struct __kernel_timespec brief = {.tv_nsec = 100000000};
+            if (io_uring_wait_cqe_timeout(ring, &cqe, &brief) == 0)
+                io_uring_cqe_seen(ring, cqe);
+        }
+    }
+    buf_ring_free(ring, br, 1);
+    return err;
+}
+
+/* The whole path this model relies on: a receive into a provided buffer
+ * ring (Linux 5.19); then whether multishot receives can be capped. */
+static const char *probe_receive(struct io_uring *ring)
+{
+    struct io_uring_cqe cqe = {0};
+    int err = probe_recv(ring, false, &cqe);
+    if (err == 0 && (cqe.res != 3 || !(cqe.flags & IORING_CQE_F_BUFFER)))
+        err = cqe.res < 0 ? cqe.res : -EINVAL;
+    if (err < 0) {
         snprintf(probe_reason, sizeof(probe_reason),
-                 "the kernel has no provided buffer rings (Linux 5.19+ "
-                 "needed): %s",
+                 "the kernel cannot receive into a provided buffer ring "
+                 "(Linux 5.19+ needed): %s",
                  strerror(-err));
         return probe_reason;
     }
-    if (ek_socketpair(AF_UNIX, SOCK_STREAM, O_CLOEXEC, sv) < 0) {
-        buf_ring_free(ring, br, 1);
-        return "cannot create a socket pair to probe io_uring";
-    }
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = URING_BGID;
-    (void)!write(sv[1], "x", 1);
-    struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {.tv_sec = 1};
-    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-    if (rc < 0 || cqe->res != 1 || !(cqe->flags & IORING_CQE_F_MORE)) {
-        snprintf(probe_reason, sizeof(probe_reason),
-                 "the kernel has no multishot receive (Linux 6.0+ needed): "
-                 "%s",
-                 strerror(rc < 0         ? -rc
-                          : cqe->res < 0 ? -cqe->res
-                                         : EINVAL));
-        why = probe_reason;
-    }
-    close(sv[0]);
-    close(sv[1]);
-    buf_ring_free(ring, br, 1);
-    return why;
+    /* EK_URING_ONESHOT: the older kernels' way, for tests and
+     * measurements. */
+    struct io_uring_cqe capped = {0};
+    capped_multishot = getenv("EK_URING_ONESHOT") == NULL &&
+                       probe_recv(ring, true, &capped) == 0 &&
+                       capped.res == 2 && !(capped.flags & IORING_CQE_F_MORE);
+    return NULL;
 }
 
 static const char *probe(void)
@@ -248,7 +288,7 @@ static const char *probe(void)
     }
     const char *why = probe_ring(&ring);
     if (why == NULL)
-        why = probe_multishot(&ring);
+        why = probe_receive(&ring);
     io_uring_queue_exit(&ring);
     return why;
 }
@@ -301,20 +341,46 @@ static void set_starved(struct uloop *lp, struct uconn *u, bool on)
     }
 }
 
+/* Bytes the connection has taken on to echo: what is queued, and what a
+ * send from a provided buffer has not sent yet (the queue's if the socket
+ * does not take it). */
+static size_t committed(const struct uconn *u)
+{
+    size_t n = ek_queue_len(&u->c.queue);
+    if ((u->state & U_SEND) && u->send_bid >= 0)
+        n += u->send_len - u->send_done;
+    return n;
+}
+
+/* Arms a receive for the room the connection has left (at most one
+ * buffer), or marks it paused when it has none. */
 static void arm_recv(struct uloop *lp, int fd)
 {
     struct uconn *u = uconn(lp, fd);
+    size_t max = lp->base.env.max_queue, used = committed(u);
+    size_t room = used < max ? max - used : 0;
+    set_starved(lp, u, false);
+    if (room == 0) {
+        u->state |= U_PAUSED;
+        return;
+    }
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL) {
         set_starved(lp, u, true); /* retried with the starved ones */
         return;
     }
-    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    unsigned len = (unsigned)(room < URING_BUF_SIZE ? room : URING_BUF_SIZE);
+    if (capped_multishot) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, len, 0);
+        sqe->file_index = /* optlen: the total, within --max-queue */
+            (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX);
+    } else {
+        io_uring_prep_recv(sqe, fd, NULL, len, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BGID;
     io_uring_sqe_set_data64(sqe, udata(OP_RECV, (unsigned)fd));
-    u->state |= U_ARMED;
-    set_starved(lp, u, false);
+    u->state = (uint8_t)((u->state | U_ARMED) & ~U_PAUSED);
 }
 
 static void cancel(struct uloop *lp, uint64_t target)
@@ -447,31 +513,13 @@ static void conn_open(struct uloop *lp, int fd)
         arm_recv(lp, fd);
 }
 
-/* Receives again once the queue has room and the cancelled receive has
- * ended. Both orders happen: the last send that drains the queue may
- * complete before or after the cancel; whichever comes second unpauses. */
+/* Receives again once sends made room. */
 static void maybe_unpause(struct uloop *lp, int fd)
 {
     struct uconn *u = uconn(lp, fd);
-    if ((u->state & U_PAUSED) &&
-        ek_conn_room(&u->c, lp->base.env.max_queue) > 0 &&
-        !(u->state & U_ARMED) && !(u->c.flags & EK_CONN_CLOSING)) {
-        u->state &= (uint8_t)~U_PAUSED;
+    if ((u->state & U_PAUSED) && !(u->state & U_ARMED) &&
+        !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)))
         arm_recv(lp, fd);
-    }
-}
-
-/* The queue is full: stop receiving until it drains. */
-static void maybe_pause(struct uloop *lp, int fd)
-{
-    struct uconn *u = uconn(lp, fd);
-    if ((u->state & U_PAUSED) ||
-        ek_conn_room(&u->c, lp->base.env.max_queue) > 0)
-        return;
-    u->state |= U_PAUSED;
-    set_starved(lp, u, false); /* the unpause re-arms, not the feeder */
-    if (u->state & U_ARMED)
-        cancel(lp, udata(OP_RECV, (unsigned)fd));
 }
 
 /* n bytes arrived in buffer bid: the PROXY header first, then the echo,
@@ -505,8 +553,6 @@ static void received(struct uloop *lp, int fd, int bid, uint32_t n)
     recycle(lp, bid);
     if (err < 0)
         conn_close(&lp->base, fd, err);
-    else
-        maybe_pause(lp, fd);
 }
 
 static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
@@ -533,10 +579,11 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         recycle(lp, bid);
     } else if (cqe->res > 0) {
         received(lp, fd, bid, (uint32_t)cqe->res);
-    } else if (cqe->res == 0 && u->c.proxy != NULL &&
+    } else if (cqe->res <= 0 && cqe->res != -ENOBUFS &&
+               cqe->res != -ECANCELED && u->c.proxy != NULL &&
                !(u->c.flags & EK_CONN_CLOSING)) {
         ek_conn_header_failed(&u->c, fd, &lp->base.env,
-                              "closed before the end of its PROXY header");
+                              ek_conn_header_cut(cqe->res));
         conn_close(&lp->base, fd, 0);
     } else if (cqe->res == 0) {
         u->c.flags |= EK_CONN_PEER_CLOSED;
@@ -547,15 +594,11 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     } else if (cqe->res != -ECANCELED) {
         conn_close(&lp->base, fd, cqe->res);
     }
-    /* The queue may have drained while the cancelled receive was still
-     * completing: the send that drained it could not unpause then. */
-    maybe_unpause(lp, fd);
-    /* A multishot receive may end on its own (buffers ran out mid-way, a
-     * cancel that raced with an unpause): start another unless something
-     * holds it back. */
+    /* The next receive, for the room left (none: paused), unless the
+     * stream ended, the connection is closing or waits for a buffer. */
     if (u->c.kind == EK_SLOT_CONN &&
         !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)) &&
-        !(u->state & (U_ARMED | U_PAUSED | U_STARVED)))
+        !(u->state & (U_ARMED | U_STARVED)))
         arm_recv(lp, fd);
     maybe_finish(lp, fd);
 }
@@ -608,7 +651,6 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     }
     if (ek_queue_len(&u->c.queue) > 0) {
         send_from_queue(lp, fd);
-        maybe_pause(lp, fd); /* the rest of a short send may fill it */
         maybe_unpause(lp, fd);
     } else if (u->c.flags & EK_CONN_PEER_CLOSED) {
         conn_close(&lp->base, fd, 0);
@@ -666,8 +708,7 @@ static void feed_starved(struct uloop *lp)
     for (size_t k = 0; k < nslots && lp->nstarved > 0 && budget > 0; k++) {
         size_t fd = (lp->starve_cursor + k) % nslots;
         struct uconn *u = uconn(lp, (int)fd);
-        if ((u->state & U_STARVED) && !(u->state & U_PAUSED) &&
-            !(u->c.flags & EK_CONN_CLOSING)) {
+        if ((u->state & U_STARVED) && !(u->c.flags & EK_CONN_CLOSING)) {
             arm_recv(lp, (int)fd);
             budget--;
             lp->starve_cursor = fd + 1;
@@ -800,6 +841,13 @@ static int uloop_init(void *arg, struct ek_group *g, unsigned index)
     lp->accept_armed = calloc(lp->base.nlisteners + 1, sizeof(bool));
     if (lp->accept_armed == NULL)
         return -ENOMEM;
+    if (index == 0 && ek_uring_unavailable() == NULL) /* probed: cached */
+        ek_log(EK_LOG_DEBUG, "uring: receives are %s",
+               capped_multishot
+                   ? "multishot, capped at the room under --max-queue"
+                   : "one-shot, each for the room under --max-queue (the "
+                     "kernel cannot cap a multishot receive's total, or "
+                     "EK_URING_ONESHOT is set)");
     return setup_ring(lp, index != 0);
 }
 

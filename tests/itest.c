@@ -85,7 +85,7 @@ bool quick_echo(int fd, uint64_t seed, int timeout_ms)
     return h_streams_run(&s, 1, timeout_ms, 0) == 0;
 }
 
-static void set_linger_zero(int fd)
+void set_linger_zero(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);

@@ -38,6 +38,9 @@ void start(struct h_server *s, const char *const *extra);
 /* Stops with SIGTERM and checks for a clean exit. */
 void stop_ok(struct h_server *s);
 
+/* Makes close(fd) send a reset (SO_LINGER 0) instead of a FIN. */
+void set_linger_zero(int fd);
+
 /* Whether the server closed fd within timeout_ms (EOF or reset). */
 bool closed_by_peer(int fd, int timeout_ms);
 
