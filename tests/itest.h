@@ -123,5 +123,6 @@ void case_slow_readers_1000(void);
 void case_threads_fd_limit(void);
 void case_sigterm_at_start(void);
 void case_slow_readers_newcomers(void);
+void case_flood_bound(void);
 
 #endif
