@@ -285,14 +285,15 @@ void case_sigterm_at_start(void)
 
 /* A client whose receive buffer is 4 KiB, set before the connect so that
  * the window it offers stays that small: an echo to it is slow to leave
- * the server. With ethernet_mss its MSS is that of an Ethernet path
- * (1460): loopback's 64 KiB MSS gives the server a send buffer of about
- * 4 MiB for the connection (Linux sizes it from the peer's MSS), which a
- * few MiB per client would not fill; with 1460 it is about 80 KiB, as
- * across a real network, and the server's sends stall at once. Without
- * it, megabytes wait in the socket buffers, ready for any receive that
- * takes more than it should. */
-static int connect_small_rcvbuf(const char *addr, bool ethernet_mss)
+ * the server. Its MSS is that of an Ethernet path (1460): loopback's
+ * 64 KiB MSS would give the server a send buffer of about 4 MiB for the
+ * connection (Linux sizes it from the peer's MSS), which a few MiB per
+ * client would not fill; with 1460 it is about 80 KiB, as across a real
+ * network, and the server's sends stall at once. (With the 64 KiB MSS
+ * and a 4 KiB window the receiver also never opens its window by a whole
+ * segment, and the sender's zero-window probes back off for minutes: a
+ * stall of TCP's, not of the server's.) */
+static int connect_small_rcvbuf(const char *addr)
 {
     char host[64];
     unsigned port;
@@ -305,8 +306,7 @@ static int connect_small_rcvbuf(const char *addr, bool ethernet_mss)
     int rcvbuf = 4096;
     CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
     int mss = 1460;
-    CHECK(!ethernet_mss ||
-          setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
+    CHECK(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
     CHECK(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
     CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
     return fd;
@@ -348,7 +348,7 @@ void case_slow_readers_newcomers(void)
 
     int fds[ATTACKERS];
     for (int i = 0; i < ATTACKERS; i++)
-        fds[i] = connect_small_rcvbuf(s.addrs[0], true);
+        fds[i] = connect_small_rcvbuf(s.addrs[0]);
     static char chunk[4096];
     memset(chunk, 'a', sizeof(chunk));
 
@@ -432,7 +432,7 @@ void case_flood_bound(void)
     long base_kb = ek_proc_mem_kb(s.pid, "Pss");
     static struct h_stream v[N];
     for (int i = 0; i < N; i++)
-        v[i] = (struct h_stream){.fd = connect_small_rcvbuf(s.addrs[0], false),
+        v[i] = (struct h_stream){.fd = connect_small_rcvbuf(s.addrs[0]),
                                  .seed = 130000 + (uint64_t)i,
                                  .total = STREAM_EACH / 2,
                                  .no_read = true};
