@@ -370,12 +370,10 @@ static void arm_recv(struct uloop *lp, int fd)
         return;
     }
     unsigned len = (unsigned)(room < URING_BUF_SIZE ? room : URING_BUF_SIZE);
-    if (capped_multishot && room > URING_BUF_SIZE) {
-        /* The kernel ends the multishot once its total reaches the cap,
-         * but the completion that crosses it may read a whole len: cap
-         * at room - len + 1 so that the last one still fits. */
+    if (capped_multishot) {
         io_uring_prep_recv_multishot(sqe, fd, NULL, len, 0);
-        sqe->file_index = (uint32_t)(room - len + 1);
+        sqe->file_index = /* optlen: the total, within --max-queue */
+            (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX);
     } else {
         io_uring_prep_recv(sqe, fd, NULL, len, 0);
     }
@@ -520,14 +518,8 @@ static void maybe_unpause(struct uloop *lp, int fd)
 {
     struct uconn *u = uconn(lp, fd);
     if ((u->state & U_PAUSED) && !(u->state & U_ARMED) &&
-        !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED))) {
-        if (lp->nstarved > 0) {
-            u->state &= (uint8_t)~U_PAUSED;
-            set_starved(lp, u, true);
-        } else {
-            arm_recv(lp, fd);
-        }
-    }
+        !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)))
+        arm_recv(lp, fd);
 }
 
 /* n bytes arrived in buffer bid: the PROXY header first, then the echo,
@@ -606,12 +598,8 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
      * stream ended, the connection is closing or waits for a buffer. */
     if (u->c.kind == EK_SLOT_CONN &&
         !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)) &&
-        !(u->state & (U_ARMED | U_STARVED))) {
-        if (lp->nstarved > 0)
-            set_starved(lp, u, true); /* its turn after those waiting */
-        else
-            arm_recv(lp, fd);
-    }
+        !(u->state & (U_ARMED | U_STARVED)))
+        arm_recv(lp, fd);
     maybe_finish(lp, fd);
 }
 
@@ -717,9 +705,8 @@ static void feed_starved(struct uloop *lp)
 {
     size_t nslots = lp->base.nslots;
     unsigned budget = lp->bufs_free;
-    size_t start = lp->starve_cursor;
     for (size_t k = 0; k < nslots && lp->nstarved > 0 && budget > 0; k++) {
-        size_t fd = (start + k) % nslots;
+        size_t fd = (lp->starve_cursor + k) % nslots;
         struct uconn *u = uconn(lp, (int)fd);
         if ((u->state & U_STARVED) && !(u->c.flags & EK_CONN_CLOSING)) {
             arm_recv(lp, (int)fd);
