@@ -112,15 +112,24 @@ static void report_hung(pid_t pid)
 {
     fprintf(stderr, "threads of hung server %d:\n", (int)pid);
     print_tasks(pid);
+    /* Its sockets as the kernel sees them: bytes waiting to be read
+     * (Recv-Q) and not yet acknowledged (Send-Q), per connection. */
+    char ss[128];
+    snprintf(ss, sizeof(ss),
+             "ss -tanpm 2>/dev/null | grep -A1 'pid=%d,' | head -400 >&2",
+             (int)pid);
+    if (system(ss) == -1)
+        fprintf(stderr, "  cannot run ss: %s\n", strerror(errno));
     if (system("command -v gdb >/dev/null 2>&1") != 0) {
         fprintf(stderr, "  (no gdb installed: no backtraces)\n");
         return;
     }
-    char cmd[160];
+    char cmd[512];
     snprintf(cmd, sizeof(cmd),
              "timeout 60 gdb -p %d -batch -nx -ex 'thread apply all bt' "
-             "</dev/null 2>&1 | grep -v '^\\[' >&2",
-             (int)pid);
+             "-x '%s/tests/hung_uring.gdb' </dev/null 2>&1 | "
+             "grep -v '^\\[' >&2",
+             (int)pid, EK_SOURCE_DIR);
     if (system(cmd) == -1)
         fprintf(stderr, "  cannot run gdb: %s\n", strerror(errno));
 }
