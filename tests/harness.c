@@ -629,6 +629,31 @@ static void stream_step(struct h_stream *s, short revents, unsigned char *buf,
         s->error = -rc;
 }
 
+/* Both ends of a TCP connection as the kernel sees them (queues, windows,
+ * timers, retransmissions), for a stream that stopped moving: tells a
+ * stalled server from a stalled TCP. */
+static void print_tcp_ends(int fd)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return;
+    unsigned port;
+    if (a.ss_family == AF_INET)
+        port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+    else if (a.ss_family == AF_INET6)
+        port = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    else
+        return; /* a unix socket: nothing ss can filter on */
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd),
+             "ss -tnmio '( sport = :%u or dport = :%u )' 2>/dev/null | "
+             "sed 's/^/    /' >&2",
+             port, port);
+    if (system(cmd) == -1)
+        fprintf(stderr, "    cannot run ss: %s\n", strerror(errno));
+}
+
 int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
 {
     struct pollfd *p = calloc(n, sizeof(*p));
@@ -689,6 +714,7 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
                         i, (unsigned long long)v[i].sent,
                         (unsigned long long)v[i].received,
                         (unsigned long long)v[i].total, v[i].eof);
+                print_tcp_ends(v[i].fd);
                 shown++;
             }
             break;

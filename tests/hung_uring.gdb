@@ -1,14 +1,17 @@
-# For a uring server that hangs in a test (harness.c, report_hung): what
-# each connection's engine state is, next to the backtraces. A frame of
-# uloop_turn exists only in a uring server; in any other gdb stops here.
-frame function uloop_turn
-set $lp = (struct uloop *)arg
-printf "uring loop: %lu conns, %u buffers free, %lu starved (cursor %lu)\n", $lp->base.nconns, $lp->bufs_free, $lp->nstarved, $lp->starve_cursor
-set $i = 0
-while $i < $lp->base.nslots
-  set $u = (struct uconn *)($lp->base.slots + $i * $lp->base.slot_size)
-  if $u->c.kind == EK_SLOT_CONN
-    printf "  fd %d: state %#x (1 armed, 2 send, 4 paused, 8 starved), conn flags %#x, queued %lu, send bid %d %u/%u\n", $i, $u->state, $u->c.flags, $u->c.queue.len, $u->send_bid, $u->send_done, $u->send_len
+# For a uring server that hangs in a test (harness.c, report_hung): each
+# loop's connections and their engine states, next to the backtraces.
+# Threads that are not in a uring loop are skipped (-s).
+define echokit_uring_state
+  frame function uloop_turn
+  set $lp = (struct uloop *)arg
+  printf "uring loop %u: %lu conns, %u buffers free, %lu starved (cursor %lu)\n", $lp->base.index, $lp->base.nconns, $lp->bufs_free, $lp->nstarved, $lp->starve_cursor
+  set $i = 0
+  while $i < $lp->base.nslots
+    set $u = (struct uconn *)($lp->base.slots + $i * $lp->base.slot_size)
+    if $u->c.kind == EK_SLOT_CONN
+      printf "  fd %d: state %#x (1 armed, 2 send, 4 paused, 8 starved), conn flags %#x, queued %lu, send bid %d %u/%u\n", $i, $u->state, $u->c.flags, $u->c.queue.len, $u->send_bid, $u->send_done, $u->send_len
+    end
+    set $i = $i + 1
   end
-  set $i = $i + 1
 end
+thread apply all -q -s echokit_uring_state

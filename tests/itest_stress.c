@@ -283,17 +283,19 @@ void case_sigterm_at_start(void)
            model, STARTS, (long long)slowest);
 }
 
-/* A client whose receive buffer is 4 KiB, set before the connect so that
- * the window it offers stays that small: an echo to it is slow to leave
- * the server. Its MSS is that of an Ethernet path (1460): loopback's
- * 64 KiB MSS would give the server a send buffer of about 4 MiB for the
+/* A client whose MSS is that of an Ethernet path (1460): loopback's 64
+ * KiB MSS would give the server a send buffer of about 4 MiB for the
  * connection (Linux sizes it from the peer's MSS), which a few MiB per
  * client would not fill; with 1460 it is about 80 KiB, as across a real
- * network, and the server's sends stall at once. (With the 64 KiB MSS
- * and a 4 KiB window the receiver also never opens its window by a whole
- * segment, and the sender's zero-window probes back off for minutes: a
- * stall of TCP's, not of the server's.) */
-static int connect_small_rcvbuf(const char *addr)
+ * network, and the server's sends stall soon. rcvbuf > 0 also sets its
+ * receive buffer, before the connect so that the window it offers stays
+ * that small: an echo to it is slow to leave the server. Only for clients
+ * that never read: with a 4 KiB buffer the window Linux computes (the
+ * buffer scaled by payload over truesize) can fall below one segment, and
+ * the window then never reopens by a whole segment however much the
+ * client reads; the sender's zero-window probes back off for minutes, a
+ * stall of TCP's, not of the server's (flood_bound hit it under load). */
+static int connect_ethernet_mss(const char *addr, int rcvbuf)
 {
     char host[64];
     unsigned port;
@@ -303,8 +305,9 @@ static int connect_small_rcvbuf(const char *addr)
     CHECK(inet_pton(AF_INET, host, &to.sin_addr) == 1);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(fd >= 0);
-    int rcvbuf = 4096;
-    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
+    if (rcvbuf > 0)
+        CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+                         sizeof(rcvbuf)) == 0);
     int mss = 1460;
     CHECK(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
     CHECK(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
@@ -348,7 +351,7 @@ void case_slow_readers_newcomers(void)
 
     int fds[ATTACKERS];
     for (int i = 0; i < ATTACKERS; i++)
-        fds[i] = connect_small_rcvbuf(s.addrs[0]);
+        fds[i] = connect_ethernet_mss(s.addrs[0], 4096);
     static char chunk[4096];
     memset(chunk, 'a', sizeof(chunk));
 
@@ -412,7 +415,7 @@ void case_slow_readers_newcomers(void)
     stop_ok(&s);
 }
 
-/* 100 clients with 4 KiB receive buffers write 64 KiB at a time as fast
+/* 100 clients (Ethernet MSS, default buffers) write 64 KiB at a time as fast
  * as their sockets take it, for 4 s, and never read, with --max-queue 64K:
  * the server must stop reading each at its queue's limit, so it grows by
  * at most conns x (max-queue + 128 KiB) plus a constant, and every byte
@@ -432,7 +435,7 @@ void case_flood_bound(void)
     long base_kb = ek_proc_mem_kb(s.pid, "Pss");
     static struct h_stream v[N];
     for (int i = 0; i < N; i++)
-        v[i] = (struct h_stream){.fd = connect_small_rcvbuf(s.addrs[0]),
+        v[i] = (struct h_stream){.fd = connect_ethernet_mss(s.addrs[0], 0),
                                  .seed = 130000 + (uint64_t)i,
                                  .total = STREAM_EACH / 2,
                                  .no_read = true};
@@ -446,7 +449,7 @@ void case_flood_bound(void)
     for (int i = 0; i < N; i++)
         sent += v[i].sent;
     long bound_kb = MEM_SLACK * (N * (64L + 128) + 8L * 1024);
-    printf("%s: %d clients flooding, small windows, not reading: %llu MiB "
+    printf("%s: %d clients flooding, not reading: %llu MiB "
            "written, server "
            "PSS %ld -> %ld KiB (+%ld, bound %ld KiB)\n",
            model, N, (unsigned long long)(sent / MiB), base_kb, stalled_kb,
