@@ -19,17 +19,21 @@
  *              readiness loop, the server never reads more than it may
  *              hold (an uncapped multishot receive would go on filling
  *              buffers for a connection until a cancel reached it,
- *              megabytes per connection). Where the kernel caps a
- *              multishot receive's total (probed), the receive is
- *              multishot with that room as its cap and ends (no
- *              IORING_CQE_F_MORE) when the cap is reached; elsewhere it is
- *              one-shot, which costs a poll arming per message (15% more
- *              server CPU at 64 B, bench/PERFORMANCE.md). When it has
- *              ended and nothing holds it back, the next is armed.
- *            U_STARVED: it ended with ENOBUFS. feed_starved re-arms the
- *              starved receives once per turn, as many as there are free
- *              buffers, round robin from where the last pass stopped, so
- *              every connection gets its turn.
+ *              megabytes per connection). With more room than a buffer,
+ *              and where the kernel caps a multishot receive's total
+ *              (probed), the receive is multishot, capped so that its last
+ *              completion cannot pass the room (arm_recv), and ends (no
+ *              IORING_CQE_F_MORE) when the cap is used up; otherwise it is
+ *              one-shot, for the room, which costs a poll arming per
+ *              message (15% more server CPU at 64 B, bench/PERFORMANCE.md).
+ *              When it has ended and nothing holds it back, the next is
+ *              armed (recv_next).
+ *            U_STARVED: waiting in line for a buffer: its receive ended
+ *              with ENOBUFS, or it could receive again while others were
+ *              already waiting. feed_starved arms receives from the head
+ *              of the line once per turn, as many as there are free
+ *              buffers, so every connection gets its turn and one whose
+ *              data keeps coming cannot overtake the ones that wait.
  *            U_PAUSED: no room (the queue holds --max-queue): no receive
  *              is armed until sends make room (maybe_unpause).
  *   send     U_SEND: one send in flight, from one of two places:
@@ -116,6 +120,8 @@ struct uconn {
     uint32_t send_len;  /* bytes of the send in flight */
     uint32_t send_done; /* of them, already sent (short sends) */
     int err;            /* why it closes (-errno), 0 for a clean end */
+    int line_prev;      /* U_STARVED: the fds before and after it in the */
+    int line_next;      /*   line waiting for a buffer (-1: none) */
     int16_t send_bid;   /* provided buffer being sent; -1: the queue */
     uint8_t state;      /* U_* */
 };
@@ -127,8 +133,9 @@ struct uloop {
     struct io_uring_buf_ring *br;
     char *bufs;           /* URING_BUFS x URING_BUF_SIZE */
     unsigned bufs_free;   /* provided buffers the kernel may fill */
-    size_t nstarved;      /* connections with U_STARVED */
-    size_t starve_cursor; /* where feed_starved looks next */
+    size_t nstarved;      /* connections with U_STARVED, in line: */
+    int line_head;        /*   the fd waiting longest (-1: none) */
+    int line_tail;        /*   the fd that joined last */
     bool *accept_armed;   /* per listener */
     bool udp_armed;       /* their polls were submitted (first turn) */
     size_t udp_polls;     /* polls in flight */
@@ -328,17 +335,35 @@ static void arm_accept(struct uloop *lp, size_t i)
     lp->accept_armed[i] = true;
 }
 
-static void set_starved(struct uloop *lp, struct uconn *u, bool on)
+/* Puts connection fd at the end of the line waiting for a buffer (on), or
+ * takes it out, wherever it stands (off). */
+static void set_starved(struct uloop *lp, int fd, bool on)
 {
+    struct uconn *u = uconn(lp, fd);
     if (on == !!(u->state & U_STARVED))
         return;
     if (on) {
         u->state |= U_STARVED;
+        u->line_prev = lp->line_tail;
+        u->line_next = -1;
+        if (lp->line_tail >= 0)
+            uconn(lp, lp->line_tail)->line_next = fd;
+        else
+            lp->line_head = fd;
+        lp->line_tail = fd;
         lp->nstarved++;
-    } else {
-        u->state &= (uint8_t)~U_STARVED;
-        lp->nstarved--;
+        return;
     }
+    u->state &= (uint8_t)~U_STARVED;
+    if (u->line_prev >= 0)
+        uconn(lp, u->line_prev)->line_next = u->line_next;
+    else
+        lp->line_head = u->line_next;
+    if (u->line_next >= 0)
+        uconn(lp, u->line_next)->line_prev = u->line_prev;
+    else
+        lp->line_tail = u->line_prev;
+    lp->nstarved--;
 }
 
 /* Bytes the connection has taken on to echo: what is queued, and what a
@@ -352,35 +377,57 @@ static size_t committed(const struct uconn *u)
     return n;
 }
 
-/* Arms a receive for the room the connection has left (at most one
- * buffer), or marks it paused when it has none. */
-static void arm_recv(struct uloop *lp, int fd)
+/* What the connection may still read under --max-queue. */
+static size_t room_left(const struct uloop *lp, const struct uconn *u)
+{
+    size_t max = lp->base.env.max_queue, used = committed(u);
+    return used < max ? max - used : 0;
+}
+
+/* Arms a receive for the room the connection has left (> 0). A multishot
+ * receive ends when its total cap is used up, but the kernel checks the
+ * cap only after each completion, and a completion can fill a whole
+ * buffer (len): with the cap at room - len + 1, the last completion
+ * starts with at most room - len read and ends with at most room. With
+ * less room than a buffer, a one-shot receive of the room. */
+static void arm_recv(struct uloop *lp, int fd, size_t room)
 {
     struct uconn *u = uconn(lp, fd);
-    size_t max = lp->base.env.max_queue, used = committed(u);
-    size_t room = used < max ? max - used : 0;
-    set_starved(lp, u, false);
-    if (room == 0) {
-        u->state |= U_PAUSED;
-        return;
-    }
     struct io_uring_sqe *sqe = get_sqe(lp);
     if (sqe == NULL) {
-        set_starved(lp, u, true); /* retried with the starved ones */
+        set_starved(lp, fd, true); /* retried with the starved ones */
         return;
     }
-    unsigned len = (unsigned)(room < URING_BUF_SIZE ? room : URING_BUF_SIZE);
-    if (capped_multishot) {
-        io_uring_prep_recv_multishot(sqe, fd, NULL, len, 0);
-        sqe->file_index = /* optlen: the total, within --max-queue */
-            (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX);
+    if (capped_multishot && room > URING_BUF_SIZE) {
+        size_t cap = room - URING_BUF_SIZE + 1;
+        io_uring_prep_recv_multishot(sqe, fd, NULL, URING_BUF_SIZE, 0);
+        sqe->file_index = /* optlen: the total */
+            (uint32_t)(cap < UINT32_MAX ? cap : UINT32_MAX);
     } else {
-        io_uring_prep_recv(sqe, fd, NULL, len, 0);
+        io_uring_prep_recv(sqe, fd, NULL,
+                           room < URING_BUF_SIZE ? room : URING_BUF_SIZE, 0);
     }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BGID;
     io_uring_sqe_set_data64(sqe, udata(OP_RECV, (unsigned)fd));
-    u->state = (uint8_t)((u->state | U_ARMED) & ~U_PAUSED);
+    u->state |= U_ARMED;
+}
+
+/* The connection may receive again: paused if it has no room; else armed,
+ * unless others wait for a buffer: then it joins the end of their line,
+ * so that connections whose data keeps coming cannot take every buffer
+ * the moment it returns, ahead of the ones that waited (feed_starved). */
+static void recv_next(struct uloop *lp, int fd)
+{
+    struct uconn *u = uconn(lp, fd);
+    size_t room = room_left(lp, u);
+    u->state &= (uint8_t)~U_PAUSED;
+    if (room == 0)
+        u->state |= U_PAUSED;
+    else if (lp->nstarved > 0)
+        set_starved(lp, fd, true);
+    else
+        arm_recv(lp, fd, room);
 }
 
 static void cancel(struct uloop *lp, uint64_t target)
@@ -485,7 +532,7 @@ static void maybe_finish(struct uloop *lp, int fd)
     struct uconn *u = uconn(lp, fd);
     if (!(u->c.flags & EK_CONN_CLOSING) || (u->state & (U_ARMED | U_SEND)))
         return;
-    set_starved(lp, u, false);
+    set_starved(lp, fd, false);
     ek_loop_conn_closed(&lp->base, fd, u->err);
 }
 
@@ -510,7 +557,7 @@ static void conn_close(struct ek_loop *base, int fd, int err)
 static void conn_open(struct uloop *lp, int fd)
 {
     if (ek_loop_conn_open(&lp->base, fd) != NULL)
-        arm_recv(lp, fd);
+        recv_next(lp, fd);
 }
 
 /* Receives again once sends made room. */
@@ -519,7 +566,7 @@ static void maybe_unpause(struct uloop *lp, int fd)
     struct uconn *u = uconn(lp, fd);
     if ((u->state & U_PAUSED) && !(u->state & U_ARMED) &&
         !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)))
-        arm_recv(lp, fd);
+        recv_next(lp, fd);
 }
 
 /* n bytes arrived in buffer bid: the PROXY header first, then the echo,
@@ -590,7 +637,7 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         if (!(u->state & U_SEND) && ek_queue_len(&u->c.queue) == 0)
             conn_close(&lp->base, fd, 0);
     } else if (cqe->res == -ENOBUFS) {
-        set_starved(lp, u, true); /* re-armed when buffers come back */
+        set_starved(lp, fd, true); /* re-armed when buffers come back */
     } else if (cqe->res != -ECANCELED) {
         conn_close(&lp->base, fd, cqe->res);
     }
@@ -599,7 +646,7 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     if (u->c.kind == EK_SLOT_CONN &&
         !(u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED)) &&
         !(u->state & (U_ARMED | U_STARVED)))
-        arm_recv(lp, fd);
+        recv_next(lp, fd);
     maybe_finish(lp, fd);
 }
 
@@ -697,22 +744,25 @@ static void keep_accepting(struct uloop *lp)
             arm_accept(lp, i);
 }
 
-/* Re-arms receives that ended for want of buffers, as many as there are
- * free buffers, taking the starved connections round robin from where the
- * last pass stopped: re-arming all of them would only earn ENOBUFS again,
- * and always starting at fd 0 would starve the high ones. */
+/* Re-arms receives that ended for want of buffers, first come first
+ * served, as many as there are free buffers: re-arming all of them would
+ * only earn ENOBUFS again. A connection whose receive ends for want of a
+ * buffer again goes to the end of the line. */
 static void feed_starved(struct uloop *lp)
 {
-    size_t nslots = lp->base.nslots;
-    unsigned budget = lp->bufs_free;
-    for (size_t k = 0; k < nslots && lp->nstarved > 0 && budget > 0; k++) {
-        size_t fd = (lp->starve_cursor + k) % nslots;
-        struct uconn *u = uconn(lp, (int)fd);
-        if ((u->state & U_STARVED) && !(u->c.flags & EK_CONN_CLOSING)) {
-            arm_recv(lp, (int)fd);
-            budget--;
-            lp->starve_cursor = fd + 1;
+    for (unsigned budget = lp->bufs_free; budget > 0 && lp->line_head >= 0;) {
+        int fd = lp->line_head;
+        struct uconn *u = uconn(lp, fd);
+        set_starved(lp, fd, false);
+        if (u->c.flags & (EK_CONN_CLOSING | EK_CONN_PEER_CLOSED))
+            continue; /* ends once its requests complete (maybe_finish) */
+        size_t room = room_left(lp, u);
+        if (room == 0) {
+            u->state |= U_PAUSED;
+            continue;
         }
+        arm_recv(lp, fd, room);
+        budget--;
     }
 }
 
@@ -838,13 +888,15 @@ static int uloop_init(void *arg, struct ek_group *g, unsigned index)
         ek_loop_init(&lp->base, g, index, sizeof(struct uconn), conn_close);
     if (err < 0)
         return err;
+    lp->line_head = lp->line_tail = -1;
     lp->accept_armed = calloc(lp->base.nlisteners + 1, sizeof(bool));
     if (lp->accept_armed == NULL)
         return -ENOMEM;
     if (index == 0 && ek_uring_unavailable() == NULL) /* probed: cached */
         ek_log(EK_LOG_DEBUG, "uring: receives are %s",
                capped_multishot
-                   ? "multishot, capped at the room under --max-queue"
+                   ? "multishot, capped within the room under --max-queue "
+                     "(one-shot when the room is less than a buffer)"
                    : "one-shot, each for the room under --max-queue (the "
                      "kernel cannot cap a multishot receive's total, or "
                      "EK_URING_ONESHOT is set)");

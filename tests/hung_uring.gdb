@@ -4,7 +4,7 @@
 define echokit_uring_state
   frame function uloop_turn
   set $lp = (struct uloop *)arg
-  printf "uring loop %u: %lu conns, %u buffers free, %lu starved (cursor %lu)\n", $lp->base.index, $lp->base.nconns, $lp->bufs_free, $lp->nstarved, $lp->starve_cursor
+  printf "uring loop %u: %lu conns, %u buffers free, %lu starved (first in line: fd %d)\n", $lp->base.index, $lp->base.nconns, $lp->bufs_free, $lp->nstarved, $lp->line_head
   set $i = 0
   while $i < $lp->base.nslots
     set $u = (struct uconn *)($lp->base.slots + $i * $lp->base.slot_size)

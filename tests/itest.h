@@ -124,5 +124,7 @@ void case_threads_fd_limit(void);
 void case_sigterm_at_start(void);
 void case_slow_readers_newcomers(void);
 void case_flood_bound(void);
+void case_fair_buffers(void);
+void case_queue_exact(void);
 
 #endif

@@ -470,3 +470,88 @@ void case_flood_bound(void)
         close(v[i].fd);
     stop_ok(&s);
 }
+
+/* 300 connections each echo 30000-byte messages, four in flight, for 3 s
+ * with --max-queue 4K, so that every connection keeps wanting to read:
+ * each must get every echo back, none waiting 2 s. A uring loop whose busy
+ * connections took every receive buffer the moment it came back, ahead
+ * of the ones that had waited for one, left 70 to 200 of the 300 without
+ * an echo for the whole run. */
+void case_fair_buffers(void)
+{
+    if (!model_has(EK_CAP_CONCURRENT))
+        SKIP("%s model: one client at a time", model);
+    struct h_server s;
+    const char *extra[] = {"--max-queue", "4K", NULL};
+    start(&s, extra);
+    const char *bench[] = {"bench", "-m",  "rr", "-c", "300",     "-s",
+                           "30000", "-d",  "4",  "-t", "3",       "-w",
+                           "0",     "--timeout", "2", "--json", s.addrs[0],
+                           NULL};
+    struct h_run r;
+    int status = h_run_echokit(bench, -1, 60000, &r);
+    double conns, timeouts, errors, msgs, max_us;
+    CHECK(h_json_number(r.out, "conns_made", &conns) && conns == 300);
+    CHECK(h_json_number(r.out, "timeouts", &timeouts));
+    CHECK(h_json_number(r.out, "errors", &errors));
+    CHECK(h_json_number(r.out, "msgs", &msgs));
+    const char *lat = strstr(r.out, "\"latency_us\"");
+    CHECK(lat != NULL && h_json_number(lat, "max", &max_us));
+    printf("%s: 300 connections x 30000 B, --max-queue 4K: %.0f echoes, "
+           "%.0f errors (%.0f waited 2 s), slowest %.0f ms\n",
+           model, msgs, errors, timeouts, max_us / 1000);
+    CHECK(timeouts == 0);
+    CHECK(errors == 0);
+    CHECK_INT(status, ==, 0);
+    stop_ok(&s);
+}
+
+/* --max-queue 4K and 20 clients that trickle 1000 bytes at a time and
+ * never read: once their echoes fill the socket buffers, what the server
+ * has read and not sent (its received minus sent bytes) is what it holds,
+ * and must be at most 4 KiB per connection, exactly. A uring multishot
+ * receive whose cap the kernel checks only between completions read a
+ * whole buffer past the room. */
+void case_queue_exact(void)
+{
+    enum { N = 20, MAX_QUEUE = 4096 };
+    if (!model_has(EK_CAP_EVENT_LOOP))
+        SKIP("%s model: a blocking model holds one read buffer per "
+             "connection, not a queue (slow_reader covers it)",
+             model);
+    struct h_server s;
+    char maddr[256], body[8192];
+    const char *extra[] = {"--max-queue", "4K", "--metrics", "127.0.0.1:0",
+                           NULL};
+    start(&s, extra);
+    metrics_addr(&s, maddr, sizeof(maddr));
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_ethernet_mss(s.addrs[0], 4096);
+    static char chunk[1000];
+    memset(chunk, 'q', sizeof(chunk));
+    /* Trickle until no client's socket takes more for 500 ms. */
+    int64_t last_taken = h_now_ms(), until = last_taken + 20000;
+    while (h_now_ms() - last_taken < 500 && h_now_ms() < until) {
+        for (int i = 0; i < N; i++) {
+            ssize_t w = send(fds[i], chunk, sizeof(chunk), MSG_NOSIGNAL);
+            CHECK(w >= 0 || errno == EAGAIN || errno == EWOULDBLOCK);
+            if (w > 0)
+                last_taken = h_now_ms();
+        }
+        h_sleep_ms(1);
+    }
+    CHECK(h_now_ms() < until); /* the server stopped reading */
+    CHECK_INT(http_get(maddr, "/metrics", body, sizeof(body)), ==, 200);
+    long long in = metric(body, "echokit_received_bytes_total");
+    long long out = metric(body, "echokit_sent_bytes_total");
+    CHECK(in > 0 && out >= 0 && in >= out);
+    printf("%s: %d clients trickling, never reading, --max-queue 4K: "
+           "%lld bytes read, %lld sent, %lld held (bound %d)\n",
+           model, N, in, out, in - out, N * MAX_QUEUE);
+    CHECK(in - out <= (long long)N * MAX_QUEUE);
+    CHECK(in - out > 0);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    stop_ok(&s);
+}
