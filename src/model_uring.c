@@ -131,15 +131,15 @@ struct uloop {
     struct io_uring ring;
     bool ring_ok, ring_disabled, wake_armed;
     struct io_uring_buf_ring *br;
-    char *bufs;           /* URING_BUFS x URING_BUF_SIZE */
-    unsigned bufs_free;   /* provided buffers the kernel may fill */
-    size_t nstarved;      /* connections with U_STARVED, in line: */
-    int line_head;        /*   the fd waiting longest (-1: none) */
-    int line_tail;        /*   the fd that joined last */
-    bool *accept_armed;   /* per listener */
-    bool udp_armed;       /* their polls were submitted (first turn) */
-    size_t udp_polls;     /* polls in flight */
-    bool closing;         /* uloop_free: arm nothing more */
+    char *bufs;         /* URING_BUFS x URING_BUF_SIZE */
+    unsigned bufs_free; /* provided buffers the kernel may fill */
+    size_t nstarved;    /* connections with U_STARVED, in line: */
+    int line_head;      /*   the fd waiting longest (-1: none) */
+    int line_tail;      /*   the fd that joined last */
+    bool *accept_armed; /* per listener */
+    bool udp_armed;     /* their polls were submitted (first turn) */
+    size_t udp_polls;   /* polls in flight */
+    bool closing;       /* uloop_free: arm nothing more */
 };
 
 static struct uconn *uconn(struct uloop *lp, int fd)

@@ -306,8 +306,8 @@ static int connect_ethernet_mss(const char *addr, int rcvbuf)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(fd >= 0);
     if (rcvbuf > 0)
-        CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-                         sizeof(rcvbuf)) == 0);
+        CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ==
+              0);
     int mss = 1460;
     CHECK(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
     CHECK(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
@@ -484,10 +484,10 @@ void case_fair_buffers(void)
     struct h_server s;
     const char *extra[] = {"--max-queue", "4K", NULL};
     start(&s, extra);
-    const char *bench[] = {"bench", "-m",  "rr", "-c", "300",     "-s",
-                           "30000", "-d",  "4",  "-t", "3",       "-w",
-                           "0",     "--timeout", "2", "--json", s.addrs[0],
-                           NULL};
+    const char *bench[] = {"bench",  "-m",       "rr", "-c",        "300",
+                           "-s",     "30000",    "-d", "4",         "-t",
+                           "3",      "-w",       "0",  "--timeout", "2",
+                           "--json", s.addrs[0], NULL};
     struct h_run r;
     int status = h_run_echokit(bench, -1, 60000, &r);
     double conns, timeouts, errors, msgs, max_us;
