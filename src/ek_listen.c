@@ -108,6 +108,26 @@ static int bind_group(struct ek_server *srv, const char *text, bool udp,
     return bound > 0 ? 0 : first_err;
 }
 
+/* Why a TCP port is in use: a server on it, or, when nothing answers
+ * there, a connection that took it as its source port, or that
+ * connection's TIME_WAIT (60 s; ports 32768-60999 are Linux's default
+ * ephemeral range, which includes 50000). */
+static const char *in_use_reason(const struct ek_sockaddr *sa)
+{
+    int family = sa->ss.ss_family;
+    if (family != AF_INET && family != AF_INET6)
+        return "";
+    int fd = ek_net_connect(sa, 1000);
+    if (fd >= 0)
+        close(fd);
+    if (fd != -ECONNREFUSED)
+        return " (another server listens there)";
+    return " (nothing listens there: a connection uses it as its source "
+           "port, or its TIME_WAIT does, for up to 60 s; wait, choose "
+           "another port, or keep it out of the ephemeral range with "
+           "sysctl net.ipv4.ip_local_reserved_ports)";
+}
+
 static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
                      const char *text)
 {
@@ -145,7 +165,13 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
         char name[EK_ADDRSTR_MAX];
         ek_addr_format((struct sockaddr *)&addrs[failed].ss, addrs[failed].len,
                        name, sizeof(name));
-        ek_warnx("cannot listen on %s: %s", name, strerror(-err));
+        ek_warnx("cannot listen on %s: %s%s", name,
+                 err == -ENOTSOCK ? "the path exists and is not a socket "
+                                    "(only a stale socket file is replaced)"
+                                  : strerror(-err),
+                 err == -EADDRINUSE && !spec->udp
+                     ? in_use_reason(&addrs[failed])
+                     : "");
     }
     free(addrs);
     return err;

@@ -8,6 +8,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int new_socket(int family)
@@ -23,6 +25,13 @@ static int set_int_opt(int fd, int level, int name, int value)
 /* A unix socket file answers connect() only if a server is behind it. */
 static bool unix_path_is_stale(const struct ek_sockaddr *sa)
 {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&sa->ss;
+    struct stat st;
+    /* Only a socket file is ever removed: connect() to a regular file
+     * fails with ECONNREFUSED too, and taking that for a stale socket
+     * would delete whatever the path names. */
+    if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return false;
     int fd = ek_socket(AF_UNIX, SOCK_STREAM, O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -39,6 +48,9 @@ static int bind_unix(int fd, const struct ek_sockaddr *sa)
         return 0;
     if (errno != EADDRINUSE || un->sun_path[0] == '\0')
         return -errno;
+    struct stat st;
+    if (lstat(un->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return -ENOTSOCK; /* left alone: see unix_path_is_stale */
     if (!unix_path_is_stale(sa))
         return -EADDRINUSE;
     if (unlink(un->sun_path) < 0 && errno != ENOENT)
@@ -138,13 +150,25 @@ int ek_net_connect_start(const struct ek_sockaddr *sa, bool *done)
     int fd = new_socket(sa->ss.ss_family);
     if (fd < 0)
         return fd;
+    /* SO_REUSEADDR on a client too: its port (ephemeral, so possibly one
+     * a server will want, 50000 say) stays in TIME_WAIT for 60 s when it
+     * closes first, and Linux refuses to bind a server to a port that a
+     * socket without SO_REUSEADDR holds. */
+    int family = sa->ss.ss_family;
+    int err = family == AF_INET || family == AF_INET6
+                  ? set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+                  : 0;
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
     *done = true;
     if (connect(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0) {
         /* EINTR on connect: the attempt goes on in the background
          * (connect(2)), so it is waited for like EINPROGRESS. A unix
          * socket whose backlog is full fails at once with EAGAIN. */
         if (errno != EINPROGRESS && errno != EINTR) {
-            int err = -errno;
+            err = -errno;
             close(fd);
             return err;
         }

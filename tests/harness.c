@@ -379,6 +379,18 @@ const char *h_server_log(const struct h_server *s)
     return buf;
 }
 
+int h_client_socket(int family)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+        fprintf(stderr, "client socket: %s\n", strerror(errno));
+        exit(1);
+    }
+    return fd;
+}
+
 int h_connect(const char *addr)
 {
     struct ek_addr_spec spec;

@@ -70,6 +70,10 @@ const char *h_server_log(const struct h_server *s);
  * non-blocking fd, or -errno. */
 int h_connect(const char *addr);
 
+/* A stream socket for a test's own client, with SO_REUSEADDR as echokit's
+ * clients have, so that its TIME_WAIT never keeps a server off its port. */
+int h_client_socket(int family);
+
 /* Like h_connect, failing the test on error. */
 int h_connect_or_die(const char *addr);
 

@@ -15,13 +15,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -1042,6 +1045,74 @@ static int serve_without_permission(struct h_run *r)
     return st;
 }
 
+/* Brings the loopback interface of a fresh network namespace up. */
+static void loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    CHECK(ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
+    ifr.ifr_flags |= IFF_UP;
+    CHECK(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+    close(fd);
+}
+
+/* The port of the "connection from 127.0.0.1:PORT" the server logged. */
+static unsigned logged_client_port(struct h_server *s)
+{
+    CHECK(log_shows(s, "connection closed", 5000));
+    const char *from = strstr(h_server_log(s), "connection from 127.0.0.1:");
+    CHECK(from != NULL);
+    return (unsigned)atoi(from + strlen("connection from 127.0.0.1:"));
+}
+
+/* A port that a client used as its source port (ephemeral, so 50000 may
+ * be one) stays in TIME_WAIT for 60 s after the client closed first.
+ * echokit's clients set SO_REUSEADDR, so their TIME_WAIT never keeps a
+ * server off that port; another client's does, and serve then says what
+ * holds the port. In a network namespace of its own, so that no other
+ * process's connection shares the port. */
+static void case_client_time_wait(void)
+{
+    if (unshare(CLONE_NEWNET) != 0)
+        SKIP("cannot make a network namespace: %s (needs root)",
+             strerror(errno));
+    loopback_up();
+    struct h_server s, s2;
+    struct h_run r;
+    const char *args[] = {"-v", "--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+
+    /* echokit send: it half-closes first, so its port ends in TIME_WAIT. */
+    int in = write_temp_file("hello", 5, 100);
+    const char *send[] = {"send", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(send, in, 10000, &r), ==, 0);
+    close(in);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", logged_client_port(&s));
+    const char *on_port[] = {"--listen", addr, NULL};
+    CHECK_INT(h_server_start(&s2, NULL, on_port, 1, 0), ==, 0);
+    stop_ok(&s2);
+
+    /* A client without SO_REUSEADDR: its TIME_WAIT holds the port. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in to, me;
+    socklen_t len = sizeof(me);
+    ipv4_endpoints("127.0.0.1", 0, s.addrs[0], &me, &to);
+    CHECK(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&me, &len) == 0);
+    close(fd); /* first: the TIME_WAIT is ours */
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(me.sin_port));
+    CHECK_INT(h_server_start(&s2, NULL, on_port, 1, 0), ==, 71);
+    CHECK_CONTAINS(h_server_log(&s2), "nothing listens there");
+    CHECK_CONTAINS(h_server_log(&s2), "TIME_WAIT");
+    printf("client TIME_WAIT: a server binds the port echokit send left in "
+           "TIME_WAIT; another client's TIME_WAIT: exit 71, explained\n");
+    stop_ok(&s);
+}
+
 static void case_serve_errors(void)
 {
     struct h_server s, dup;
@@ -1053,7 +1124,24 @@ static void case_serve_errors(void)
     const char *same[] = {"--listen", s.addrs[0], NULL};
     CHECK_INT(h_server_start(&dup, NULL, same, 1, 0), ==, 71);
     CHECK_CONTAINS(h_server_log(&dup), "Address already in use");
+    CHECK_CONTAINS(h_server_log(&dup), "another server listens there");
     stop_ok(&s);
+
+    /* A unix:PATH that names a regular file: 78, and the file is intact
+     * (connect() to it fails with ECONNREFUSED, as to a stale socket; it
+     * used to be unlinked as one). */
+    char file[160], listen_file[180], back[16] = {0};
+    snprintf(file, sizeof(file), "%s/not-a-socket", h_tmpdir());
+    snprintf(listen_file, sizeof(listen_file), "unix:%s", file);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL && fputs("precious\n", f) >= 0 && fclose(f) == 0);
+    const char *onfile[] = {"--listen", listen_file, NULL};
+    CHECK_INT(h_server_start(&dup, NULL, onfile, 1, 0), ==, 78);
+    CHECK_CONTAINS(h_server_log(&dup), "is not a socket");
+    f = fopen(file, "r");
+    CHECK(f != NULL && fgets(back, sizeof(back), f) != NULL);
+    fclose(f);
+    CHECK_STR(back, "precious\n");
 
     /* Permission denied: 77. */
     CHECK_INT(serve_without_permission(&r), ==, 77);

@@ -16,8 +16,7 @@ static int connect_from(const char *src, const char *addr)
 {
     struct sockaddr_in from, to;
     ipv4_endpoints(src, 0, addr, &from, &to);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
+    int fd = h_client_socket(AF_INET);
     CHECK(bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0);
     CHECK(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0);
     CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);

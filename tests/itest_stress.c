@@ -303,8 +303,7 @@ static int connect_ethernet_mss(const char *addr, int rcvbuf)
     struct sockaddr_in to = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port)};
     CHECK(inet_pton(AF_INET, host, &to.sin_addr) == 1);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
+    int fd = h_client_socket(AF_INET);
     if (rcvbuf > 0)
         CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ==
               0);
