@@ -287,15 +287,20 @@ void case_sigterm_at_start(void)
  * KiB MSS would give the server a send buffer of about 4 MiB for the
  * connection (Linux sizes it from the peer's MSS), which a few MiB per
  * client would not fill; with 1460 it is about 80 KiB, as across a real
- * network, and the server's sends stall soon. rcvbuf > 0 also sets its
- * receive buffer, before the connect so that the window it offers stays
- * that small: an echo to it is slow to leave the server. Only for clients
- * that never read: with a 4 KiB buffer the window Linux computes (the
- * buffer scaled by payload over truesize) can fall below one segment, and
- * the window then never reopens by a whole segment however much the
- * client reads; the sender's zero-window probes back off for minutes, a
- * stall of TCP's, not of the server's (flood_bound hit it under load). */
-static int connect_ethernet_mss(const char *addr, int rcvbuf)
+ * network, and the server's sends stall soon. rcvbuf and sndbuf > 0 set
+ * its buffers, before the connect so that the window it offers stays that
+ * small: an echo to it is slow to leave the server.
+ *
+ * Two ways to stall TCP itself, not the server, both seen here under
+ * load: a 4 KiB receive buffer lets the window Linux computes (the buffer
+ * scaled by payload over truesize) fall below one segment, where it never
+ * reopens by a whole segment however much the client reads; and megabytes
+ * of autotuned buffers on 100 connections, times the cases running at
+ * once, put the host's TCP in memory pressure (tcp_mem), which clamps
+ * windows to 4 segments and drops. Either way the sender's zero-window
+ * probes back off for minutes. So a 4 KiB buffer only for clients that
+ * never read, and 64 KiB buffers for the flood. */
+static int connect_ethernet_mss(const char *addr, int rcvbuf, int sndbuf)
 {
     char host[64];
     unsigned port;
@@ -306,6 +311,9 @@ static int connect_ethernet_mss(const char *addr, int rcvbuf)
     int fd = h_client_socket(AF_INET);
     if (rcvbuf > 0)
         CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ==
+              0);
+    if (sndbuf > 0)
+        CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) ==
               0);
     int mss = 1460;
     CHECK(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
@@ -350,7 +358,7 @@ void case_slow_readers_newcomers(void)
 
     int fds[ATTACKERS];
     for (int i = 0; i < ATTACKERS; i++)
-        fds[i] = connect_ethernet_mss(s.addrs[0], 4096);
+        fds[i] = connect_ethernet_mss(s.addrs[0], 4096, 0);
     static char chunk[4096];
     memset(chunk, 'a', sizeof(chunk));
 
@@ -414,7 +422,7 @@ void case_slow_readers_newcomers(void)
     stop_ok(&s);
 }
 
-/* 100 clients (Ethernet MSS, default buffers) write 64 KiB at a time as fast
+/* 100 clients (Ethernet MSS, 64 KiB buffers) write 64 KiB at a time as fast
  * as their sockets take it, for 4 s, and never read, with --max-queue 64K:
  * the server must stop reading each at its queue's limit, so it grows by
  * at most conns x (max-queue + 128 KiB) plus a constant, and every byte
@@ -434,10 +442,11 @@ void case_flood_bound(void)
     long base_kb = ek_proc_mem_kb(s.pid, "Pss");
     static struct h_stream v[N];
     for (int i = 0; i < N; i++)
-        v[i] = (struct h_stream){.fd = connect_ethernet_mss(s.addrs[0], 0),
-                                 .seed = 130000 + (uint64_t)i,
-                                 .total = STREAM_EACH / 2,
-                                 .no_read = true};
+        v[i] = (struct h_stream){
+            .fd = connect_ethernet_mss(s.addrs[0], 65536, 65536),
+            .seed = 130000 + (uint64_t)i,
+            .total = STREAM_EACH / 2,
+            .no_read = true};
     /* Keep writing for 4 s, whatever the server takes: backpressure
      * everywhere, and the server offered more the moment it reads. */
     int64_t until = h_now_ms() + 4000;
@@ -526,7 +535,7 @@ void case_queue_exact(void)
     metrics_addr(&s, maddr, sizeof(maddr));
     int fds[N];
     for (int i = 0; i < N; i++)
-        fds[i] = connect_ethernet_mss(s.addrs[0], 4096);
+        fds[i] = connect_ethernet_mss(s.addrs[0], 4096, 0);
     static char chunk[1000];
     memset(chunk, 'q', sizeof(chunk));
     /* Trickle until no client's socket takes more for 500 ms. */
