@@ -214,8 +214,8 @@ static void print_usage(void)
     add_max_conns_defaults(&conns);
     text_add(&conns, ")");
     text_add(&threads, "event loops, each on its own thread with its own "
-                       "SO_REUSEPORT listeners (default 1; auto: one per "
-                       "CPU); ");
+                       "SO_REUSEPORT listeners (default 1, at most 256; "
+                       "auto: one per CPU, at most 256); ");
     add_model_names(&threads, EK_CAP_EVENT_LOOP, 0, ", ");
     text_add(&threads, " only");
 
@@ -247,6 +247,7 @@ struct serve_options {
     uint64_t max_queue;
     int64_t drain_ms;
     uint64_t threads;
+    long threads_auto_cpus; /* --threads auto: the CPUs counted */
     int verbosity;
     bool log_json;
     bool metrics;
@@ -377,8 +378,13 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             break;
         case 't':
             if (strcmp(optarg, "auto") == 0) {
+                /* One loop per CPU, at most EK_MAX_LOOPS (the counters
+                 * have that many slots); said at start when clamped. */
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
-                o->threads = n > 0 ? (uint64_t)n : 1;
+                o->threads_auto_cpus = n;
+                o->threads = n < 1              ? 1
+                             : n > EK_MAX_LOOPS ? EK_MAX_LOOPS
+                                                : (uint64_t)n;
             } else if (ek_parse_uint(optarg, 1, EK_MAX_LOOPS, &o->threads,
                                      &why) < 0) {
                 return ek_usage_error("serve", "invalid --threads '%s': %s",
@@ -732,6 +738,11 @@ int ek_cmd_serve(int argc, char **argv)
         .proxy_protocol = o.proxy_protocol,
         .udp = o.udp_limits,
     };
+    if (o.threads_auto_cpus > EK_MAX_LOOPS)
+        ek_log(EK_LOG_WARN,
+               "--threads auto: %ld CPUs, running %d loops (the most "
+               "echokit runs)",
+               o.threads_auto_cpus, EK_MAX_LOOPS);
     if (ek_model_has(model, EK_CAP_ONE_AT_A_TIME) && o.max_conns > 1)
         ek_log(EK_LOG_WARN,
                "--max-conns has no effect with --io %s: it serves one "

@@ -126,5 +126,6 @@ void case_slow_readers_newcomers(void);
 void case_flood_bound(void);
 void case_fair_buffers(void);
 void case_queue_exact(void);
+void case_threads_auto_many_cpus(void);
 
 #endif

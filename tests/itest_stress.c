@@ -259,6 +259,36 @@ void case_threads_fd_limit(void)
     CHECK_INT(tried, >=, 2);
 }
 
+/* --threads auto on a host with more CPUs than echokit runs loops (384,
+ * reported by tests/sysconf_shim.c through LD_PRELOAD): 256 loops, said in
+ * the log, and every connection served. Loops past the 256 slots of the
+ * counters used to write past them: the 9th connection crashed the
+ * server (exit 139). */
+void case_threads_auto_many_cpus(void)
+{
+    enum { CONNS = 40 };
+    setenv("LD_PRELOAD", EK_SYSCONF_SHIM, 1);
+    setenv("EK_FAKE_CPUS", "384", 1);
+    /* The shim comes before a sanitizer's runtime in the library list,
+     * which AddressSanitizer refuses unless told it is fine. */
+    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", "--threads", "auto", NULL};
+    int st = h_server_start(&s, "epoll", args, 1, 0);
+    unsetenv("LD_PRELOAD");
+    unsetenv("EK_FAKE_CPUS");
+    CHECK_INT(st, ==, 0);
+    CHECK(log_shows(&s, "384 CPUs, running 256 loops", 5000));
+    for (int i = 0; i < CONNS; i++) {
+        int fd = h_connect_or_die(s.addrs[0]);
+        h_echo_check(fd, 900 + (uint64_t)i, 1000, true);
+    }
+    printf("--threads auto with 384 CPUs: 256 loops, %d connections "
+           "served\n",
+           CONNS);
+    stop_ok(&s);
+}
+
 /* SIGTERM from the moment the server says it listens to 22 ms later, while
  * its loops and threads may still be starting: it must drain and exit 0
  * each time. (This is when gcc 12's ThreadSanitizer runtime could lose the
