@@ -17,10 +17,29 @@ int ek_pidfile_open(struct ek_pidfile *pf, const char *path)
 {
     pf->fd = -1;
     pf->path = NULL;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* Opened as root, maybe in a directory the service user can write:
+     * no symbolic link (O_NOFOLLOW), nothing that blocks on open (a FIFO:
+     * O_NONBLOCK) or becomes a terminal, and, checked before it is
+     * locked or truncated, only a regular file with one link (a hard link
+     * planted there would name, and truncate, another file). */
+    int fd = open(
+        path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+        0644);
     if (fd < 0) {
         int err = -errno;
         ek_warnx("--pidfile %s: %s", path, strerror(-err));
+        return err;
+    }
+    struct stat st;
+    int err = fstat(fd, &st) < 0                         ? -errno
+              : !S_ISREG(st.st_mode) || st.st_nlink != 1 ? -EINVAL
+                                                         : 0;
+    if (err < 0) {
+        ek_warnx("--pidfile %s: %s", path,
+                 err == -EINVAL ? "not a regular file with a single link; "
+                                  "refused"
+                                : strerror(-err));
+        close(fd);
         return err;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -36,7 +55,7 @@ int ek_pidfile_open(struct ek_pidfile *pf, const char *path)
     char text[32];
     int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)len, 0) != len) {
-        int err = errno ? -errno : -EIO;
+        err = errno ? -errno : -EIO;
         ek_warnx("--pidfile %s: %s", path, strerror(-err));
         close(fd);
         return err;

@@ -47,8 +47,30 @@ void case_pidfile(void)
     close(fd);
     CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
     stop_ok(&s);
+
+    /* A hard link planted where the pidfile goes names another file: it
+     * is refused (73) and the other file is left as it was (it used to be
+     * truncated to the pid). So is a FIFO, without blocking. */
+    char victim[200], back[32] = "";
+    snprintf(victim, sizeof(victim), "%s/victim", h_tmpdir());
+    fd = open(victim, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    CHECK(fd >= 0 && write(fd, "keep me\n", 8) == 8);
+    close(fd);
+    CHECK(link(victim, path) == 0);
+    CHECK_INT(h_server_start(&second, NULL, args, 1, 0), ==, 73);
+    CHECK_CONTAINS(h_server_log(&second), "not a regular file with a single "
+                                          "link");
+    fd = open(victim, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0 && read(fd, back, sizeof(back) - 1) == 8);
+    close(fd);
+    CHECK_STR(back, "keep me\n");
+    CHECK(unlink(path) == 0);
+    CHECK(mkfifo(path, 0644) == 0);
+    CHECK_INT(h_server_start(&second, NULL, args, 1, 0), ==, 73);
+    CHECK(unlink(path) == 0);
     printf("pidfile: written, locked against a second server (73), "
-           "removed at exit, stale file taken over\n");
+           "removed at exit, stale file taken over; a hard link to another "
+           "file and a FIFO refused (73), the other file intact\n");
 }
 
 /* ---- --user ---------------------------------------------------------- */
