@@ -33,7 +33,8 @@
  *              already waiting. feed_starved arms receives from the head
  *              of the line once per turn, as many as there are free
  *              buffers, so every connection gets its turn and one whose
- *              data keeps coming cannot overtake the ones that wait.
+ *              data keeps coming cannot overtake the ones that wait. While
+ *              some wait and buffers are free, a turn does not block.
  *            U_PAUSED: no room (the queue holds --max-queue): no receive
  *              is armed until sends make room (maybe_unpause).
  *   send     U_SEND: one send in flight, from one of two places:
@@ -852,6 +853,15 @@ static int uloop_turn(void *arg, int timeout_ms)
     feed_starved(lp);
 
     timeout_ms = ek_loop_timeout(&lp->base, timeout_ms);
+    /* Connections still in line while buffers are free: the receives just
+     * armed may find no data (a newcomer, a client gone quiet), take no
+     * buffer and complete never, so waiting for a completion could leave
+     * the rest of the line, data waiting, until some unrelated event. Come
+     * straight back to arm the next ones instead. It cannot spin: each such
+     * turn shortens the line, and only completions bring connections back
+     * to it. */
+    if (lp->line_head >= 0 && lp->bufs_free > 0)
+        timeout_ms = 0;
 #ifdef EK_TSAN
     /* ThreadSanitizer runs a signal handler only at the next libc call it
      * intercepts, and liburing enters the kernel without libc: a signal
@@ -941,8 +951,10 @@ static void close_all(struct uloop *lp)
         if (uloop_turn(lp, ek_timeout_until(until)) < 0)
             break;
     for (size_t fd = 0; fd < lp->base.nslots; fd++)
-        if (uconn(lp, (int)fd)->c.kind == EK_SLOT_CONN) /* gave up waiting */
+        if (uconn(lp, (int)fd)->c.kind == EK_SLOT_CONN) { /* gave up waiting */
+            set_starved(lp, (int)fd, false);
             ek_loop_conn_closed(&lp->base, (int)fd, uconn(lp, (int)fd)->err);
+        }
 }
 
 static void uloop_free(void *arg)
