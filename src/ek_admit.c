@@ -13,9 +13,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* How long accepting pauses after EMFILE/ENFILE when no connection closes
- * in the meantime (nginx waits 500 ms too). */
-#define EK_ACCEPT_PAUSE_MS 500
+bool ek_accept_error_persists(int err)
+{
+    switch (err) {
+    case -ECONNABORTED: /* the client left before we got to it */
+    case -EPROTO:
+    case -EPERM: /* a firewall said no */
+    case -EINTR:
+    case -EAGAIN:
+        return false;
+    default:
+        return true;
+    }
+}
 
 /* --allow/--deny: refuses (closing fd) a peer the rules keep out. With
  * --proxy-protocol the peer is the proxy: the rules wait for the header. */
@@ -94,12 +104,9 @@ bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
                              int err)
 {
     ek_stat_add(&srv->stats->accept_errors, 1);
-    switch (err) {
-    case -ECONNABORTED: /* the client left before we got to it */
-    case -EPROTO:
-    case -EPERM: /* a firewall said no */
-    case -EINTR:
+    if (!ek_accept_error_persists(err))
         return false;
+    switch (err) {
     case -EMFILE:
     case -ENFILE:
     case -ENOBUFS:

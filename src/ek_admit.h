@@ -15,6 +15,16 @@
 struct ek_proxy_result;
 struct ek_server;
 
+/* How long accepting pauses after an error that may persist, when no
+ * connection closes in the meantime (nginx waits 500 ms too). */
+#define EK_ACCEPT_PAUSE_MS 500
+
+/* Whether accept(2)'s error err (-errno) may persist, so that accepting
+ * again at once would spin: fd exhaustion, memory, anything unknown; not
+ * a client that left (ECONNABORTED, EPROTO), a firewall's refusal (EPERM),
+ * EINTR or EAGAIN. */
+bool ek_accept_error_persists(int err);
+
 /* What each accepting thread keeps for itself, so that accepting needs no
  * lock: the end of an accept pause, and its log rate limiters. The zero
  * value is ready to use. */

@@ -1,4 +1,5 @@
 #include "ek_metrics.h"
+#include "ek_admit.h"
 #include "ek_config.h"
 #include "ek_log.h"
 #include "ek_model.h"
@@ -42,6 +43,11 @@ struct ek_metrics {
     bool running;
     struct metrics_client clients[EK_METRICS_CLIENTS];
     struct ek_ratelimit accept_log;
+    /* After accept(2) failed for want of descriptors or memory: the
+     * listeners are not watched until then (a client leaving ends the
+     * pause sooner), so that a pending connection cannot make poll return
+     * at once, again and again, as the echo loops pause their accepts. */
+    int64_t accept_paused_until;
 };
 
 void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
@@ -233,10 +239,11 @@ static void respond(struct ek_metrics *m, struct metrics_client *c)
     while (w < 0 && errno == EINTR);
 }
 
-static void client_close(struct metrics_client *c)
+static void client_close(struct ek_metrics *m, struct metrics_client *c)
 {
     close(c->fd);
     c->fd = -1;
+    m->accept_paused_until = 0; /* a descriptor is free again */
 }
 
 static bool request_complete(const struct metrics_client *c)
@@ -255,35 +262,53 @@ static void client_read(struct ek_metrics *m, struct metrics_client *c)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (n <= 0) {
-        client_close(c);
+        client_close(m, c);
         return;
     }
     c->len += (size_t)n;
     c->req[c->len] = '\0';
     if (request_complete(c) || c->len == sizeof(c->req) - 1) {
         respond(m, c); /* an oversized request still gets its line read */
-        client_close(c);
+        client_close(m, c);
     }
+}
+
+/* A slot for a new client: a free one, or else the oldest client's, which
+ * is closed. Slow or idle clients holding every slot cannot keep a scrape
+ * out: a scraper sends its request as soon as it connects, and is served
+ * before another 16 connections push it out. */
+static struct metrics_client *client_slot(struct ek_metrics *m)
+{
+    struct metrics_client *oldest = &m->clients[0];
+    for (size_t i = 0; i < EK_METRICS_CLIENTS; i++) {
+        struct metrics_client *c = &m->clients[i];
+        if (c->fd < 0)
+            return c;
+        if (c->deadline_ms < oldest->deadline_ms)
+            oldest = c;
+    }
+    close(oldest->fd);
+    oldest->fd = -1;
+    return oldest;
 }
 
 static void accept_clients(struct ek_metrics *m, int lfd)
 {
     for (;;) {
         int fd = ek_net_accept(lfd, true);
-        if (fd < 0) {
-            if (fd != -EAGAIN)
-                ek_log_limited(&m->accept_log, EK_LOG_WARN,
-                               "metrics: accept: %s", strerror(-fd));
+        if (fd < 0 && ek_accept_error_persists(fd)) {
+            m->accept_paused_until = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
+            ek_log_limited(&m->accept_log, EK_LOG_WARN,
+                           "metrics: accept: %s; pausing accepts until a "
+                           "client leaves (at most %d ms)",
+                           strerror(-fd), EK_ACCEPT_PAUSE_MS);
             return;
         }
-        struct metrics_client *c = NULL;
-        for (size_t i = 0; i < EK_METRICS_CLIENTS && c == NULL; i++)
-            if (m->clients[i].fd < 0)
-                c = &m->clients[i];
-        if (c == NULL) { /* busy: the scraper retries on its next round */
-            close(fd);
-            continue;
-        }
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0)
+            continue; /* that client left: the next */
+        struct metrics_client *c = client_slot(m);
         c->fd = fd;
         c->len = 0;
         c->deadline_ms = ek_now_ms() + EK_METRICS_REQUEST_MS;
@@ -299,15 +324,20 @@ static void *metrics_main(void *arg)
     for (;;) {
         size_t n = 0, nc = 0;
         int timeout = -1;
+        int64_t now = ek_now_ms();
+        bool accepting = now >= m->accept_paused_until;
+        if (!accepting)
+            timeout = ek_timeout_until(m->accept_paused_until);
         p[n++] = (struct pollfd){.fd = m->stop_pipe[0], .events = POLLIN};
-        for (size_t i = 0; i < m->nlisteners; i++)
-            p[n++] = (struct pollfd){.fd = m->listeners[i], .events = POLLIN};
+        for (size_t i = 0; i < m->nlisteners; i++) /* -1: not watched */
+            p[n++] = (struct pollfd){.fd = accepting ? m->listeners[i] : -1,
+                                     .events = POLLIN};
         for (size_t i = 0; i < EK_METRICS_CLIENTS; i++) {
             struct metrics_client *c = &m->clients[i];
             if (c->fd < 0)
                 continue;
-            if (ek_now_ms() >= c->deadline_ms) {
-                client_close(c);
+            if (now >= c->deadline_ms) {
+                client_close(m, c);
                 continue;
             }
             timeout = ek_timeout_min(timeout, ek_timeout_until(c->deadline_ms));

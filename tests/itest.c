@@ -844,12 +844,14 @@ static void case_fd_exhaustion(void)
     /* ulimit -n 64, and half as many clients again. */
     enum { CLIENTS = 96, NOFILE = 64 };
     struct h_server s;
-    const char *args[] = {"--listen", "127.0.0.1:0", "--max-conns", "1000",
-                          NULL};
+    const char *args[] = {"--listen",  "127.0.0.1:0", "--max-conns", "1000",
+                          "--metrics", "127.0.0.1:0", NULL};
     int st = h_server_start(&s, model, args, 1, NOFILE);
     if (st == 69)
         SKIP("%s", "model not available in this build");
     CHECK_INT(st, ==, 0);
+    char maddr[256];
+    metrics_addr(&s, maddr, sizeof(maddr));
 
     int fds[CLIENTS];
     size_t got[CLIENTS] = {0};
@@ -862,7 +864,13 @@ static void case_fd_exhaustion(void)
     int served = collect_echoes(fds, got, CLIENTS, 2000, false);
     CHECK_INT(served, >=, 1);
 
-    /* While descriptors are exhausted, the server must idle, not spin. */
+    /* While descriptors are exhausted, the server must idle, not spin,
+     * the /metrics thread included, with a scrape waiting to be accepted
+     * (it used to spin a core on EMFILE). */
+    int scrape = h_connect_or_die(maddr);
+    static const char get[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    CHECK(send(scrape, get, sizeof(get) - 1, MSG_NOSIGNAL) == sizeof(get) - 1);
+    h_sleep_ms(100);
     long long cpu0 = ek_proc_cpu_us(s.pid, 0) / 1000;
     h_sleep_ms(1000);
     long long cpu1 = ek_proc_cpu_us(s.pid, 0) / 1000;
@@ -882,6 +890,13 @@ static void case_fd_exhaustion(void)
         }
     int all = collect_echoes(fds, got, CLIENTS, 30000, true);
     CHECK_INT(all, ==, CLIENTS);
+    /* Descriptors free again: the waiting scrape is answered. */
+    char reply[64] = "";
+    struct pollfd pr = {.fd = scrape, .events = POLLIN};
+    CHECK(poll(&pr, 1, 5000) == 1);
+    CHECK(recv(scrape, reply, sizeof(reply) - 1, 0) > 0);
+    CHECK(strncmp(reply, "HTTP/1.0 200", 12) == 0);
+    close(scrape);
     /* Only models that hold every connection's fd in one process run out:
      * a model that forks per connection closes the parent's copy, and one
      * that serves one client at a time holds one connection. */
