@@ -138,6 +138,41 @@ int ek_accept(int listen_fd, int flags)
 #endif
 }
 
+/* Closes lo..hi (inclusive). */
+static void close_span(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+#ifdef EK_HAVE_CLOSE_RANGE
+    if (close_range(lo, hi, 0) == 0)
+        return;
+#endif
+    /* No close_range, or it failed (ENOSYS on an older kernel): one by
+     * one, up to the highest descriptor this process may have. */
+    long max = sysconf(_SC_OPEN_MAX);
+    unsigned limit = max > 0 ? (unsigned)(max < INT_MAX ? max : INT_MAX) : 1024;
+    unsigned top = hi < limit ? hi : limit - 1;
+    for (unsigned fd = lo; fd <= top; fd++)
+        (void)close((int)fd);
+}
+
+void ek_close_all_but(const int *keep, size_t n)
+{
+    unsigned lo = 3;
+    for (;;) {
+        int next = -1; /* the lowest kept descriptor from lo up */
+        for (size_t i = 0; i < n; i++)
+            if (keep[i] >= (int)lo && (next < 0 || keep[i] < next))
+                next = keep[i];
+        if (next < 0) {
+            close_span(lo, ~0U);
+            return;
+        }
+        close_span(lo, (unsigned)next - 1);
+        lo = (unsigned)next + 1;
+    }
+}
+
 int ek_pipe(int fds[2], int flags)
 {
 #ifdef EK_HAVE_PIPE2

@@ -69,6 +69,11 @@
  * fd or -errno. */
 int ek_socket(int family, int type, int flags);
 
+/* Closes every descriptor from 3 up but the n in keep (a forked child
+ * keeping only what is its own): close_range(2) where there is one
+ * (Linux 5.9, FreeBSD 12.2), else close() up to the descriptor limit. */
+void ek_close_all_but(const int *keep, size_t n);
+
 /* socketpair(family, type, 0, sv) with flags on both. Returns 0, or
  * -errno with sv untouched or, once made and closed again, both -1. */
 int ek_socketpair(int family, int type, int flags, int sv[2]);

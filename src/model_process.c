@@ -13,6 +13,7 @@
  */
 #include "ek_blocking.h"
 #include "ek_model.h"
+#include "ek_platform.h"
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_supervisor.h"
@@ -32,13 +33,14 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
     char buf[EK_PROCESS_BUF];
     struct ek_blocking b;
 
-    /* The parent's descriptors are not ours to use: listeners (closing
-     * them here does not unlink unix socket files), the cut pipe's write
-     * end. The signal pipe went with ek_signal_child_reset. */
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        if (srv->listeners[i].fd >= 0)
-            close(srv->listeners[i].fd);
-    close(cut->wr);
+    /* Nothing of the parent's is ours: not the listeners (closing them
+     * here does not unlink unix socket files), the pidfile and its lock,
+     * the /metrics listener and its clients, the cut pipe's write end nor
+     * the signal pipe. A child that outlived a killed parent would hold
+     * them, and a new server could not take the port or the pidfile. Only
+     * stdio, our client and the cut pipe's read end stay. */
+    const int keep[] = {fd, cut->rd};
+    ek_close_all_but(keep, sizeof(keep) / sizeof(keep[0]));
 
     int rc = ek_blocking_open(&b, srv, buf, sizeof(buf));
     if (rc == 0)

@@ -128,5 +128,6 @@ void case_fair_buffers(void);
 void case_queue_exact(void);
 void case_threads_auto_many_cpus(void);
 void case_metrics_busy(void);
+void case_process_orphan(void);
 
 #endif

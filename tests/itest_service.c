@@ -372,3 +372,37 @@ void case_contrib_units(void)
     printf("contrib: echokit.socket and echokit.service pass systemd-analyze "
            "verify and security --threshold=30\n");
 }
+
+/* --io process: SIGKILL the parent while a child serves a client, and
+ * start a new server at once on the same port, pidfile and --metrics
+ * address. The orphan child keeps its client and nothing else: it used to
+ * keep the pidfile's lock (73) and the /metrics listener (71). */
+void case_process_orphan(void)
+{
+    struct h_server s, again;
+    char pidfile[200], maddr[256];
+    snprintf(pidfile, sizeof(pidfile), "%s/orphan.pid", h_tmpdir());
+    const char *args[] = {"--listen",  "127.0.0.1:0", "--pidfile", pidfile,
+                          "--metrics", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, "process", args, 1, 0), ==, 0);
+    metrics_addr(&s, maddr, sizeof(maddr));
+    int client = h_connect_or_die(s.addrs[0]);
+    CHECK(quick_echo(client, 31, 5000)); /* its child is serving it */
+
+    CHECK(kill(s.pid, SIGKILL) == 0);
+    CHECK(h_server_wait(&s, 5000) != -1);
+    const char *same[] = {"--listen",  s.addrs[0], "--pidfile", pidfile,
+                          "--metrics", maddr,      NULL};
+    int st = h_server_start(&again, "process", same, 1, 0);
+    printf("process: parent killed with a client being served; a new "
+           "server on the same port, pidfile and metrics address: exit "
+           "%d%s\n",
+           st, st == 0 ? " (started)" : "");
+    CHECK_INT(st, ==, 0);
+    CHECK(quick_echo(client, 32, 5000)); /* the orphan still serves it */
+    int fresh = h_connect_or_die(s.addrs[0]);
+    CHECK(quick_echo(fresh, 33, 5000));
+    close(fresh);
+    close(client); /* the orphan ends */
+    stop_ok(&again);
+}
