@@ -32,6 +32,7 @@ struct addr_key {
 static struct addr_key locals[EK_UDP_LOCALS], broadcasts[EK_UDP_LOCALS];
 static size_t nlocals, nbroadcasts;
 static pthread_once_t locals_once = PTHREAD_ONCE_INIT;
+static pthread_once_t source_key_once = PTHREAD_ONCE_INIT;
 
 /* The address of sa as a key; IPv4-mapped IPv6 becomes IPv4. False for
  * other families. */
@@ -120,19 +121,27 @@ static bool not_a_sender(const struct addr_key *k)
 /* ---- rate limits ------------------------------------------------------ */
 
 struct ek_udp_bucket {
-    struct addr_key key;
     double tokens;
-    int64_t last_ns;
+    int64_t last_ns; /* 0: never used */
 };
 
-/* Token bucket: `rate` tokens per second, at most one second's worth. */
+/* What a bucket of `rate` tokens a second holds at most: a second's
+ * worth, and at least one token, so that a rate below one a second (a
+ * --udp-rate-total split over more loops than it has tokens) still
+ * answers, at that rate. */
+static double bucket_size(double rate)
+{
+    return rate > 1.0 ? rate : 1.0;
+}
+
+/* Token bucket: `rate` tokens per second, at most bucket_size(rate). */
 static bool take_token(double *tokens, int64_t *last_ns, double rate,
                        int64_t now)
 {
     if (now > *last_ns) /* time only moves on; unsigned: no overflow */
         *tokens += (double)((uint64_t)now - (uint64_t)*last_ns) * rate / 1e9;
-    if (*tokens > rate)
-        *tokens = rate;
+    if (*tokens > bucket_size(rate))
+        *tokens = bucket_size(rate);
     if (now > *last_ns)
         *last_ns = now;
     if (*tokens < 1.0)
@@ -141,23 +150,39 @@ static bool take_token(double *tokens, int64_t *last_ns, double rate,
     return true;
 }
 
-static uint32_t key_hash(const struct addr_key *k)
+/* The per-process key of the sources' hash: from /dev/urandom, so that a
+ * peer cannot choose addresses that share a slot. */
+static uint64_t source_key[2];
+
+static void load_source_key(void)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < 16; i++)
-        h = (h ^ k->a[i]) * 16777619u;
-    return h ^ (uint32_t)k->family;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, source_key, sizeof(source_key)) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n != (ssize_t)sizeof(source_key)) { /* weaker, but not constant */
+        ek_log(EK_LOG_WARN,
+               "/dev/urandom: %s; the UDP rate table's hash "
+               "key comes from the clock",
+               n < 0 ? strerror(errno) : "short read");
+        source_key[0] = (uint64_t)ek_now_ns() ^ (uint64_t)getpid() << 32;
+        source_key[1] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
+    }
 }
 
-/* A source new to its slot (or taking it over from another) starts with a
- * full bucket: the table bounds memory, the total rate bounds output. */
+/* A source's bucket is its slot's, whoever used the slot before: a source
+ * new to a slot gets the tokens the slot has left, never a full bucket
+ * (only an unused slot starts full), so that alternating with an address
+ * that shares its slot cannot refill a source's bucket. Sources that share
+ * a slot share its rate: 1 pair in 4096, and not one a peer can choose
+ * (the hash is keyed). */
 static bool source_allowed(struct ek_udp *u, const struct addr_key *k,
                            double rate, int64_t now)
 {
-    struct ek_udp_bucket *b = &u->buckets[key_hash(k) & (EK_UDP_SOURCES - 1)];
-    if (!key_eq(&b->key, k) || b->last_ns == 0) {
-        b->key = *k;
-        b->tokens = rate;
+    uint64_t h = ek_siphash(k, sizeof(*k), source_key);
+    struct ek_udp_bucket *b = &u->buckets[h & u->source_mask];
+    if (b->last_ns == 0) {
+        b->tokens = bucket_size(rate);
         b->last_ns = now;
     }
     return take_token(&b->tokens, &b->last_ns, rate, now);
@@ -170,6 +195,8 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
 {
     memset(u, 0, sizeof(*u));
     pthread_once(&locals_once, load_locals);
+    pthread_once(&source_key_once, load_source_key);
+    u->source_mask = EK_UDP_SOURCES - 1;
     u->srv = srv;
     u->counters = counters;
     u->share = share ? share : 1;
@@ -182,7 +209,7 @@ int ek_udp_init(struct ek_udp *u, struct ek_server *srv,
             return -ENOMEM;
     }
     u->total_ns = ek_now_ns();
-    u->total_tokens = (double)srv->cfg->udp.total_rate / u->share;
+    u->total_tokens = bucket_size((double)srv->cfg->udp.total_rate / u->share);
     return 0;
 }
 

@@ -53,7 +53,9 @@ struct ek_udp {
     struct ek_udp_bucket *buckets; /* EK_UDP_SOURCES, with --udp-rate */
     double total_tokens;
     int64_t total_ns;
-    unsigned share; /* loops sharing the limits (each takes its part) */
+    unsigned share;       /* loops sharing the limits (each takes its part) */
+    uint64_t source_mask; /* slot of a source: its hash & this
+                             (EK_UDP_SOURCES - 1; tests make it smaller) */
 };
 
 /* Returns 0 or -ENOMEM. share: how many loops split the rate limits. */

@@ -188,3 +188,55 @@ int ek_write_all(int fd, const void *buf, size_t len)
     }
     return 0;
 }
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ----------------------- */
+
+static uint64_t rotl64(uint64_t x, unsigned b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static void sip_round(uint64_t v[4])
+{
+    v[0] += v[1];
+    v[1] = rotl64(v[1], 13) ^ v[0];
+    v[0] = rotl64(v[0], 32);
+    v[2] += v[3];
+    v[3] = rotl64(v[3], 16) ^ v[2];
+    v[0] += v[3];
+    v[3] = rotl64(v[3], 21) ^ v[0];
+    v[2] += v[1];
+    v[1] = rotl64(v[1], 17) ^ v[2];
+    v[2] = rotl64(v[2], 32);
+}
+
+static void sip_absorb(uint64_t v[4], uint64_t m)
+{
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
+uint64_t ek_siphash(const void *data, size_t n, const uint64_t key[2])
+{
+    const unsigned char *p = data;
+    uint64_t v[4] = {
+        key[0] ^ 0x736f6d6570736575ULL, key[1] ^ 0x646f72616e646f6dULL,
+        key[0] ^ 0x6c7967656e657261ULL, key[1] ^ 0x7465646279746573ULL};
+    size_t whole = n - n % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t m = 0;
+        for (unsigned j = 0; j < 8; j++) /* little-endian, any host */
+            m |= (uint64_t)p[i + j] << (8 * j);
+        sip_absorb(v, m);
+    }
+    uint64_t last = (uint64_t)(n & 0xff) << 56;
+    for (size_t j = 0; j < n % 8; j++)
+        last |= (uint64_t)p[whole + j] << (8 * j);
+    sip_absorb(v, last);
+    v[2] ^= 0xff;
+    for (int r = 0; r < 4; r++)
+        sip_round(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}

@@ -37,6 +37,11 @@ int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
 /* The monotonic clock (CLOCK_MONOTONIC), in nanoseconds: the one clock
  * for deadlines, timeouts and latencies; ek_now_ms is the same clock in
  * milliseconds. */
+/* SipHash-2-4 of n bytes under a 128-bit key: the keyed hash for tables
+ * whose keys a peer chooses (an unkeyed hash lets it pick colliding
+ * keys). */
+uint64_t ek_siphash(const void *data, size_t n, const uint64_t key[2]);
+
 int64_t ek_now_ns(void);
 int64_t ek_now_ms(void);
 

@@ -129,5 +129,6 @@ void case_queue_exact(void);
 void case_threads_auto_many_cpus(void);
 void case_metrics_busy(void);
 void case_process_orphan(void);
+void case_udp_rate_collide(void);
 
 #endif

@@ -275,3 +275,43 @@ void case_udp_clients(void)
            "2 timeouts\n",
            open_rate, msgs, lost);
 }
+
+/* --udp-rate 10: a source alternating with an address that shared its
+ * slot in the former unkeyed table (127.9.16.179 with 127.0.0.2, FNV-1a)
+ * got a full bucket back each time: one datagram from the other before
+ * each 10 of its own gave 100 echoes of 100 (found by review). Now a
+ * source new to a slot gets what the slot has left, and the hash is keyed
+ * per process: about 10. */
+void case_udp_rate_collide(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "udp:127.0.0.1:0",  "--udp-rate",
+                          "10",       "--udp-rate-total", "0",
+                          NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    int a = udp_client("127.0.0.2", 0, s.addrs[0]);
+    int b = udp_client("127.9.16.179", 0, s.addrs[0]);
+    int64_t t0 = h_now_ms();
+    char msg[32];
+    for (int round = 0; round < 10; round++) {
+        CHECK(send(b, "b", 1, 0) == 1);
+        h_sleep_ms(2); /* b's datagram first */
+        for (int i = 0; i < 10; i++) {
+            int n = snprintf(msg, sizeof(msg), "a %d %d", round, i);
+            CHECK(send(a, msg, (size_t)n, 0) == n);
+        }
+        h_sleep_ms(2);
+    }
+    int64_t took = h_now_ms() - t0;
+    unsigned got = udp_burst(a, 0, 500);
+    /* 10 at once, and the refill while the rounds ran: 10 a second. */
+    unsigned bound = 10 + (unsigned)((took + 500) / 100) + 1;
+    printf("udp --udp-rate 10, 100 datagrams interleaved with another "
+           "source's: %u echoed (bound %u)\n",
+           got, bound);
+    CHECK_INT(got, <=, bound);
+    CHECK_INT(got, >=, 10);
+    close(a);
+    close(b);
+    stop_ok(&s);
+}

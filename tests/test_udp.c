@@ -145,10 +145,68 @@ static void test_acl_and_rates(void)
     ek_acl_free(&acl);
 }
 
+/* Two sources that share a slot (the table shrunk to one slot here; in
+ * use, a keyed hash makes such pairs rare and unchosen) share its bucket:
+ * alternating with the other cannot refill a source's. It could: a
+ * source new to a slot got a full bucket, and one datagram from a
+ * colliding address before each 10 gave 100 echoes of 100 at --udp-rate
+ * 10. */
+static void test_shared_slot(void)
+{
+    cfg.udp.rate = 10;
+    cfg.udp.total_rate = 0;
+    struct ek_udp u;
+    struct ek_counters c = {0};
+    CHECK(ek_udp_init(&u, &srv, &c, 1) == 0);
+    u.source_mask = 0; /* one slot: every source collides */
+    struct ek_sockaddr lo = local_at("127.0.0.1", 7007);
+    int64_t t = ek_now_ns();
+    int a_ok = 0, b_ok = 0;
+    for (int round = 0; round < 10; round++) {
+        b_ok += answered(&u, "192.0.2.20", 40000, &lo, 0, t, EK_UDP_DROP_RATE);
+        for (int i = 0; i < 10; i++)
+            a_ok +=
+                answered(&u, "192.0.2.10", 40000, &lo, 0, t, EK_UDP_DROP_RATE);
+    }
+    CHECK_INT(a_ok + b_ok, ==, 10); /* one bucket of 10, whoever asks */
+    ek_udp_free(&u);
+}
+
+/* --udp-rate-total below the number of loops: each loop's share is under
+ * one token a second, and must still answer at that rate, so that the
+ * loops together answer the total. It never answered: a bucket held at
+ * most its rate, under the one token an answer takes. */
+static void test_total_split(void)
+{
+    enum { LOOPS = 4 };
+    cfg.udp.rate = 0;
+    cfg.udp.total_rate = 2; /* 0.5 a second per loop */
+    struct ek_udp u[LOOPS];
+    struct ek_counters c = {0};
+    struct ek_sockaddr lo = local_at("127.0.0.1", 7007);
+    int64_t t = ek_now_ns();
+    int ok = 0;
+    for (int l = 0; l < LOOPS; l++)
+        CHECK(ek_udp_init(&u[l], &srv, &c, LOOPS) == 0);
+    /* 10 s, a datagram to every loop each 100 ms: 2 a second in all,
+     * and the one-token burst each loop starts with. */
+    for (int step = 0; step < 100; step++)
+        for (int l = 0; l < LOOPS; l++)
+            ok +=
+                answered(&u[l], "192.0.2.30", 40000, &lo, 0,
+                         t + (int64_t)step * 100000000, EK_UDP_DROP_RATE_TOTAL);
+    CHECK_INT(ok, >=, 2 * 10);
+    CHECK_INT(ok, <=, 2 * 10 + LOOPS);
+    for (int l = 0; l < LOOPS; l++)
+        ek_udp_free(&u[l]);
+}
+
 int main(void)
 {
     test_reflection_rules();
     test_acl_and_rates();
+    test_shared_slot();
+    test_total_split();
     puts("PASS: udp");
     return 0;
 }

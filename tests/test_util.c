@@ -72,8 +72,22 @@ static void test_timeouts(void)
     CHECK(t > 4000 && t <= 5000);
 }
 
+/* The reference vectors of the SipHash paper (appendix A; key 00..0f,
+ * message 00..0e, and the empty message). */
+static void test_siphash(void)
+{
+    const uint64_t key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    unsigned char msg[15];
+    for (unsigned i = 0; i < sizeof(msg); i++)
+        msg[i] = (unsigned char)i;
+    CHECK(ek_siphash(msg, 15, key) == 0xa129ca6149be45e5ULL);
+    CHECK(ek_siphash(msg, 0, key) == 0x726fdb47dd0e0e31ULL);
+    CHECK(ek_siphash(msg, 8, key) == 0x93f5f5799a932462ULL);
+}
+
 int main(void)
 {
+    test_siphash();
     test_uint();
     test_size();
     test_seconds();
