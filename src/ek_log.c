@@ -1,4 +1,5 @@
 #include "ek_log.h"
+#include "ek_quote.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -54,27 +55,6 @@ static void write_line(const char *buf, size_t len)
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
-/* Appends text to out[*len..size) as the inside of a JSON string. */
-static void json_escape(char *out, size_t size, size_t *len, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        char esc[8];
-        size_t n = 1;
-        esc[0] = (char)*p;
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            n = 2;
-        } else if (*p < 0x20) {
-            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
-        }
-        if (*len + n >= size)
-            return;
-        memcpy(out + *len, esc, n);
-        *len += n;
-    }
-}
-
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
 {
     char msg[1024], line[2048], stamp[40];
@@ -91,20 +71,20 @@ static void vlog(int level, const char *prefix, const char *fmt, va_list ap)
     if (n >= 0 && (size_t)n < sizeof(msg))
         vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 
+    /* The message is escaped whole (ek_quote.h): it may carry a peer's
+     * bytes. A line longer than the buffer is cut between escapes. */
     if (log_json) {
         /* One object per line: {"ts":..., "level":..., "msg":...}. */
         len = (size_t)snprintf(line, sizeof(line),
                                "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
                                stamp, level_names[level]);
-        json_escape(line, sizeof(line) - 3, &len, msg);
+        ek_escape_json(line, sizeof(line) - 3, &len, msg);
         memcpy(line + len, "\"}", 2);
         len += 2;
     } else {
-        n = snprintf(line, sizeof(line), "%s %s: %s", stamp, level_names[level],
-                     msg);
-        len = n < 0 ? 0 : (size_t)n;
-        if (len > sizeof(line) - 2)
-            len = sizeof(line) - 2; /* truncated: keep the newline */
+        len = (size_t)snprintf(line, sizeof(line), "%s %s: ", stamp,
+                               level_names[level]);
+        ek_escape_text(line, sizeof(line) - 1, &len, msg);
     }
     line[len++] = '\n';
     write_line(line, len);
@@ -144,15 +124,14 @@ void ek_log_limited(struct ek_ratelimit *rl, int level, const char *fmt, ...)
 
 void ek_warnx(const char *fmt, ...)
 {
-    char line[1024];
+    char msg[1024], line[2048];
     va_list ap;
-    int n = snprintf(line, sizeof(line), "echokit: ");
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t len = m < 0 ? (size_t)n : (size_t)n + (size_t)m;
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
+    size_t len = 0;
+    ek_escape_text(line, sizeof(line) - 1, &len, "echokit: ");
+    ek_escape_text(line, sizeof(line) - 1, &len, msg);
     line[len++] = '\n';
     write_line(line, len);
 }

@@ -23,7 +23,6 @@
 
 #define EK_METRICS_CLIENTS 16
 #define EK_METRICS_LISTENERS 8
-#define EK_METRICS_REQUEST_MAX 4096
 /* A scraper has this long to send its request. */
 #define EK_METRICS_REQUEST_MS 5000
 
@@ -187,11 +186,31 @@ void ek_metrics_log(struct ek_server *srv)
         (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full, udp);
 }
 
-/* The response to a complete request: the status line and, for GET
+enum ek_metrics_route ek_metrics_route(const char *req, size_t n)
+{
+    bool complete = memmem(req, n, "\r\n\r\n", 4) != NULL ||
+                    memmem(req, n, "\n\n", 2) != NULL;
+    if (!complete && n < EK_METRICS_REQUEST_MAX - 1)
+        return EK_METRICS_PENDING; /* a full buffer is answered all the same */
+    bool head = n >= 5 && memcmp(req, "HEAD ", 5) == 0;
+    if (!head && !(n >= 4 && memcmp(req, "GET ", 4) == 0))
+        return EK_METRICS_BAD_METHOD;
+    const char *path = req + (head ? 5 : 4);
+    size_t left = n - (head ? 5 : 4), plen = 0;
+    while (plen < left && strchr(" ?\r\n", path[plen]) == NULL &&
+           path[plen] != '\0')
+        plen++;
+    if (plen != 8 || memcmp(path, "/metrics", 8) != 0)
+        return EK_METRICS_NOT_FOUND;
+    return head ? EK_METRICS_HEAD : EK_METRICS_GET;
+}
+
+/* The response to a routed request: the status line and, for GET
  * /metrics, the body. Written with one send on a socket whose send buffer
  * is empty, so it does not block; a peer that leaves it unread is closed
  * anyway. */
-static void respond(struct ek_metrics *m, struct metrics_client *c)
+static void respond(struct ek_metrics *m, struct metrics_client *c,
+                    enum ek_metrics_route route)
 {
     static const char not_found[] =
         "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
@@ -203,35 +222,30 @@ static void respond(struct ek_metrics *m, struct metrics_client *c)
     char out[4096 + 256];
     const char *resp = out;
     size_t len;
-    bool head = strncmp(c->req, "HEAD ", 5) == 0;
 
-    if (strncmp(c->req, "GET ", 4) != 0 && !head) {
+    if (route == EK_METRICS_BAD_METHOD) {
         resp = bad_method;
         len = sizeof(bad_method) - 1;
+    } else if (route == EK_METRICS_NOT_FOUND) {
+        resp = not_found;
+        len = sizeof(not_found) - 1;
     } else {
-        const char *path = c->req + (head ? 5 : 4);
-        size_t plen = strcspn(path, " ?\r\n");
-        if (!(plen == 8 && memcmp(path, "/metrics", 8) == 0)) {
-            resp = not_found;
-            len = sizeof(not_found) - 1;
-        } else {
-            struct ek_stats_view v;
-            char body[4096];
-            ek_stats_snapshot(m->srv->stats, &v);
-            size_t blen =
-                ek_metrics_format(&v, m->srv->cfg->model->name,
-                                  m->srv->cfg->threads, body, sizeof(body));
-            if (blen >= sizeof(body))
-                blen = sizeof(body) - 1; /* cannot happen: ~1.6 KiB */
-            int n = snprintf(out, sizeof(out),
-                             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
-                             "version=0.0.4\r\nContent-Length: %zu\r\n"
-                             "Connection: close\r\n\r\n%s",
-                             blen, head ? "" : body);
-            len = n < 0 ? 0 : (size_t)n;
-            if (len >= sizeof(out))
-                len = sizeof(out) - 1;
-        }
+        struct ek_stats_view v;
+        char body[4096];
+        ek_stats_snapshot(m->srv->stats, &v);
+        size_t blen =
+            ek_metrics_format(&v, m->srv->cfg->model->name,
+                              m->srv->cfg->threads, body, sizeof(body));
+        if (blen >= sizeof(body))
+            blen = sizeof(body) - 1; /* cannot happen: ~1.6 KiB */
+        int n = snprintf(out, sizeof(out),
+                         "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+                         "version=0.0.4\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n%s",
+                         blen, route == EK_METRICS_HEAD ? "" : body);
+        len = n < 0 ? 0 : (size_t)n;
+        if (len >= sizeof(out))
+            len = sizeof(out) - 1;
     }
     ssize_t w;
     do
@@ -244,12 +258,6 @@ static void client_close(struct ek_metrics *m, struct metrics_client *c)
     close(c->fd);
     c->fd = -1;
     m->accept_paused_until = 0; /* a descriptor is free again */
-}
-
-static bool request_complete(const struct metrics_client *c)
-{
-    return memmem(c->req, c->len, "\r\n\r\n", 4) != NULL ||
-           memmem(c->req, c->len, "\n\n", 2) != NULL;
 }
 
 static void client_read(struct ek_metrics *m, struct metrics_client *c)
@@ -266,9 +274,9 @@ static void client_read(struct ek_metrics *m, struct metrics_client *c)
         return;
     }
     c->len += (size_t)n;
-    c->req[c->len] = '\0';
-    if (request_complete(c) || c->len == sizeof(c->req) - 1) {
-        respond(m, c); /* an oversized request still gets its line read */
+    enum ek_metrics_route route = ek_metrics_route(c->req, c->len);
+    if (route != EK_METRICS_PENDING) {
+        respond(m, c, route);
         client_close(m, c);
     }
 }

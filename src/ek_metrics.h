@@ -25,6 +25,22 @@ struct ek_metrics;
 size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
                          unsigned threads, char *buf, size_t size);
 
+/* The most a /metrics client may send: its request line and headers. */
+#define EK_METRICS_REQUEST_MAX 4096
+
+/* What a client's request asks for, from the n bytes it sent so far (at
+ * most EK_METRICS_REQUEST_MAX - 1, any bytes): nothing yet until the
+ * headers end (an empty line) or the buffer is full; then GET or HEAD of
+ * /metrics (a query string allowed), another path, or another method. */
+enum ek_metrics_route {
+    EK_METRICS_PENDING,
+    EK_METRICS_GET,
+    EK_METRICS_HEAD,
+    EK_METRICS_NOT_FOUND,
+    EK_METRICS_BAD_METHOD,
+};
+enum ek_metrics_route ek_metrics_route(const char *req, size_t n);
+
 /* Logs one "stats: ..." line at info level. */
 void ek_metrics_log(struct ek_server *srv);
 

@@ -1,5 +1,8 @@
 #include "ek_quote.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 void ek_print_quoted(FILE *f, const char *p, size_t n)
 {
     fputc('\'', f);
@@ -19,4 +22,52 @@ void ek_print_quoted(FILE *f, const char *p, size_t n)
             fprintf(f, "\\x%02x", c);
     }
     fputc('\'', f);
+}
+
+static bool printable(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f;
+}
+
+/* Appends n bytes of esc, if they fit; false when they do not. */
+static bool put(char *out, size_t size, size_t *len, const char *esc, size_t n)
+{
+    if (*len + n > size)
+        return false;
+    memcpy(out + *len, esc, n);
+    *len += n;
+    return true;
+}
+
+void ek_escape_text(char *out, size_t size, size_t *len, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char esc[8] = {(char)*p};
+        size_t n = 1;
+        if (*p == '\\') {
+            esc[1] = '\\';
+            n = 2;
+        } else if (!printable(*p)) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        }
+        if (!put(out, size, len, esc, n))
+            return;
+    }
+}
+
+void ek_escape_json(char *out, size_t size, size_t *len, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char esc[8] = {(char)*p};
+        size_t n = 1;
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            n = 2;
+        } else if (!printable(*p)) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
+        }
+        if (!put(out, size, len, esc, n))
+            return;
+    }
 }

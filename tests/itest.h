@@ -130,5 +130,6 @@ void case_threads_auto_many_cpus(void);
 void case_metrics_busy(void);
 void case_process_orphan(void);
 void case_udp_rate_collide(void);
+void case_log_injection(void);
 
 #endif

@@ -390,3 +390,49 @@ void case_haproxy_failover(void)
     CHECK_INT(h_server_wait(&a, 5000), ==, 128 + SIGKILL);
     stop_ok(&b);
 }
+
+/* A PROXY v2 header's unix source path is 108 bytes of the client's
+ * choosing, and the server logs it (-v). A newline and a fake timestamp
+ * in it forged a log line; an escape sequence reached the terminal; with
+ * --log-json bytes from 0x7f up went out raw (invalid UTF-8). Now every
+ * byte outside printable ASCII is escaped, in both formats. */
+void case_log_injection(void)
+{
+    static const char forged[] =
+        "x\n2026-01-01T00:00:00.000Z error: FORGED LINE\x1b[31m\xc3\xff\x7f";
+    unsigned char hdr[16 + 216] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                   0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+                                   0x21, 0x31, 0x00, 216}; /* unix stream */
+    memcpy(hdr + 16, forged, sizeof(forged));              /* the source path */
+    memcpy(hdr + 16 + 108, "/dst", 4);
+    for (int json = 0; json <= 1; json++) {
+        struct h_server s;
+        const char *args[] = {
+            "-v",           "--proxy-protocol",     "--listen", "127.0.0.1:0",
+            "--log-format", json ? "json" : "text", NULL};
+        CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+        proxied_echo(s.addrs[0], hdr, sizeof(hdr), 0, 701);
+        CHECK(log_shows(&s, "connection closed", 5000));
+        const char *log = h_server_log(&s);
+        CHECK(strstr(log, "\n2026-01-01T00:00:00.000Z") == NULL);
+        for (const unsigned char *p = (const unsigned char *)log; *p; p++)
+            CHECK(*p == '\n' || (*p >= 0x20 && *p < 0x7f));
+        CHECK_CONTAINS(log, json ? "FORGED LINE\\u001b[31m\\u00c3\\u00ff"
+                                 : "FORGED LINE\\x1b[31m\\xc3\\xff\\x7f");
+        if (json) {
+            char line[4096];
+            for (const char *l = log; *l;) {
+                size_t n = strcspn(l, "\n");
+                CHECK(n < sizeof(line));
+                memcpy(line, l, n);
+                line[n] = '\0';
+                CHECK(h_json_valid(line));
+                l += n + (l[n] == '\n');
+            }
+        }
+        stop_ok(&s);
+    }
+    printf("log injection: a PROXY v2 unix path with a newline, a forged "
+           "line and escape sequences is logged escaped, as text and as "
+           "JSON (valid, ASCII)\n");
+}
