@@ -74,6 +74,10 @@ static const char usage_tail[] =
     "                            header (HAProxy); --allow/--deny then apply "
     "to\n"
     "                            the client it names\n"
+    "      --proxy-from CIDR     trust PROXY headers from these peers only\n"
+    "                            (repeatable; default 127.0.0.0/8 and ::1; "
+    "unix\n"
+    "                            sockets always)\n"
     "      --allow CIDR          accept only these peers (repeatable)\n"
     "      --deny CIDR           refuse these peers (repeatable; deny wins)\n"
     "      --user USER           drop root for USER once the sockets are "
@@ -253,6 +257,7 @@ struct serve_options {
     bool metrics;
     bool inetd;
     bool proxy_protocol;
+    struct ek_acl proxy_from; /* --proxy-from: allow rules */
     bool udp;
     struct ek_udp_limits udp_limits;
     struct ek_addr_spec metrics_addr;
@@ -266,16 +271,19 @@ static void free_options(struct serve_options *o)
 {
     free(o->listen);
     ek_acl_free(&o->acl);
+    ek_acl_free(&o->proxy_from);
 }
 
-static int add_acl_rule(struct serve_options *o, bool allow, const char *text)
+/* Adds the rule --option CIDR to acl. Returns 0 or the exit status. */
+static int add_cidr(struct ek_acl *acl, const char *option, bool allow,
+                    const char *text)
 {
     struct ek_cidr rule;
     const char *why;
     if (ek_cidr_parse(text, &rule, &why) < 0)
-        return ek_usage_error("serve", "invalid --%s '%s': %s",
-                              allow ? "allow" : "deny", text, why);
-    if (ek_acl_add(&o->acl, allow, &rule) < 0) {
+        return ek_usage_error("serve", "invalid --%s '%s': %s", option, text,
+                              why);
+    if (ek_acl_add(acl, allow, &rule) < 0) {
         ek_warnx("out of memory");
         return EX_OSERR;
     }
@@ -311,6 +319,7 @@ enum {
     OPT_PIDFILE,
     OPT_INETD,
     OPT_PROXY_PROTOCOL,
+    OPT_PROXY_FROM,
     OPT_UDP_LOW_PORTS,
     OPT_UDP_RATE,
     OPT_UDP_RATE_TOTAL,
@@ -335,6 +344,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"inetd", no_argument, NULL, OPT_INETD},
         {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+        {"proxy-from", required_argument, NULL, OPT_PROXY_FROM},
         {"udp", no_argument, NULL, 'u'},
         {"udp-low-ports", no_argument, NULL, OPT_UDP_LOW_PORTS},
         {"udp-rate", required_argument, NULL, OPT_UDP_RATE},
@@ -408,7 +418,8 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             break;
         case OPT_ALLOW:
         case OPT_DENY:
-            if ((rc = add_acl_rule(o, c == OPT_ALLOW, optarg)) != 0)
+            if ((rc = add_cidr(&o->acl, c == OPT_ALLOW ? "allow" : "deny",
+                               c == OPT_ALLOW, optarg)) != 0)
                 return rc;
             break;
         case OPT_USER:
@@ -422,6 +433,11 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
             break;
         case OPT_PROXY_PROTOCOL:
             o->proxy_protocol = true;
+            break;
+        case OPT_PROXY_FROM:
+            if ((rc = add_cidr(&o->proxy_from, "proxy-from", true, optarg)) !=
+                0)
+                return rc;
             break;
         case 'u':
             o->udp = true;
@@ -519,7 +535,8 @@ static void log_summary(struct ek_server *srv)
            "exit: %llu connections served, %llu refused, %llu bytes in, "
            "%llu bytes out",
            (unsigned long long)v.accepted,
-           (unsigned long long)v.refused_limit + v.refused_fd + v.refused_acl,
+           (unsigned long long)v.refused_limit + v.refused_fd + v.refused_acl +
+               v.refused_proxy_untrusted,
            (unsigned long long)v.bytes_in, (unsigned long long)v.bytes_out);
 }
 
@@ -690,6 +707,20 @@ int ek_cmd_serve(int argc, char **argv)
     ek_log_set_level(EK_LOG_INFO + o.verbosity);
     ek_log_set_json(o.log_json);
 
+    if (o.proxy_from.nallow > 0 && !o.proxy_protocol) {
+        free_options(&o);
+        return ek_usage_error("serve", "--proxy-from applies to "
+                                       "--proxy-protocol only");
+    }
+    /* Without --proxy-from, only a proxy on this host is trusted: anyone
+     * who can reach the port could otherwise claim any client address
+     * and pass --allow/--deny. */
+    if (o.proxy_protocol && o.proxy_from.nallow == 0 &&
+        (add_cidr(&o.proxy_from, "proxy-from", true, "127.0.0.0/8") != 0 ||
+         add_cidr(&o.proxy_from, "proxy-from", true, "::1") != 0)) {
+        free_options(&o);
+        return EX_OSERR;
+    }
     if (o.inetd && o.proxy_protocol) {
         free_options(&o);
         return ek_usage_error("serve", "--proxy-protocol does not apply to "
@@ -736,6 +767,7 @@ int ek_cmd_serve(int argc, char **argv)
         .idle_timeout_ms = o.idle_ms,
         .acl = &o.acl,
         .proxy_protocol = o.proxy_protocol,
+        .proxy_from = &o.proxy_from,
         .udp = o.udp_limits,
     };
     if (o.threads_auto_cpus > EK_MAX_LOOPS)

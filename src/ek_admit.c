@@ -28,11 +28,15 @@ bool ek_accept_error_persists(int err)
 }
 
 /* --allow/--deny: refuses (closing fd) a peer the rules keep out. With
- * --proxy-protocol the peer is the proxy: the rules wait for the header. */
+ * --proxy-protocol the peer is the proxy, which must be one --proxy-from
+ * trusts (a unix socket's peer always is: the file's permissions chose
+ * it); the rules wait for the header. */
 static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
     struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
-    if (!ek_acl_active(srv->cfg->acl) || srv->cfg->proxy_protocol)
+    bool proxied = srv->cfg->proxy_protocol;
+    if (!(proxied ? ek_acl_active(srv->cfg->proxy_from)
+                  : ek_acl_active(srv->cfg->acl)))
         return false;
     if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
         /* ENOTCONN: reset before we looked; it is gone either way. */
@@ -40,13 +44,17 @@ static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
         ek_stat_add(&srv->stats->accept_errors, 1);
         return true;
     }
-    if (ek_acl_permits(srv->cfg->acl, (struct sockaddr *)&peer.ss))
+    if (ek_acl_permits(proxied ? srv->cfg->proxy_from : srv->cfg->acl,
+                       (struct sockaddr *)&peer.ss))
         return false;
     char name[EK_ADDRSTR_MAX];
     ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, sizeof(name));
-    ek_stat_add(&srv->stats->refused_acl, 1);
-    ek_log_limited(&acc->acl_log, EK_LOG_WARN,
-                   "refused a connection from %s (--allow/--deny)", name);
+    ek_stat_add(proxied ? &srv->stats->refused_proxy_untrusted
+                        : &srv->stats->refused_acl,
+                1);
+    ek_log_limited(
+        &acc->acl_log, EK_LOG_WARN, "refused a connection from %s%s", name,
+        proxied ? ": not a trusted proxy (--proxy-from)" : " (--allow/--deny)");
     close(fd);
     return true;
 }
@@ -180,7 +188,11 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
     const struct sockaddr *who = (const struct sockaddr *)&r->src;
 
-    if (r->local) {
+    /* No IP address to judge (LOCAL, UNKNOWN, a unix source): the rules
+     * judge the proxy itself. */
+    bool no_ip = r->local ||
+                 (r->src.ss_family != AF_INET && r->src.ss_family != AF_INET6);
+    if (no_ip) {
         if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0)
             return false; /* gone already */
         who = (const struct sockaddr *)&peer.ss;
@@ -189,10 +201,11 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     if (ok && !ek_log_enabled(EK_LOG_DEBUG))
         return true;
     peer_name(fd, via, sizeof(via));
-    if (r->local)
+    if (no_ip && r->local)
         snprintf(client, sizeof(client), "%s", via);
     else
-        ek_addr_format(who, r->addr_len, client, sizeof(client));
+        ek_addr_format((const struct sockaddr *)&r->src, r->addr_len, client,
+                       sizeof(client));
     if (ok) {
         ek_log(EK_LOG_DEBUG, "connection from %s via PROXY v%d from %s%s",
                client, r->version, via, r->local ? " (local)" : "");

@@ -58,6 +58,7 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
     v->refused_fd = ek_stat_get(&s->refused_fd);
     v->refused_acl = ek_stat_get(&s->refused_acl);
     v->refused_proxy = ek_stat_get(&s->refused_proxy);
+    v->refused_proxy_untrusted = ek_stat_get(&s->refused_proxy_untrusted);
     v->accept_errors = ek_stat_get(&s->accept_errors);
     v->conn_errors = ek_stat_get(&s->conn_errors);
     v->idle_closed = ek_stat_get(&s->idle_closed);
@@ -123,9 +124,10 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
             "Connections admitted.", "", v->accepted);
     counter(buf, size, &len, "echokit_connections_active", "gauge",
             "Connections open now.", "", v->active);
-    static const char *const refused_names[] = {"limit", "fd", "acl", "proxy"};
+    static const char *const refused_names[] = {"limit", "fd", "acl", "proxy",
+                                                "proxy_untrusted"};
     const uint64_t refused[] = {v->refused_limit, v->refused_fd, v->refused_acl,
-                                v->refused_proxy};
+                                v->refused_proxy, v->refused_proxy_untrusted};
     by_reason(buf, size, &len, "echokit_connections_refused_total",
               "Connections closed at once, by reason.", refused_names, refused,
               sizeof(refused) / sizeof(refused[0]));
@@ -176,11 +178,13 @@ void ek_metrics_log(struct ek_server *srv)
     ek_log(
         EK_LOG_INFO,
         "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
-        "%llu acl %llu proxy, %llu idle-closed, %llu accept errors, %llu "
+        "%llu acl %llu proxy %llu proxy-untrusted, %llu idle-closed, %llu "
+        "accept errors, %llu "
         "connection errors, %llu bytes in, %llu bytes out, %llu queue-full%s",
         (unsigned long long)v.active, (unsigned long long)v.accepted,
         (unsigned long long)v.refused_limit, (unsigned long long)v.refused_fd,
         (unsigned long long)v.refused_acl, (unsigned long long)v.refused_proxy,
+        (unsigned long long)v.refused_proxy_untrusted,
         (unsigned long long)v.idle_closed, (unsigned long long)v.accept_errors,
         (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
         (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full, udp);

@@ -48,7 +48,8 @@ struct ek_config {
     int64_t idle_timeout_ms;  /* 0: none */
     const struct ek_acl *acl; /* --allow/--deny */
     bool proxy_protocol;      /* a PROXY header opens every connection */
-    struct ek_udp_limits udp; /* --udp-low-ports, --udp-rate... */
+    const struct ek_acl *proxy_from; /* who may send it (--proxy-from) */
+    struct ek_udp_limits udp;        /* --udp-low-ports, --udp-rate... */
 };
 
 /* Where the server is in its life cycle. */

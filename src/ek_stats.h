@@ -55,6 +55,7 @@ struct ek_stats {
     atomic_uint_fast64_t refused_fd;    /* fd above the model's limit */
     atomic_uint_fast64_t refused_acl;   /* --allow/--deny said no */
     atomic_uint_fast64_t refused_proxy; /* bad, missing or late PROXY header */
+    atomic_uint_fast64_t refused_proxy_untrusted; /* not --proxy-from */
     atomic_uint_fast64_t accept_errors; /* accept(2) failures, EMFILE too */
     atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
     atomic_uint_fast64_t idle_closed;   /* closed by --idle-timeout */
@@ -84,7 +85,7 @@ static inline uint64_t ek_stat_get(atomic_uint_fast64_t *c)
 /* The counters at one moment, summed over every writer. */
 struct ek_stats_view {
     uint64_t accepted, active, refused_limit, refused_fd, refused_acl;
-    uint64_t refused_proxy;
+    uint64_t refused_proxy, refused_proxy_untrusted;
     uint64_t accept_errors, conn_errors, idle_closed;
     uint64_t bytes_in, bytes_out, queue_full;
     uint64_t dgrams_in, dgrams_out, udp_drops[EK_UDP_DROP_REASONS];

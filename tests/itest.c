@@ -1060,9 +1060,11 @@ static int serve_without_permission(struct h_run *r)
     return st;
 }
 
-/* Brings the loopback interface of a fresh network namespace up. */
-static void loopback_up(void)
+void own_network(const char *extra_ipv4)
 {
+    if (unshare(CLONE_NEWNET) != 0)
+        SKIP("cannot make a network namespace: %s (needs root)",
+             strerror(errno));
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CHECK(fd >= 0);
     struct ifreq ifr = {0};
@@ -1070,6 +1072,14 @@ static void loopback_up(void)
     CHECK(ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
     ifr.ifr_flags |= IFF_UP;
     CHECK(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+    if (extra_ipv4 != NULL) { /* an alias, lo:1, as ifconfig makes one */
+        struct ifreq alias = {0};
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        snprintf(alias.ifr_name, sizeof(alias.ifr_name), "lo:1");
+        CHECK(inet_pton(AF_INET, extra_ipv4, &a.sin_addr) == 1);
+        memcpy(&alias.ifr_addr, &a, sizeof(a));
+        CHECK(ioctl(fd, SIOCSIFADDR, &alias) == 0);
+    }
     close(fd);
 }
 
@@ -1090,10 +1100,7 @@ static unsigned logged_client_port(struct h_server *s)
  * process's connection shares the port. */
 static void case_client_time_wait(void)
 {
-    if (unshare(CLONE_NEWNET) != 0)
-        SKIP("cannot make a network namespace: %s (needs root)",
-             strerror(errno));
-    loopback_up();
+    own_network(NULL);
     struct h_server s, s2;
     struct h_run r;
     const char *args[] = {"-v", "--listen", "127.0.0.1:0", NULL};

@@ -89,6 +89,15 @@ long long metric_becomes(const char *addr, const char *name, long long want);
 void ipv4_endpoints(const char *src, unsigned src_port, const char *addr,
                     struct sockaddr_in *from, struct sockaddr_in *to);
 
+/* Connects to addr (an IPv4 HOST:PORT) from source address src: a
+ * non-blocking fd. */
+int connect_from(const char *src, const char *addr);
+
+/* Moves this test into a network namespace of its own (a SKIP where that
+ * is not allowed) with loopback up and, when extra_ipv4 is not NULL, that
+ * address on it too: addresses no other process sees. */
+void own_network(const char *extra_ipv4);
+
 /* A TCP port outside the ephemeral range, free right now. */
 unsigned free_fixed_port(void);
 
@@ -131,5 +140,6 @@ void case_metrics_busy(void);
 void case_process_orphan(void);
 void case_udp_rate_collide(void);
 void case_log_injection(void);
+void case_proxy_trust(void);
 
 #endif

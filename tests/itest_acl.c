@@ -11,8 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Connects to addr (an IPv4 HOST:PORT) from source address src. */
-static int connect_from(const char *src, const char *addr)
+int connect_from(const char *src, const char *addr)
 {
     struct sockaddr_in from, to;
     ipv4_endpoints(src, 0, addr, &from, &to);

@@ -436,3 +436,76 @@ void case_log_injection(void)
            "line and escape sequences is logged escaped, as text and as "
            "JSON (valid, ASCII)\n");
 }
+
+/* Whether a client from src that sends header then 100 bytes gets exactly
+ * those 100 bytes back (true) or is closed with nothing echoed (false). */
+static bool proxied_from(const char *src, const char *addr, const void *header,
+                         size_t hlen)
+{
+    unsigned char buf[400], back[100];
+    CHECK(hlen + 100 <= sizeof(buf));
+    int fd = connect_from(src, addr);
+    memcpy(buf, header, hlen);
+    h_pattern(77, 0, buf + hlen, 100);
+    send_all(fd, buf, hlen + 100);
+    bool ok = recv_exact(fd, back, sizeof(back), 3000) &&
+              memcmp(back, buf + hlen, sizeof(back)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* --proxy-protocol trusts the header only from --proxy-from (by default
+ * this host). In a network namespace of its own with 10.9.9.1 on its
+ * loopback, as a host elsewhere: a client there that claims an allowed
+ * address was served (--allow 10.0.0.0/8 and "PROXY TCP4 10.1.2.3"); now
+ * it is refused at once and counted (proxy_untrusted). A v2 header with a
+ * unix source named no address the rules could judge and passed them; now
+ * the rules judge the proxy. */
+void case_proxy_trust(void)
+{
+    own_network("10.9.9.1");
+    static const char v1[] = "PROXY TCP4 10.1.2.3 127.0.0.1 40000 7\r\n";
+    unsigned char v2_unix[16 + 216] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                       0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+                                       0x21, 0x31, 0x00, 216};
+    memcpy(v2_unix + 16, "/run/client.sock", 16);
+    struct h_server s;
+    char maddr[256];
+    const char *dflt[] = {"--proxy-protocol", "--allow",     "10.0.0.0/8",
+                          "--listen",         "127.0.0.1:0", "--metrics",
+                          "127.0.0.1:0",      NULL};
+    CHECK_INT(h_server_start(&s, NULL, dflt, 1, 0), ==, 0);
+    metrics_addr(&s, maddr, sizeof(maddr));
+    bool remote = proxied_from("10.9.9.1", s.addrs[0], v1, strlen(v1));
+    bool local = proxied_from("127.0.0.1", s.addrs[0], v1, strlen(v1));
+    bool unix_src =
+        proxied_from("127.0.0.1", s.addrs[0], v2_unix, sizeof(v2_unix));
+    printf("proxy trust, default: a header from 10.9.9.1 %s, from "
+           "127.0.0.1 %s; a unix source via 127.0.0.1 under --allow "
+           "10.0.0.0/8 %s\n",
+           remote ? "served" : "refused", local ? "served" : "refused",
+           unix_src ? "served" : "refused");
+    CHECK(!remote);
+    CHECK(local);
+    CHECK(!unix_src);
+    CHECK_INT(metric_becomes(maddr,
+                             "echokit_connections_refused_total{reason="
+                             "\"proxy_untrusted\"}",
+                             1),
+              ==, 1);
+    CHECK(log_shows(&s, "not a trusted proxy (--proxy-from)", 5000));
+    stop_ok(&s);
+
+    /* --proxy-from names the proxies, instead of this host. */
+    const char *from[] = {"--proxy-protocol", "--proxy-from", "10.9.9.1",
+                          "--listen",         "127.0.0.1:0",  NULL};
+    CHECK_INT(h_server_start(&s, NULL, from, 1, 0), ==, 0);
+    CHECK(proxied_from("10.9.9.1", s.addrs[0], v1, strlen(v1)));
+    CHECK(!proxied_from("127.0.0.1", s.addrs[0], v1, strlen(v1)));
+    stop_ok(&s);
+
+    /* --proxy-from without --proxy-protocol is a usage error. */
+    struct h_run r;
+    const char *alone[] = {"serve", "--proxy-from", "10.0.0.0/8", NULL};
+    CHECK_INT(h_run_echokit(alone, -1, 10000, &r), ==, 64);
+}
