@@ -841,11 +841,14 @@ pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size)
     enum fake_how h = strcmp(how, "corrupt") == 0 ? FAKE_CORRUPT
                       : strcmp(how, "short") == 0 ? FAKE_SHORT
                                                   : FAKE_SILENT;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* SO_REUSEADDR, as echokit's listeners: the TIME_WAITs of the
+     * connections it closes first keep it, and never block a server that
+     * later binds its (ephemeral) port. */
+    int lfd = h_client_socket(AF_INET);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
-    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
     CHECK(listen(lfd, SOMAXCONN) == 0);
     CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
     snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));

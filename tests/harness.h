@@ -70,8 +70,9 @@ const char *h_server_log(const struct h_server *s);
  * non-blocking fd, or -errno. */
 int h_connect(const char *addr);
 
-/* A stream socket for a test's own client, with SO_REUSEADDR as echokit's
- * clients have, so that its TIME_WAIT never keeps a server off its port. */
+/* A stream socket with SO_REUSEADDR, for the suite's own clients and fake
+ * servers (as echokit's clients and listeners have it), so that their
+ * TIME_WAITs never keep a server off a port they used. */
 int h_client_socket(int family);
 
 /* Like h_connect, failing the test on error. */
