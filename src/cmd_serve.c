@@ -75,9 +75,9 @@ static const char usage_tail[] =
     "to\n"
     "                            the client it names\n"
     "      --proxy-from CIDR     trust PROXY headers from these peers only\n"
-    "                            (repeatable; default 127.0.0.0/8 and ::1; "
-    "unix\n"
-    "                            sockets always)\n"
+    "                            (repeatable; default 127.0.0.0/8 and ::1, "
+    "and\n"
+    "                            unix socket files)\n"
     "      --allow CIDR          accept only these peers (repeatable)\n"
     "      --deny CIDR           refuse these peers (repeatable; deny wins)\n"
     "      --user USER           drop root for USER once the sockets are "
@@ -387,6 +387,7 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
                     "serve", "invalid --drain-timeout '%s': %s", optarg, why);
             break;
         case 't':
+            o->threads_auto_cpus = 0; /* the last --threads decides */
             if (strcmp(optarg, "auto") == 0) {
                 /* One loop per CPU, at most EK_MAX_LOOPS (the counters
                  * have that many slots); said at start when clamped. */

@@ -1,16 +1,19 @@
 #include "ek_admit.h"
 #include "ek_acl.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_util.h"
 #include "ek_stats.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 bool ek_accept_error_persists(int err)
@@ -27,16 +30,41 @@ bool ek_accept_error_persists(int err)
     }
 }
 
+/* Whether a unix socket's peer may send a PROXY header: on a socket file,
+ * yes (the file's permissions chose who can connect); on an abstract
+ * socket (Linux; no file, no permissions: any local user can connect)
+ * only a peer running as this server's user or root. */
+static bool unix_proxy_trusted(int fd)
+{
+    struct ek_sockaddr local = {.len = sizeof(local.ss)};
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&local.ss;
+    if (getsockname(fd, (struct sockaddr *)&local.ss, &local.len) < 0)
+        return false;
+    if (local.len > offsetof(struct sockaddr_un, sun_path) &&
+        un->sun_path[0] != '\0')
+        return true;
+    uid_t uid;
+    return ek_peer_uid(fd, &uid) == 0 && (uid == geteuid() || uid == 0);
+}
+
+/* Whether the peer at peer may send a PROXY header (--proxy-from). */
+static bool proxy_trusted(const struct ek_server *srv, int fd,
+                          const struct ek_sockaddr *peer)
+{
+    if (peer->ss.ss_family == AF_UNIX)
+        return unix_proxy_trusted(fd);
+    return ek_acl_permits(srv->cfg->proxy_from,
+                          (const struct sockaddr *)&peer->ss);
+}
+
 /* --allow/--deny: refuses (closing fd) a peer the rules keep out. With
  * --proxy-protocol the peer is the proxy, which must be one --proxy-from
- * trusts (a unix socket's peer always is: the file's permissions chose
- * it); the rules wait for the header. */
+ * trusts (proxy_trusted); the rules wait for the header. */
 static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
     struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
     bool proxied = srv->cfg->proxy_protocol;
-    if (!(proxied ? ek_acl_active(srv->cfg->proxy_from)
-                  : ek_acl_active(srv->cfg->acl)))
+    if (!proxied && !ek_acl_active(srv->cfg->acl))
         return false;
     if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) < 0) {
         /* ENOTCONN: reset before we looked; it is gone either way. */
@@ -44,8 +72,8 @@ static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
         ek_stat_add(&srv->stats->accept_errors, 1);
         return true;
     }
-    if (ek_acl_permits(proxied ? srv->cfg->proxy_from : srv->cfg->acl,
-                       (struct sockaddr *)&peer.ss))
+    if (proxied ? proxy_trusted(srv, fd, &peer)
+                : ek_acl_permits(srv->cfg->acl, (struct sockaddr *)&peer.ss))
         return false;
     char name[EK_ADDRSTR_MAX];
     ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, sizeof(name));

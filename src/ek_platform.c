@@ -138,6 +138,26 @@ int ek_accept(int listen_fd, int flags)
 #endif
 }
 
+int ek_peer_uid(int fd, uid_t *uid)
+{
+#if defined(SO_PEERCRED)
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -errno;
+    *uid = cred.uid;
+    return 0;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) ||    \
+    defined(__NetBSD__)
+    gid_t gid;
+    return getpeereid(fd, uid, &gid) < 0 ? -errno : 0;
+#else
+    (void)fd;
+    (void)uid;
+    return -ENOSYS;
+#endif
+}
+
 /* Closes lo..hi (inclusive). */
 static void close_span(unsigned lo, unsigned hi)
 {

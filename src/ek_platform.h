@@ -69,6 +69,11 @@
  * fd or -errno. */
 int ek_socket(int family, int type, int flags);
 
+/* The user id of a unix socket's peer (SO_PEERCRED on Linux; getpeereid
+ * elsewhere where it exists). Returns 0, or -errno (-ENOSYS: cannot
+ * tell). */
+int ek_peer_uid(int fd, uid_t *uid);
+
 /* Closes every descriptor from 3 up but the n in keep (a forked child
  * keeping only what is its own): close_range(2) where there is one
  * (Linux 5.9, FreeBSD 12.2), else close() up to the descriptor limit. */

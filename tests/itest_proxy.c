@@ -454,6 +454,33 @@ static bool proxied_from(const char *src, const char *addr, const void *header,
     return ok;
 }
 
+/* Whether a client running as uid (-1: as we are) that connects to the
+ * unix socket addr and sends header then 100 bytes gets them back. */
+static bool proxied_as(int uid, const char *addr, const void *header,
+                       size_t hlen)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (uid >= 0 && (setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0))
+            _exit(2);
+        unsigned char buf[400], back[100];
+        int fd = h_connect(addr);
+        if (fd < 0 || hlen + 100 > sizeof(buf))
+            _exit(3);
+        memcpy(buf, header, hlen);
+        h_pattern(78, 0, buf + hlen, 100);
+        send_all(fd, buf, hlen + 100);
+        bool ok = recv_exact(fd, back, sizeof(back), 3000) &&
+                  memcmp(back, buf + hlen, sizeof(back)) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) <= 1);
+    return WEXITSTATUS(st) == 0;
+}
+
 /* --proxy-protocol trusts the header only from --proxy-from (by default
  * this host). In a network namespace of its own with 10.9.9.1 on its
  * loopback, as a host elsewhere: a client there that claims an allowed
@@ -502,6 +529,20 @@ void case_proxy_trust(void)
     CHECK_INT(h_server_start(&s, NULL, from, 1, 0), ==, 0);
     CHECK(proxied_from("10.9.9.1", s.addrs[0], v1, strlen(v1)));
     CHECK(!proxied_from("127.0.0.1", s.addrs[0], v1, strlen(v1)));
+    stop_ok(&s);
+
+    /* An abstract unix socket has no file whose permissions choose who
+     * connects: only a peer running as the server's user (or root) may
+     * send the header. Another user (nobody) was trusted as a socket
+     * file's peer is (found by review). */
+    char abstract[64];
+    snprintf(abstract, sizeof(abstract), "unix:@echokit-trust-%d",
+             (int)getpid());
+    const char *on_abstract[] = {"--proxy-protocol", "--allow", "10.0.0.0/8",
+                                 "--listen",         abstract,  NULL};
+    CHECK_INT(h_server_start(&s, NULL, on_abstract, 1, 0), ==, 0);
+    CHECK(proxied_as(-1, abstract, v1, strlen(v1)));     /* us: root */
+    CHECK(!proxied_as(65534, abstract, v1, strlen(v1))); /* nobody */
     stop_ok(&s);
 
     /* --proxy-from without --proxy-protocol is a usage error. */
