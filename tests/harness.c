@@ -646,7 +646,7 @@ static void stream_step(struct h_stream *s, short revents, unsigned char *buf,
  * stalled server from a stalled TCP. */
 static void print_tcp_ends(int fd)
 {
-    struct sockaddr_storage a;
+    struct sockaddr_storage a = {0};
     socklen_t len = sizeof(a);
     if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
         return;
