@@ -7,6 +7,7 @@
 #include "ek_platform.h"
 #include "ek_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -17,6 +18,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef EK_HAVE_SYS_CLOSE_RANGE
+#include <sys/syscall.h>
+#endif
 
 #ifdef EK_HAVE_EPOLL
 #include <sys/epoll.h>
@@ -158,22 +162,51 @@ int ek_peer_uid(int fd, uid_t *uid)
 #endif
 }
 
-/* Closes lo..hi (inclusive). */
-static void close_span(unsigned lo, unsigned hi)
+/* Closes lo..hi (inclusive) in one call: close_range(2), through the
+ * raw system call where libc has no wrapper (glibc before 2.34). Returns
+ * false where the kernel or a seccomp profile refuses it. */
+static bool close_range_call(unsigned lo, unsigned hi)
 {
-    if (lo > hi)
-        return;
-#ifdef EK_HAVE_CLOSE_RANGE
-    if (close_range(lo, hi, 0) == 0)
-        return;
+#if defined(EK_HAVE_CLOSE_RANGE)
+    return close_range(lo, hi, 0) == 0;
+#elif defined(EK_HAVE_SYS_CLOSE_RANGE)
+    return syscall(SYS_close_range, lo, hi, 0) == 0;
+#else
+    (void)lo;
+    (void)hi;
+    return false;
 #endif
-    /* No close_range, or it failed (ENOSYS on an older kernel): one by
-     * one, up to the highest descriptor this process may have. */
-    long max = sysconf(_SC_OPEN_MAX);
-    unsigned limit = max > 0 ? (unsigned)(max < INT_MAX ? max : INT_MAX) : 1024;
-    unsigned top = hi < limit ? hi : limit - 1;
-    for (unsigned fd = lo; fd <= top; fd++)
-        (void)close((int)fd);
+}
+
+static bool kept(int fd, const int *keep, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keep[i] == fd)
+            return true;
+    return false;
+}
+
+/* Without close_range: the descriptors the process has, from its fd
+ * directory (one close per open descriptor, whatever the limit); false
+ * where there is none to read. */
+static bool close_listed(const int *keep, size_t n)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        d = opendir("/dev/fd");
+    if (d == NULL)
+        return false;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && end != e->d_name && fd > 2 && fd != self &&
+            fd <= INT_MAX && !kept((int)fd, keep, n))
+            (void)close((int)fd); /* Linux lists the directory afresh */
+    }
+    closedir(d);
+    return true;
 }
 
 void ek_close_all_but(const int *keep, size_t n)
@@ -184,13 +217,21 @@ void ek_close_all_but(const int *keep, size_t n)
         for (size_t i = 0; i < n; i++)
             if (keep[i] >= (int)lo && (next < 0 || keep[i] < next))
                 next = keep[i];
-        if (next < 0) {
-            close_span(lo, ~0U);
+        unsigned hi = next < 0 ? ~0U : (unsigned)next - 1;
+        if (lo <= hi && !close_range_call(lo, hi))
+            break; /* no close_range: the fallbacks below */
+        if (next < 0)
             return;
-        }
-        close_span(lo, (unsigned)next - 1);
         lo = (unsigned)next + 1;
     }
+    if (close_listed(keep, n))
+        return;
+    /* Last resort: every number up to the descriptor limit. */
+    long max = sysconf(_SC_OPEN_MAX);
+    int limit = max > 0 && max < INT_MAX ? (int)max : 1024;
+    for (int fd = 3; fd < limit; fd++)
+        if (!kept(fd, keep, n))
+            (void)close(fd);
 }
 
 int ek_pipe(int fds[2], int flags)

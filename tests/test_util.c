@@ -1,9 +1,15 @@
-/* Unit test of the command-line number parsers. */
+/* Unit test of the command-line number parsers, the timeouts, SipHash
+ * and ek_close_all_but. */
 #include "check.h"
+#include "ek_platform.h"
 #include "ek_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_uint(void)
 {
@@ -85,8 +91,35 @@ static void test_siphash(void)
     CHECK(ek_siphash(msg, 8, key) == 0x93f5f5799a932462ULL);
 }
 
+/* A forked child keeps what it is told to keep and nothing else
+ * (ek_close_all_but, the process model's children). */
+static void test_close_all_but(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fds[12];
+        for (int i = 0; i < 12; i++)
+            if ((fds[i] = dup(2)) < 0)
+                _exit(2);
+        const int keep[] = {fds[9], fds[2], fds[5]};
+        ek_close_all_but(keep, 3);
+        for (int i = 0; i < 12; i++) {
+            bool open = fcntl(fds[i], F_GETFD) >= 0;
+            if (open != (i == 2 || i == 5 || i == 9))
+                _exit(3);
+        }
+        _exit(fcntl(2, F_GETFD) >= 0 ? 0 : 4); /* stdio stays */
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st));
+    CHECK_INT(WEXITSTATUS(st), ==, 0);
+}
+
 int main(void)
 {
+    test_close_all_but();
     test_siphash();
     test_uint();
     test_size();
