@@ -285,28 +285,34 @@ static void client_read(struct ek_metrics *m, struct metrics_client *c)
     }
 }
 
-/* A slot for a new client: a free one, or else the oldest client's, which
- * is closed. Slow or idle clients holding every slot cannot keep a scrape
- * out: a scraper sends its request as soon as it connects, and is served
- * before another 16 connections push it out. */
+/* A slot for a new client: a free one, or else that of the oldest client
+ * that has sent nothing yet, which is closed; NULL when every client is
+ * in the middle of a request. Idle clients holding every slot cannot keep
+ * a scrape out, and a flood of new connections cannot push out a scraper
+ * whose request has begun. */
 static struct metrics_client *client_slot(struct ek_metrics *m)
 {
-    struct metrics_client *oldest = &m->clients[0];
+    struct metrics_client *idle = NULL;
     for (size_t i = 0; i < EK_METRICS_CLIENTS; i++) {
         struct metrics_client *c = &m->clients[i];
         if (c->fd < 0)
             return c;
-        if (c->deadline_ms < oldest->deadline_ms)
-            oldest = c;
+        if (c->len == 0 && (idle == NULL || c->deadline_ms < idle->deadline_ms))
+            idle = c;
     }
-    close(oldest->fd);
-    oldest->fd = -1;
-    return oldest;
+    if (idle != NULL) {
+        close(idle->fd);
+        idle->fd = -1;
+    }
+    return idle;
 }
 
+/* Takes what connected, at most a slot's worth per turn, and reads each
+ * new client's request at once if it has come (a scraper sends it with
+ * its connect, and is answered before anyone can push it out). */
 static void accept_clients(struct ek_metrics *m, int lfd)
 {
-    for (;;) {
+    for (int taken = 0; taken < EK_METRICS_CLIENTS; taken++) {
         int fd = ek_net_accept(lfd, true);
         if (fd < 0 && ek_accept_error_persists(fd)) {
             m->accept_paused_until = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
@@ -321,9 +327,14 @@ static void accept_clients(struct ek_metrics *m, int lfd)
         if (fd < 0)
             continue; /* that client left: the next */
         struct metrics_client *c = client_slot(m);
+        if (c == NULL) { /* every slot mid-request: try again later */
+            close(fd);
+            continue;
+        }
         c->fd = fd;
         c->len = 0;
         c->deadline_ms = ek_now_ms() + EK_METRICS_REQUEST_MS;
+        client_read(m, c);
     }
 }
 
