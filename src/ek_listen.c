@@ -108,10 +108,12 @@ static int bind_group(struct ek_server *srv, const char *text, bool udp,
     return bound > 0 ? 0 : first_err;
 }
 
-/* Why a TCP port is in use: a server on it, or, when nothing answers
- * there, a connection that took it as its source port, or that
- * connection's TIME_WAIT (60 s; ports 32768-60999 are Linux's default
- * ephemeral range, which includes 50000). */
+/* Why a TCP port may be in use, when bind says so: a server answering at
+ * the address, or else (ECONNREFUSED) something no connect can see: a
+ * connection that took the port as its source port, or its TIME_WAIT (60
+ * s; Linux's ephemeral range, 32768-60999, includes 50000), or a listener
+ * on another address of the port (for a wildcard bind). A guess, worded
+ * as one. */
 static const char *in_use_reason(const struct ek_sockaddr *sa)
 {
     int family = sa->ss.ss_family;
@@ -120,12 +122,15 @@ static const char *in_use_reason(const struct ek_sockaddr *sa)
     int fd = ek_net_connect(sa, 1000);
     if (fd >= 0)
         close(fd);
+    if (fd >= 0)
+        return " (a server answers there)";
     if (fd != -ECONNREFUSED)
-        return " (another server listens there)";
-    return " (nothing listens there: a connection uses it as its source "
-           "port, or its TIME_WAIT does, for up to 60 s; wait, choose "
-           "another port, or keep it out of the ephemeral range with "
-           "sysctl net.ipv4.ip_local_reserved_ports)";
+        return "";
+    return " (no server answers there: a connection may use the port as "
+           "its source port, or its TIME_WAIT may, for up to 60 s, or a "
+           "listener may hold it on another address; wait, choose another "
+           "port, or keep it out of the ephemeral range with sysctl "
+           "net.ipv4.ip_local_reserved_ports)";
 }
 
 static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,

@@ -48,10 +48,20 @@ static int bind_unix(int fd, const struct ek_sockaddr *sa)
         return 0;
     if (errno != EADDRINUSE || un->sun_path[0] == '\0')
         return -errno;
-    struct stat st;
-    if (lstat(un->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+    struct stat st, again;
+    if (lstat(un->sun_path, &st) < 0)
+        return -EADDRINUSE; /* in use, by what cannot be told */
+    if (!S_ISSOCK(st.st_mode))
         return -ENOTSOCK; /* left alone: see unix_path_is_stale */
     if (!unix_path_is_stale(sa))
+        return -EADDRINUSE;
+    /* Still the socket file just probed? Something renamed onto the path
+     * in between is not ours to remove. (A directory others can write
+     * leaves a narrower race all the same: keep sockets in one only they
+     * and the server's user can.) */
+    if (lstat(un->sun_path, &again) == 0 &&
+        (again.st_dev != st.st_dev || again.st_ino != st.st_ino ||
+         !S_ISSOCK(again.st_mode)))
         return -EADDRINUSE;
     if (unlink(un->sun_path) < 0 && errno != ENOENT)
         return -errno;
