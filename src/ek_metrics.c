@@ -285,26 +285,29 @@ static void client_read(struct ek_metrics *m, struct metrics_client *c)
     }
 }
 
-/* A slot for a new client: a free one, or else that of the oldest client
- * that has sent nothing yet, which is closed; NULL when every client is
- * in the middle of a request. Idle clients holding every slot cannot keep
- * a scrape out, and a flood of new connections cannot push out a scraper
- * whose request has begun. */
+/* A slot for a new client: a free one, or else the oldest client's, which
+ * is closed: preferably one that has sent nothing yet (so that a flood of
+ * new connections does not push out a scraper whose request has begun),
+ * else any (so that clients that each send a byte and stall cannot hold
+ * every slot for their 5 s). A scraper sends its request with its connect
+ * and is answered at once (accept_clients), before anyone can push it
+ * out. */
 static struct metrics_client *client_slot(struct ek_metrics *m)
 {
-    struct metrics_client *idle = NULL;
+    struct metrics_client *idle = NULL, *oldest = &m->clients[0];
     for (size_t i = 0; i < EK_METRICS_CLIENTS; i++) {
         struct metrics_client *c = &m->clients[i];
         if (c->fd < 0)
             return c;
         if (c->len == 0 && (idle == NULL || c->deadline_ms < idle->deadline_ms))
             idle = c;
+        if (c->deadline_ms < oldest->deadline_ms)
+            oldest = c;
     }
-    if (idle != NULL) {
-        close(idle->fd);
-        idle->fd = -1;
-    }
-    return idle;
+    struct metrics_client *out = idle != NULL ? idle : oldest;
+    close(out->fd);
+    out->fd = -1;
+    return out;
 }
 
 /* Takes what connected, at most a slot's worth per turn, and reads each
@@ -327,10 +330,6 @@ static void accept_clients(struct ek_metrics *m, int lfd)
         if (fd < 0)
             continue; /* that client left: the next */
         struct metrics_client *c = client_slot(m);
-        if (c == NULL) { /* every slot mid-request: try again later */
-            close(fd);
-            continue;
-        }
         c->fd = fd;
         c->len = 0;
         c->deadline_ms = ek_now_ms() + EK_METRICS_REQUEST_MS;

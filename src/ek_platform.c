@@ -144,7 +144,7 @@ int ek_accept(int listen_fd, int flags)
 
 int ek_peer_uid(int fd, uid_t *uid)
 {
-#if defined(SO_PEERCRED)
+#if defined(__linux__) && defined(SO_PEERCRED) /* OpenBSD's differs */
     struct ucred cred;
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
@@ -191,9 +191,15 @@ static bool kept(int fd, const int *keep, size_t n)
  * where there is none to read. */
 static bool close_listed(const int *keep, size_t n)
 {
+#if defined(__linux__)
     DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        d = opendir("/dev/fd");
+#elif defined(__APPLE__)
+    DIR *d = opendir("/dev/fd"); /* the process's own, as on Linux */
+#else
+    /* The BSDs' /dev/fd lists what fdescfs(5) shows, or fixed nodes 0-2
+     * (0-63) without it, not necessarily the descriptors that are open. */
+    DIR *d = NULL;
+#endif
     if (d == NULL)
         return false;
     int self = dirfd(d);

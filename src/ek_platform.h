@@ -77,8 +77,9 @@ int ek_peer_uid(int fd, uid_t *uid);
 /* Closes every descriptor from 3 up but the n in keep (a forked child
  * keeping only what is its own): close_range(2) where there is one
  * (Linux 5.9, FreeBSD 12.2; the raw system call where libc has no
- * wrapper); else one close() per descriptor listed in /proc/self/fd or
- * /dev/fd; else close() on every number up to the descriptor limit. */
+ * wrapper); else one close() per descriptor listed in /proc/self/fd
+ * (Linux) or /dev/fd (macOS); else close() on every number up to the
+ * descriptor limit. */
 void ek_close_all_but(const int *keep, size_t n);
 
 /* socketpair(family, type, 0, sv) with flags on both. Returns 0, or
