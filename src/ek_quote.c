@@ -39,35 +39,35 @@ static bool put(char *out, size_t size, size_t *len, const char *esc, size_t n)
     return true;
 }
 
-void ek_escape_text(char *out, size_t size, size_t *len, const char *text)
+/* The escapers' one loop: printable ASCII as is, but a backslash before
+ * a backslash (and, in JSON, a quote); every other byte as \xNN (text)
+ * or \u00NN (JSON). An escape that does not fit ends it. */
+static void escape(char *out, size_t size, size_t *len, const char *text,
+                   bool json)
 {
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         char esc[8] = {(char)*p};
         size_t n = 1;
-        if (*p == '\\') {
-            esc[1] = '\\';
+        if (*p == '\\' || (json && *p == '"')) {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
             n = 2;
         } else if (!printable(*p)) {
-            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+            int w = json ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
+                         : snprintf(esc, sizeof(esc), "\\x%02x", *p);
+            n = (size_t)w;
         }
         if (!put(out, size, len, esc, n))
             return;
     }
 }
 
+void ek_escape_text(char *out, size_t size, size_t *len, const char *text)
+{
+    escape(out, size, len, text, false);
+}
+
 void ek_escape_json(char *out, size_t size, size_t *len, const char *text)
 {
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        char esc[8] = {(char)*p};
-        size_t n = 1;
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            n = 2;
-        } else if (!printable(*p)) {
-            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
-        }
-        if (!put(out, size, len, esc, n))
-            return;
-    }
+    escape(out, size, len, text, true);
 }
