@@ -229,7 +229,7 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     if (ok && !ek_log_enabled(EK_LOG_DEBUG))
         return true;
     peer_name(fd, via, sizeof(via));
-    if (no_ip && r->local)
+    if (r->local)
         snprintf(client, sizeof(client), "%s", via);
     else
         ek_addr_format((const struct sockaddr *)&r->src, r->addr_len, client,

@@ -120,10 +120,10 @@ static const char *in_use_reason(const struct ek_sockaddr *sa)
     if (family != AF_INET && family != AF_INET6)
         return "";
     int fd = ek_net_connect(sa, 1000);
-    if (fd >= 0)
+    if (fd >= 0) {
         close(fd);
-    if (fd >= 0)
         return " (a server answers there)";
+    }
     if (fd != -ECONNREFUSED)
         return "";
     return " (no server answers there: a connection may use the port as "

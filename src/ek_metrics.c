@@ -201,8 +201,8 @@ enum ek_metrics_route ek_metrics_route(const char *req, size_t n)
         return EK_METRICS_BAD_METHOD;
     const char *path = req + (head ? 5 : 4);
     size_t left = n - (head ? 5 : 4), plen = 0;
-    while (plen < left && strchr(" ?\r\n", path[plen]) == NULL &&
-           path[plen] != '\0')
+    /* strchr finds the NUL that ends " ?\r\n" too: a NUL ends the path */
+    while (plen < left && strchr(" ?\r\n", path[plen]) == NULL)
         plen++;
     if (plen != 8 || memcmp(path, "/metrics", 8) != 0)
         return EK_METRICS_NOT_FOUND;

@@ -22,16 +22,11 @@ static int set_int_opt(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
-/* A unix socket file answers connect() only if a server is behind it. */
+/* A unix socket file answers connect() only if a server is behind it.
+ * connect() to a regular file fails with ECONNREFUSED too: the caller
+ * checks first that the path is a socket. */
 static bool unix_path_is_stale(const struct ek_sockaddr *sa)
 {
-    const struct sockaddr_un *un = (const struct sockaddr_un *)&sa->ss;
-    struct stat st;
-    /* Only a socket file is ever removed: connect() to a regular file
-     * fails with ECONNREFUSED too, and taking that for a stale socket
-     * would delete whatever the path names. */
-    if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-        return false;
     int fd = ek_socket(AF_UNIX, SOCK_STREAM, O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -51,8 +46,10 @@ static int bind_unix(int fd, const struct ek_sockaddr *sa)
     struct stat st, again;
     if (lstat(un->sun_path, &st) < 0)
         return -EADDRINUSE; /* in use, by what cannot be told */
+    /* Only a socket file is ever removed: taking anything else for a
+     * stale socket would delete whatever the path names. */
     if (!S_ISSOCK(st.st_mode))
-        return -ENOTSOCK; /* left alone: see unix_path_is_stale */
+        return -ENOTSOCK;
     if (!unix_path_is_stale(sa))
         return -EADDRINUSE;
     /* Still the socket file just probed? Something renamed onto the path
