@@ -134,9 +134,8 @@ struct uloop {
     struct io_uring_buf_ring *br;
     char *bufs;         /* URING_BUFS x URING_BUF_SIZE */
     unsigned bufs_free; /* provided buffers the kernel may fill */
-    size_t nstarved;    /* connections with U_STARVED, in line: */
-    int line_head;      /*   the fd waiting longest (-1: none) */
-    int line_tail;      /*   the fd that joined last */
+    int line_head;      /* the line of U_STARVED connections: the fd */
+    int line_tail;      /*   waiting longest, the last to join (-1: none) */
     bool *accept_armed; /* per listener */
     bool udp_armed;     /* their polls were submitted (first turn) */
     size_t udp_polls;   /* polls in flight */
@@ -352,7 +351,6 @@ static void set_starved(struct uloop *lp, int fd, bool on)
         else
             lp->line_head = fd;
         lp->line_tail = fd;
-        lp->nstarved++;
         return;
     }
     u->state &= (uint8_t)~U_STARVED;
@@ -364,7 +362,6 @@ static void set_starved(struct uloop *lp, int fd, bool on)
         uconn(lp, u->line_next)->line_prev = u->line_prev;
     else
         lp->line_tail = u->line_prev;
-    lp->nstarved--;
 }
 
 /* Bytes the connection has taken on to echo: what is queued, and what a
@@ -425,7 +422,7 @@ static void recv_next(struct uloop *lp, int fd)
     u->state &= (uint8_t)~U_PAUSED;
     if (room == 0)
         u->state |= U_PAUSED;
-    else if (lp->nstarved > 0)
+    else if (lp->line_head >= 0) /* others wait */
         set_starved(lp, fd, true);
     else
         arm_recv(lp, fd, room);
