@@ -543,8 +543,13 @@ static pid_t idle_burst_later(pid_t server, const char *addr, int idle)
      * loaded machine takes to wait for 1000 connects one by one, which
      * the busy connections' 2 s would not survive. */
     for (int i = 0; i < idle; i++) {
-        int fd = h_client_socket(AF_INET);
-        if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+        /* Not h_client_socket: its exit() would run the harness's clean-up
+         * in this child. */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
             (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 &&
              errno != EINPROGRESS))
             _exit(1);
