@@ -28,7 +28,8 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
 SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h fuzz/*.c)
-FUZZ_TARGETS = proxy args queue udp_filter log_escape metrics_request
+FUZZ_TARGETS = proxy args queue udp_filter log_escape metrics_request \
+               tls_server
 FUZZ_TIME ?= 300
 
 .PHONY: all build run test test-asan test-tsan test-clang test-portable \

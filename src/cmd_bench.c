@@ -4,6 +4,7 @@
  */
 #include "ek_bench.h"
 #include "ek_cli.h"
+#include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
@@ -31,14 +32,26 @@ static const char usage_text[] =
     "  -m, --mode MODE       rr: request/response (default); stream: one-"
     "way bulk,\n"
     "                        echo checked; idle: connections held open "
-    "(memory)\n"
-    "  -c, --conns N         connections (default 50)\n"
+    "(memory);\n"
+    "                        connect: connection rate: each slot connects, "
+    "does\n"
+    "                        --exchanges request/responses, closes, "
+    "again\n"
+    "  -c, --conns N         connections (default 50; connect: slots, "
+    "each one\n"
+    "                        connection at a time)\n"
+    "  -n, --exchanges N     connect: request/responses per connection "
+    "(default 1)\n"
     "  -s, --size BYTES      message size (default 64)\n"
     "  -d, --depth N         rr: messages in flight per connection "
     "(default 1)\n"
     "  -r, --rate N          rr: open loop, N messages/s over all "
     "connections;\n"
-    "                        latency runs from the intended send time\n"
+    "                        latency runs from the intended send time; "
+    "connect:\n"
+    "                        N connections/s, time to first echo from the "
+    "intended\n"
+    "                        start\n"
     "  -t, --duration SECS   measured time (default 10)\n"
     "  -w, --warmup SECS     unmeasured time before it (default 1)\n"
     "  -T, --threads N       client threads (default 1)\n"
@@ -54,21 +67,29 @@ static const char usage_text[] =
     "within 1 s),\n"
     "                        reordering and duplicates are counted, not "
     "errors\n"
-    "      --json            print the result as one JSON object on stdout\n"
+    "      --json            print the result as one JSON object on stdout\n";
+/* After the TLS options. */
+static const char usage_tail[] =
     "  -h, --help            this text\n"
     "\n"
     "A progress line is written to stderr each second when it is a "
     "terminal.\n"
     "Exit status: 0 every echo verified and no connection failed; 1 "
     "mismatch,\n"
-    "reset, early close, timeout or failed connect; 64 bad usage; 68 host "
-    "not\n"
-    "found; 69 cannot connect at all.\n";
+    "reset, early close, timeout, failed connect or TLS handshake; 64 bad "
+    "usage;\n"
+    "68 host not found; 69 cannot connect at all (or no TLS in this build); "
+    "76 the\n"
+    "first TLS handshake failed; 78 unusable --tls-cert, --tls-key or "
+    "--tls-ca.\n";
 
 struct bench_options {
     const char *server;
     enum ek_bench_mode mode;
-    uint64_t conns, size, depth, rate, threads;
+    uint64_t conns, size, depth, rate, threads, exchanges;
+    struct ek_client_tls tls;
+    bool tls_on;        /* TLS is on (after ek_client_tls_start) */
+    char tls_what[160]; /* what the first handshake negotiated */
     int64_t duration_ms, warmup_ms, timeout_ms;
     pid_t server_pid;
     bool json;
@@ -105,7 +126,10 @@ static void sample(const struct bench_options *o, struct cpu_sample *s)
 
 static const char *mode_name(enum ek_bench_mode m)
 {
-    return m == EK_BENCH_STREAM ? "stream" : m == EK_BENCH_IDLE ? "idle" : "rr";
+    return m == EK_BENCH_STREAM    ? "stream"
+           : m == EK_BENCH_IDLE    ? "idle"
+           : m == EK_BENCH_CONNECT ? "connect"
+                                   : "rr";
 }
 
 /* "21.3 us", "1.25 ms", "2.10 s" */
@@ -132,7 +156,44 @@ struct report {
 static uint64_t errors_of(const struct ek_bench_result *r)
 {
     return r->mismatches + r->resets + r->closed + r->timeouts +
-           r->conns_failed;
+           r->conns_failed + r->tls_failed;
+}
+
+/* "min 21.3 us, p50 ..., max ..." */
+static void print_quantiles(const char *label, const struct ek_hist *h)
+{
+    char a[32], b[32], c[32], d[32], e[32], f[32];
+    printf("%-13smin %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n", label,
+           fmt_ns(h->min, a, sizeof(a)),
+           fmt_ns(ek_hist_quantile(h, 0.50), b, sizeof(b)),
+           fmt_ns(ek_hist_quantile(h, 0.90), c, sizeof(c)),
+           fmt_ns(ek_hist_quantile(h, 0.99), d, sizeof(d)),
+           fmt_ns(ek_hist_quantile(h, 0.999), e, sizeof(e)),
+           fmt_ns(h->max, f, sizeof(f)));
+}
+
+/* "\"name\":{\"min\":...}," in microseconds, or "\"name\":null,". */
+static void json_quantiles(const char *name, const struct ek_hist *h)
+{
+    if (h->count == 0) {
+        printf("\"%s\":null,", name);
+        return;
+    }
+    printf("\"%s\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
+           "\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+           name, (double)h->min / 1e3, ek_hist_mean(h) / 1e3,
+           (double)ek_hist_quantile(h, 0.5) / 1e3,
+           (double)ek_hist_quantile(h, 0.9) / 1e3,
+           (double)ek_hist_quantile(h, 0.99) / 1e3,
+           (double)ek_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
+}
+
+/* CPU microseconds per message, or per connection in connect mode. */
+static double per_unit(const struct ek_bench_result *r,
+                       const struct bench_options *o, long long us)
+{
+    uint64_t n = o->mode == EK_BENCH_CONNECT ? r->conns_done : r->msgs;
+    return n ? (double)us / (double)n : 0.0;
 }
 
 static void print_text(const struct report *rp)
@@ -140,37 +201,55 @@ static void print_text(const struct report *rp)
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
 
-    printf("echokit bench: %s%s to %s, %llu connection%s x %llu B",
-           mode_name(o->mode), o->udp ? " over UDP" : "", rp->peer,
-           (unsigned long long)o->conns, o->conns == 1 ? "" : "s",
+    bool connect = o->mode == EK_BENCH_CONNECT;
+    printf("echokit bench: %s%s%s to %s, %llu %s%s x %llu B",
+           mode_name(o->mode), o->udp ? " over UDP" : "",
+           o->tls_on ? " over TLS" : "", rp->peer, (unsigned long long)o->conns,
+           connect ? "slot" : "connection", o->conns == 1 ? "" : "s",
            (unsigned long long)o->size);
+    if (connect)
+        printf(", %llu exchange%s each", (unsigned long long)o->exchanges,
+               o->exchanges == 1 ? "" : "s");
     if (o->mode == EK_BENCH_RR)
         printf(o->rate ? ", open loop at %llu msgs/s" : ", depth %llu",
                (unsigned long long)(o->rate ? o->rate : o->depth));
+    else if (connect && o->rate)
+        printf(", open loop at %llu conns/s", (unsigned long long)o->rate);
     printf(", %llu thread%s, %.1f s measured after %.1f s warm-up\n",
            (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
            rp->seconds, (double)o->warmup_ms / 1000.0);
-    printf("connections  %u made, %u failed\n", r->conns_made, r->conns_failed);
+    if (o->tls_on && o->tls_what[0] != '\0')
+        printf("tls          %s\n", o->tls_what);
+    if (connect && o->tls_on)
+        printf("connections  %.0f/s: %llu done (%llu resumed), %u failed\n",
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_done,
+               (unsigned long long)r->conns_resumed, r->conns_failed);
+    else if (connect)
+        printf("connections  %.0f/s: %llu done, %u failed\n",
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_done, r->conns_failed);
+    else
+        printf("connections  %u made, %u failed\n", r->conns_made,
+               r->conns_failed);
+    if (connect && r->connect_lat.count > 0)
+        print_quantiles("connect", &r->connect_lat);
+    if (connect && r->handshake_lat.count > 0)
+        print_quantiles("handshake", &r->handshake_lat);
+    if (connect && r->first_echo_lat.count > 0)
+        print_quantiles("first echo", &r->first_echo_lat);
     if (o->mode != EK_BENCH_IDLE)
         printf("throughput   %.0f msgs/s, %.2f MiB/s each way\n",
                (double)r->msgs / rp->seconds,
                (double)r->bytes / rp->seconds / 1048576.0);
-    if (o->mode == EK_BENCH_RR && r->latency.count > 0) {
-        char a[32], b[32], c[32], d[32], e[32], f[32];
-        printf("latency      min %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max "
-               "%s\n",
-               fmt_ns(r->latency.min, a, sizeof(a)),
-               fmt_ns(ek_hist_quantile(&r->latency, 0.50), b, sizeof(b)),
-               fmt_ns(ek_hist_quantile(&r->latency, 0.90), c, sizeof(c)),
-               fmt_ns(ek_hist_quantile(&r->latency, 0.99), d, sizeof(d)),
-               fmt_ns(ek_hist_quantile(&r->latency, 0.999), e, sizeof(e)),
-               fmt_ns(r->latency.max, f, sizeof(f)));
-    }
+    if ((o->mode == EK_BENCH_RR || connect) && r->latency.count > 0)
+        print_quantiles("latency", &r->latency);
     printf("errors       %llu (mismatched %llu, reset %llu, closed %llu, no "
-           "echo %llu, connect %u)\n",
+           "echo %llu, connect %u, tls %llu)\n",
            (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
            (unsigned long long)r->resets, (unsigned long long)r->closed,
-           (unsigned long long)r->timeouts, r->conns_failed);
+           (unsigned long long)r->timeouts, r->conns_failed,
+           (unsigned long long)r->tls_failed);
     if (o->udp)
         printf("datagrams    %llu lost, %llu out of order, %llu duplicated or "
                "late\n",
@@ -183,8 +262,8 @@ static void print_text(const struct report *rp)
         printf("server       pid %d:", (int)o->server_pid);
         if (rp->before.server_us >= 0 && rp->after.server_us >= 0 &&
             o->mode != EK_BENCH_IDLE)
-            printf(" CPU %.2f s = %.2f us/msg;", (double)us / 1e6,
-                   r->msgs ? (double)us / (double)r->msgs : 0.0);
+            printf(" CPU %.2f s = %.2f us/%s;", (double)us / 1e6,
+                   per_unit(r, o, us), connect ? "conn" : "msg");
         printf(" RSS %ld KiB, PSS %ld KiB", rp->rss_kb, rp->pss_kb);
         if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
             printf(" (%.0f bytes per connection)",
@@ -194,8 +273,8 @@ static void print_text(const struct report *rp)
     }
     if (o->mode != EK_BENCH_IDLE) {
         long long us = rp->after.client_us - rp->before.client_us;
-        printf("client       CPU %.2f s = %.2f us/msg\n", (double)us / 1e6,
-               r->msgs ? (double)us / (double)r->msgs : 0.0);
+        printf("client       CPU %.2f s = %.2f us/%s\n", (double)us / 1e6,
+               per_unit(r, o, us), connect ? "conn" : "msg");
     }
 }
 
@@ -224,19 +303,26 @@ static void print_json(const struct report *rp)
            (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
            (unsigned long long)r->resets, (unsigned long long)r->closed,
            (unsigned long long)r->timeouts);
-    printf("\"udp\":%s,", o->udp ? "true" : "false");
+    printf("\"udp\":%s,\"tls\":%s,\"tls_failed\":%llu,",
+           o->udp ? "true" : "false", o->tls_on ? "true" : "false",
+           (unsigned long long)r->tls_failed);
+    if (o->mode == EK_BENCH_CONNECT) {
+        printf("\"exchanges\":%llu,\"conns_done\":%llu,\"conns_per_s\":%.1f,"
+               "\"conns_resumed\":%llu,",
+               (unsigned long long)o->exchanges,
+               (unsigned long long)r->conns_done,
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_resumed);
+        json_quantiles("connect_us", &r->connect_lat);
+        json_quantiles("handshake_us", &r->handshake_lat);
+        json_quantiles("first_echo_us", &r->first_echo_lat);
+    }
     if (o->udp)
         printf("\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
                (unsigned long long)r->lost, (unsigned long long)r->reordered,
                (unsigned long long)r->duplicates);
-    if (o->mode == EK_BENCH_RR && h->count > 0)
-        printf("\"latency_us\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,"
-               "\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
-               (double)h->min / 1e3, ek_hist_mean(h) / 1e3,
-               (double)ek_hist_quantile(h, 0.5) / 1e3,
-               (double)ek_hist_quantile(h, 0.9) / 1e3,
-               (double)ek_hist_quantile(h, 0.99) / 1e3,
-               (double)ek_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
+    if (o->mode == EK_BENCH_RR || o->mode == EK_BENCH_CONNECT)
+        json_quantiles("latency_us", h);
     else
         printf("\"latency_us\":null,");
     long long client_us = rp->after.client_us - rp->before.client_us;
@@ -249,6 +335,10 @@ static void print_json(const struct report *rp)
         printf(",\"server_cpu_us_per_msg\":");
         printf(cpu && r->msgs ? "%.3f" : "null",
                r->msgs ? (double)us / (double)r->msgs : 0.0);
+        if (o->mode == EK_BENCH_CONNECT) {
+            printf(",\"server_cpu_us_per_conn\":");
+            printf(cpu && r->conns_done ? "%.3f" : "null", per_unit(r, o, us));
+        }
         printf(",\"server_rss_kib\":%ld,\"server_pss_kib\":%ld", rp->rss_kb,
                rp->pss_kb);
         if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
@@ -337,6 +427,8 @@ static int parse_mode(const char *s, enum ek_bench_mode *m)
         *m = EK_BENCH_STREAM;
     else if (strcmp(s, "idle") == 0)
         *m = EK_BENCH_IDLE;
+    else if (strcmp(s, "connect") == 0)
+        *m = EK_BENCH_CONNECT;
     else
         return -1;
     return 0;
@@ -361,22 +453,26 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"udp", no_argument, NULL, 'u'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"exchanges", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
+        EK_CLIENT_TLS_LONGOPTS,
+        {"tls-resume", no_argument, NULL, EK_OPT_TLS_RESUME},
         {NULL, 0, NULL, 0},
     };
     const char *why = NULL;
     uint64_t pid;
-    int c, bad = 0;
+    int c, bad = 0, rc;
+    bool depth_given = false;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:hu", longopts,
+    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:n:hu", longopts,
                             NULL)) != -1) {
         const char *name = NULL;
         switch (c) {
         case 'm':
             if (parse_mode(optarg, &o->mode) < 0)
                 return ek_usage_error("bench",
-                                      "invalid --mode '%s': use rr, stream "
-                                      "or idle",
+                                      "invalid --mode '%s': use rr, stream, "
+                                      "idle or connect",
                                       optarg);
             break;
         case 'u':
@@ -393,6 +489,11 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         case 'd':
             name = "--depth";
             bad = ek_parse_uint(optarg, 1, 1 << 20, &o->depth, &why);
+            depth_given = true;
+            break;
+        case 'n':
+            name = "--exchanges";
+            bad = ek_parse_uint(optarg, 1, 1000000, &o->exchanges, &why);
             break;
         case 'r':
             name = "--rate";
@@ -437,8 +538,15 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             break;
         case 'h':
             fputs(usage_text, stdout);
+            ek_client_tls_usage(24, true);
+            fputs(usage_tail, stdout);
             return 0;
         default:
+            if ((rc = ek_client_tls_option("bench", &o->tls, c, optarg)) >= 0) {
+                if (rc != 0)
+                    return rc;
+                break;
+            }
             return ek_option_error("bench", c, argv);
         }
         if (bad < 0)
@@ -450,21 +558,36 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
                               argv[optind + 1]);
     if (argc - optind == 1)
         o->server = argv[optind];
-    if (o->rate > 0 && o->mode != EK_BENCH_RR)
-        return ek_usage_error("bench", "--rate applies to --mode rr only");
+    if (o->rate > 0 && o->mode != EK_BENCH_RR && o->mode != EK_BENCH_CONNECT)
+        return ek_usage_error("bench", "--rate applies to --mode rr and "
+                                       "connect only");
+    if (depth_given && o->mode == EK_BENCH_CONNECT)
+        return ek_usage_error("bench", "--depth does not apply to --mode "
+                                       "connect (one exchange at a time)");
+    if (o->exchanges != 1 && o->mode != EK_BENCH_CONNECT)
+        return ek_usage_error("bench", "--exchanges applies to --mode "
+                                       "connect only");
     o->udp |= ek_addr_text_is_udp(o->server);
     if (o->udp && o->mode != EK_BENCH_RR)
         return ek_usage_error("bench", "--udp runs --mode rr only");
+    if (o->udp && (o->tls.on || o->tls.asked))
+        return ek_usage_error("bench", "--tls is TLS over TCP, not UDP");
+    if (o->tls.opt.resume && o->mode != EK_BENCH_CONNECT)
+        return ek_usage_error("bench", "--tls-resume applies to --mode "
+                                       "connect (each connection resumes the "
+                                       "last session)");
     if (o->udp && (o->size < 8 || o->size > 65507))
         return ek_usage_error("bench", "invalid --size for --udp: 8 to 65507 "
                                        "bytes (a datagram)");
     return -1;
 }
 
-/* Connects once the way send does (clear errors, sysexits), and keeps the
- * address that answered as the target of every connection. */
-static int find_target(const struct bench_options *o, struct ek_sockaddr *t,
-                       char *peer, size_t size)
+/* Connects once the way send does (clear errors, sysexits), shakes
+ * hands over TLS (a certificate that does not verify stops the run
+ * before it starts, 76), and keeps the address that answered as the
+ * target of every connection. */
+static int find_target(struct bench_options *o, struct ek_tls_client *tls,
+                       struct ek_sockaddr *t, char *peer, size_t size)
 {
     int fd;
     int status =
@@ -479,8 +602,25 @@ static int find_target(const struct bench_options *o, struct ek_sockaddr *t,
         close(fd);
         return EX_OSERR;
     }
+    if (tls != NULL) {
+        struct ek_conn c;
+        status = ek_client_conn_open("bench", tls, &c, fd, o->server);
+        if (status == 0)
+            status = ek_client_handshake("bench", &c, fd, peer, o->timeout_ms,
+                                         o->tls_what, sizeof(o->tls_what));
+        ek_conn_release(&c);
+    }
     close(fd);
-    return 0;
+    return status;
+}
+
+/* The host part of the address, which TLS verifies; NULL for unix:. */
+static const char *host_of(const char *server, struct ek_addr_spec *spec)
+{
+    const char *why;
+    if (ek_addr_parse(server, spec, &why) < 0 || spec->kind != EK_ADDR_INET)
+        return NULL;
+    return spec->host;
 }
 
 int ek_cmd_bench(int argc, char **argv)
@@ -490,6 +630,7 @@ int ek_cmd_bench(int argc, char **argv)
                               .conns = 50,
                               .size = 64,
                               .depth = 1,
+                              .exchanges = 1,
                               .threads = 1,
                               .duration_ms = 10000,
                               .warmup_ms = 1000,
@@ -500,8 +641,17 @@ int ek_cmd_bench(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char peer[EK_ADDRSTR_MAX];
+    struct ek_tls_client *tls = NULL;
+    struct ek_addr_spec spec;
+    if (!o.udp &&
+        (status = ek_client_tls_start("bench", &o.tls, o.server, &tls)) != 0)
+        return status;
+    o.tls_on = tls != NULL;
     struct ek_bench_config cfg = {
         .mode = o.mode,
+        .exchanges = (uint32_t)o.exchanges,
+        .tls = tls,
+        .tls_host = host_of(o.server, &spec),
         .udp = o.udp,
         .conns = (uint32_t)o.conns,
         .threads = (uint32_t)o.threads,
@@ -512,9 +662,11 @@ int ek_cmd_bench(int argc, char **argv)
         .duration_ns = o.duration_ms * 1000000,
         .timeout_ns = o.timeout_ms * 1000000,
     };
-    status = find_target(&o, &cfg.target, peer, sizeof(peer));
-    if (status != 0)
+    status = find_target(&o, tls, &cfg.target, peer, sizeof(peer));
+    if (status != 0) {
+        ek_client_tls_free(tls);
         return status;
+    }
 
     struct report rp = {.o = &o, .peer = peer, .rss_kb = -1, .pss_kb = -1};
     if (o.server_pid)
@@ -524,6 +676,7 @@ int ek_cmd_bench(int argc, char **argv)
     if (nerr < 0) {
         ek_warnx("bench: no connection to %s could be made: %s", peer,
                  strerror(-nerr));
+        ek_client_tls_free(tls);
         return EX_UNAVAILABLE;
     }
 
@@ -535,6 +688,7 @@ int ek_cmd_bench(int argc, char **argv)
     if (err < 0) {
         ek_warnx("bench: cannot start threads: %s", strerror(-err));
         ek_bench_free(b);
+        ek_client_tls_free(tls);
         return EX_OSERR;
     }
     rp.seconds = run_clock(b, &o, start, &rp);
@@ -544,6 +698,7 @@ int ek_cmd_bench(int argc, char **argv)
         rp.pss_kb = ek_proc_mem_kb(o.server_pid, "Pss");
     }
     ek_bench_free(b);
+    ek_client_tls_free(tls);
 
     if (o.json)
         print_json(&rp);

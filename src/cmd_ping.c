@@ -14,6 +14,8 @@
  * order and the duplicates.
  */
 #include "ek_cli.h"
+#include "ek_backend.h"
+#include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
@@ -70,12 +72,21 @@ static const char usage_text[] =
     "65507;\n"
     "                        reordered and duplicated replies are "
     "reported\n"
-    "  -q, --quiet           print only the summary\n"
+    "  -q, --quiet           print only the summary\n";
+/* After the TLS options. */
+static const char usage_tail[] =
     "  -h, --help            this text\n"
     "\n"
+    "Over TLS the handshake is done before the first request: round trips "
+    "are the\n"
+    "echo's alone.\n"
     "Exit status: 0 every reply came back intact; 1 a reply was lost, late "
     "or\n"
-    "corrupted; 64 bad usage; 68 host not found; 69 cannot connect.\n";
+    "corrupted; 64 bad usage; 68 host not found; 69 cannot connect (or no "
+    "TLS in\n"
+    "this build); 75 timed out connecting; 76 TLS handshake failed; 78 "
+    "unusable\n"
+    "--tls-cert, --tls-key or --tls-ca.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -93,12 +104,14 @@ struct ping_options {
     int64_t timeout_ms;
     bool quiet;
     bool udp;
+    struct ek_client_tls tls;
 };
 
 struct ping_state {
     const struct ping_options *o;
     char peer[EK_ADDRSTR_MAX];
     int fd;
+    struct ek_conn conn; /* its transport: plain or TLS (not --udp) */
     uint64_t sent, received, late, corrupted;
     uint64_t next_reply; /* the seq the next complete reply has */
     int64_t sent_ns[EK_PING_WINDOW];
@@ -122,6 +135,13 @@ static void build_request(unsigned char *buf, size_t size, uint64_t seq)
                     size - EK_PING_HEADER);
 }
 
+/* What a failed read or write (-errno) says. */
+static const char *send_error(const struct ping_state *st, ssize_t err)
+{
+    const char *tls = err == -EPROTO ? ek_client_tls_error(&st->conn) : NULL;
+    return tls != NULL ? tls : strerror((int)-err);
+}
+
 /* Sends one whole request. Requests are small and the socket buffer is
  * empty unless the server stalls, so a short wait for POLLOUT is fine. */
 static int send_request(struct ping_state *st, uint64_t seq)
@@ -130,20 +150,23 @@ static int send_request(struct ping_state *st, uint64_t seq)
     build_request(st->req, size, seq);
     st->sent_ns[seq % EK_PING_WINDOW] = ek_now_ns();
     while (off < size) {
-        ssize_t n = send(st->fd, st->req + off, size - off, EK_MSG_NOSIGNAL);
+        struct iovec iov = {.iov_base = st->req + off, .iov_len = size - off};
+        ssize_t n = ek_conn_tp(&st->conn)->writev(&st->conn, st->fd, &iov, 1);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p = {.fd = st->fd, .events = POLLOUT};
+        if (n == -EAGAIN) {
+            unsigned blocked = ek_conn_tp(&st->conn)->blocked(&st->conn);
+            struct pollfd p = {
+                .fd = st->fd,
+                .events =
+                    (short)(POLLOUT | (blocked & EK_EV_READ ? POLLIN : 0))};
             if (poll(&p, 1, (int)st->o->timeout_ms) > 0 || errno == EINTR)
                 continue;
-            errno = ETIMEDOUT;
+            n = -ETIMEDOUT;
         }
-        ek_warnx("ping: %s: send: %s", st->peer, strerror(errno));
+        ek_warnx("ping: %s: send: %s", st->peer, send_error(st, n));
         return -1;
     }
     st->sent++;
@@ -255,22 +278,22 @@ static int read_datagrams(struct ping_state *st)
     }
 }
 
+/* Reads replies until none is ready (TLS: until OpenSSL holds none
+ * either, so no reply waits for a readiness that will not come). */
 static int read_replies(struct ping_state *st)
 {
     if (st->o->udp)
         return read_datagrams(st);
     size_t size = (size_t)st->o->size;
     for (;;) {
-        ssize_t n = recv(st->fd, st->reply + st->reply_len,
-                         size - st->reply_len, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t n = ek_conn_tp(&st->conn)->read(
+            &st->conn, st->fd, st->reply + st->reply_len, size - st->reply_len);
+        if (n == -EAGAIN)
             return 0;
         if (n <= 0) {
             ek_warnx("ping: %s: %s", st->peer,
                      n == 0 ? "the server closed the connection"
-                            : strerror(errno));
+                            : send_error(st, n));
             return -1;
         }
         st->reply_len += (size_t)n;
@@ -383,7 +406,11 @@ static void ping_loop(struct ping_state *st)
                 wake = due;
         }
         int timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        unsigned blocked =
+            st->o->udp ? 0 : ek_conn_tp(&st->conn)->blocked(&st->conn);
+        struct pollfd p = {
+            .fd = st->fd,
+            .events = (short)(POLLIN | (blocked & EK_EV_WRITE ? POLLOUT : 0))};
         int rc = poll(&p, 1, timeout);
         if (rc > 0 && read_replies(st) < 0)
             st->broken = true;
@@ -401,10 +428,11 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         {"quiet", no_argument, NULL, 'q'},
         {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
+        EK_CLIENT_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *why;
-    int c;
+    int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:i:s:W:quh", longopts, NULL)) !=
            -1) {
@@ -442,8 +470,15 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
             break;
         case 'h':
             fputs(usage_text, stdout);
+            ek_client_tls_usage(24, false);
+            fputs(usage_tail, stdout);
             return 0;
         default:
+            if ((rc = ek_client_tls_option("ping", &o->tls, c, optarg)) >= 0) {
+                if (rc != 0)
+                    return rc;
+                break;
+            }
             return ek_option_error("ping", c, argv);
         }
     }
@@ -453,6 +488,8 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
     if (argc - optind == 1)
         o->server = argv[optind];
     o->udp |= ek_addr_text_is_udp(o->server);
+    if (o->udp && (o->tls.on || o->tls.asked))
+        return ek_usage_error("ping", "--tls is TLS over TCP, not UDP");
     if (o->udp && o->size > 65507)
         return ek_usage_error("ping", "invalid --size: a UDP request holds "
                                       "at most 65507 bytes");
@@ -470,12 +507,29 @@ int ek_cmd_ping(int argc, char **argv)
         return status;
 
     struct ping_state st = {.o = &o};
-    status = o.udp ? ek_client_connect_udp("ping", o.server, &st.fd, st.peer,
-                                           sizeof(st.peer))
-                   : ek_client_connect("ping", o.server, o.timeout_ms, &st.fd,
-                                       st.peer, sizeof(st.peer));
-    if (status != 0)
+    struct ek_tls_client *tls = NULL;
+    char what[160] = "";
+    status = 0;
+    if (!o.udp)
+        status = ek_client_tls_start("ping", &o.tls, o.server, &tls);
+    if (status == 0)
+        status = o.udp ? ek_client_connect_udp("ping", o.server, &st.fd,
+                                               st.peer, sizeof(st.peer))
+                       : ek_client_connect("ping", o.server, o.timeout_ms,
+                                           &st.fd, st.peer, sizeof(st.peer));
+    if (status == 0 && !o.udp &&
+        ((status = ek_client_conn_open("ping", tls, &st.conn, st.fd,
+                                       o.server)) != 0 ||
+         (status = ek_client_handshake("ping", &st.conn, st.fd, st.peer,
+                                       o.timeout_ms, what, sizeof(what))) !=
+             0)) {
+        ek_conn_release(&st.conn);
+        close(st.fd);
+    }
+    if (status != 0) {
+        ek_client_tls_free(tls);
         return status;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_sigint};
@@ -489,14 +543,18 @@ int ek_cmd_ping(int argc, char **argv)
         status = EX_OSERR;
     } else {
         if (!o.quiet)
-            printf("ECHOKIT PING %s: %llu bytes per request\n", st.peer,
+            printf("ECHOKIT PING %s%s%s%s: %llu bytes per request\n", st.peer,
+                   what[0] ? " (" : "", what, what[0] ? ")" : "",
                    (unsigned long long)o.size);
         ping_loop(&st);
         bool intact =
             st.sent > 0 && st.received == st.sent && !st.broken && st.late == 0;
         status = intact ? 0 : 1;
     }
+    if (!o.udp)
+        ek_conn_release(&st.conn);
     close(st.fd);
+    ek_client_tls_free(tls);
     free(st.req);
     free(st.reply);
     return status;

@@ -17,6 +17,8 @@
  */
 #include "cmd_send.h"
 #include "ek_cli.h"
+#include "ek_backend.h"
+#include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
@@ -79,14 +81,19 @@ static const char usage_text[] =
     "                      stdin goes a read at a time (at most 1400 bytes), "
     "each\n"
     "                      sent again every second until its echo comes\n"
+    "";
+/* After the TLS options. */
+static const char usage_tail[] =
     "  -h, --help          this text\n"
     "\n"
-    "HOST:PORT may also be [IPV6]:PORT or unix:PATH.\n"
+    "HOST:PORT may also be [IPV6]:PORT, unix:PATH or tls:HOST:PORT.\n"
     "Exit status: 0 ok; 1 the echo differs, is short or broke off; 64 bad "
     "usage;\n"
-    "68 host not found; 69 connection refused or unreachable; 74 stdin or "
-    "stdout\n"
-    "error; 75 timed out.\n";
+    "68 host not found; 69 connection refused or unreachable (or no TLS in "
+    "this\n"
+    "build); 74 stdin or stdout error; 75 timed out; 76 TLS handshake "
+    "failed; 78\n"
+    "unusable --tls-cert, --tls-key or --tls-ca.\n";
 
 struct send_options {
     const char *server;
@@ -95,6 +102,7 @@ struct send_options {
     bool pipe_mode;
     bool stdin_implied; /* pipe mode because stdin is not a terminal */
     bool udp;
+    struct ek_client_tls tls;
     char *message; /* message mode: malloc'd, words joined */
     size_t message_len;
 };
@@ -102,6 +110,8 @@ struct send_options {
 /* The transfer: input -> window -> socket -> rbuf -> output. */
 struct xfer {
     int sock;
+    struct ek_conn conn; /* its transport: plain or TLS */
+    bool finishing;      /* the transport's end (close_notify) waits */
     bool verify;
     int64_t timeout_ms;
 
@@ -198,13 +208,11 @@ static int read_input(struct xfer *x)
 
 static int send_window(struct xfer *x)
 {
-    ssize_t n;
-    do
-        n = send(x->sock, x->ring + ring_off(x->sent), ring_unsent_run(x),
-                 EK_MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    struct iovec iov = {.iov_base = x->ring + ring_off(x->sent),
+                        .iov_len = ring_unsent_run(x)};
+    ssize_t n = ek_conn_tp(&x->conn)->writev(&x->conn, x->sock, &iov, 1);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        return n == -EAGAIN ? 0 : (int)n;
     x->sent += (uint64_t)n;
     if (!x->verify)
         x->acked = x->sent; /* nothing to compare: free the space now */
@@ -233,12 +241,10 @@ static bool echo_matches(struct xfer *x, const char *p, size_t n)
 
 static int recv_echo(struct xfer *x)
 {
-    ssize_t n;
-    do
-        n = recv(x->sock, x->rbuf, EK_SEND_RBUF, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n =
+        ek_conn_tp(&x->conn)->read(&x->conn, x->sock, x->rbuf, EK_SEND_RBUF);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        return n == -EAGAIN ? 0 : (int)n;
     x->last_progress_ms = ek_now_ms();
     if (n == 0) {
         x->peer_eof = true;
@@ -318,14 +324,27 @@ static enum xfer_result xfer_step(struct xfer *x)
     if (x->in_mem != NULL)
         fill_from_memory(x);
     if (x->in_eof && x->sent == x->filled && !x->shut_wr) {
-        if (shutdown(x->sock, SHUT_WR) < 0)
+        /* Our end: the transport's (TLS: close_notify), then TCP's. */
+        int err = ek_conn_tp(&x->conn)->finish(&x->conn, x->sock);
+        x->finishing = err == -EAGAIN;
+        if (err < 0 && err != -EAGAIN)
+            return broken(x, -err);
+        if (err == 0 && shutdown(x->sock, SHUT_WR) < 0)
             return broken(x, errno);
-        x->shut_wr = true;
+        x->shut_wr = err == 0;
     }
+    bool want_read = !x->peer_eof && !out_pending;
+    /* TLS records already read and decrypted: no readiness will say so. */
+    bool held = want_read && ek_conn_tp(&x->conn)->pending(&x->conn);
+    unsigned blocked = ek_conn_tp(&x->conn)->blocked(&x->conn);
     /* The socket is left out (fd -1) when nothing is wanted from it, or
      * its POLLHUP would wake us in a loop while stdout is blocked. */
-    short sock_events = (short)((x->filled > x->sent ? POLLOUT : 0) |
-                                (!x->peer_eof && !out_pending ? POLLIN : 0));
+    short sock_events =
+        (short)((x->filled > x->sent || x->finishing ? POLLOUT : 0) |
+                (want_read ? POLLIN : 0));
+    if (sock_events != 0)
+        sock_events |= (short)((blocked & EK_EV_READ ? POLLIN : 0) |
+                               (blocked & EK_EV_WRITE ? POLLOUT : 0));
     p[n++] = (struct pollfd){.fd = sock_events ? x->sock : -1,
                              .events = sock_events};
     if (x->in_mem == NULL && !x->in_eof && ring_free_run(x) > 0) {
@@ -338,18 +357,26 @@ static enum xfer_result xfer_step(struct xfer *x)
     }
 
     int timeout = -1;
-    if (waiting_on_server(x))
+    if (held)
+        timeout = 0;
+    else if (waiting_on_server(x))
         timeout = ek_timeout_until(x->last_progress_ms + x->timeout_ms);
     int rc = poll(p, (nfds_t)n, timeout);
     if (rc < 0)
         return errno == EINTR ? XFER_OK : broken(x, errno);
-    if (rc == 0 && timeout >= 0 &&
+    if (rc == 0 && !held && timeout >= 0 &&
         ek_now_ms() - x->last_progress_ms >= x->timeout_ms)
         return XFER_TIMEOUT;
 
     if (in >= 0 && p[in].revents != 0 && read_input(x) < 0)
         return XFER_IO_ERROR;
     short sock_ready = p[0].revents;
+    if (held)
+        sock_ready |= POLLIN;
+    /* What the transport waited for came: both directions may go on. */
+    if (sock_ready & ((blocked & EK_EV_READ ? POLLIN : 0) |
+                      (blocked & EK_EV_WRITE ? POLLOUT : 0)))
+        sock_ready |= POLLIN | POLLOUT;
     if ((sock_ready & (POLLOUT | POLLERR | POLLHUP)) && x->filled > x->sent) {
         int err = send_window(x);
         if (err < 0)
@@ -406,6 +433,13 @@ static int report(const struct xfer *x, enum xfer_result r)
                  (unsigned long long)x->received, (unsigned long long)x->sent);
         return EK_EXIT_MISMATCH;
     case XFER_BROKEN:
+        if (x->error == EPROTO && ek_client_tls_error(&x->conn) != NULL) {
+            ek_warnx("send: TLS: %s%s", ek_client_tls_error(&x->conn),
+                     x->received == 0 && x->sent == 0
+                         ? " (during the handshake)"
+                         : "");
+            return EK_EXIT_TLS;
+        }
         ek_warnx("send: connection lost after %llu of %llu bytes came back: "
                  "%s",
                  (unsigned long long)x->received, (unsigned long long)x->sent,
@@ -454,10 +488,11 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         {"no-verify", no_argument, NULL, 'n'},
         {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
+        EK_CLIENT_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *why;
-    int c;
+    int c, rc;
 
     opterr = 0;
     /* "+": options end at the first operand, so a message may start with
@@ -483,8 +518,15 @@ static int parse_options(int argc, char **argv, struct send_options *o)
             break;
         case 'h':
             fputs(usage_text, stdout);
+            ek_client_tls_usage(22, false);
+            fputs(usage_tail, stdout);
             return 0;
         default:
+            if ((rc = ek_client_tls_option("send", &o->tls, c, optarg)) >= 0) {
+                if (rc != 0)
+                    return rc;
+                break;
+            }
             return ek_option_error("send", c, argv);
         }
     }
@@ -565,7 +607,19 @@ int ek_cmd_send(int argc, char **argv)
         return EX_IOERR;
     }
 
-    if (o.udp || ek_addr_text_is_udp(o.server)) {
+    bool udp = o.udp || ek_addr_text_is_udp(o.server);
+    struct ek_tls_client *tls = NULL;
+    status = 0;
+    if (udp && (o.tls.on || o.tls.asked))
+        status = ek_usage_error("send", "--tls is TLS over TCP, not UDP");
+    else if (!udp)
+        status = ek_client_tls_start("send", &o.tls, o.server, &tls);
+    if (status != 0) {
+        free(ring);
+        free(o.message);
+        return status;
+    }
+    if (udp) {
         status =
             ek_send_udp(o.server, o.timeout_ms, o.pipe_mode ? NULL : o.message,
                         o.message_len, ring, (size_t)first);
@@ -573,15 +627,21 @@ int ek_cmd_send(int argc, char **argv)
         free(o.message);
         return status;
     }
-    int fd;
+    int fd = -1;
+    struct ek_conn conn;
     status = ek_client_connect("send", o.server, o.timeout_ms, &fd, NULL, 0);
+    if (status == 0 &&
+        (status = ek_client_conn_open("send", tls, &conn, fd, o.server)) != 0)
+        close(fd);
     if (status != 0) {
         free(ring);
         free(o.message);
+        ek_client_tls_free(tls);
         return status;
     }
 
     struct xfer x = {
+        .conn = conn,
         .sock = fd,
         .verify = o.verify >= 0 ? o.verify == 1 : !o.pipe_mode,
         .timeout_ms = o.timeout_ms,
@@ -608,7 +668,9 @@ int ek_cmd_send(int argc, char **argv)
         }
         status = report(&x, r);
     }
+    ek_conn_release(&x.conn);
     close(fd);
+    ek_client_tls_free(tls);
     free(x.ring);
     free(x.rbuf);
     free(x.out_mem);

@@ -13,6 +13,7 @@
 #include "ek_acl.h"
 #include "ek_listen.h"
 #include "ek_stats.h"
+#include "ek_tls.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -48,8 +49,8 @@ static const char usage_head[] =
     "localhost:50000,\n"
     "                            every address localhost resolves to).\n"
     "                            HOST:PORT, [IPV6]:PORT, *:PORT, unix:PATH,\n"
-    "                            unix:@NAME (abstract). Port 0 picks a free "
-    "port.\n";
+    "                            unix:@NAME (abstract), tls:HOST:PORT (TLS),\n"
+    "                            udp:HOST:PORT. Port 0 picks a free port.\n";
 static const char usage_middle[] =
     "  -Q, --max-queue BYTES     per connection, bytes read but not yet "
     "echoed;\n"
@@ -78,6 +79,21 @@ static const char usage_tail[] =
     "                            (repeatable; default 127.0.0.0/8 and ::1, "
     "and\n"
     "                            unix socket files)\n"
+    "      --tls-cert FILE       PEM certificate (then its chain) for tls:\n"
+    "                            listeners; repeatable, each with its "
+    "--tls-key:\n"
+    "                            SNI picks the one naming the host asked for,\n"
+    "                            else the first\n"
+    "      --tls-key FILE        PEM private key of the --tls-cert before it\n"
+    "      --tls-client-ca FILE  ask for a client certificate signed by these\n"
+    "                            CAs; clients without one are refused (mTLS)\n"
+    "      --tls-alpn LIST       protocols to accept by ALPN, preferred first\n"
+    "                            (e.g. echo,h2); none in common: no ALPN\n"
+    "      --tls-min-version V   1.2 (default) or 1.3\n"
+    "      --tls-handshake-timeout SECS  close clients that have not finished\n"
+    "                            the handshake by then (default 10)\n"
+    "      --ktls                ask for kernel TLS (logged at -v per\n"
+    "                            connection: whether the kernel took it)\n"
     "      --allow CIDR          accept only these peers (repeatable)\n"
     "      --deny CIDR           refuse these peers (repeatable; deny wins)\n"
     "      --user USER           drop root for USER once the sockets are "
@@ -102,16 +118,14 @@ static const char usage_tail[] =
     "and only explicit --listen addresses are bound besides; READY=1 and\n"
     "STOPPING=1 go to NOTIFY_SOCKET.\n"
     "Logs go to stderr. SIGINT/SIGTERM drain; a second one exits at once;\n"
-    "SIGUSR1 logs the counters.\n"
+    "SIGUSR1 logs the counters; SIGHUP reloads the TLS certificates (open\n"
+    "connections keep theirs).\n"
     "\n"
-    "Exit status: 0 after a drain; 64 bad usage; 67 no such --user; 68 "
-    "host not\n"
-    "found; 69 model not available; 71 system error (address in use, ...); "
-    "73\n"
-    "--pidfile not writable or held; 74 I/O error (--inetd); 77 permission "
-    "denied;\n"
-    "78 bad socket from systemd; 128+N when a second signal N forced the "
-    "exit.\n";
+    "Exit status: 0 after a drain; 64 bad usage; 67 no such --user; 68 host\n"
+    "not found; 69 model or TLS not available; 71 system error (address in\n"
+    "use, ...); 73 --pidfile not writable or held; 74 I/O error (--inetd); 77\n"
+    "permission denied; 78 bad socket from systemd, or unusable TLS\n"
+    "certificate or key; 128+N when a second signal N forced the exit.\n";
 
 /* Text built from the model table. */
 struct text {
@@ -265,6 +279,10 @@ struct serve_options {
     struct ek_acl acl;
     const char *user;
     const char *pidfile;
+    struct ek_tls_server_options tls;
+    size_t nkeys;         /* --tls-key seen */
+    bool tls_asked;       /* any TLS option */
+    int64_t handshake_ms; /* --tls-handshake-timeout */
 };
 
 static void free_options(struct serve_options *o)
@@ -323,7 +341,59 @@ enum {
     OPT_UDP_LOW_PORTS,
     OPT_UDP_RATE,
     OPT_UDP_RATE_TOTAL,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CLIENT_CA,
+    OPT_TLS_ALPN,
+    OPT_TLS_MIN_VERSION,
+    OPT_TLS_HANDSHAKE_TIMEOUT,
+    OPT_KTLS,
 };
+
+/* --tls-*: collected here, checked as a whole by check_tls. Returns 0 or
+ * the exit status. */
+static int tls_option(struct serve_options *o, int c, const char *arg)
+{
+    const char *why;
+    o->tls_asked = true;
+    switch (c) {
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY: {
+        size_t *n = c == OPT_TLS_CERT ? &o->tls.ncerts : &o->nkeys;
+        if (*n == EK_TLS_MAX_CERTS)
+            return ek_usage_error("serve",
+                                  "at most %d --tls-cert and "
+                                  "--tls-key",
+                                  EK_TLS_MAX_CERTS);
+        (c == OPT_TLS_CERT ? o->tls.certs : o->tls.keys)[(*n)++] = arg;
+        return 0;
+    }
+    case OPT_TLS_CLIENT_CA:
+        o->tls.client_ca = arg;
+        return 0;
+    case OPT_TLS_ALPN:
+        if ((why = ek_tls_alpn_check(arg)) != NULL)
+            return ek_usage_error("serve", "invalid --tls-alpn '%s': %s", arg,
+                                  why);
+        o->tls.alpn = arg;
+        return 0;
+    case OPT_TLS_MIN_VERSION:
+        if (strcmp(arg, "1.2") != 0 && strcmp(arg, "1.3") != 0)
+            return ek_usage_error(
+                "serve", "invalid --tls-min-version '%s': 1.2 or 1.3", arg);
+        o->tls.min_version = arg[2] == '3' ? 13 : 12;
+        return 0;
+    case OPT_TLS_HANDSHAKE_TIMEOUT:
+        if (ek_parse_seconds(arg, 3600 * 1000LL, &o->handshake_ms, &why) < 0 ||
+            (why = "must be more than 0", o->handshake_ms <= 0))
+            return ek_usage_error(
+                "serve", "invalid --tls-handshake-timeout '%s': %s", arg, why);
+        return 0;
+    default: /* OPT_KTLS */
+        o->tls.ktls = true;
+        return 0;
+    }
+}
 
 /* Returns -1 when the options are fine and the server should run, else
  * the exit status. */
@@ -349,6 +419,14 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         {"udp-low-ports", no_argument, NULL, OPT_UDP_LOW_PORTS},
         {"udp-rate", required_argument, NULL, OPT_UDP_RATE},
         {"udp-rate-total", required_argument, NULL, OPT_UDP_RATE_TOTAL},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+        {"tls-alpn", required_argument, NULL, OPT_TLS_ALPN},
+        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN_VERSION},
+        {"tls-handshake-timeout", required_argument, NULL,
+         OPT_TLS_HANDSHAKE_TIMEOUT},
+        {"ktls", no_argument, NULL, OPT_KTLS},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
@@ -456,6 +534,16 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
                                       c == OPT_UDP_RATE ? "udp-rate"
                                                         : "udp-rate-total",
                                       optarg, why);
+            break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+        case OPT_TLS_CLIENT_CA:
+        case OPT_TLS_ALPN:
+        case OPT_TLS_MIN_VERSION:
+        case OPT_TLS_HANDSHAKE_TIMEOUT:
+        case OPT_KTLS:
+            if ((rc = tls_option(o, c, optarg)) != 0)
+                return rc;
             break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
@@ -603,6 +691,47 @@ static int choose_listeners(struct serve_options *o, unsigned *sd_fds)
     return -1;
 }
 
+/* The TLS options against the listeners and the model. Returns -1 to go
+ * on, else the exit status. */
+static int check_tls(const struct serve_options *o, const struct ek_model *m)
+{
+    bool listener = false;
+    for (size_t i = 0; i < o->nlisten; i++) {
+        if (o->listen[i].tls && o->listen[i].udp)
+            return ek_usage_error("serve",
+                                  "--udp: tls:%s:%u is TLS, over TCP only",
+                                  o->listen[i].host, o->listen[i].port);
+        listener |= o->listen[i].tls;
+    }
+    if (!listener && !o->tls_asked)
+        return -1;
+#ifndef EK_HAVE_TLS
+    ek_warnx("serve: TLS: %s", EK_TLS_UNAVAILABLE);
+    return EX_UNAVAILABLE;
+#endif
+    if (!listener)
+        return ek_usage_error("serve", "the --tls-* options are for tls: "
+                                       "listeners, and there is none "
+                                       "(--listen tls:HOST:PORT)");
+    if (o->tls.ncerts == 0)
+        return ek_usage_error("serve", "tls: listeners need --tls-cert FILE "
+                                       "and --tls-key FILE");
+    if (o->nkeys != o->tls.ncerts)
+        return ek_usage_error("serve",
+                              "each --tls-cert needs its --tls-key (%zu "
+                              "certificate%s, %zu key%s)",
+                              o->tls.ncerts, o->tls.ncerts == 1 ? "" : "s",
+                              o->nkeys, o->nkeys == 1 ? "" : "s");
+    if (!ek_model_has(m, EK_CAP_TLS)) {
+        struct text tls = {.len = 0};
+        add_model_names(&tls, EK_CAP_TLS, 0, " or ");
+        ek_warnx("serve: --io %s does not serve tls: listeners yet; use %s",
+                 m->name, tls.buf);
+        return EX_UNAVAILABLE;
+    }
+    return -1;
+}
+
 /* Says what UDP will answer, when there is UDP to serve. */
 static void log_udp_limits(const struct ek_server *srv)
 {
@@ -722,6 +851,11 @@ int ek_cmd_serve(int argc, char **argv)
         free_options(&o);
         return EX_OSERR;
     }
+    if (o.inetd && o.tls_asked) {
+        free_options(&o);
+        return ek_usage_error("serve", "--inetd serves plain TCP: the --tls-* "
+                                       "options do not apply");
+    }
     if (o.inetd && o.proxy_protocol) {
         free_options(&o);
         return ek_usage_error("serve", "--proxy-protocol does not apply to "
@@ -752,6 +886,8 @@ int ek_cmd_serve(int argc, char **argv)
     }
     unsigned sd_fds = 0;
     status = choose_listeners(&o, &sd_fds);
+    if (status < 0)
+        status = check_tls(&o, model);
     if (status >= 0) {
         free_options(&o);
         return status;
@@ -770,6 +906,8 @@ int ek_cmd_serve(int argc, char **argv)
         .proxy_protocol = o.proxy_protocol,
         .proxy_from = &o.proxy_from,
         .udp = o.udp_limits,
+        .handshake_timeout_ms =
+            o.handshake_ms > 0 ? o.handshake_ms : EK_TLS_HANDSHAKE_MS,
     };
     if (o.threads_auto_cpus > EK_MAX_LOOPS)
         ek_log(EK_LOG_WARN,
@@ -785,7 +923,21 @@ int ek_cmd_serve(int argc, char **argv)
         ek_log(EK_LOG_DEBUG, "running as root; --user USER drops root once "
                              "the sockets are bound");
     raise_fd_limit();
+#ifdef EK_HAVE_TLS
+    /* Before --user drops root: key files are often readable by root only
+     * (a reload by SIGHUP then needs them readable by USER). */
+    if (o.tls.ncerts > 0) {
+        int err = ek_tls_server_new(&o.tls, &cfg.tls);
+        if (err < 0) {
+            free_options(&o);
+            return err == -ENOMEM ? EX_OSERR : EX_CONFIG;
+        }
+    }
+#endif
     status = run_server(&o, &cfg);
+#ifdef EK_HAVE_TLS
+    ek_tls_server_free(cfg.tls);
+#endif
     free_options(&o);
     return status;
 }

@@ -83,16 +83,18 @@ int ek_addr_parse(const char *text, struct ek_addr_spec *out, const char **why)
     memset(out, 0, sizeof(*out));
     if (strncmp(text, "unix:", 5) == 0)
         return parse_unix(text + 5, out, why);
-    if (strncmp(text, "udp:", 4) == 0 || strncmp(text, "tcp:", 4) == 0) {
-        bool udp = text[0] == 'u';
+    if (strncmp(text, "udp:", 4) == 0 || strncmp(text, "tcp:", 4) == 0 ||
+        strncmp(text, "tls:", 4) == 0) {
         if (strncmp(text + 4, "unix:", 5) == 0 ||
             strncmp(text + 4, "udp:", 4) == 0 ||
-            strncmp(text + 4, "tcp:", 4) == 0) {
-            *why = "udp: and tcp: go before HOST:PORT only";
+            strncmp(text + 4, "tcp:", 4) == 0 ||
+            strncmp(text + 4, "tls:", 4) == 0) {
+            *why = "udp:, tcp: and tls: go before HOST:PORT only";
             return -EINVAL;
         }
         int rc = ek_addr_parse(text + 4, out, why);
-        out->udp = udp;
+        out->udp = text[1] == 'd';
+        out->tls = text[1] == 'l';
         return rc;
     }
     if (text[0] == '[')

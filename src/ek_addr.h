@@ -8,6 +8,7 @@
  *                    namespace (no file)
  *   udp:HOST:PORT    the same over UDP (datagrams); tcp:HOST:PORT says TCP,
  *                    the default, explicitly
+ *   tls:HOST:PORT    TLS over TCP
  *
  * PORT is decimal, 0..65535; 0 asks the kernel for a free port (listening
  * only). An IPv6 address must be in brackets, so "::1:50000" is refused with
@@ -33,6 +34,7 @@ struct ek_addr_spec {
     char host[EK_HOST_MAX]; /* EK_ADDR_INET; "" means every local address */
     uint16_t port;          /* EK_ADDR_INET */
     bool udp;               /* EK_ADDR_INET: "udp:" */
+    bool tls;               /* EK_ADDR_INET: "tls:" */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* EK_ADDR_UNIX */
 };
 

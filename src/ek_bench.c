@@ -1,8 +1,11 @@
 #include "ek_bench.h"
+#include "ek_backend.h"
+#include "ek_conn.h"
 #include "ek_net.h"
 #include "ek_pattern.h"
 #include "ek_platform.h"
 #include "ek_signal.h"
+#include "ek_tls.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -25,8 +28,17 @@
 #define BENCH_TICK_NS (100 * 1000000LL)
 #define BENCH_EVENTS 256
 
+/* Where a connection is in its life (connect mode goes round them all;
+ * the others start at HANDSHAKE or RUNNING and stay). */
+enum phase {
+    PH_NONE,       /* connect mode: the slot has no connection */
+    PH_CONNECTING, /* connect(2) under way */
+    PH_HANDSHAKE,  /* TLS handshake under way */
+    PH_RUNNING,    /* exchanging */
+};
+
 struct bconn {
-    int fd;        /* -1 once failed */
+    int fd;        /* -1 once failed (connect mode: between connections) */
     uint32_t key;  /* pattern stream: the connection's global index */
     uint32_t slot; /* index within its worker (open-loop schedule) */
     bool out_armed;
@@ -40,7 +52,14 @@ struct bconn {
      * free) and its send time in stamps. */
     uint64_t *inflight;
     uint32_t in_flight;
-    uint64_t highest; /* the highest datagram number back so far */
+    uint64_t highest;  /* the highest datagram number back so far */
+    struct ek_conn tc; /* its transport: plain, or TLS's client side */
+    uint8_t phase;     /* enum phase */
+    /* connect mode: when this connection's connect started, what its time
+     * to first echo counts from (the intended start, in open loop), and
+     * when a slot whose connection failed may try again. */
+    int64_t t_begin, t_from, retry_at;
+    int64_t t_connected; /* when the TCP connection was up */
 };
 
 struct worker {
@@ -54,7 +73,9 @@ struct worker {
     /* the measured window */
     uint64_t msgs, bytes, mismatches, resets, closed, timeouts;
     uint64_t lost, reordered, duplicates;
-    struct ek_hist hist;
+    uint64_t tls_failed, conns_done, conns_resumed;
+    uint32_t connect_failed; /* connect mode: connects that failed */
+    struct ek_hist hist, connect_lat, handshake_lat, first_echo_lat;
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
      * and goes to connection j % n: round robin in time order, so the
@@ -87,32 +108,61 @@ static void set_error(struct worker *w, const char *fmt, ...)
     va_end(ap);
 }
 
-enum failure { FAIL_MISMATCH, FAIL_RESET, FAIL_CLOSED, FAIL_TIMEOUT };
+enum failure { FAIL_MISMATCH, FAIL_RESET, FAIL_CLOSED, FAIL_TIMEOUT, FAIL_TLS };
+
+/* connect mode: how long a slot whose connection failed waits before the
+ * next (a refused connect must not spin). */
+#define BENCH_RETRY_NS BENCH_TICK_NS
+
+static bool connect_mode(const struct ek_bench *b)
+{
+    return b->cfg.mode == EK_BENCH_CONNECT;
+}
+
+/* Closes c's connection: the slot is free (connect mode) or dead. */
+static void conn_close(struct worker *w, struct bconn *c)
+{
+    (void)ek_poller_remove(w->poller, c->fd, c->slot);
+    ek_conn_release(&c->tc);
+    close(c->fd);
+    c->fd = -1;
+    c->phase = PH_NONE;
+    c->out_armed = false;
+}
 
 /* A connection that failed is closed and counted; the run goes on with the
- * others, and the exit status will say it. */
+ * others (connect mode: the slot opens another after BENCH_RETRY_NS), and
+ * the exit status will say it. */
 static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
                       int err)
 {
     static const char *const what[] = {"the echo differs", "connection failed",
                                        "the server closed the connection",
-                                       "no echo"};
-    uint64_t *counter[] = {&w->mismatches, &w->resets, &w->closed,
-                           &w->timeouts};
+                                       "no echo", "TLS failed"};
+    uint64_t *counter[] = {&w->mismatches, &w->resets, &w->closed, &w->timeouts,
+                           &w->tls_failed};
     (*counter[why])++;
     atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
+    const char *tls_why = NULL;
+#ifdef EK_HAVE_TLS
+    if (err == EPROTO && ek_conn_tp(&c->tc) == &ek_transport_tls)
+        tls_why = ek_tls_error(&c->tc);
+#endif
     if (why != FAIL_MISMATCH)
         set_error(w, "connection %u: %s after %llu of %llu bytes came back%s%s",
                   c->key, what[why], (unsigned long long)c->recvd,
                   (unsigned long long)c->sent, err ? ": " : "",
-                  err ? strerror(err) : "");
-    (void)ek_poller_remove(w->poller, c->fd, c->slot);
-    close(c->fd);
-    c->fd = -1;
+                  tls_why != NULL ? tls_why
+                  : err           ? strerror(err)
+                                  : "");
+    conn_close(w, c);
+    c->retry_at = ek_now_ns() + BENCH_RETRY_NS;
 }
 
 static void arm_out(struct worker *w, struct bconn *c, bool on)
 {
+    /* The transport itself may have to write to go on (TLS). */
+    on |= (ek_conn_tp(&c->tc)->blocked(&c->tc) & EK_EV_WRITE) != 0;
     if (c->out_armed == on)
         return;
     unsigned events = POLLIN | (on ? (unsigned)POLLOUT : 0u);
@@ -129,6 +179,11 @@ static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
         return c->recvd + STREAM_WINDOW;
     case EK_BENCH_IDLE:
         return cfg->size;
+    case EK_BENCH_CONNECT: { /* one exchange at a time, `exchanges` in all */
+        uint64_t next = (c->recvd / cfg->size + 1) * cfg->size;
+        uint64_t all = (uint64_t)cfg->exchanges * cfg->size;
+        return next < all ? next : all;
+    }
     case EK_BENCH_RR:
     default:
         if (cfg->rate > 0)
@@ -152,13 +207,12 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
          * before send() returns. And the clock now, not the batch's:
          * events handled earlier in the batch are not this latency. */
         int64_t at = ek_now_ns();
-        ssize_t k = send(c->fd, w->sbuf, n, EK_MSG_NOSIGNAL);
+        struct iovec iov = {.iov_base = w->sbuf, .iov_len = n};
+        ssize_t k = ek_conn_tp(&c->tc)->writev(&c->tc, c->fd, &iov, 1);
+        if (k == -EAGAIN)
+            break;
         if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            conn_fail(w, c, FAIL_RESET, errno);
+            conn_fail(w, c, FAIL_RESET, (int)-k);
             return;
         }
         c->sent += (uint64_t)k;
@@ -180,22 +234,24 @@ static int64_t intended(const struct worker *w, const struct bconn *c,
     return w->b->t_start + (int64_t)j * w->interval_ns;
 }
 
-static void conn_recv(struct worker *w, struct bconn *c)
+static void conn_done(struct worker *w, struct bconn *c, int64_t now);
+
+/* One read of c's echo. Returns true when another may follow at once
+ * (TLS: records OpenSSL holds already). */
+static bool conn_recv_once(struct worker *w, struct bconn *c)
 {
     const struct ek_bench *b = w->b;
-    ssize_t n;
-    do
-        n = recv(c->fd, w->rbuf, BENCH_BUF, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = ek_conn_tp(&c->tc)->read(&c->tc, c->fd, w->rbuf, BENCH_BUF);
     int64_t now = ek_now_ns(); /* when this echo arrived, exactly */
+    if (n == -EAGAIN)
+        return false;
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_fail(w, c, FAIL_RESET, errno);
-        return;
+        conn_fail(w, c, FAIL_RESET, (int)-n);
+        return false;
     }
     if (n == 0) {
         conn_fail(w, c, FAIL_CLOSED, 0);
-        return;
+        return false;
     }
     size_t ok = c->recvd + (uint64_t)n > c->sent
                     ? 0
@@ -207,7 +263,7 @@ static void conn_recv(struct worker *w, struct bconn *c)
                       ? " (more bytes came back than were sent)"
                       : "");
         conn_fail(w, c, FAIL_MISMATCH, 0);
-        return;
+        return false;
     }
 
     uint64_t size = b->cfg.size;
@@ -218,12 +274,16 @@ static void conn_recv(struct worker *w, struct bconn *c)
     bool measured = now >= b->t_measure;
     c->heard |= measured;
 
-    if (b->cfg.mode == EK_BENCH_RR && measured)
-        for (uint64_t m = done_before; m < done; m++) {
-            int64_t from = b->cfg.rate > 0 ? intended(w, c, m)
-                                           : c->stamps[m % b->cfg.depth];
+    if (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) {
+        for (uint64_t m = done_before; m < done && measured; m++) {
+            int64_t from = b->cfg.rate > 0 && !connect_mode(b)
+                               ? intended(w, c, m)
+                               : c->stamps[m % b->cfg.depth];
             ek_hist_add(&w->hist, (uint64_t)(now - from));
         }
+        if (connect_mode(b) && done_before == 0 && done > 0 && measured)
+            ek_hist_add(&w->first_echo_lat, (uint64_t)(now - c->t_from));
+    }
     if (measured) {
         w->msgs += done - done_before;
         w->bytes += (uint64_t)n;
@@ -232,7 +292,167 @@ static void conn_recv(struct worker *w, struct bconn *c)
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&w->live.bytes, (uint64_t)n,
                               memory_order_relaxed);
+    if (connect_mode(b) && done == b->cfg.exchanges) {
+        conn_done(w, c, now);
+        return false;
+    }
     conn_send(w, c, now);
+    return c->fd >= 0 && ek_conn_tp(&c->tc)->pending(&c->tc);
+}
+
+static void conn_recv(struct worker *w, struct bconn *c)
+{
+    while (conn_recv_once(w, c))
+        ;
+}
+
+/* ---- the connection's life: connect, TLS handshake, exchanges -------- */
+
+static void conn_running(struct worker *w, struct bconn *c, int64_t now)
+{
+    c->phase = PH_RUNNING;
+    c->waiting_since = now;
+    conn_send(w, c, now);
+}
+
+/* The TLS handshake goes on; once done, the exchanges start. */
+static void handshake_step(struct worker *w, struct bconn *c, int64_t now)
+{
+#ifdef EK_HAVE_TLS
+    unsigned wait = 0;
+    int rc = ek_tls_handshake(&c->tc, c->fd, &wait);
+    if (rc == -EAGAIN) {
+        arm_out(w, c, (wait & EK_EV_WRITE) != 0);
+        return;
+    }
+    if (rc < 0) {
+        conn_fail(w, c, rc == -EPROTO ? FAIL_TLS : FAIL_RESET, -rc);
+        return;
+    }
+    now = ek_now_ns();
+    if (connect_mode(w->b) && now >= w->b->t_measure)
+        ek_hist_add(&w->handshake_lat, (uint64_t)(now - c->t_connected));
+#endif
+    conn_running(w, c, now);
+}
+
+/* The TCP connection is up: the handshake, if TLS, then the exchanges. */
+static void conn_connected(struct worker *w, struct bconn *c, int64_t now)
+{
+    const struct ek_bench *b = w->b;
+    if (connect_mode(b) && now >= b->t_measure)
+        ek_hist_add(&w->connect_lat, (uint64_t)(now - c->t_begin));
+    c->t_connected = now;
+    c->waiting_since = now;
+#ifdef EK_HAVE_TLS
+    if (b->cfg.tls != NULL) {
+        if (ek_tls_client_attach(b->cfg.tls, &c->tc, c->fd, b->cfg.tls_host) <
+            0) {
+            conn_fail(w, c, FAIL_TLS, ENOMEM);
+            return;
+        }
+        c->phase = PH_HANDSHAKE;
+        handshake_step(w, c, now);
+        return;
+    }
+#endif
+    conn_running(w, c, now);
+}
+
+/* connect mode: a connect that failed (refused, ...): counted, and the
+ * slot waits BENCH_RETRY_NS. */
+static void connect_failed_in(struct worker *w, struct bconn *c, int err)
+{
+    w->connect_failed++;
+    atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
+    set_error(w, "connect: %s", strerror(err));
+    if (c->fd >= 0)
+        conn_close(w, c);
+    c->retry_at = ek_now_ns() + BENCH_RETRY_NS;
+}
+
+/* connect mode: a new connection in slot c, its first echo counted from
+ * `from` (now, or its intended start in open loop). */
+static void conn_start(struct worker *w, struct bconn *c, int64_t now,
+                       int64_t from)
+{
+    bool done = false;
+    c->t_begin = now;
+    c->t_from = from;
+    c->sent = c->recvd = c->started = 0;
+    c->waiting_since = now;
+    memset(&c->tc, 0, sizeof(c->tc));
+    c->tc.tp = EK_TP_SOCKET;
+    int fd = ek_net_connect_start(&w->b->cfg.target, &done);
+    if (fd < 0) {
+        connect_failed_in(w, c, -fd);
+        return;
+    }
+    c->fd = fd;
+    c->phase = PH_CONNECTING;
+    int err = ek_poller_add(w->poller, fd, c->slot, POLLIN | POLLOUT);
+    if (err < 0) {
+        close(fd);
+        c->fd = -1;
+        c->phase = PH_NONE;
+        connect_failed_in(w, c, -err);
+        return;
+    }
+    c->out_armed = true;
+    if (done)
+        conn_connected(w, c, now);
+}
+
+static void issue_due(struct worker *w, int64_t now);
+
+/* connect mode: the connection did its exchanges: closed (TLS: after our
+ * close_notify, best effort), counted, and the slot goes on. */
+static void conn_done(struct worker *w, struct bconn *c, int64_t now)
+{
+    if (now >= w->b->t_measure) {
+        w->conns_done++;
+#ifdef EK_HAVE_TLS
+        if (ek_conn_tp(&c->tc) == &ek_transport_tls && ek_tls_resumed(&c->tc))
+            w->conns_resumed++;
+#endif
+    }
+    (void)ek_conn_tp(&c->tc)->finish(&c->tc, c->fd);
+    conn_close(w, c);
+    c->retry_at = 0;
+    if (w->b->cfg.rate > 0)
+        issue_due(w, now); /* a slot is free for what is due */
+    else
+        conn_start(w, c, now, now);
+}
+
+/* An event (or its absence) on c, in whichever phase. */
+static void conn_event(struct worker *w, struct bconn *c, unsigned e,
+                       int64_t now)
+{
+    switch (c->phase) {
+    case PH_CONNECTING: {
+        int err = ek_net_connect_result(c->fd);
+        if (err < 0)
+            connect_failed_in(w, c, -err);
+        else
+            conn_connected(w, c, now);
+        return;
+    }
+    case PH_HANDSHAKE:
+        handshake_step(w, c, now);
+        return;
+    case PH_RUNNING: {
+        /* TLS: either direction may be what unblocks the other. */
+        bool tls = ek_conn_tp(&c->tc) != &ek_transport_socket;
+        if (c->fd >= 0 && (tls || (e & (POLLOUT | POLLERR))))
+            conn_send(w, c, now);
+        if (c->fd >= 0 && (tls || (e & (POLLIN | POLLERR | POLLHUP))))
+            conn_recv(w, c);
+        return;
+    }
+    default:
+        return;
+    }
 }
 
 /* ---- UDP: datagrams matched by number --------------------------------- */
@@ -392,11 +612,34 @@ static void udp_expire(struct worker *w, int64_t now)
     }
 }
 
+/* connect mode, open loop: starts every connection now due, each in a
+ * free slot; with none free, what is due waits (and is charged for it). */
+static void issue_due_connections(struct worker *w, int64_t now)
+{
+    for (;;) {
+        int64_t due = w->b->t_start + (int64_t)w->next_j * w->interval_ns;
+        if (due > now)
+            return;
+        struct bconn *slot = NULL;
+        for (uint32_t i = 0; i < w->n && slot == NULL; i++)
+            if (w->conns[i].fd < 0 && w->conns[i].retry_at <= now)
+                slot = &w->conns[i];
+        if (slot == NULL)
+            return;
+        w->next_j++;
+        conn_start(w, slot, now, due);
+    }
+}
+
 /* Open loop: hands every message now due to its connection. */
 static void issue_due(struct worker *w, int64_t now)
 {
     if (w->n == 0) /* never: a worker exists for a connection */
         return;
+    if (connect_mode(w->b)) {
+        issue_due_connections(w, now);
+        return;
+    }
     while (w->b->t_start + (int64_t)w->next_j * w->interval_ns <= now) {
         struct bconn *c = &w->conns[w->next_j % w->n];
         c->due = w->next_j / w->n + 1;
@@ -411,11 +654,16 @@ static void issue_due(struct worker *w, int64_t now)
 /* A connection owed an echo that has heard nothing for the timeout. */
 static void check_stalls(struct worker *w, int64_t now)
 {
+    const struct ek_bench *b = w->b;
     for (uint32_t i = 0; i < w->n; i++) {
         struct bconn *c = &w->conns[i];
-        if (c->fd >= 0 && c->sent > c->recvd &&
-            now - c->waiting_since > w->b->cfg.timeout_ns)
+        bool owed = c->phase != PH_RUNNING || c->sent > c->recvd;
+        if (c->fd >= 0 && owed && now - c->waiting_since > b->cfg.timeout_ns)
             conn_fail(w, c, FAIL_TIMEOUT, 0);
+        /* connect mode, closed loop: a failed slot tries again. */
+        if (connect_mode(b) && b->cfg.rate == 0 && c->fd < 0 &&
+            c->retry_at <= now)
+            conn_start(w, c, now, now);
     }
 }
 
@@ -429,11 +677,18 @@ static void *worker_main(void *arg)
     ek_timer_slack_min();
     int64_t now = ek_now_ns();
     for (uint32_t i = 0; i < w->n; i++) {
-        w->conns[i].waiting_since = now;
-        if (b->cfg.udp && b->cfg.rate == 0)
-            udp_send(w, &w->conns[i], now);
-        else if (b->cfg.rate == 0 || b->cfg.mode != EK_BENCH_RR)
-            conn_send(w, &w->conns[i], now);
+        struct bconn *c = &w->conns[i];
+        c->waiting_since = now;
+        if (connect_mode(b)) {
+            if (b->cfg.rate == 0)
+                conn_start(w, c, now, now);
+        } else if (c->phase == PH_HANDSHAKE) {
+            handshake_step(w, c, now);
+        } else if (b->cfg.udp && b->cfg.rate == 0) {
+            udp_send(w, c, now);
+        } else if (b->cfg.rate == 0 || b->cfg.mode != EK_BENCH_RR) {
+            conn_send(w, c, now);
+        }
     }
     w->next_check = now + BENCH_TICK_NS;
 
@@ -441,7 +696,8 @@ static void *worker_main(void *arg)
         now = ek_now_ns();
         if (now >= b->t_end)
             break;
-        bool open_loop = b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0;
+        bool open_loop =
+            (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) && b->cfg.rate > 0;
         if (open_loop)
             issue_due(w, now);
         if (now >= w->next_check) {
@@ -474,10 +730,8 @@ static void *worker_main(void *arg)
                     udp_recv(w, c);
                 continue;
             }
-            if (c->fd >= 0 && (e & (POLLOUT | POLLERR)))
-                conn_send(w, c, now);
-            if (c->fd >= 0 && (e & (POLLIN | POLLERR | POLLHUP)))
-                conn_recv(w, c);
+            if (c->fd >= 0)
+                conn_event(w, c, e, now);
         }
     }
     return NULL;
@@ -494,6 +748,9 @@ static int worker_init(struct ek_bench *b, struct worker *w)
     if (w->sbuf == NULL || w->rbuf == NULL)
         return -ENOMEM;
     ek_hist_reset(&w->hist);
+    ek_hist_reset(&w->connect_lat);
+    ek_hist_reset(&w->handshake_lat);
+    ek_hist_reset(&w->first_echo_lat);
     if (b->cfg.rate > 0 && w->n > 0) {
         /* This worker's share of the rate: n of the conns. */
         double per_worker = (double)b->cfg.rate * w->n / b->made;
@@ -502,7 +759,8 @@ static int worker_init(struct ek_bench *b, struct worker *w)
             w->interval_ns = 1;
     }
     for (uint32_t i = 0; i < w->n && err == 0; i++)
-        err = ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN);
+        if (w->conns[i].fd >= 0)
+            err = ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN);
     return err;
 }
 
@@ -600,7 +858,12 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     if (b == NULL)
         return -ENOMEM;
     b->cfg = *cfg;
-    int err = connect_all(b, &fds);
+    /* connect mode: the slots open their connections as they run. */
+    int err = 0;
+    if (connect_mode(b))
+        b->made = cfg->conns;
+    else
+        err = connect_all(b, &fds);
     if (err < 0 || b->made == 0) {
         free(fds);
         ek_bench_free(b);
@@ -619,23 +882,38 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
         w->conns = calloc(w->n, sizeof(*w->conns));
         if (w->conns == NULL)
             goto fail;
-        for (uint32_t i = 0; i < w->n; i++)
+        for (uint32_t i = 0; i < w->n; i++) {
             w->conns[i].fd = -1;
+            w->conns[i].tc.tp = EK_TP_SOCKET;
+        }
     }
     /* Connection i goes to worker i % nworkers, as its slot i / nworkers. */
     for (uint32_t i = 0; i < b->made; i++) {
         struct worker *w = &b->workers[i % b->nworkers];
         struct bconn *c = &w->conns[i / b->nworkers];
-        c->fd = fds[i];
         c->key = i;
         c->slot = i / b->nworkers;
-        fds[i] = -1;
+        if (fds != NULL) {
+            c->fd = fds[i];
+            fds[i] = -1;
+            c->phase = PH_RUNNING;
+        }
+#ifdef EK_HAVE_TLS
+        /* Made up front: the workers do the handshakes as they start. */
+        if (c->fd >= 0 && cfg->tls != NULL) {
+            if (ek_tls_client_attach(cfg->tls, &c->tc, c->fd, cfg->tls_host) <
+                0)
+                goto fail;
+            c->phase = PH_HANDSHAKE;
+        }
+#endif
         if (cfg->udp) {
             c->stamps = calloc(udp_slots(b), sizeof(*c->stamps));
             c->inflight = calloc(udp_slots(b), sizeof(*c->inflight));
             if (c->stamps == NULL || c->inflight == NULL)
                 goto fail;
-        } else if (cfg->mode == EK_BENCH_RR && cfg->rate == 0) {
+        } else if ((cfg->mode == EK_BENCH_RR && cfg->rate == 0) ||
+                   connect_mode(b)) {
             c->stamps = calloc(cfg->depth, sizeof(*c->stamps));
             if (c->stamps == NULL)
                 goto fail;
@@ -722,13 +1000,16 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
 {
     memset(r, 0, sizeof(*r));
     ek_hist_reset(&r->latency);
+    ek_hist_reset(&r->connect_lat);
+    ek_hist_reset(&r->handshake_lat);
+    ek_hist_reset(&r->first_echo_lat);
     r->conns_made = b->made;
     r->conns_failed = b->failed;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
         if (b->running)
             pthread_join(w->tid, NULL);
-        if (b->cfg.mode != EK_BENCH_IDLE)
+        if (b->cfg.mode != EK_BENCH_IDLE && !connect_mode(b))
             count_silent(w);
         r->msgs += w->msgs;
         r->bytes += w->bytes;
@@ -739,7 +1020,14 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
         r->lost += w->lost;
         r->reordered += w->reordered;
         r->duplicates += w->duplicates;
+        r->tls_failed += w->tls_failed;
+        r->conns_done += w->conns_done;
+        r->conns_resumed += w->conns_resumed;
+        r->conns_failed += w->connect_failed;
         ek_hist_merge(&r->latency, &w->hist);
+        ek_hist_merge(&r->connect_lat, &w->connect_lat);
+        ek_hist_merge(&r->handshake_lat, &w->handshake_lat);
+        ek_hist_merge(&r->first_echo_lat, &w->first_echo_lat);
         if (r->first_error[0] == '\0' && w->first_error[0] != '\0')
             memcpy(r->first_error, w->first_error, sizeof(r->first_error));
     }
@@ -757,6 +1045,7 @@ void ek_bench_free(struct ek_bench *b)
     for (uint32_t t = 0; b->workers != NULL && t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
         for (uint32_t i = 0; w->conns != NULL && i < w->n; i++) {
+            ek_conn_release(&w->conns[i].tc);
             if (w->conns[i].fd >= 0)
                 close(w->conns[i].fd);
             free(w->conns[i].stamps);

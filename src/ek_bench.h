@@ -16,6 +16,20 @@
  *    coordinated omission, as in wrk2).
  *  - stream: every connection sends without pause and checks the echo.
  *  - idle: connections echo one message each, then stay open and quiet.
+ *  - connect: the connection rate (tcpkali --connect-rate, netperf
+ *    TCP_CRR): each of `conns` slots opens a connection, does `exchanges`
+ *    request/response exchanges of `size` bytes, closes it and opens the
+ *    next (closed loop); with rate > 0, connections start on a fixed
+ *    schedule of rate per second instead (open loop), each in the first
+ *    free slot, and a connection that had to wait for one is charged for
+ *    the wait in its time to first echo. Measured: connections completed
+ *    per second; TCP connect time (the SYN to the established socket), TLS
+ *    handshake time, and time to first echo (from the connect, or from the
+ *    intended start in open loop).
+ *
+ * TLS (tls != NULL): every connection is the client side of TLS
+ * (ek_tls.h); in rr, stream and idle the handshakes are done at the start,
+ * before the first message.
  *
  * --udp (rr only): each "connection" is a connected UDP socket and each
  * message one datagram carrying its number; replies are matched by it, so
@@ -33,7 +47,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum ek_bench_mode { EK_BENCH_RR, EK_BENCH_STREAM, EK_BENCH_IDLE };
+enum ek_bench_mode {
+    EK_BENCH_RR,
+    EK_BENCH_STREAM,
+    EK_BENCH_IDLE,
+    EK_BENCH_CONNECT
+};
+
+struct ek_tls_client;
 
 /* UDP: how long a datagram may take before it counts as lost. */
 #define EK_BENCH_UDP_LOSS_NS 1000000000LL
@@ -44,10 +65,13 @@ struct ek_bench_config {
     struct ek_sockaddr target;
     uint32_t conns;
     uint32_t threads;
-    uint64_t size;  /* message size */
-    uint32_t depth; /* rr closed loop: messages in flight per connection */
-    uint64_t rate;  /* rr: messages per second over all connections; 0 =
-                       closed loop */
+    uint64_t size;      /* message size */
+    uint32_t depth;     /* rr closed loop: messages in flight per connection */
+    uint64_t rate;      /* rr: messages per second over all connections;
+                           connect: connections per second; 0 = closed loop */
+    uint32_t exchanges; /* connect: request/response exchanges each */
+    struct ek_tls_client *tls; /* NULL: plain TCP */
+    const char *tls_host;      /* the name TLS verifies (and sends) */
     int64_t warmup_ns, duration_ns;
     int64_t timeout_ns; /* connect; and a connection owed an echo that sees
                            nothing for this long has failed */
@@ -67,8 +91,12 @@ struct ek_bench_result {
     uint64_t msgs, bytes; /* in the window */
     uint64_t mismatches, resets, closed, timeouts;
     uint64_t lost, reordered, duplicates; /* UDP */
-    struct ek_hist latency;               /* ns; rr only */
-    char first_error[256];                /* "" when none */
+    uint64_t tls_failed;                  /* TLS handshakes that failed */
+    struct ek_hist latency;               /* ns; rr and connect */
+    /* connect mode */
+    uint64_t conns_done, conns_resumed; /* closed after their exchanges */
+    struct ek_hist connect_lat, handshake_lat, first_echo_lat; /* ns */
+    char first_error[256]; /* "" when none */
 };
 
 struct ek_bench;

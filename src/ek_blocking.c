@@ -1,4 +1,6 @@
 #include "ek_blocking.h"
+#include "ek_backend.h"
+#include "ek_idle.h"
 #include "ek_proxy.h"
 #include "ek_server.h"
 #include "ek_util.h"
@@ -19,8 +21,8 @@
  * go on (fd is ready, in error, or a zero-timeout look found nothing). */
 #define EK_ECHO_GO_ON 100
 
-int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, char *buf,
-                     size_t size)
+int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, int fd,
+                     const struct ek_transport *tp, char *buf, size_t size)
 {
     memset(b, 0, sizeof(*b));
     b->srv = srv;
@@ -29,7 +31,9 @@ int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, char *buf,
     b->idle_ms = srv->cfg->idle_timeout_ms;
     b->last_ms = ek_now_ms();
     b->header_deadline_ms = b->last_ms + EK_PROXY_HEADER_MS;
-    return ek_conn_open(&b->conn, &ek_transport_socket, srv);
+    b->handshake_ms = srv->cfg->handshake_timeout_ms;
+    b->handshake_deadline_ms = -1;
+    return ek_conn_open(&b->conn, fd, tp, srv);
 }
 
 int ek_blocking_close(struct ek_blocking *b, int fd, int rc)
@@ -66,22 +70,60 @@ static int wait_ready(int fd, short events, int wake_fd, int64_t deadline_ms,
     }
 }
 
-/* The earlier of the caller's deadline and the idle deadline. */
-static int64_t next_deadline(const struct ek_blocking *b, int64_t deadline_ms)
+/* The earlier of two deadlines, -1 being none. */
+static int64_t earlier(int64_t a, int64_t b)
 {
-    if (b->idle_ms <= 0)
-        return deadline_ms;
-    int64_t idle_at = b->last_ms + b->idle_ms;
-    return deadline_ms < 0 || idle_at < deadline_ms ? idle_at : deadline_ms;
+    return a < 0 || (b >= 0 && b < a) ? b : a;
 }
 
-/* A wait_ready result, told apart: the idle deadline or the caller's. */
-static int waited(const struct ek_blocking *b, int rc)
+/* Whether the transport's handshake is under way: its clock starts at the
+ * first look (after the PROXY header, as in the event loops). */
+static bool handshaking(struct ek_blocking *b)
 {
-    if (rc == EK_ECHO_TIMEOUT && b->idle_ms > 0 &&
-        ek_now_ms() >= b->last_ms + b->idle_ms)
+    if (!ek_conn_tp(&b->conn)->handshaking(&b->conn))
+        return false;
+    if (b->handshake_deadline_ms < 0)
+        b->handshake_deadline_ms = ek_now_ms() + b->handshake_ms;
+    return true;
+}
+
+/* The earliest of the caller's deadline, the idle deadline and the
+ * handshake's. */
+static int64_t next_deadline(struct ek_blocking *b, int64_t deadline_ms)
+{
+    if (b->idle_ms > 0)
+        deadline_ms = earlier(deadline_ms, b->last_ms + b->idle_ms);
+    if (handshaking(b))
+        deadline_ms = earlier(deadline_ms, b->handshake_deadline_ms);
+    return deadline_ms;
+}
+
+/* A wait_ready result, told apart: the handshake's deadline, the idle
+ * deadline or the caller's. */
+static int waited(struct ek_blocking *b, int fd, int rc)
+{
+    if (rc != EK_ECHO_TIMEOUT)
+        return rc;
+    int64_t now = ek_now_ms();
+    if (handshaking(b) && now >= b->handshake_deadline_ms) {
+        ek_server_handshake_late(b->srv, fd);
+        return EK_ECHO_REFUSED;
+    }
+    if (b->idle_ms > 0 && now >= b->last_ms + b->idle_ms)
         return EK_ECHO_IDLE;
     return rc;
+}
+
+/* What to wait for after the transport said -EAGAIN: `need`, or what the
+ * transport itself waits for (a TLS record to send while reading...). */
+static short poll_events(const struct ek_conn *c, short need)
+{
+    unsigned blocked = ek_conn_tp(c)->blocked(c);
+    if (blocked & EK_EV_READ)
+        need |= POLLIN;
+    if (blocked & EK_EV_WRITE)
+        need |= POLLOUT;
+    return need;
 }
 
 static void moved(struct ek_blocking *b, atomic_uint_fast64_t *counter,
@@ -103,7 +145,7 @@ static int read_proxy_header(int fd, struct ek_blocking *b, int wake_fd,
     const struct ek_conn_env env = {.srv = b->srv};
     const char *why = "no PROXY header within 5 s";
     while (c->proxy != NULL) {
-        ssize_t n = c->tp->read(c, fd, b->buf, b->size);
+        ssize_t n = ek_conn_header_read(c, fd, b->buf, b->size);
         if (n == 0 || (n < 0 && n != -EAGAIN)) {
             why = ek_conn_header_cut(n);
             break;
@@ -157,12 +199,12 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
             int rc =
                 wait_ready(fd, 0, wake_fd, next_deadline(b, deadline_ms), true);
             if (rc != EK_ECHO_GO_ON)
-                return waited(b, rc);
+                return waited(b, fd, rc);
         }
         if (b->head < b->tail) {
             struct iovec iov = {.iov_base = b->buf + b->head,
                                 .iov_len = b->tail - b->head};
-            n = c->tp->writev(c, fd, &iov, 1);
+            n = ek_conn_tp(c)->writev(c, fd, &iov, 1);
             if (n > 0) {
                 moved(b, &shared->bytes_out, (size_t)n);
                 b->head += (size_t)n;
@@ -172,7 +214,7 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
             }
             need = POLLOUT;
         } else {
-            n = c->tp->read(c, fd, b->buf, b->size);
+            n = ek_conn_tp(c)->read(c, fd, b->buf, b->size);
             if (n > 0) {
                 moved(b, &shared->bytes_in, (size_t)n);
                 b->tail = (size_t)n;
@@ -180,7 +222,7 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
             }
             need = POLLIN;
             if (n == 0) { /* the client is done and has it all: end ours */
-                n = c->tp->finish(c, fd);
+                n = ek_conn_tp(c)->finish(c, fd);
                 if (n == 0)
                     return EK_ECHO_DONE;
                 need = POLLOUT;
@@ -188,9 +230,9 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
         }
         if (n != -EAGAIN)
             return (int)n;
-        int rc =
-            wait_ready(fd, need, wake_fd, next_deadline(b, deadline_ms), false);
+        int rc = wait_ready(fd, poll_events(c, need), wake_fd,
+                            next_deadline(b, deadline_ms), false);
         if (rc != EK_ECHO_GO_ON)
-            return waited(b, rc);
+            return waited(b, fd, rc);
     }
 }

@@ -24,15 +24,17 @@ struct ek_blocking {
     char *buf;
     size_t size;
     size_t head, tail;
-    int64_t idle_ms;            /* --idle-timeout, 0: none */
-    int64_t last_ms;            /* when a byte last moved */
-    int64_t header_deadline_ms; /* --proxy-protocol: the header's */
+    int64_t idle_ms;               /* --idle-timeout, 0: none */
+    int64_t last_ms;               /* when a byte last moved */
+    int64_t header_deadline_ms;    /* --proxy-protocol: the header's */
+    int64_t handshake_ms;          /* how long the transport's may take */
+    int64_t handshake_deadline_ms; /* -1 until its clock starts */
 };
 
-/* Sets b up for one connection of srv, echoing through buf. Returns 0 or
- * -ENOMEM (then ek_blocking_close all the same). */
-int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, char *buf,
-                     size_t size);
+/* Sets b up for connection fd of srv over transport tp, echoing through
+ * buf. Returns 0 or -ENOMEM (then ek_blocking_close all the same). */
+int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, int fd,
+                     const struct ek_transport *tp, char *buf, size_t size);
 
 /* Results of ek_echo_blocking, besides -errno. */
 enum {
@@ -40,7 +42,8 @@ enum {
     EK_ECHO_WOKEN = 1,   /* wake_fd became readable; call again to resume */
     EK_ECHO_TIMEOUT = 2, /* deadline_ms passed; call again to resume */
     EK_ECHO_IDLE = 3,    /* nothing moved for b->idle_ms: close it */
-    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused: close */
+    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused, or the TLS
+                            handshake late: close */
 };
 
 /* Echoes on fd until the client closes, or wake_fd (if >= 0) becomes

@@ -1,5 +1,7 @@
 #include "ek_cli.h"
 #include "ek_config.h"
+#include "ek_backend.h"
+#include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
@@ -9,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,4 +133,178 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
     if (peer != NULL)
         snprintf(peer, peer_size, "%s", name);
     return 0;
+}
+
+int ek_client_tls_option(const char *cmd, struct ek_client_tls *t, int c,
+                         const char *arg)
+{
+    const char *why;
+    t->asked |= c != EK_OPT_TLS;
+    switch (c) {
+    case EK_OPT_TLS:
+        t->on = true;
+        return 0;
+    case EK_OPT_TLS_CA:
+        t->opt.ca = arg;
+        return 0;
+    case EK_OPT_INSECURE:
+        t->opt.insecure = true;
+        return 0;
+    case EK_OPT_SNI:
+        if (arg[0] == '\0')
+            return ek_usage_error(cmd, "invalid --sni '': empty");
+        t->opt.sni = arg;
+        return 0;
+    case EK_OPT_TLS_CERT:
+        t->opt.cert = arg;
+        return 0;
+    case EK_OPT_TLS_KEY:
+        t->opt.key = arg;
+        return 0;
+    case EK_OPT_TLS_ALPN:
+        if ((why = ek_tls_alpn_check(arg)) != NULL)
+            return ek_usage_error(cmd, "invalid --tls-alpn '%s': %s", arg, why);
+        t->opt.alpn = arg;
+        return 0;
+    case EK_OPT_TLS_RESUME:
+        t->opt.resume = true;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
+                        const char *server, struct ek_tls_client **out)
+{
+    *out = NULL;
+    t->on |= strncmp(server, "tls:", 4) == 0;
+    if (!t->on && t->asked)
+        return ek_usage_error(cmd, "the --tls-* options, --sni and "
+                                   "--insecure need --tls");
+    if (!t->on)
+        return 0;
+    if ((t->opt.cert == NULL) != (t->opt.key == NULL))
+        return ek_usage_error(cmd, "--tls-cert and --tls-key go together");
+    if (t->opt.insecure && t->opt.ca != NULL)
+        return ek_usage_error(cmd, "--insecure verifies nothing: --tls-ca "
+                                   "would be ignored");
+#ifdef EK_HAVE_TLS
+    int err = ek_tls_client_new(&t->opt, out);
+    if (err < 0)
+        return err == -ENOMEM ? EX_OSERR : EX_CONFIG;
+    return 0;
+#else
+    ek_warnx("%s: --tls: %s", cmd, EK_TLS_UNAVAILABLE);
+    return EX_UNAVAILABLE;
+#endif
+}
+
+int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
+                        struct ek_conn *c, int fd, const char *server)
+{
+    memset(c, 0, sizeof(*c));
+    c->tp = EK_TP_SOCKET;
+    if (tc == NULL)
+        return 0;
+#ifdef EK_HAVE_TLS
+    struct ek_addr_spec spec;
+    const char *why;
+    const char *host = NULL;
+    if (ek_addr_parse(server, &spec, &why) == 0 && spec.kind == EK_ADDR_INET)
+        host = spec.host;
+    if (ek_tls_client_attach(tc, c, fd, host) == 0)
+        return 0;
+#else
+    (void)fd;
+    (void)server;
+#endif
+    ek_warnx("%s: out of memory", cmd);
+    return EX_OSERR;
+}
+
+const char *ek_client_tls_error(const struct ek_conn *c)
+{
+#ifdef EK_HAVE_TLS
+    if (ek_conn_tp(c) == &ek_transport_tls) {
+        const char *why = ek_tls_error(c);
+        return why != NULL ? why : "protocol error";
+    }
+#else
+    (void)c;
+#endif
+    return NULL;
+}
+
+void ek_client_tls_free(struct ek_tls_client *tc)
+{
+#ifdef EK_HAVE_TLS
+    ek_tls_client_free(tc);
+#else
+    (void)tc;
+#endif
+}
+
+int ek_client_handshake(const char *cmd, struct ek_conn *c, int fd,
+                        const char *peer, int64_t timeout_ms, char *what,
+                        size_t what_size)
+{
+    if (what != NULL && what_size > 0)
+        what[0] = '\0';
+#ifdef EK_HAVE_TLS
+    if (ek_conn_tp(c) != &ek_transport_tls)
+        return 0;
+    int64_t deadline = ek_now_ms() + timeout_ms;
+    for (;;) {
+        unsigned wait = 0;
+        int rc = ek_tls_handshake(c, fd, &wait);
+        if (rc == 0)
+            break;
+        if (rc != -EAGAIN) {
+            const char *why = ek_tls_error(c);
+            ek_warnx("%s: %s: TLS: %s", cmd, peer,
+                     rc != -EPROTO ? strerror(-rc)
+                     : why != NULL ? why
+                                   : "protocol error");
+            return rc == -EPROTO ? EK_EXIT_TLS : EX_UNAVAILABLE;
+        }
+        struct pollfd p = {.fd = fd,
+                           .events =
+                               (short)((wait & EK_EV_READ ? POLLIN : 0) |
+                                       (wait & EK_EV_WRITE ? POLLOUT : 0))};
+        int left = ek_timeout_until(deadline);
+        if (left == 0 || (poll(&p, 1, left) == 0 && ek_now_ms() >= deadline)) {
+            ek_warnx("%s: %s: TLS: no handshake within %.1f s", cmd, peer,
+                     (double)timeout_ms / 1000.0);
+            return EX_TEMPFAIL;
+        }
+    }
+    if (what != NULL)
+        ek_tls_describe(c, what, what_size);
+#else
+    (void)cmd;
+    (void)c;
+    (void)fd;
+    (void)peer;
+    (void)timeout_ms;
+#endif
+    return 0;
+}
+
+void ek_client_tls_usage(int column, bool with_resume)
+{
+    static const char *const lines[][2] = {
+        {"--tls", "speak TLS (also: a tls:HOST:PORT address)"},
+        {"--tls-ca FILE", "trust the CAs in FILE (default: the system's)"},
+        {"--insecure", "do not verify the server's certificate"},
+        {"--sni NAME", "the name to ask for and to verify (default: the"},
+        {"", "address's host name)"},
+        {"--tls-cert FILE", "our certificate, for mutual TLS (with"},
+        {"", "--tls-key FILE, its key)"},
+        {"--tls-alpn LIST", "protocols to offer by ALPN (e.g. echo,h2)"},
+        {"--tls-resume", "resume the last session in each new connection"},
+    };
+    size_t n = sizeof(lines) / sizeof(lines[0]) - (with_resume ? 0 : 1);
+    for (size_t i = 0; i < n; i++)
+        printf("      %-*s%s\n", column - 6, lines[i][0], lines[i][1]);
 }

@@ -46,4 +46,84 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
 /* Whether text names a UDP address ("udp:HOST:PORT"). */
 bool ek_addr_text_is_udp(const char *text);
 
+/* ---- TLS in the clients (send, ping, bench) -------------------------- */
+
+#include "ek_tls.h"
+
+/* Their TLS options: --tls (or a tls:HOST:PORT address), --tls-ca FILE,
+ * --insecure, --sni NAME, --tls-cert FILE, --tls-key FILE, --tls-alpn
+ * LIST, and bench's --tls-resume. */
+enum {
+    EK_OPT_TLS = 2000, /* above every command's own long options */
+    EK_OPT_TLS_CA,
+    EK_OPT_INSECURE,
+    EK_OPT_SNI,
+    EK_OPT_TLS_CERT,
+    EK_OPT_TLS_KEY,
+    EK_OPT_TLS_ALPN,
+    EK_OPT_TLS_RESUME,
+};
+
+/* Their entries in a getopt_long table (bench adds --tls-resume). */
+#define EK_CLIENT_TLS_LONGOPTS                                                 \
+    {"tls", no_argument, NULL, EK_OPT_TLS},                                    \
+        {"tls-ca", required_argument, NULL, EK_OPT_TLS_CA},                    \
+        {"insecure", no_argument, NULL, EK_OPT_INSECURE},                      \
+        {"sni", required_argument, NULL, EK_OPT_SNI},                          \
+        {"tls-cert", required_argument, NULL, EK_OPT_TLS_CERT},                \
+        {"tls-key", required_argument, NULL, EK_OPT_TLS_KEY},                  \
+    {                                                                          \
+        "tls-alpn", required_argument, NULL, EK_OPT_TLS_ALPN                   \
+    }
+
+/* Prints their lines of --help, descriptions from column `column`;
+ * with_resume: bench's --tls-resume too. */
+void ek_client_tls_usage(int column, bool with_resume);
+
+struct ek_client_tls {
+    bool on;    /* --tls, or a tls: address */
+    bool asked; /* any option of TLS's but --tls */
+    struct ek_tls_client_options opt;
+};
+
+/* Takes option c with its value arg. Returns 0, an exit status (bad
+ * value), or -1 when c is not one of the TLS options. */
+int ek_client_tls_option(const char *cmd, struct ek_client_tls *t, int c,
+                         const char *arg);
+
+/* After the options, with the server's address: whether TLS is on, and
+ * if so, its context in *out (NULL otherwise). Returns 0 or, after
+ * printing why, an exit status: 64 an option without --tls, 69 a build
+ * without TLS, 78 an unusable certificate or key. */
+int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
+                        const char *server, struct ek_tls_client **out);
+
+/* Frees what ek_client_tls_start made (NULL: nothing). */
+void ek_client_tls_free(struct ek_tls_client *tc);
+
+struct ek_conn;
+
+/* Makes *c the connection to server (the text given, already connected
+ * on fd): the plain transport, or TLS's client side when tc is not NULL
+ * (the handshake starts with the first read or write). Returns 0 or
+ * EX_OSERR (out of memory, said). ek_conn_release frees it. */
+int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
+                        struct ek_conn *c, int fd, const char *server);
+
+/* Completes c's TLS handshake (nothing to do for a plain connection)
+ * within timeout_ms, and describes it into what (when not NULL: "TLSv1.3
+ * TLS_AES_128_GCM_SHA256", "" for plain). Returns 0, or an exit status
+ * after saying why ("CMD: PEER: TLS: ..."): 75 timed out, 76 the
+ * handshake failed, 69 the connection did. */
+int ek_client_handshake(const char *cmd, struct ek_conn *c, int fd,
+                        const char *peer, int64_t timeout_ms, char *what,
+                        size_t what_size);
+
+/* Why c's TLS failed (its last read or write returned -EPROTO), or NULL
+ * when c is not TLS. */
+const char *ek_client_tls_error(const struct ek_conn *c);
+
+/* Exit status of a failed TLS handshake: EX_PROTOCOL (76). */
+#define EK_EXIT_TLS 76
+
 #endif

@@ -10,9 +10,17 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-int ek_conn_open(struct ek_conn *c, const struct ek_transport *tp,
+const struct ek_transport *const ek_transports[EK_TP_COUNT] = {
+    [EK_TP_SOCKET] = &ek_transport_socket,
+#ifdef EK_HAVE_TLS
+    [EK_TP_TLS] = &ek_transport_tls,
+#endif
+};
+
+int ek_conn_open(struct ek_conn *c, int fd, const struct ek_transport *tp,
                  const struct ek_server *srv)
 {
     memset(c, 0, sizeof(*c));
@@ -21,14 +29,19 @@ int ek_conn_open(struct ek_conn *c, const struct ek_transport *tp,
         if (c->proxy == NULL)
             return -ENOMEM;
     }
-    c->tp = tp;
+    int err = tp->open(c, fd, srv);
+    if (err < 0) {
+        free(c->proxy);
+        memset(c, 0, sizeof(*c));
+        return err;
+    }
+    c->tp = (uint8_t)tp->id;
     return 0;
 }
 
 void ek_conn_release(struct ek_conn *c)
 {
-    if (c->tp != NULL)
-        c->tp->release(c);
+    ek_conn_tp(c)->release(c);
     ek_queue_clear(&c->queue);
     free(c->proxy);
     memset(c, 0, sizeof(*c));
@@ -42,6 +55,34 @@ static void header_end(struct ek_conn *c)
     c->proxy = NULL;
 }
 
+ssize_t ek_conn_header_read(struct ek_conn *c, int fd, void *buf, size_t len)
+{
+    if (ek_conn_tp(c)->splice)
+        return ek_conn_tp(c)->read(c, fd, buf, len);
+    ssize_t n;
+    do
+        n = recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
+/* Takes the n bytes of header ek_conn_header_read peeked at out of the
+ * socket (into buf, which held them). Returns 0 or -errno. */
+static int header_take(int fd, char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = recv(fd, buf, n, MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) /* they were there a moment ago */
+            return k < 0 ? -errno : -EIO;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 int ek_conn_header_input(struct ek_conn *c, int fd,
                          const struct ek_conn_env *env, const char *data,
                          size_t n, size_t *used)
@@ -49,6 +90,14 @@ int ek_conn_header_input(struct ek_conn *c, int fd,
     struct ek_proxy_result res;
     const char *why = "";
     int rc = ek_proxy_feed(c->proxy, data, n, used, &res, &why);
+    if (rc != EK_PROXY_BAD && !ek_conn_tp(c)->splice) {
+        int err = header_take(fd, (char *)data, *used);
+        if (err < 0) {
+            ek_conn_header_failed(c, fd, env, ek_conn_header_cut(err));
+            return EK_HEADER_REFUSED;
+        }
+        *used = n; /* what followed is still in the socket */
+    }
     if (rc == EK_PROXY_MORE)
         return EK_HEADER_MORE;
     header_end(c);
@@ -117,7 +166,7 @@ void ek_conn_sent(struct ek_conn *c, const struct ek_conn_env *env, size_t n)
 /* The client's stream ended and the queue is empty: end ours. */
 static int finish(struct ek_conn *c, int fd)
 {
-    int rc = c->tp->finish(c, fd);
+    int rc = ek_conn_tp(c)->finish(c, fd);
     if (rc == -EAGAIN) {
         c->flags |= EK_CONN_FINISHING;
         return EK_CONN_KEEP;
@@ -186,7 +235,7 @@ static int echo_now(struct ek_conn *c, int fd, const char *buf, size_t n,
                     const struct ek_conn_env *env)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
-    ssize_t sent = c->tp->writev(c, fd, &iov, 1);
+    ssize_t sent = ek_conn_tp(c)->writev(c, fd, &iov, 1);
     if (sent == -EAGAIN)
         sent = 0;
     if (sent < 0)
@@ -203,7 +252,7 @@ static int echo_now(struct ek_conn *c, int fd, const char *buf, size_t n,
 static int header_readable(struct ek_conn *c, int fd,
                            const struct ek_conn_env *env)
 {
-    ssize_t n = c->tp->read(c, fd, env->buf, env->buf_size);
+    ssize_t n = ek_conn_header_read(c, fd, env->buf, env->buf_size);
     if (n == -EAGAIN)
         return EK_CONN_KEEP;
     if (n <= 0) {
@@ -220,7 +269,8 @@ static int header_readable(struct ek_conn *c, int fd,
     return echo_now(c, fd, env->buf + used, (size_t)n - used, env);
 }
 
-int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
+/* One read, echoed at once, the unsent rest queued. */
+static int readable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
 {
     if (c->proxy != NULL)
         return header_readable(c, fd, env);
@@ -234,10 +284,10 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
     if (want == 0 || (c->flags & EK_CONN_PEER_CLOSED))
         return EK_CONN_KEEP;
     if (queued == 0 && (c->flags & EK_CONN_BULK) && env->pipe[0] >= 0 &&
-        c->tp->splice)
+        ek_conn_tp(c)->splice)
         return splice_echo(c, fd, want, env);
 
-    ssize_t n = c->tp->read(c, fd, env->buf, want);
+    ssize_t n = ek_conn_tp(c)->read(c, fd, env->buf, want);
     if (n == -EAGAIN)
         return EK_CONN_KEEP;
     if (n < 0)
@@ -256,14 +306,15 @@ int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
     return echo_now(c, fd, env->buf, (size_t)n, env);
 }
 
-int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
+/* Sends what is queued. */
+static int writable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
 {
     if (c->flags & EK_CONN_FINISHING)
         return finish(c, fd);
     struct iovec iov[16];
     int n = ek_queue_peek(&c->queue, iov, 16);
     if (n > 0) {
-        ssize_t sent = c->tp->writev(c, fd, iov, n);
+        ssize_t sent = ek_conn_tp(c)->writev(c, fd, iov, n);
         if (sent == -EAGAIN)
             return EK_CONN_KEEP;
         if (sent < 0)
@@ -276,7 +327,26 @@ int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_conn_env *env)
     return EK_CONN_KEEP;
 }
 
-unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue)
+int ek_conn_event(struct ek_conn *c, int fd, const struct ek_conn_env *env,
+                  unsigned events)
+{
+    /* What the transport waited for came: whichever call waited (a read
+     * that had a record to send, a write that had one to receive) may go
+     * on now. */
+    if (events & ek_conn_tp(c)->blocked(c))
+        events |= EK_EV_READ | EK_EV_WRITE;
+    int rc = EK_CONN_KEEP;
+    /* Write first: draining the queue makes room for the read. */
+    if (events & EK_EV_WRITE)
+        rc = writable(c, fd, env);
+    if (rc == EK_CONN_KEEP && (events & EK_EV_READ))
+        rc = readable(c, fd, env);
+    return rc;
+}
+
+/* What the connection itself needs: read while there is room, write while
+ * bytes wait; a finish that waits, to write. */
+static unsigned wanted(const struct ek_conn *c, size_t max_queue)
 {
     if (c->flags & EK_CONN_FINISHING)
         return EK_EV_WRITE;
@@ -288,3 +358,19 @@ unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue)
         ev |= EK_EV_WRITE;
     return ev;
 }
+
+unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue)
+{
+    unsigned ev = wanted(c, max_queue);
+    return ev == 0 ? 0 : ev | ek_conn_tp(c)->blocked(c);
+}
+
+bool ek_conn_read_pending(const struct ek_conn *c, size_t max_queue)
+{
+    return c->proxy == NULL && (wanted(c, max_queue) & EK_EV_READ) &&
+           ek_conn_tp(c)->pending(c);
+}
+
+/* The slot's size is documented (README, ek_loop.h): keep it. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct ek_conn) == 48,
+               "struct ek_conn must stay 48 bytes on 64-bit systems");

@@ -20,9 +20,10 @@
  *   - the counters (bytes in and out, queue-full events) and the idle
  *     clock's stamp, which stays at the accept while the header is read.
  *
- * The engines: the readiness loop (model_loop.c) calls ek_conn_readable /
- * ek_conn_writable on events, which read into the loop's one buffer and
- * send straight back, so an idle connection, or one whose echo keeps up,
+ * The engines: the readiness loop (model_loop.c) calls ek_conn_event on
+ * events (and again, without one, while ek_conn_read_pending: TLS records
+ * its transport read ahead), which reads into the loop's one buffer and
+ * sends straight back, so an idle connection, or one whose echo keeps up,
  * owns no buffer at all; the io_uring engine (model_uring.c) receives
  * into its own buffers and uses the queue, the room and the header phase
  * from here; the blocking models (ek_blocking.h) keep a struct ek_conn for
@@ -51,6 +52,7 @@ enum {
     EK_CONN_FINISHING = 4,   /* the transport's finish said "again" */
     EK_CONN_CLOSING = 8,     /* the engine is closing it (uring: waits for
                                 its requests in flight) */
+    EK_CONN_AGAIN = 16,      /* readiness loop: on its read-again list */
 };
 
 /* A read of at least this much marks a connection as streaming; a splice
@@ -61,16 +63,24 @@ enum {
 #define EK_BULK_ENTER ((size_t)32 * 1024)
 #define EK_BULK_EXIT ((size_t)4 * 1024)
 
-/* 48 bytes; the zero value is a free slot. */
+/* 48 bytes; the zero value is a free slot (over the plain transport). */
 struct ek_conn {
     struct ek_queue queue;         /* read but not yet sent back */
     struct ek_proxy_parser *proxy; /* while its PROXY header is read */
-    const struct ek_transport *tp;
+    void *tp_state;       /* the transport's (TLS: its session), or NULL */
     uint32_t active_tick; /* the loop's idle clock when bytes last moved */
     uint8_t flags;        /* EK_CONN_* */
     uint8_t kind;         /* the loop's: what its slot holds (ek_loop.h) */
     uint8_t interest;     /* readiness engine: EK_EV_* registered */
+    uint8_t tp;           /* its transport: enum ek_tp_id (a byte, not a
+                             pointer: the slot stays 48 bytes) */
 };
+
+/* The transport c's bytes cross. */
+static inline const struct ek_transport *ek_conn_tp(const struct ek_conn *c)
+{
+    return ek_transports[c->tp];
+}
 
 /* What a connection's owner lends it: one per event loop (or per blocking
  * connection, where only srv is set). */
@@ -85,9 +95,10 @@ struct ek_conn_env {
     int pipe[2]; /* the loop's splice pipe, empty between calls; -1: none */
 };
 
-/* Makes *c a connection over tp, reading a PROXY header first when the
- * server expects one. Returns 0, or -ENOMEM with *c free again. */
-int ek_conn_open(struct ek_conn *c, const struct ek_transport *tp,
+/* Makes *c a connection over tp on socket fd, reading a PROXY header
+ * first when the server expects one. Returns 0, or -ENOMEM with *c free
+ * again. */
+int ek_conn_open(struct ek_conn *c, int fd, const struct ek_transport *tp,
                  const struct ek_server *srv);
 
 /* Frees what c holds (queue, header parser, transport state); *c is a
@@ -103,7 +114,16 @@ enum {
                           logged; close */
 };
 
-/* Feeds n bytes read from fd's connection to its header parser. */
+/* Reads header bytes into buf: a read of the transport when the bytes on
+ * the wire are the payload; else (TLS) a peek, so that what follows the
+ * header stays in the socket for the transport, and ek_conn_header_input
+ * then takes the header's own bytes. Returns as the transport's read. */
+ssize_t ek_conn_header_read(struct ek_conn *c, int fd, void *buf, size_t len);
+
+/* Feeds n bytes ek_conn_header_read put in data to the header parser.
+ * With EK_HEADER_DONE, data[*used, n) is the client's first data (none
+ * when the transport has bytes of its own: they are still in the
+ * socket). */
 int ek_conn_header_input(struct ek_conn *c, int fd,
                          const struct ek_conn_env *env, const char *data,
                          size_t n, size_t *used);
@@ -148,13 +168,17 @@ enum {
     /* < 0: -errno, the connection failed (reset, ...) */
 };
 
-/* One read, echoed at once, the unsent rest queued. */
-int ek_conn_readable(struct ek_conn *c, int fd, const struct ek_conn_env *env);
-
-/* Sends what is queued. */
-int ek_conn_writable(struct ek_conn *c, int fd, const struct ek_conn_env *env);
+/* Readiness `events` (EK_EV_*) on fd: first sends what is queued (which
+ * makes room), then one read, echoed at once, the unsent rest queued. An
+ * event that unblocks the transport (its `blocked`) retries both. */
+int ek_conn_event(struct ek_conn *c, int fd, const struct ek_conn_env *env,
+                  unsigned events);
 
 /* The events (EK_EV_*) this connection needs now. */
 unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue);
+
+/* Whether c must be read again without waiting for readiness: it wants to
+ * read and its transport already holds bytes (TLS records read ahead). */
+bool ek_conn_read_pending(const struct ek_conn *c, size_t max_queue);
 
 #endif

@@ -87,7 +87,8 @@ void ek_group_woken(struct ek_group *g, unsigned index)
 
 /* SO_REUSEPORT copies (or, for sockets systemd passed, duplicates) of
  * the server's listeners of one kind. */
-static int open_copies(struct ek_group *g, int *fds, bool udp)
+static int open_copies(struct ek_group *g, int *fds,
+                       const struct ek_transport **tps, bool udp)
 {
     const struct ek_server *srv = g->srv;
     int n = 0;
@@ -107,31 +108,36 @@ static int open_copies(struct ek_group *g, int *fds, bool udp)
                 close(fds[--n]);
             return fd;
         }
+        if (tps != NULL)
+            tps[n] = l->tp;
         fds[n++] = fd;
     }
     return n;
 }
 
 int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
-                          size_t *ntcp, int *udp, size_t *nudp, bool *own)
+                          const struct ek_transport **tcp_tp, size_t *ntcp,
+                          int *udp, size_t *nudp, bool *own)
 {
     const struct ek_server *srv = g->srv;
     *ntcp = *nudp = 0;
     *own = index != 0;
     if (index == 0) {
         for (size_t i = 0; i < srv->nlisteners; i++) {
-            if (srv->listeners[i].udp)
+            if (srv->listeners[i].udp) {
                 udp[(*nudp)++] = srv->listeners[i].fd;
-            else
+            } else {
+                tcp_tp[*ntcp] = srv->listeners[i].tp;
                 tcp[(*ntcp)++] = srv->listeners[i].fd;
+            }
         }
         return 0;
     }
-    int n = open_copies(g, tcp, false);
+    int n = open_copies(g, tcp, tcp_tp, false);
     if (n < 0)
         return n;
     *ntcp = (size_t)n;
-    n = open_copies(g, udp, true);
+    n = open_copies(g, udp, NULL, true);
     if (n < 0) {
         while (*ntcp > 0)
             close(tcp[--*ntcp]);

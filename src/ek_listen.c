@@ -38,7 +38,19 @@ static uint16_t get_port(const struct ek_sockaddr *sa)
     return 0;
 }
 
-static int add_listener(struct ek_server *srv, int fd, bool udp)
+/* What a stream listener's connections speak. */
+static const struct ek_transport *transport_for(bool tls)
+{
+#ifdef EK_HAVE_TLS
+    if (tls)
+        return &ek_transport_tls;
+#else
+    (void)tls; /* cmd_serve refuses tls: in a build without TLS */
+#endif
+    return &ek_transport_socket;
+}
+
+static int add_listener(struct ek_server *srv, int fd, bool udp, bool tls)
 {
     struct ek_listener *l = &srv->listeners[srv->nlisteners];
     int err = ek_net_local_addr(fd, &l->addr);
@@ -47,10 +59,15 @@ static int add_listener(struct ek_server *srv, int fd, bool udp)
     l->fd = fd;
     l->inherited = false;
     l->udp = udp;
+    l->tp = udp ? NULL : transport_for(tls);
     char name[EK_ADDRSTR_MAX];
     ek_addr_format((struct sockaddr *)&l->addr.ss, l->addr.len, name,
                    sizeof(name));
-    snprintf(l->name, sizeof(l->name), "%s%s", udp ? "udp:" : "", name);
+    snprintf(l->name, sizeof(l->name), "%s%s",
+             udp   ? "udp:"
+             : tls ? "tls:"
+                   : "",
+             name);
     srv->nlisteners++;
     return 0;
 }
@@ -70,9 +87,11 @@ static void drop_listeners_since(struct ek_server *srv, size_t mark)
  * Addresses of a family the host lacks (no IPv6) are skipped when some
  * other address of the spec binds. Returns 0, or -errno with *failed set to
  * the address that failed. */
-static int bind_group(struct ek_server *srv, const char *text, bool udp,
+static int bind_group(struct ek_server *srv, const char *text,
+                      const struct ek_addr_spec *spec,
                       struct ek_sockaddr *addrs, size_t n, size_t *failed)
 {
+    bool udp = spec->udp;
     size_t mark = srv->nlisteners, bound = 0;
     uint16_t port = get_port(&addrs[0]);
     int first_err = 0;
@@ -82,7 +101,7 @@ static int bind_group(struct ek_server *srv, const char *text, bool udp,
         bool many = srv->cfg->threads > 1;
         int fd = udp ? ek_net_bind_udp(&addrs[i], many)
                      : ek_net_listen(&addrs[i], SOMAXCONN, many);
-        int err = fd < 0 ? fd : add_listener(srv, fd, udp);
+        int err = fd < 0 ? fd : add_listener(srv, fd, udp, spec->tls);
         if (err < 0 && fd >= 0)
             close(fd);
         if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
@@ -162,7 +181,7 @@ static int bind_spec(struct ek_server *srv, const struct ek_addr_spec *spec,
     for (int attempt = 0; attempt < EK_PORT_RETRIES; attempt++) {
         for (size_t i = 0; i < n; i++)
             set_port(&addrs[i], spec->port);
-        err = bind_group(srv, text, spec->udp, addrs, n, &failed);
+        err = bind_group(srv, text, spec, addrs, n, &failed);
         if (!(err == -EADDRINUSE && shared_port && failed > 0))
             break;
     }
@@ -225,7 +244,7 @@ static int adopt_sd_fd(struct ek_server *srv, int fd)
     if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         err = -errno;
     if (err == 0)
-        err = add_listener(srv, fd, udp);
+        err = add_listener(srv, fd, udp, false);
     if (err < 0) {
         ek_warnx("socket activation: fd %d: %s", fd, strerror(-err));
         return err;
@@ -248,7 +267,10 @@ int ek_listeners_open(struct ek_server *srv)
         if (spec->kind == EK_ADDR_UNIX)
             snprintf(text, sizeof(text), "unix:%s", spec->path);
         else
-            snprintf(text, sizeof(text), "%s%s:%u", spec->udp ? "udp:" : "",
+            snprintf(text, sizeof(text), "%s%s:%u",
+                     spec->udp   ? "udp:"
+                     : spec->tls ? "tls:"
+                                 : "",
                      spec->host[0] ? spec->host : "*", (unsigned)spec->port);
         int err = bind_spec(srv, spec, text);
         if (err < 0)

@@ -7,6 +7,7 @@
 #define EK_LISTEN_H
 
 #include "ek_addr.h"
+#include "ek_transport.h"
 
 #include <stdbool.h>
 
@@ -19,6 +20,9 @@ struct ek_listener {
         name[EK_ADDRSTR_MAX + 4]; /* "127.0.0.1:50000", "udp:...", as printed */
     bool inherited; /* passed by systemd: its socket file is not ours */
     bool udp;       /* a UDP socket (served, never accepted on) */
+    /* What its connections speak: the plain socket transport, or TLS
+     * ("tls:"); NULL for UDP. */
+    const struct ek_transport *tp;
 };
 
 /* Binds srv->cfg's addresses and adopts its systemd sockets into

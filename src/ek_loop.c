@@ -33,7 +33,8 @@ int ek_loop_init(struct ek_loop *lp, struct ek_group *g, unsigned index,
     lp->slot_size = slot_size;
     lp->close_conn = close_conn;
     ek_idle_init(&lp->idle, cfg->idle_timeout_ms,
-                 cfg->proxy_protocol ? EK_PROXY_HEADER_MS : 0);
+                 cfg->proxy_protocol ? EK_PROXY_HEADER_MS : 0,
+                 cfg->tls != NULL ? cfg->handshake_timeout_ms : 0);
     /* pipe first, so that freeing after an early failure closes no fd 0 */
     lp->env = (struct ek_conn_env){.pipe = {-1, -1},
                                    .srv = srv,
@@ -42,11 +43,14 @@ int ek_loop_init(struct ek_loop *lp, struct ek_group *g, unsigned index,
                                    .idle = &lp->idle,
                                    .max_queue = cfg->max_queue};
     lp->listeners = calloc(srv->nlisteners + 1, sizeof(*lp->listeners));
+    lp->listener_tps = calloc(srv->nlisteners + 1, sizeof(*lp->listener_tps));
     lp->udp_fds = calloc(srv->nlisteners + 1, sizeof(*lp->udp_fds));
-    if (lp->listeners == NULL || lp->udp_fds == NULL)
+    if (lp->listeners == NULL || lp->listener_tps == NULL ||
+        lp->udp_fds == NULL)
         return -ENOMEM;
-    int err = ek_group_loop_sockets(g, index, lp->listeners, &lp->nlisteners,
-                                    lp->udp_fds, &lp->nudp, &lp->own_listeners);
+    int err = ek_group_loop_sockets(g, index, lp->listeners, lp->listener_tps,
+                                    &lp->nlisteners, lp->udp_fds, &lp->nudp,
+                                    &lp->own_listeners);
     if (err == 0 && lp->nudp > 0)
         err = open_udp(lp);
     return err;
@@ -64,6 +68,7 @@ void ek_loop_free(struct ek_loop *lp)
     free(lp->udp_fds);
     free(lp->udp_local);
     free(lp->listeners);
+    free(lp->listener_tps);
     free(lp->slots);
 }
 
@@ -84,13 +89,22 @@ struct ek_conn *ek_loop_slot(struct ek_loop *lp, int fd)
     return ek_loop_conn(lp, fd);
 }
 
-struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd)
+const struct ek_transport *ek_loop_listener_tp(const struct ek_loop *lp,
+                                               int listen_fd)
+{
+    for (size_t i = 0; i < lp->nlisteners; i++)
+        if (lp->listeners[i] == listen_fd)
+            return lp->listener_tps[i];
+    return &ek_transport_socket; /* not reached: events name our listeners */
+}
+
+struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
+                                  const struct ek_transport *tp)
 {
     struct ek_conn *c = ek_loop_slot(lp, fd);
     if (c != NULL)
         memset(c, 0, lp->slot_size); /* the engine's part too */
-    int err =
-        c == NULL ? -ENOMEM : ek_conn_open(c, &ek_transport_socket, lp->srv);
+    int err = c == NULL ? -ENOMEM : ek_conn_open(c, fd, tp, lp->srv);
     if (err < 0) {
         ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
         close(fd);
@@ -178,7 +192,8 @@ void ek_loop_tick(struct ek_loop *lp)
 static bool idle_closes(struct ek_loop *lp, int fd, const struct ek_conn *c)
 {
     return ek_idle_sweep_closes(lp->srv, lp->acc, &lp->idle, fd, c->active_tick,
-                                c->proxy != NULL);
+                                c->proxy != NULL,
+                                ek_conn_tp(c)->handshaking(c));
 }
 
 void ek_loop_sweep(struct ek_loop *lp)

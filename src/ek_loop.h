@@ -55,6 +55,7 @@ struct ek_loop {
     size_t slot_size, nslots;
     size_t nconns;  /* slots of kind EK_SLOT_CONN */
     int *listeners; /* stream sockets this loop accepts on */
+    const struct ek_transport **listener_tps; /* what each one's speak */
     size_t nlisteners;
     bool own_listeners;    /* SO_REUSEPORT copies: this loop closes them */
     bool listeners_closed; /* the drain closed them */
@@ -93,10 +94,15 @@ static inline bool ek_loop_has_slot(const struct ek_loop *lp, int fd)
     return fd >= 0 && (size_t)fd < lp->nslots;
 }
 
+/* What the connections accepted on listener listen_fd speak. */
+const struct ek_transport *ek_loop_listener_tp(const struct ek_loop *lp,
+                                               int listen_fd);
+
 /* Takes a descriptor ek_server_admit admitted: a zeroed slot (the engine's
- * part too) holding a fresh connection over the plain socket transport.
- * NULL when out of memory: fd is then closed and its end counted. */
-struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd);
+ * part too) holding a fresh connection over transport tp. NULL when out
+ * of memory: fd is then closed and its end counted. */
+struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
+                                  const struct ek_transport *tp);
 
 /* The end of a connection: frees its slot, closes fd, counts the end and
  * lifts an accept pause (a descriptor is free again). */

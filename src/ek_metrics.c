@@ -72,6 +72,10 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
     }
     for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
         v->udp_drops[i] = ek_stat_get(&s->udp_drops[i]);
+    v->tls_handshakes = ek_stat_get(&s->tls_handshakes);
+    v->tls_resumed = ek_stat_get(&s->tls_resumed);
+    for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
+        v->tls_failed[i] = ek_stat_get(&s->tls_failed[i]);
 }
 
 /* snprintf that appends at *len and keeps counting past the end. */
@@ -152,8 +156,21 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
     by_reason(buf, size, &len, "echokit_udp_dropped_datagrams_total",
               "UDP datagrams not answered, by reason.", ek_udp_drop_names,
               v->udp_drops, EK_UDP_DROP_REASONS);
+    counter(buf, size, &len, "echokit_tls_handshakes_total", "counter",
+            "TLS handshakes completed, resumed ones included.", "",
+            v->tls_handshakes);
+    counter(buf, size, &len, "echokit_tls_resumed_total", "counter",
+            "TLS handshakes that resumed a session.", "", v->tls_resumed);
+    by_reason(buf, size, &len, "echokit_tls_handshake_failures_total",
+              "TLS connections closed before or instead of a handshake, by "
+              "reason.",
+              ek_tls_fail_names, v->tls_failed, EK_TLS_FAIL_REASONS);
     return len;
 }
+
+const char *const ek_tls_fail_names[EK_TLS_FAIL_REASONS] = {
+    "protocol", "client_cert", "timeout", "closed", "renegotiation",
+};
 
 const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
     "low_port", "broadcast",  "self",      "acl",
@@ -163,17 +180,29 @@ const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
 void ek_metrics_log(struct ek_server *srv)
 {
     struct ek_stats_view v;
-    char udp[512] = "";
-    size_t ulen = 0;
+    char extra[1024] = ""; /* the TLS and UDP parts, when there is any */
+    size_t elen = 0;
     ek_stats_snapshot(srv->stats, &v);
+    uint64_t tls_failed = 0;
+    for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
+        tls_failed += v.tls_failed[i];
+    if (v.tls_handshakes > 0 || tls_failed > 0) {
+        append(extra, sizeof(extra), &elen,
+               "; tls: %llu handshakes, %llu resumed, failed:",
+               (unsigned long long)v.tls_handshakes,
+               (unsigned long long)v.tls_resumed);
+        for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
+            append(extra, sizeof(extra), &elen, " %s %llu",
+                   ek_tls_fail_names[i], (unsigned long long)v.tls_failed[i]);
+    }
     if (v.dgrams_in > 0) {
-        append(udp, sizeof(udp), &ulen,
+        append(extra, sizeof(extra), &elen,
                "; udp: %llu datagrams in, %llu out, dropped:",
                (unsigned long long)v.dgrams_in,
                (unsigned long long)v.dgrams_out);
         for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
-            append(udp, sizeof(udp), &ulen, " %s %llu", ek_udp_drop_names[i],
-                   (unsigned long long)v.udp_drops[i]);
+            append(extra, sizeof(extra), &elen, " %s %llu",
+                   ek_udp_drop_names[i], (unsigned long long)v.udp_drops[i]);
     }
     ek_log(
         EK_LOG_INFO,
@@ -187,7 +216,8 @@ void ek_metrics_log(struct ek_server *srv)
         (unsigned long long)v.refused_proxy_untrusted,
         (unsigned long long)v.idle_closed, (unsigned long long)v.accept_errors,
         (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
-        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full, udp);
+        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full,
+        extra);
 }
 
 enum ek_metrics_route ek_metrics_route(const char *req, size_t n)
@@ -223,7 +253,7 @@ static void respond(struct ek_metrics *m, struct metrics_client *c,
         "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
         "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
         "GET /metrics\n";
-    char out[4096 + 256];
+    char out[8192 + 256];
     const char *resp = out;
     size_t len;
 
@@ -235,13 +265,13 @@ static void respond(struct ek_metrics *m, struct metrics_client *c,
         len = sizeof(not_found) - 1;
     } else {
         struct ek_stats_view v;
-        char body[4096];
+        char body[8192];
         ek_stats_snapshot(m->srv->stats, &v);
         size_t blen =
             ek_metrics_format(&v, m->srv->cfg->model->name,
                               m->srv->cfg->threads, body, sizeof(body));
         if (blen >= sizeof(body))
-            blen = sizeof(body) - 1; /* cannot happen: ~1.6 KiB */
+            blen = sizeof(body) - 1; /* cannot happen: ~2.5 KiB */
         int n = snprintf(out, sizeof(out),
                          "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
                          "version=0.0.4\r\nContent-Length: %zu\r\n"

@@ -35,6 +35,9 @@ enum {
     /* Cannot watch descriptors at or above a limit (select's FD_SETSIZE,
      * the backend's fd_limit): connections that land there are refused. */
     EK_CAP_FD_LIMIT = 1 << 4,
+    /* Serves tls: listeners (through the transport interface,
+     * ek_transport.h). */
+    EK_CAP_TLS = 1 << 5,
 };
 
 /* Serves many clients at once: any of these. */

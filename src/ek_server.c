@@ -5,6 +5,7 @@
 #include "ek_sd.h"
 #include "ek_signal.h"
 #include "ek_stats.h"
+#include "ek_tls.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -34,10 +35,11 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
     int err = ek_listeners_open(srv);
     if (err == 0) {
         srv->sig_fd = ek_signal_open();
-        if (srv->sig_fd < 0) {
-            err = srv->sig_fd;
+        err = srv->sig_fd < 0 ? srv->sig_fd : 0;
+        if (err == 0 && cfg->tls != NULL)
+            err = ek_signal_watch_reload();
+        if (err < 0)
             ek_warnx("cannot set up signals: %s", strerror(-err));
-        }
     }
     if (err < 0)
         ek_server_close(srv);
@@ -76,6 +78,10 @@ unsigned ek_server_read_signals(struct ek_server *srv)
     ek_signal_read(srv->sig_fd, &news);
     if (news.dump_stats)
         ek_metrics_log(srv);
+#ifdef EK_HAVE_TLS
+    if (news.reload && srv->cfg->tls != NULL)
+        ek_tls_server_reload(srv->cfg->tls);
+#endif
     if (news.child_exited)
         out |= EK_NEWS_CHILD;
     if (news.terms == srv->terms_handled)

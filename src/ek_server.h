@@ -28,6 +28,7 @@ struct ek_addr_spec;
 struct ek_listener;
 struct ek_model;
 struct ek_stats;
+struct ek_tls_server;
 
 /* What UDP answers (ek_udp.h). */
 struct ek_udp_limits {
@@ -50,6 +51,10 @@ struct ek_config {
     bool proxy_protocol;      /* a PROXY header opens every connection */
     const struct ek_acl *proxy_from; /* who may send it (--proxy-from) */
     struct ek_udp_limits udp;        /* --udp-low-ports, --udp-rate... */
+    /* tls: listeners' certificates and settings (ek_tls.h); NULL when
+     * there is none. */
+    struct ek_tls_server *tls;
+    int64_t handshake_timeout_ms; /* --tls-handshake-timeout */
 };
 
 /* Where the server is in its life cycle. */

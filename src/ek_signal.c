@@ -14,7 +14,8 @@ static atomic_uint term_count;
 static atomic_int last_term;
 static atomic_bool child_flag;
 static atomic_bool usr1_flag;
-static bool handles_sigchld;
+static atomic_bool hup_flag;
+static bool handles_sigchld, handles_sighup;
 
 /* Lock-free atomics and write(2) are async-signal-safe. errno is saved
  * because the interrupted code may be about to read it. */
@@ -26,6 +27,8 @@ static void on_signal(int signo)
         atomic_store(&child_flag, true);
     } else if (signo == SIGUSR1) {
         atomic_store(&usr1_flag, true);
+    } else if (signo == SIGHUP) {
+        atomic_store(&hup_flag, true);
     } else {
         atomic_store(&last_term, signo);
         atomic_fetch_add(&term_count, 1);
@@ -68,6 +71,7 @@ int ek_signal_open(void)
     atomic_store(&term_count, 0);
     atomic_store(&child_flag, false);
     atomic_store(&usr1_flag, false);
+    atomic_store(&hup_flag, false);
     int err = set_handler(SIGPIPE, SIG_IGN);
     if (err == 0)
         err = set_handler(SIGINT, on_signal);
@@ -88,6 +92,12 @@ int ek_signal_watch_children(void)
     return set_handler(SIGCHLD, on_signal);
 }
 
+int ek_signal_watch_reload(void)
+{
+    handles_sighup = true;
+    return set_handler(SIGHUP, on_signal);
+}
+
 void ek_signal_close(void)
 {
     set_handler(SIGINT, SIG_DFL);
@@ -95,6 +105,9 @@ void ek_signal_close(void)
     set_handler(SIGUSR1, SIG_DFL);
     if (handles_sigchld)
         set_handler(SIGCHLD, SIG_DFL);
+    if (handles_sighup)
+        set_handler(SIGHUP, SIG_DFL);
+    handles_sigchld = handles_sighup = false;
     for (int i = 0; i < 2; i++)
         if (pipe_fds[i] >= 0) {
             close(pipe_fds[i]);
@@ -115,6 +128,7 @@ void ek_signal_read(int fd, struct ek_signal_news *news)
     news->last_term = atomic_load(&last_term);
     news->child_exited = atomic_exchange(&child_flag, false);
     news->dump_stats = atomic_exchange(&usr1_flag, false);
+    news->reload = atomic_exchange(&hup_flag, false);
 }
 
 void ek_signal_wake(void)
@@ -131,6 +145,7 @@ void ek_signal_child_reset(void)
     set_handler(SIGINT, SIG_IGN);
     set_handler(SIGTERM, SIG_IGN);
     set_handler(SIGUSR1, SIG_IGN); /* the parent reports for everyone */
+    set_handler(SIGHUP, SIG_IGN);
     set_handler(SIGCHLD, SIG_DFL);
     for (int i = 0; i < 2; i++)
         if (pipe_fds[i] >= 0) {

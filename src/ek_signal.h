@@ -22,6 +22,11 @@ int ek_signal_open(void);
 /* Also reports SIGCHLD (for a model that forks). Returns 0 or -errno. */
 int ek_signal_watch_children(void);
 
+/* Also reports SIGHUP (reload: a server with TLS certificates). Without
+ * it SIGHUP keeps its default, ending the process like a hung-up
+ * terminal's foreground job. Returns 0 or -errno. */
+int ek_signal_watch_reload(void);
+
 /* Restores default dispositions and closes the pipe. */
 void ek_signal_close(void);
 
@@ -30,6 +35,7 @@ struct ek_signal_news {
     int last_term;     /* the most recent of them (signal number) */
     bool child_exited; /* a SIGCHLD arrived since the last read */
     bool dump_stats;   /* a SIGUSR1 arrived: log the counters */
+    bool reload;       /* a SIGHUP arrived (ek_signal_watch_reload) */
 };
 
 /* Empties the pipe and reports what arrived. */
@@ -40,8 +46,8 @@ void ek_signal_read(int fd, struct ek_signal_news *news);
 void ek_signal_wake(void);
 
 /* In a forked child that serves one connection: SIGINT, SIGTERM, SIGUSR1
- * ignored
- * (the parent decides when children stop), SIGCHLD default, pipe closed.
+ * and SIGHUP ignored (the parent decides when children stop and reloads
+ * for the connections to come), SIGCHLD default, pipe closed.
  * Call with signals blocked. */
 void ek_signal_child_reset(void);
 

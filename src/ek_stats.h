@@ -48,6 +48,19 @@ enum ek_udp_drop {
 /* Their names in logs and metrics, by enum ek_udp_drop. */
 extern const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS];
 
+/* Why a TLS handshake failed (transport_tls.c, ek_idle.c). */
+enum ek_tls_fail {
+    EK_TLS_FAIL_PROTOCOL,      /* not TLS, bad records, no common ground */
+    EK_TLS_FAIL_CLIENT_CERT,   /* --tls-client-ca: none given, or refused */
+    EK_TLS_FAIL_TIMEOUT,       /* not done within --tls-handshake-timeout */
+    EK_TLS_FAIL_CLOSED,        /* the client left before the end */
+    EK_TLS_FAIL_RENEGOTIATION, /* asked to renegotiate: refused, closed */
+    EK_TLS_FAIL_REASONS
+};
+
+/* Their names in logs and metrics, by enum ek_tls_fail. */
+extern const char *const ek_tls_fail_names[EK_TLS_FAIL_REASONS];
+
 struct ek_stats {
     atomic_uint_fast64_t accepted;      /* connections admitted */
     atomic_uint_fast64_t active;        /* admitted and not yet closed */
@@ -60,6 +73,9 @@ struct ek_stats {
     atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
     atomic_uint_fast64_t idle_closed;   /* closed by --idle-timeout */
     atomic_uint_fast64_t udp_drops[EK_UDP_DROP_REASONS];
+    atomic_uint_fast64_t tls_handshakes; /* TLS handshakes done */
+    atomic_uint_fast64_t tls_resumed;    /* of which resumed sessions */
+    atomic_uint_fast64_t tls_failed[EK_TLS_FAIL_REASONS];
     struct ek_counters shared;             /* blocking models: ek_stat_add */
     struct ek_counters loop[EK_MAX_LOOPS]; /* event loop i: ek_count */
 };
@@ -89,6 +105,7 @@ struct ek_stats_view {
     uint64_t accept_errors, conn_errors, idle_closed;
     uint64_t bytes_in, bytes_out, queue_full;
     uint64_t dgrams_in, dgrams_out, udp_drops[EK_UDP_DROP_REASONS];
+    uint64_t tls_handshakes, tls_resumed, tls_failed[EK_TLS_FAIL_REASONS];
 };
 
 void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v);

@@ -48,7 +48,7 @@ static void accept_some(struct ek_server *srv,
             continue;
         }
         if (ek_server_admit(srv, &srv->acceptor, fd))
-            ops->start(srv, ops->ctx, fd);
+            ops->start(srv, ops->ctx, fd, l->tp);
     }
 }
 

@@ -9,12 +9,15 @@
 #define EK_SUPERVISOR_H
 
 struct ek_server;
+struct ek_transport;
 
 struct ek_supervisor_ops {
     /* Takes an admitted connection (blocking fd). Serves it inline
      * (iterative) or hands it to a thread or child; either way it ends
-     * with ek_server_conn_done. */
-    void (*start)(struct ek_server *srv, void *ctx, int fd);
+     * with ek_server_conn_done. tp: what the listener's connections
+     * speak. */
+    void (*start)(struct ek_server *srv, void *ctx, int fd,
+                  const struct ek_transport *tp);
     /* A SIGCHLD arrived (process model); may be NULL. */
     void (*reap)(struct ek_server *srv, void *ctx);
     /* End every connection still open (drain deadline, forced exit); the

@@ -2,23 +2,26 @@
  * ek_transport: how a connection's bytes cross its socket, under the
  * connection layer (ek_conn.h), like redis 7's ConnectionType or
  * HAProxy's xprt_ops. The connection layer decides what to echo and when;
- * the transport only reads and writes. Today there is one, plain TCP and
- * unix sockets (transport_socket.c); TLS is meant to be the next, so the
- * interface already has what a transport that holds bytes of its own and
- * needs a handshake must say:
+ * the transport only reads and writes. Two exist: plain TCP and unix
+ * sockets (transport_socket.c) and TLS (transport_tls.c, OpenSSL). A
+ * transport that holds bytes of its own and needs a handshake says so:
  *   - read may return -EAGAIN while the socket was readable (a handshake
  *     record, half a TLS record) and bytes while the socket was not
  *     (records decrypted ahead): `pending` tells the engine to read again
- *     without waiting for readiness (the loops do not ask yet: no
- *     transport holds bytes of its own before TLS, which adds the check);
+ *     without waiting for readiness;
+ *   - read or writev may return -EAGAIN because the transport must first
+ *     move bytes the other way (TLS: a handshake or ticket record to send
+ *     while reading): `blocked` names the readiness that unblocks it, and
+ *     the engine then retries both directions;
  *   - finish ends our side once the client's stream has ended and all of
  *     it went back (TLS: close_notify), and may itself have to wait;
  *   - splice says whether the bytes on the wire are the payload, the one
- *     case where the splice(2) fast path may bypass read and write.
+ *     case where the splice(2) fast path may bypass read and write, and
+ *     where bytes read with a PROXY header are the client's data (TLS:
+ *     the header is peeked and only its own bytes taken, ek_conn.c).
  *
  * The completion engine (model_uring.c) reads and writes through the ring,
- * not through these calls; a transport that transforms bytes would sit
- * between its buffers and the connection layer (a memory BIO for TLS).
+ * not through these calls, and serves the plain transport only.
  */
 #ifndef EK_TRANSPORT_H
 #define EK_TRANSPORT_H
@@ -29,9 +32,17 @@
 #include <sys/uio.h>
 
 struct ek_conn;
+struct ek_server;
+
+/* Each transport's number, which a connection keeps (ek_conn_tp). */
+enum ek_tp_id { EK_TP_SOCKET, EK_TP_TLS, EK_TP_COUNT };
 
 struct ek_transport {
     const char *name;
+    enum ek_tp_id id;
+    /* Sets up c's state for the connected socket fd of srv. Returns 0 or
+     * -errno (-ENOMEM). */
+    int (*open)(struct ek_conn *c, int fd, const struct ek_server *srv);
     /* Up to len bytes into buf: n > 0, 0 at the end of the client's
      * stream, -EAGAIN when none are ready, or -errno. Never blocks. */
     ssize_t (*read)(struct ek_conn *c, int fd, void *buf, size_t len);
@@ -42,6 +53,13 @@ struct ek_transport {
     /* Bytes the transport holds that read would return now, whether or
      * not the socket is readable. */
     bool (*pending)(const struct ek_conn *c);
+    /* The readiness (EK_EV_READ or EK_EV_WRITE, ek_backend.h) the last
+     * -EAGAIN of read, writev or finish waits for besides the obvious one,
+     * 0 when none. */
+    unsigned (*blocked)(const struct ek_conn *c);
+    /* Whether the transport's handshake is still under way (its deadline
+     * then applies: ek_idle.h). */
+    bool (*handshaking)(const struct ek_conn *c);
     /* The client's stream ended and everything was echoed: end ours.
      * Returns 0, -EAGAIN (call again when writable) or -errno. */
     int (*finish)(struct ek_conn *c, int fd);
@@ -54,5 +72,14 @@ struct ek_transport {
 /* TCP and unix stream sockets: recv/sendmsg, MSG_DONTWAIT and
  * MSG_NOSIGNAL on every call, so blocking descriptors work too. */
 extern const struct ek_transport ek_transport_socket;
+
+#ifdef EK_HAVE_TLS
+/* TLS, server side (tls: listeners, ek_tls.h) or client side
+ * (ek_tls_client_attach). */
+extern const struct ek_transport ek_transport_tls;
+#endif
+
+/* By enum ek_tp_id (NULL: not in this build). */
+extern const struct ek_transport *const ek_transports[EK_TP_COUNT];
 
 #endif

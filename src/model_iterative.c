@@ -21,11 +21,12 @@ struct iterative {
     char buf[EK_ITERATIVE_BUF];
 };
 
-static void serve_inline(struct ek_server *srv, void *ctx, int fd)
+static void serve_inline(struct ek_server *srv, void *ctx, int fd,
+                         const struct ek_transport *tp)
 {
     struct iterative *it = ctx;
     struct ek_blocking b;
-    int rc = ek_blocking_open(&b, srv, it->buf, sizeof(it->buf));
+    int rc = ek_blocking_open(&b, srv, fd, tp, it->buf, sizeof(it->buf));
 
     for (bool again = rc == 0; again;) {
         int64_t deadline =

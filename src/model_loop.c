@@ -47,6 +47,11 @@ struct loop {
     void *state;    /* the backend's */
     bool listening; /* listeners registered with the backend */
     struct ek_event events[EK_LOOP_EVENTS];
+    /* Connections to read again without waiting: their transport holds
+     * bytes already (TLS records read ahead), which no readiness event
+     * would announce. Each is here at most once (EK_CONN_AGAIN). */
+    int *again;
+    size_t nagain, again_cap;
 };
 
 /* Brings fd's registered interest to `want`. */
@@ -90,9 +95,9 @@ static void conn_close(struct ek_loop *base, int fd, int err)
     ek_loop_conn_closed(base, fd, err);
 }
 
-static void conn_open(struct loop *lp, int fd)
+static void conn_open(struct loop *lp, int fd, const struct ek_transport *tp)
 {
-    if (ek_loop_conn_open(&lp->base, fd) == NULL)
+    if (ek_loop_conn_open(&lp->base, fd, tp) == NULL)
         return;
     int err = watch(lp, fd, EK_EV_READ);
     if (err < 0) {
@@ -105,6 +110,7 @@ static void conn_open(struct loop *lp, int fd)
 static void accept_some(struct loop *lp, int listen_fd)
 {
     struct ek_server *srv = lp->base.srv;
+    const struct ek_transport *tp = ek_loop_listener_tp(&lp->base, listen_fd);
     for (int i = 0; i < EK_LOOP_ACCEPTS; i++) {
         int fd = ek_net_accept(listen_fd, true);
         if (fd == -EAGAIN)
@@ -124,29 +130,63 @@ static void accept_some(struct loop *lp, int listen_fd)
             continue;
         }
         if (ek_server_admit(srv, lp->base.acc, fd))
-            conn_open(lp, fd);
+            conn_open(lp, fd, tp);
     }
+}
+
+/* Puts fd on the list of connections to read again this turn. Without
+ * memory for it the connection is closed: its bytes would wait forever. */
+static int read_again(struct loop *lp, int fd, struct ek_conn *c)
+{
+    if (c->flags & EK_CONN_AGAIN)
+        return 0;
+    if (lp->nagain == lp->again_cap) {
+        size_t cap = lp->again_cap ? 2 * lp->again_cap : 64;
+        int *grown = realloc(lp->again, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        lp->again = grown;
+        lp->again_cap = cap;
+    }
+    lp->again[lp->nagain++] = fd;
+    c->flags |= EK_CONN_AGAIN;
+    return 0;
 }
 
 static void conn_event(struct loop *lp, int fd, unsigned events)
 {
     struct ek_conn *c = ek_loop_conn(&lp->base, fd);
     const struct ek_conn_env *env = &lp->base.env;
-    int rc = EK_CONN_KEEP;
 
-    /* Write first: draining the queue makes room for the read. */
-    if (events & EK_EV_WRITE)
-        rc = ek_conn_writable(c, fd, env);
-    if (rc == EK_CONN_KEEP && (events & EK_EV_READ))
-        rc = ek_conn_readable(c, fd, env);
+    int rc = ek_conn_event(c, fd, env, events);
     if (rc != EK_CONN_KEEP) {
         conn_close(&lp->base, fd, rc < 0 ? rc : 0);
         return;
     }
     unsigned want = ek_conn_want(c, env->max_queue);
     int err = want == 0 ? 0 : watch(lp, fd, want);
+    if (err == 0 && want != 0 && ek_conn_read_pending(c, env->max_queue))
+        err = read_again(lp, fd, c);
     if (want == 0 || err < 0)
         conn_close(&lp->base, fd, err);
+}
+
+/* The connections whose transport held bytes at the end of their last
+ * event: one read each, as if an event had come (those it leaves with
+ * bytes still held go on the list for the next turn). */
+static void serve_again(struct loop *lp)
+{
+    size_t n = lp->nagain;
+    for (size_t i = 0; i < n; i++) {
+        int fd = lp->again[i];
+        struct ek_conn *c = ek_loop_conn(&lp->base, fd);
+        c->flags &= (uint8_t)~EK_CONN_AGAIN;
+        /* Closed meanwhile, maybe reused by an accept: then a hint only. */
+        if (c->kind == EK_SLOT_CONN)
+            conn_event(lp, fd, EK_EV_READ);
+    }
+    lp->nagain -= n;
+    memmove(lp->again, lp->again + n, lp->nagain * sizeof(*lp->again));
 }
 
 /* One batch of datagrams per event: level-triggered, the next wait comes
@@ -239,6 +279,7 @@ static void loop_free(void *arg)
         if (env->pipe[i] >= 0)
             close(env->pipe[i]);
     free(env->buf);
+    free(lp->again);
 }
 
 static int loop_turn(void *arg, int timeout_ms)
@@ -247,7 +288,7 @@ static int loop_turn(void *arg, int timeout_ms)
     /* Resumes accepting once an fd-exhaustion pause is over. */
     if (!lp->listening && ek_loop_may_accept(&lp->base))
         set_listening(lp, true);
-    timeout_ms = ek_loop_timeout(&lp->base, timeout_ms);
+    timeout_ms = lp->nagain > 0 ? 0 : ek_loop_timeout(&lp->base, timeout_ms);
     int n = lp->be->wait(lp->state, lp->events, EK_LOOP_EVENTS, timeout_ms);
     if (n == -EINTR)
         return 0;
@@ -256,6 +297,7 @@ static int loop_turn(void *arg, int timeout_ms)
     ek_loop_tick(&lp->base);
     for (int i = 0; i < n; i++)
         dispatch(lp, &lp->events[i]);
+    serve_again(lp);
     ek_loop_sweep(&lp->base);
     return 0;
 }

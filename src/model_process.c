@@ -28,7 +28,7 @@
 #define EK_PROCESS_BUF (16 * 1024)
 
 static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
-                                 int fd)
+                                 int fd, const struct ek_transport *tp)
 {
     char buf[EK_PROCESS_BUF];
     struct ek_blocking b;
@@ -42,7 +42,7 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
     const int keep[] = {fd, cut->rd};
     ek_close_all_but(keep, sizeof(keep) / sizeof(keep[0]));
 
-    int rc = ek_blocking_open(&b, srv, buf, sizeof(buf));
+    int rc = ek_blocking_open(&b, srv, fd, tp, buf, sizeof(buf));
     if (rc == 0)
         rc = ek_echo_blocking(fd, &b, cut->rd, -1);
     /* The parent counts the end when it reaps; an error is ours to count. */
@@ -52,7 +52,8 @@ static _Noreturn void child_main(struct ek_server *srv, struct ek_cut_pipe *cut,
     _exit(err < 0 ? 1 : 0);
 }
 
-static void start_child(struct ek_server *srv, void *ctx, int fd)
+static void start_child(struct ek_server *srv, void *ctx, int fd,
+                        const struct ek_transport *tp)
 {
     struct ek_cut_pipe *cut = ctx;
     sigset_t saved;
@@ -64,7 +65,7 @@ static void start_child(struct ek_server *srv, void *ctx, int fd)
     if (pid == 0) {
         ek_signal_child_reset();
         ek_signal_restore(&saved);
-        child_main(srv, cut, fd);
+        child_main(srv, cut, fd, tp);
     }
     int err = errno;
     ek_signal_restore(&saved);

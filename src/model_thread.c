@@ -45,6 +45,7 @@ struct thread_model {
 struct worker {
     struct ek_server *srv;
     struct thread_model *tm;
+    const struct ek_transport *tp;
     int fd;
 };
 
@@ -55,7 +56,7 @@ static void *worker_main(void *arg)
     struct ek_blocking b;
 
     free(arg);
-    int rc = ek_blocking_open(&b, w.srv, buf, sizeof(buf));
+    int rc = ek_blocking_open(&b, w.srv, w.fd, w.tp, buf, sizeof(buf));
     if (rc == 0)
         rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1);
     ek_server_conn_done(w.srv, ek_blocking_close(&b, w.fd, rc));
@@ -64,7 +65,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void start_thread(struct ek_server *srv, void *ctx, int fd)
+static void start_thread(struct ek_server *srv, void *ctx, int fd,
+                         const struct ek_transport *tp)
 {
     struct thread_model *tm = ctx;
     struct worker *w = malloc(sizeof(*w));
@@ -73,7 +75,7 @@ static void start_thread(struct ek_server *srv, void *ctx, int fd)
     if (w != NULL) {
         pthread_t tid;
         sigset_t saved;
-        *w = (struct worker){.srv = srv, .tm = tm, .fd = fd};
+        *w = (struct worker){.srv = srv, .tm = tm, .tp = tp, .fd = fd};
         atomic_fetch_add_explicit(&tm->running, 1, memory_order_relaxed);
         ek_signal_block_all(&saved);
         err = pthread_create(&tid, &tm->attr, worker_main, w);

@@ -554,7 +554,9 @@ static void conn_close(struct ek_loop *base, int fd, int err)
 
 static void conn_open(struct uloop *lp, int fd)
 {
-    if (ek_loop_conn_open(&lp->base, fd) != NULL)
+    /* The plain transport only: cmd_serve refuses tls: listeners here
+     * (EK_CAP_TLS). */
+    if (ek_loop_conn_open(&lp->base, fd, &ek_transport_socket) != NULL)
         recv_next(lp, fd);
 }
 

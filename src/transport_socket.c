@@ -43,10 +43,25 @@ static ssize_t socket_writev(struct ek_conn *c, int fd, const struct iovec *iov,
     return n;
 }
 
-static bool socket_pending(const struct ek_conn *c)
+static int socket_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+{
+    (void)c;
+    (void)fd;
+    (void)srv;
+    return 0;
+}
+
+/* pending, handshaking: there is no state to hold bytes or a handshake. */
+static bool socket_never(const struct ek_conn *c)
 {
     (void)c;
     return false;
+}
+
+static unsigned socket_blocked(const struct ek_conn *c)
+{
+    (void)c;
+    return 0;
 }
 
 /* Nothing to say at the end: closing the socket sends the FIN. */
@@ -64,9 +79,13 @@ static void socket_release(struct ek_conn *c)
 
 const struct ek_transport ek_transport_socket = {
     .name = "socket",
+    .id = EK_TP_SOCKET,
+    .open = socket_open,
     .read = socket_read,
     .writev = socket_writev,
-    .pending = socket_pending,
+    .pending = socket_never,
+    .blocked = socket_blocked,
+    .handshaking = socket_never,
     .finish = socket_finish,
     .release = socket_release,
     .splice = true,

@@ -1,0 +1,169 @@
+/*
+ * Fuzz target: the server side of the TLS transport (transport_tls.c
+ * under the connection layer, ek_conn.c), fed what a stranger sends to a
+ * tls: listener.
+ *
+ * The input is written into one end of a socketpair and the connection
+ * layer reads the other end, as an event loop would, until it closes the
+ * connection or stops asking to read: the handshake, the records, the
+ * alerts and the echo all run through echokit's own code and OpenSSL's,
+ * with the server's settings (SNI and ALPN callbacks, client CA, ticket
+ * keys). A socketpair rather than a memory BIO, so that the transport's
+ * own reads and writes are what is fuzzed. The server's certificate is
+ * made once, at start.
+ *
+ * Must hold: no crash, no sanitizer report, the connection ends within a
+ * bounded number of events, and nothing is ever echoed that did not come
+ * out of a finished handshake (the plain bytes of the input never come
+ * back as they are).
+ */
+#include "ek_backend.h"
+#include "ek_conn.h"
+#include "ek_server.h"
+#include "ek_stats.h"
+#include "ek_tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef EK_HAVE_TLS
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+static struct ek_tls_server *tls;
+static struct ek_stats stats;
+static struct ek_config cfg;
+static struct ek_server srv;
+static char buf[64 * 1024];
+
+/* A self-signed P-256 certificate for "localhost" into dir. */
+static void make_cert(const char *cert, const char *key)
+{
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    if (pk == NULL || x == NULL)
+        abort();
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, pk);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    if (!X509_sign(x, pk, EVP_sha256()))
+        abort();
+    FILE *fc = fopen(cert, "w"), *fk = fopen(key, "w");
+    if (fc == NULL || fk == NULL || !PEM_write_X509(fc, x) ||
+        !PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL))
+        abort();
+    fclose(fc);
+    fclose(fk);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char dir[] = "/tmp/echokit-fuzz-tls-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        abort();
+    static char cert[64], key[64];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    make_cert(cert, key);
+    struct ek_tls_server_options o = {.ncerts = 2,
+                                      .alpn = "echo,h2",
+                                      .min_version = 12};
+    /* Two certificates: the SNI callback has a choice to make. */
+    o.certs[0] = o.certs[1] = cert;
+    o.keys[0] = o.keys[1] = key;
+    if (ek_tls_server_new(&o, &tls) < 0)
+        abort();
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+    cfg.tls = tls;
+    cfg.max_queue = 256 * 1024;
+    cfg.handshake_timeout_ms = EK_TLS_HANDSHAKE_MS;
+    srv.cfg = &cfg;
+    srv.stats = &stats;
+    return 0;
+}
+
+/* Reads and drops what the server sent. */
+static void drain(int fd)
+{
+    char sink[16384];
+    while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+        ;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int sv[2];
+    if (size > 65536 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+        return 0;
+    /* The client's bytes, then its end of the stream. */
+    size_t off = 0;
+    while (off < size) {
+        ssize_t n = send(sv[1], data + off, size - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    shutdown(sv[1], SHUT_WR);
+
+    struct ek_conn c;
+    const struct ek_conn_env env = {.srv = &srv,
+                                    .counters = &stats.loop[0],
+                                    .max_queue = cfg.max_queue,
+                                    .buf = buf,
+                                    .buf_size = sizeof(buf),
+                                    .pipe = {-1, -1}};
+    if (ek_conn_open(&c, sv[0], &ek_transport_tls, &srv) < 0)
+        abort();
+    uint64_t echoed_before = stats.loop[0].bytes_out;
+    /* The input has ended: every connection must end, and soon (each
+     * event reads up to 64 KiB; 1000 is far beyond any input's need). */
+    int events = 0;
+    for (;; events++) {
+        if (events == 1000)
+            abort();
+        int rc = ek_conn_event(&c, sv[0], &env, EK_EV_READ | EK_EV_WRITE);
+        drain(sv[1]);
+        if (rc != EK_CONN_KEEP || ek_conn_want(&c, env.max_queue) == 0)
+            break;
+    }
+    /* A client that never finished a handshake gets nothing echoed. */
+    if (!ek_tls_established(&c) && stats.loop[0].bytes_out != echoed_before)
+        abort();
+    ek_conn_release(&c);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+#else /* a build without OpenSSL has no TLS to fuzz */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    (void)data;
+    (void)size;
+    return 0;
+}
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * ek_tls: OpenSSL contexts for the server and the clients (see ek_tls.h).
+ */
+#include "ek_tls.h"
+#include "ek_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+/* TLS 1.2 session IDs the server remembers (tickets, the default, need no
+ * memory): a bound, not OpenSSL's 20 000. */
+#define EK_TLS_SESSION_CACHE 4096
+
+/* ALPN in its wire form: each name preceded by its length. */
+struct alpn {
+    unsigned char wire[256];
+    unsigned len;
+};
+
+const char *ek_tls_alpn_check(const char *alpn)
+{
+    size_t total = 0;
+    for (const char *p = alpn;; p++) {
+        size_t n = strcspn(p, ",");
+        if (n == 0)
+            return "an empty protocol name (expected NAME[,NAME...])";
+        if (n > 255)
+            return "a protocol name longer than 255 bytes";
+        total += n + 1;
+        if (total > sizeof(((struct alpn *)0)->wire))
+            return "the list is longer than 256 bytes";
+        p += n;
+        if (*p == '\0')
+            return NULL;
+    }
+}
+
+/* alpn was checked by ek_tls_alpn_check. */
+static void alpn_wire(const char *alpn, struct alpn *out)
+{
+    out->len = 0;
+    for (const char *p = alpn;; p++) {
+        size_t n = strcspn(p, ",");
+        out->wire[out->len++] = (unsigned char)n;
+        memcpy(out->wire + out->len, p, n);
+        out->len += (unsigned)n;
+        p += n;
+        if (*p == '\0')
+            break;
+    }
+}
+
+/* OpenSSL's reasons for the last failure, oldest first, into one line;
+ * the error queue is emptied. */
+static void openssl_why(char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0 && len + 2 < size) {
+        const char *r = ERR_reason_error_string(e);
+        int n = snprintf(buf + len, size - len, "%s%s", len ? "; " : "",
+                         r != NULL ? r : "unknown error");
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len == 0)
+        snprintf(buf, size, "unknown error");
+}
+
+/* Prints "what FILE: OpenSSL's reason". Returns -EINVAL. */
+static int load_failed(const char *what, const char *file)
+{
+    char why[256];
+    openssl_why(why, sizeof(why));
+    ek_warnx("tls: %s %s: %s", what, file, why);
+    return -EINVAL;
+}
+
+/* ---- the server -------------------------------------------------------- */
+
+/* One load of the certificate files: a context per certificate, all alike
+ * but for the certificate; ctx[0] is the default, whose servername
+ * callback moves a connection to the one its SNI names. */
+struct generation {
+    atomic_uint refs; /* the server's, and one per session */
+    SSL_CTX *ctx[EK_TLS_MAX_CERTS];
+    X509 *leaf[EK_TLS_MAX_CERTS]; /* owned by ctx[i] */
+    size_t n;
+    struct alpn alpn;
+};
+
+struct ek_tls_server {
+    struct ek_tls_server_options opt;
+    pthread_mutex_t lock; /* guards cur (reload against new sessions) */
+    struct generation *cur;
+};
+
+/* The SSL ex_data slot that holds a session's generation reference. */
+static int gen_slot = -1;
+static pthread_once_t gen_slot_once = PTHREAD_ONCE_INIT;
+
+static void gen_unref(struct generation *g)
+{
+    if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < g->n; i++)
+        SSL_CTX_free(g->ctx[i]);
+    free(g);
+}
+
+/* OpenSSL calls this as it frees a session. */
+static void gen_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                          long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    gen_unref(ptr);
+}
+
+static void gen_slot_init(void)
+{
+    gen_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, gen_slot_free);
+}
+
+/* SNI: the first certificate that names the host the client asked for;
+ * the default one (ctx[0]) otherwise, as every TLS server does. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    const struct generation *g = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_OK;
+    for (size_t i = 0; i < g->n; i++)
+        if (X509_check_host(g->leaf[i], name, 0, 0, NULL) == 1) {
+            if (i > 0 && SSL_set_SSL_CTX(ssl, g->ctx[i]) == NULL)
+                return SSL_TLSEXT_ERR_ALERT_FATAL;
+            break;
+        }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: our first protocol the client offers. None in common: the
+ * handshake goes on without ALPN (as HAProxy and nginx's stream module
+ * do), and the client decides whether that is fatal. */
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned inlen, void *arg)
+{
+    (void)ssl;
+    struct generation *g = arg;
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, g->alpn.wire, g->alpn.len, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int version_of(int min_version)
+{
+    return min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
+
+/* What every context of the server has, whichever certificate it holds. */
+static int server_ctx_setup(SSL_CTX *ctx, const struct ek_tls_server_options *o,
+                            struct generation *g)
+{
+    SSL_CTX_set_min_proto_version(ctx, version_of(o->min_version));
+    /* Renegotiation is refused (and the connection closed,
+     * transport_tls.c); a close without close_notify ends the stream as
+     * a half-close does rather than as an error: clients of an echo server
+     * (nc, socat) often just shut down TCP. */
+    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF;
+    if (o->ktls)
+        options |= SSL_OP_ENABLE_KTLS;
+    SSL_CTX_set_options(ctx, options);
+    /* Partial writes: a write returns once a record went out, like
+     * send(2). The buffer may move between a write that waited and its
+     * retry (from the loop's buffer to the queue). Released buffers: an
+     * idle connection holds no 2 x 17 KiB of record buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: one read(2) takes what the socket holds, not a record
+     * header and then its body. */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_sess_set_cache_size(ctx, EK_TLS_SESSION_CACHE);
+    static const unsigned char sid_ctx[] = "echokit";
+    if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1))
+        return -ENOMEM;
+    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, g);
+    if (o->alpn != NULL)
+        SSL_CTX_set_alpn_select_cb(ctx, on_alpn, g);
+    if (o->client_ca != NULL) {
+        if (!SSL_CTX_load_verify_locations(ctx, o->client_ca, NULL))
+            return load_failed("cannot read --tls-client-ca", o->client_ca);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca);
+        if (names == NULL)
+            return load_failed("no CA names in --tls-client-ca", o->client_ca);
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(
+            ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    return 0;
+}
+
+/* Loads every certificate into a new generation. */
+static int gen_load(const struct ek_tls_server_options *o,
+                    struct generation **out)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return -ENOMEM;
+    atomic_init(&g->refs, 1);
+    if (o->alpn != NULL)
+        alpn_wire(o->alpn, &g->alpn);
+    int err = 0;
+    ERR_clear_error();
+    for (size_t i = 0; err == 0 && i < o->ncerts; i++) {
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+        if (ctx == NULL) {
+            err = -ENOMEM;
+            break;
+        }
+        g->ctx[g->n++] = ctx;
+        err = server_ctx_setup(ctx, o, g);
+        if (err == 0 && !SSL_CTX_use_certificate_chain_file(ctx, o->certs[i]))
+            err = load_failed("cannot use --tls-cert", o->certs[i]);
+        if (err == 0 &&
+            !SSL_CTX_use_PrivateKey_file(ctx, o->keys[i], SSL_FILETYPE_PEM))
+            err = load_failed("cannot use --tls-key", o->keys[i]);
+        if (err == 0 && !SSL_CTX_check_private_key(ctx))
+            err = load_failed("--tls-key does not match the certificate of",
+                              o->certs[i]);
+        if (err == 0)
+            g->leaf[i] = SSL_CTX_get0_certificate(ctx);
+    }
+    if (err < 0) {
+        gen_unref(g);
+        return err;
+    }
+    *out = g;
+    return 0;
+}
+
+int ek_tls_server_new(const struct ek_tls_server_options *o,
+                      struct ek_tls_server **out)
+{
+    pthread_once(&gen_slot_once, gen_slot_init);
+    if (gen_slot < 0)
+        return -ENOMEM;
+    struct ek_tls_server *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->opt = *o;
+    int err = pthread_mutex_init(&t->lock, NULL);
+    if (err != 0) {
+        free(t);
+        return -err;
+    }
+    err = gen_load(o, &t->cur);
+    if (err < 0) {
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Ticket keys: sessions resumed before a reload resume after it. */
+static void keep_ticket_keys(SSL_CTX *from, SSL_CTX *to)
+{
+    unsigned char keys[80]; /* name, HMAC and AES keys: OpenSSL 3's size */
+    if (SSL_CTX_get_tlsext_ticket_keys(from, keys, sizeof(keys)) == 1)
+        SSL_CTX_set_tlsext_ticket_keys(to, keys, sizeof(keys));
+    OPENSSL_cleanse(keys, sizeof(keys));
+}
+
+int ek_tls_server_reload(struct ek_tls_server *t)
+{
+    struct generation *g;
+    int err = gen_load(&t->opt, &g);
+    if (err < 0) {
+        ek_log(EK_LOG_ERROR,
+               "SIGHUP: certificates not reloaded (%s); the "
+               "ones loaded before stay",
+               err == -ENOMEM ? "out of memory" : "see above");
+        return err;
+    }
+    pthread_mutex_lock(&t->lock);
+    struct generation *old = t->cur;
+    keep_ticket_keys(old->ctx[0], g->ctx[0]);
+    t->cur = g;
+    pthread_mutex_unlock(&t->lock);
+    gen_unref(old);
+    ek_log(EK_LOG_INFO,
+           "SIGHUP: %zu certificate%s reloaded; open connections keep "
+           "theirs",
+           g->n, g->n == 1 ? "" : "s");
+    return 0;
+}
+
+void ek_tls_server_free(struct ek_tls_server *t)
+{
+    if (t == NULL)
+        return;
+    gen_unref(t->cur);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+SSL *ek_tls_server_session(struct ek_tls_server *t)
+{
+    pthread_mutex_lock(&t->lock);
+    struct generation *g = t->cur;
+    atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&t->lock);
+    SSL *ssl = SSL_new(g->ctx[0]);
+    if (ssl == NULL || !SSL_set_ex_data(ssl, gen_slot, g)) {
+        SSL_free(ssl);
+        gen_unref(g);
+        return NULL;
+    }
+    return ssl;
+}
+
+bool ek_tls_server_ktls(const struct ek_tls_server *t)
+{
+    return t->opt.ktls;
+}
+
+/* ---- the clients ------------------------------------------------------- */
+
+struct ek_tls_client {
+    struct ek_tls_client_options opt;
+    SSL_CTX *ctx;
+    pthread_mutex_t lock; /* guards last (bench's threads) */
+    SSL_SESSION *last;    /* --tls-resume: the newest session received */
+};
+
+static int client_slot = -1;
+static pthread_once_t client_slot_once = PTHREAD_ONCE_INIT;
+
+static void client_slot_init(void)
+{
+    client_slot = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* A session (TLS 1.3: a ticket, which comes after the handshake) to
+ * offer next time. Returns 1: we keep the reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct ek_tls_client *t =
+        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_slot);
+    pthread_mutex_lock(&t->lock);
+    SSL_SESSION *old = t->last;
+    t->last = sess;
+    pthread_mutex_unlock(&t->lock);
+    SSL_SESSION_free(old);
+    return 1;
+}
+
+int ek_tls_client_new(const struct ek_tls_client_options *o,
+                      struct ek_tls_client **out)
+{
+    pthread_once(&client_slot_once, client_slot_init);
+    struct ek_tls_client *t = calloc(1, sizeof(*t));
+    if (t == NULL || client_slot < 0 ||
+        pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t);
+        return -ENOMEM;
+    }
+    t->opt = *o;
+    ERR_clear_error();
+    int err = 0;
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (t->ctx == NULL || !SSL_CTX_set_ex_data(t->ctx, client_slot, t))
+        err = -ENOMEM;
+    if (err == 0) {
+        SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+        SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_read_ahead(t->ctx, 1);
+        SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    }
+    if (err == 0 && !o->insecure) {
+        SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+        int ok = o->ca != NULL
+                     ? SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL)
+                     : SSL_CTX_set_default_verify_paths(t->ctx);
+        if (!ok)
+            err = load_failed("cannot read --tls-ca",
+                              o->ca != NULL ? o->ca : "(the system's store)");
+    }
+    if (err == 0 && o->cert != NULL &&
+        !SSL_CTX_use_certificate_chain_file(t->ctx, o->cert))
+        err = load_failed("cannot use --tls-cert", o->cert);
+    if (err == 0 && o->key != NULL &&
+        !SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM))
+        err = load_failed("cannot use --tls-key", o->key);
+    if (err == 0 && o->cert != NULL && !SSL_CTX_check_private_key(t->ctx))
+        err = load_failed("--tls-key does not match", o->cert);
+    if (err == 0 && o->alpn != NULL) {
+        struct alpn a;
+        alpn_wire(o->alpn, &a);
+        if (SSL_CTX_set_alpn_protos(t->ctx, a.wire, a.len) != 0)
+            err = -ENOMEM;
+    }
+    if (err == 0 && o->resume) {
+        SSL_CTX_set_session_cache_mode(
+            t->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(t->ctx, on_new_session);
+    }
+    if (err < 0) {
+        ek_tls_client_free(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+void ek_tls_client_free(struct ek_tls_client *t)
+{
+    if (t == NULL)
+        return;
+    SSL_SESSION_free(t->last);
+    SSL_CTX_free(t->ctx);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static bool is_ip_address(const char *host)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, host, addr) == 1 ||
+           inet_pton(AF_INET6, host, addr) == 1;
+}
+
+SSL *ek_tls_client_session(struct ek_tls_client *t, const char *host)
+{
+    SSL *ssl = SSL_new(t->ctx);
+    if (ssl == NULL)
+        return NULL;
+    const char *name = t->opt.sni != NULL ? t->opt.sni : host;
+    bool ok = true;
+    /* SNI is a host name, never an address (RFC 6066). */
+    if (name != NULL && name[0] != '\0' && !is_ip_address(name))
+        ok = SSL_set_tlsext_host_name(ssl, name) == 1;
+    if (ok && !t->opt.insecure && name != NULL && name[0] != '\0') {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        ok = is_ip_address(name) ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) == 1
+                                 : SSL_set1_host(ssl, name) == 1;
+    }
+    if (ok && t->opt.resume) {
+        pthread_mutex_lock(&t->lock);
+        if (t->last != NULL)
+            ok = SSL_set_session(ssl, t->last) == 1;
+        pthread_mutex_unlock(&t->lock);
+    }
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}

@@ -1,0 +1,129 @@
+/*
+ * ek_tls: TLS through OpenSSL 3, for `serve` (tls: listeners) and the
+ * clients (--tls). This file holds the contexts: the certificates, what is
+ * offered and what is asked of the peer; transport_tls.c moves the bytes
+ * of one connection (ek_transport.h).
+ *
+ * The server's contexts are one "generation" per load of the certificate
+ * files: SIGHUP loads a new one, which new connections get; a connection
+ * keeps the generation it started with (reference counted) until it ends,
+ * so a reload drops nothing. Session tickets stay valid across a reload:
+ * the new generation takes over the ticket keys.
+ *
+ * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why,
+ * and every TLS option is refused with it (exit 69), never ignored.
+ */
+#ifndef EK_TLS_H
+#define EK_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef EK_HAVE_TLS
+#define EK_TLS_UNAVAILABLE                                                     \
+    "this build has no TLS: OpenSSL 3 was not found when it was configured "   \
+    "(Debian: libssl-dev)"
+#endif
+
+/* How long a TLS handshake may take by default (--tls-handshake-timeout),
+ * counted from the accept, or from the end of the PROXY header. */
+#define EK_TLS_HANDSHAKE_MS 10000
+
+/* The most certificates --tls-cert takes (one per SNI name set). */
+#define EK_TLS_MAX_CERTS 16
+
+struct ek_conn;
+struct ek_stats;
+struct ssl_st;
+
+/* serve's TLS settings. The strings must outlive the server (argv). */
+struct ek_tls_server_options {
+    const char *certs[EK_TLS_MAX_CERTS]; /* PEM: the certificate, then its
+                                            chain */
+    const char *keys[EK_TLS_MAX_CERTS];  /* PEM: keys[i] goes with certs[i] */
+    size_t ncerts;
+    const char *client_ca; /* --tls-client-ca: ask for and verify a client
+                              certificate; NULL: none asked */
+    const char *alpn;      /* --tls-alpn "a,b": what we accept, in order of
+                              preference; NULL: no ALPN */
+    int min_version;       /* 12 or 13 (--tls-min-version) */
+    bool ktls;             /* --ktls: ask OpenSSL for kernel TLS */
+};
+
+struct ek_tls_server;
+
+/* Checks o (ALPN syntax); returns NULL, or why not (static text). */
+const char *ek_tls_alpn_check(const char *alpn);
+
+/* Loads the certificates and keys. Returns 0 with *out set, or -EINVAL
+ * after printing why (the file and OpenSSL's reason), -ENOMEM. */
+int ek_tls_server_new(const struct ek_tls_server_options *o,
+                      struct ek_tls_server **out);
+
+/* SIGHUP: loads the files again. New connections get the new
+ * certificates, open ones go on with theirs. If loading fails the old
+ * ones stay, and why is logged. Returns 0 or -errno. */
+int ek_tls_server_reload(struct ek_tls_server *t);
+
+/* Frees t; connections still open keep their generation alive. */
+void ek_tls_server_free(struct ek_tls_server *t);
+
+/* A new server session of the current generation (transport_tls.c); NULL
+ * when out of memory. */
+struct ssl_st *ek_tls_server_session(struct ek_tls_server *t);
+
+/* Whether t asks for kernel TLS (-v logs whether the kernel took it). */
+bool ek_tls_server_ktls(const struct ek_tls_server *t);
+
+/* The clients' TLS settings (send, ping, bench). */
+struct ek_tls_client_options {
+    const char *ca;   /* --tls-ca: trust these; NULL: the system's store */
+    bool insecure;    /* --insecure: verify nothing */
+    const char *sni;  /* --sni: the name to send and to verify; NULL: the
+                         address's host name (none for an IP address) */
+    const char *cert; /* --tls-cert/--tls-key: our certificate (mTLS) */
+    const char *key;
+    const char *alpn; /* --tls-alpn "a,b": what we offer */
+    bool resume;      /* --tls-resume: offer the last session again */
+};
+
+struct ek_tls_client;
+
+/* Returns 0 with *out set, or -EINVAL after printing why. */
+int ek_tls_client_new(const struct ek_tls_client_options *o,
+                      struct ek_tls_client **out);
+void ek_tls_client_free(struct ek_tls_client *t);
+
+/* A new client session for host (transport_tls.c); NULL when out of
+ * memory. */
+struct ssl_st *ek_tls_client_session(struct ek_tls_client *t, const char *host);
+
+/* Makes c (opened over any transport, with nothing sent yet) the client
+ * side of TLS on the connected socket fd: the handshake starts with the
+ * first read or write. host is the host part of the address connected to,
+ * verified (and sent as SNI) unless --sni or --insecure says otherwise.
+ * Returns 0 or -ENOMEM. */
+int ek_tls_client_attach(struct ek_tls_client *t, struct ek_conn *c, int fd,
+                         const char *host);
+
+/* One step of c's handshake, for a client that wants it done before any
+ * data (ping, bench): 0 once done, -EAGAIN with *wait the readiness
+ * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why). */
+int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
+
+/* What c's TLS negotiated, for a log line: "TLSv1.3
+ * TLS_AES_256_GCM_SHA384, resumed, ALPN echo". */
+void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size);
+
+/* Why c's TLS failed, after a read or write returned -EPROTO
+ * ("certificate verify failed: self-signed certificate"...), or NULL. */
+const char *ek_tls_error(const struct ek_conn *c);
+
+/* Whether c's session was resumed. */
+bool ek_tls_resumed(const struct ek_conn *c);
+
+/* Whether c's handshake is done. */
+bool ek_tls_established(const struct ek_conn *c);
+
+#endif

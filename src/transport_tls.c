@@ -1,0 +1,439 @@
+/*
+ * transport_tls: TLS under the connection layer (ek_transport.h), server
+ * side for tls: listeners and client side for send/ping/bench --tls.
+ *
+ * OpenSSL reads and writes the socket itself (its socket BIO, which is
+ * also what kernel TLS hands the records to); the socket is non-blocking,
+ * so every call returns at once and says what it waits for:
+ *   - WANT_READ in a read, WANT_WRITE in a write: the usual wait;
+ *   - WANT_WRITE in a read (a handshake flight or a session ticket that
+ *     the socket would not take), WANT_READ in a write: the engine is told
+ *     through `blocked`, and retries both directions on that readiness;
+ *   - a read stops when the buffer is full while OpenSSL still holds
+ *     decrypted or read-ahead records: `pending` says so, and the engine
+ *     reads again without waiting (no readiness event would come);
+ *   - a write that waited must be retried with at least as many bytes
+ *     (OpenSSL encrypted them already): `owed` remembers how many, and
+ *     the connection's queue holds them, since unsent bytes stay queued.
+ *
+ * Memory: OpenSSL's session (about 6 KiB once the handshake is done) plus
+ * its record buffers while a record is in flight (SSL_MODE_RELEASE_BUFFERS
+ * frees them when idle), and this state, 40 bytes.
+ */
+#include "ek_backend.h"
+#include "ek_conn.h"
+#include "ek_log.h"
+#include "ek_net.h"
+#include "ek_server.h"
+#include "ek_stats.h"
+#include "ek_tls.h"
+#include "ek_transport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/* The most plaintext one record carries; each SSL_write takes at most
+ * this, so a write that waited owes at most this much. */
+#define EK_TLS_RECORD 16384
+
+struct tls_conn {
+    SSL *ssl;
+    struct ek_stats *stats; /* server side: where handshakes count */
+    const char *why;        /* the failure, for the client's message */
+    uint32_t owed;          /* a write waited: retry with >= this many */
+    uint8_t read_blocked;   /* EK_EV_WRITE: the last read must write */
+    uint8_t write_blocked;  /* EK_EV_READ: the last write must read */
+    bool established;       /* handshake done (and counted) */
+    bool more;              /* the last read stopped with records held */
+    bool renegotiation;     /* TLS 1.2: the client asked to renegotiate */
+    bool ktls;              /* log whether the kernel took TLS */
+};
+
+static struct tls_conn *state(const struct ek_conn *c)
+{
+    return c->tp_state;
+}
+
+/* TLS 1.2 renegotiation, which the server refuses (OpenSSL answers a
+ * warning alert and would carry on): a handshake record from the client
+ * once the handshake is done. TLS 1.3 has no renegotiation, and its
+ * records all look like application data. */
+static void on_record(int write_p, int version, int content_type,
+                      const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    struct tls_conn *t = arg;
+    if (!write_p && content_type == SSL3_RT_HEADER && len >= 1 &&
+        ((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE)
+        t->renegotiation = true;
+}
+
+static void count(struct tls_conn *t, enum ek_tls_fail why)
+{
+    if (t->stats != NULL)
+        ek_stat_add(&t->stats->tls_failed[why], 1);
+}
+
+void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size)
+{
+    SSL *ssl = state(c)->ssl;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    snprintf(buf, size, "%s %s%s%s%s%s%.*s", SSL_get_version(ssl),
+             SSL_get_cipher_name(ssl),
+             SSL_session_reused(ssl) ? ", resumed" : "",
+             sni != NULL ? ", SNI " : "", sni != NULL ? sni : "",
+             alpn_len > 0 ? ", ALPN " : "", (int)alpn_len, (const char *)alpn);
+}
+
+/* The handshake just ended: counted and logged (server side). */
+static void established(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    t->established = true;
+    if (SSL_version(t->ssl) < TLS1_3_VERSION && SSL_is_server(t->ssl)) {
+        SSL_set_msg_callback(t->ssl, on_record);
+        SSL_set_msg_callback_arg(t->ssl, t);
+    }
+    if (t->stats == NULL)
+        return;
+    ek_stat_add(&t->stats->tls_handshakes, 1);
+    if (SSL_session_reused(t->ssl))
+        ek_stat_add(&t->stats->tls_resumed, 1);
+    if (!ek_log_enabled(EK_LOG_DEBUG))
+        return;
+    char what[256];
+    ek_tls_describe(c, what, sizeof(what));
+    if (t->ktls)
+        ek_log(EK_LOG_DEBUG, "fd %d: %s; kernel TLS: send %s, receive %s", fd,
+               what, BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? "yes" : "no",
+               BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) ? "yes" : "no");
+    else
+        ek_log(EK_LOG_DEBUG, "fd %d: %s", fd, what);
+}
+
+/* Why a handshake failed, by OpenSSL's first reason. */
+static enum ek_tls_fail failure_reason(unsigned long e)
+{
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+        return EK_TLS_FAIL_PROTOCOL;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_NO_CERTIFICATES_RETURNED:
+        return EK_TLS_FAIL_CLIENT_CERT;
+    default:
+        return EK_TLS_FAIL_PROTOCOL;
+    }
+}
+
+/* A failed call: remembers why (for a client's message; a verification
+ * failure says what was wrong with the certificate), counts a failed
+ * handshake, and logs it at -v. Returns -EPROTO. */
+static ssize_t protocol_error(struct tls_conn *t, int fd)
+{
+    unsigned long e = ERR_peek_error();
+    t->why = ERR_reason_error_string(e);
+    long verify = SSL_get_verify_result(t->ssl);
+    if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
+        verify != X509_V_OK)
+        t->why = X509_verify_cert_error_string(verify);
+    if (t->why == NULL)
+        t->why = "protocol error";
+    if (!t->established) {
+        count(t, failure_reason(e));
+        ek_log(EK_LOG_DEBUG, "fd %d: TLS handshake failed: %s", fd, t->why);
+    } else {
+        ek_log(EK_LOG_DEBUG, "fd %d: TLS failed: %s", fd, t->why);
+    }
+    ERR_clear_error();
+    return -EPROTO;
+}
+
+/* What an OpenSSL call that returned "no" means for the engine: -EAGAIN
+ * (with *blocked the readiness it waits for, when among want_other), 0
+ * (the peer's close_notify, or its TCP FIN), or -errno. */
+static ssize_t outcome(struct ek_conn *c, int fd, int ret, unsigned want_other,
+                       uint8_t *blocked)
+{
+    struct tls_conn *t = state(c);
+    int e = SSL_get_error(t->ssl, ret);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: {
+        unsigned needs = e == SSL_ERROR_WANT_READ ? EK_EV_READ : EK_EV_WRITE;
+        *blocked = (uint8_t)(needs & want_other);
+        return -EAGAIN;
+    }
+    case SSL_ERROR_ZERO_RETURN:
+        if (!t->established) {
+            count(t, EK_TLS_FAIL_CLOSED);
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: closed before the end of its TLS "
+                   "handshake",
+                   fd);
+        }
+        return 0;
+    case SSL_ERROR_SYSCALL: {
+        int err = errno != 0 ? errno : ECONNRESET;
+        ERR_clear_error();
+        if (!t->established) {
+            count(t, EK_TLS_FAIL_CLOSED);
+            t->why = strerror(err);
+        }
+        return -err;
+    }
+    default:
+        return protocol_error(t, fd);
+    }
+}
+
+static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
+{
+    struct tls_conn *t = state(c);
+    size_t total = 0;
+    ssize_t rc = 0;
+    t->read_blocked = 0;
+    t->more = false;
+    /* Record after record until the buffer is full or none is left. */
+    while (total < len) {
+        size_t n = 0;
+        ERR_clear_error();
+        errno = 0;
+        int ok = SSL_read_ex(t->ssl, (char *)buf + total, len - total, &n);
+        if (!t->established && SSL_is_init_finished(t->ssl))
+            established(c, fd);
+        if (t->renegotiation) {
+            count(t, EK_TLS_FAIL_RENEGOTIATION);
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: the client asked to renegotiate: "
+                   "refused, closed",
+                   fd);
+            t->why = "renegotiation refused";
+            return -EPROTO;
+        }
+        if (!ok) {
+            rc = outcome(c, fd, 0, EK_EV_WRITE, &t->read_blocked);
+            break;
+        }
+        total += n;
+    }
+    if (total == len)
+        t->more = SSL_has_pending(t->ssl) == 1;
+    /* Bytes first; an error or the end comes again with the next read. */
+    return total > 0 ? (ssize_t)total : rc;
+}
+
+/* Copies up to `want` bytes of iov from piece i, offset off, into buf. */
+static size_t gather(const struct iovec *iov, int iovcnt, int i, size_t off,
+                     char *buf, size_t want)
+{
+    size_t got = 0;
+    for (; i < iovcnt && got < want; i++, off = 0) {
+        size_t k = iov[i].iov_len - off;
+        if (k > want - got)
+            k = want - got;
+        memcpy(buf + got, (const char *)iov[i].iov_base + off, k);
+        got += k;
+    }
+    return got;
+}
+
+static ssize_t tls_writev(struct ek_conn *c, int fd, const struct iovec *iov,
+                          int iovcnt)
+{
+    struct tls_conn *t = state(c);
+    char stage[EK_TLS_RECORD];
+    size_t total = 0, off = 0;
+    t->write_blocked = 0;
+    for (int i = 0; i < iovcnt;) {
+        size_t left = iov[i].iov_len - off;
+        if (left == 0) {
+            i++;
+            off = 0;
+            continue;
+        }
+        const char *p = (const char *)iov[i].iov_base + off;
+        size_t len = left < EK_TLS_RECORD ? left : EK_TLS_RECORD;
+        if (t->owed > len) {
+            /* The write that waited was longer than this piece: the same
+             * bytes, gathered from the pieces that follow. */
+            len = gather(iov, iovcnt, i, off, stage, t->owed);
+            if (len < t->owed)
+                return total > 0 ? (ssize_t)total : -EIO; /* not reached:
+                                              the queue holds them all */
+            p = stage;
+        }
+        size_t n = 0;
+        ERR_clear_error();
+        errno = 0;
+        int ok = SSL_write_ex(t->ssl, p, len, &n);
+        if (!t->established && SSL_is_init_finished(t->ssl))
+            established(c, fd); /* a client's first write shakes hands */
+        if (!ok) {
+            ssize_t rc = outcome(c, fd, 0, EK_EV_READ, &t->write_blocked);
+            if (rc == -EAGAIN)
+                t->owed = (uint32_t)len;
+            if (rc == 0)
+                rc = -EPIPE; /* close_notify while writing: nothing goes */
+            return total > 0 && rc == -EAGAIN ? (ssize_t)total : rc;
+        }
+        t->owed = 0;
+        total += n;
+        /* Advance over n bytes, which may span pieces (a staged write). */
+        while (n > 0 && i < iovcnt) {
+            size_t k = iov[i].iov_len - off;
+            if (n < k) {
+                off += n;
+                n = 0;
+            } else {
+                n -= k;
+                i++;
+                off = 0;
+            }
+        }
+    }
+    return (ssize_t)total;
+}
+
+static bool tls_pending(const struct ek_conn *c)
+{
+    return state(c)->more;
+}
+
+static unsigned tls_blocked(const struct ek_conn *c)
+{
+    const struct tls_conn *t = state(c);
+    return (unsigned)(t->read_blocked | t->write_blocked);
+}
+
+static bool tls_handshaking(const struct ek_conn *c)
+{
+    return !state(c)->established;
+}
+
+/* Our close_notify, after the client's (or its FIN) and the echo of all
+ * it sent. Nothing to say when no handshake was done. */
+static int tls_finish(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    if (!t->established)
+        return 0;
+    ERR_clear_error();
+    errno = 0;
+    t->write_blocked = 0;
+    int rc = SSL_shutdown(t->ssl);
+    if (rc >= 0) /* sent (1: theirs had come, 0: it had not; either way) */
+        return 0;
+    ssize_t out = outcome(c, fd, rc, EK_EV_READ, &t->write_blocked);
+    return out == 0 ? 0 : (int)out;
+}
+
+static void tls_release(struct ek_conn *c)
+{
+    struct tls_conn *t = state(c);
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl);
+    free(t);
+    c->tp_state = NULL;
+}
+
+/* A session on fd, accepting (server) or connecting (client). */
+static int attach(struct ek_conn *c, int fd, SSL *ssl, struct ek_stats *stats)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (ssl == NULL || t == NULL || !SSL_set_fd(ssl, fd)) {
+        SSL_free(ssl);
+        free(t);
+        return -ENOMEM;
+    }
+    t->ssl = ssl;
+    t->stats = stats;
+    c->tp_state = t;
+    return 0;
+}
+
+static int tls_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+{
+    /* The blocking models' sockets too: every call must return at once. */
+    int err = ek_net_set_nonblock(fd, true);
+    if (err == 0)
+        err = attach(c, fd, ek_tls_server_session(srv->cfg->tls), srv->stats);
+    if (err < 0)
+        return err;
+    struct tls_conn *t = state(c);
+    SSL_set_accept_state(t->ssl);
+    t->ktls = ek_tls_server_ktls(srv->cfg->tls);
+    return 0;
+}
+
+int ek_tls_client_attach(struct ek_tls_client *tc, struct ek_conn *c, int fd,
+                         const char *host)
+{
+    int err = attach(c, fd, ek_tls_client_session(tc, host), NULL);
+    if (err < 0)
+        return err;
+    SSL_set_connect_state(state(c)->ssl);
+    c->tp = EK_TP_TLS;
+    return 0;
+}
+
+int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait)
+{
+    struct tls_conn *t = state(c);
+    if (t->established)
+        return 0;
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc == 1) {
+        established(c, fd);
+        return 0;
+    }
+    uint8_t other = 0;
+    ssize_t out = outcome(c, fd, rc, EK_EV_READ | EK_EV_WRITE, &other);
+    if (out == -EAGAIN) {
+        *wait = other;
+        return -EAGAIN;
+    }
+    return out == 0 ? -ECONNRESET : (int)out;
+}
+
+const char *ek_tls_error(const struct ek_conn *c)
+{
+    return state(c) != NULL ? state(c)->why : NULL;
+}
+
+bool ek_tls_resumed(const struct ek_conn *c)
+{
+    return state(c) != NULL && SSL_session_reused(state(c)->ssl) == 1;
+}
+
+bool ek_tls_established(const struct ek_conn *c)
+{
+    return state(c) != NULL && state(c)->established;
+}
+
+const struct ek_transport ek_transport_tls = {
+    .name = "tls",
+    .id = EK_TP_TLS,
+    .open = tls_open,
+    .read = tls_read,
+    .writev = tls_writev,
+    .pending = tls_pending,
+    .blocked = tls_blocked,
+    .handshaking = tls_handshaking,
+    .finish = tls_finish,
+    .release = tls_release,
+    .splice = false,
+};
