@@ -82,9 +82,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
     snprintf(key, sizeof(key), "%s/key.pem", dir);
     make_cert(cert, key);
-    struct ek_tls_server_options o = {.ncerts = 2,
-                                      .alpn = "echo,h2",
-                                      .min_version = 12};
+    struct ek_tls_server_options o = {
+        .ncerts = 2, .alpn = "echo,h2", .min_version = 12};
     /* Two certificates: the SNI callback has a choice to make. */
     o.certs[0] = o.certs[1] = cert;
     o.keys[0] = o.keys[1] = key;

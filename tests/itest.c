@@ -1534,6 +1534,56 @@ static void case_bench_runs(void)
 
 /* A server that corrupts one byte in a million, one that hangs up, one
  * that never answers: each makes bench count errors and exit 1. */
+/* --mode connect: every slot goes round connect, exchanges, close; the
+ * open loop keeps its schedule of connections per second. */
+static void case_bench_connect(void)
+{
+    struct h_server s;
+    struct h_run r;
+    double v, done;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *a = s.addrs[0];
+
+    const char *closed[] = {"bench", "-m",     "connect", "-c", "4",   "-n",
+                            "3",     "-t",     "0.5",     "-w", "0.1", "-s",
+                            "100",   "--json", a,         NULL};
+    CHECK_INT(h_run_echokit(closed, -1, 30000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "errors", &v) && v == 0);
+    CHECK(h_json_number(r.out, "conns_done", &done) && done > 20);
+    CHECK(h_json_number(r.out, "msgs", &v));
+    /* Three exchanges per connection (give or take the ones that straddle
+     * the window's edges). */
+    CHECK(v >= 3 * done - 3 * 4 && v <= 3 * done + 3 * 4);
+    CHECK_CONTAINS(r.out, "\"connect_us\":{");
+    CHECK_CONTAINS(r.out, "\"first_echo_us\":{");
+    CHECK_CONTAINS(r.out, "\"handshake_us\":null");
+
+    const char *open[] = {"bench", "-m",     "connect", "-c", "8",
+                          "-r",    "200",    "-t",      "1",  "-w",
+                          "0.2",   "--json", a,         NULL};
+    CHECK_INT(h_run_echokit(open, -1, 30000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "conns_per_s", &v));
+    printf("open loop at 200 conns/s measured %.0f conns/s\n", v);
+    CHECK(v > 180 && v < 220);
+
+    /* The text report: connections per second, then each phase. */
+    const char *text[] = {"bench", "-m", "connect", "-c", "2", "-t",
+                          "0.5",   "-w", "0",       a,    NULL};
+    CHECK_INT(h_run_echokit(text, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "connections  ");
+    CHECK_CONTAINS(r.out, "first echo   min ");
+    const char *usage[] = {"bench", "-m", "connect", "-d", "2", a, NULL};
+    CHECK_INT(h_run_echokit(usage, -1, 10000, &r), ==, 64);
+    const char *usage2[] = {"bench", "-n", "2", a, NULL};
+    CHECK_INT(h_run_echokit(usage2, -1, 10000, &r), ==, 64);
+    stop_ok(&s);
+    /* No server: said before any load, as in every mode (69). */
+    const char *gone[] = {"bench", "-m", "connect", "-c", "2", "-t",
+                          "0.3",   "-w", "0",       a,    NULL};
+    CHECK_INT(h_run_echokit(gone, -1, 30000, &r), ==, 69);
+}
+
 static void case_bench_verifies(void)
 {
     struct h_run r;

@@ -123,6 +123,12 @@ void case_udp_echo(void); /* itest_udp.c */
 void case_udp_send(void);
 void case_udp_clients(void);
 void case_help_matches_man(void); /* itest_man.c */
+void case_tls_echo(void);         /* itest_tls.c */
+void case_tls_bad_input(void);
+void case_tls_proxy(void);
+void case_tls_features(void);
+void case_tls_client(void);
+void case_tls_usage(void);
 
 /* The cases of itest_stress.c. */
 void case_stress_10k(void);
