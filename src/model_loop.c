@@ -177,6 +177,8 @@ static void conn_event(struct loop *lp, int fd, unsigned events)
 static void serve_again(struct loop *lp)
 {
     size_t n = lp->nagain;
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         int fd = lp->again[i];
         struct ek_conn *c = ek_loop_conn(&lp->base, fd);
