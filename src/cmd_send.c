@@ -343,8 +343,9 @@ static enum xfer_result xfer_step(struct xfer *x)
         (short)((x->filled > x->sent || x->finishing ? POLLOUT : 0) |
                 (want_read ? POLLIN : 0));
     if (sock_events != 0)
-        sock_events |= (short)((blocked & EK_EV_READ ? POLLIN : 0) |
-                               (blocked & EK_EV_WRITE ? POLLOUT : 0));
+        sock_events =
+            (short)(sock_events | (blocked & EK_EV_READ ? POLLIN : 0) |
+                    (blocked & EK_EV_WRITE ? POLLOUT : 0));
     p[n++] = (struct pollfd){.fd = sock_events ? x->sock : -1,
                              .events = sock_events};
     if (x->in_mem == NULL && !x->in_eof && ring_free_run(x) > 0) {

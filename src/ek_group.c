@@ -87,8 +87,7 @@ void ek_group_woken(struct ek_group *g, unsigned index)
 
 /* SO_REUSEPORT copies (or, for sockets systemd passed, duplicates) of
  * the server's listeners of one kind. */
-static int open_copies(struct ek_group *g, int *fds,
-                       const struct ek_transport **tps, bool udp)
+static int open_copies(struct ek_group *g, int *fds, uint8_t *tps, bool udp)
 {
     const struct ek_server *srv = g->srv;
     int n = 0;
@@ -109,15 +108,15 @@ static int open_copies(struct ek_group *g, int *fds,
             return fd;
         }
         if (tps != NULL)
-            tps[n] = l->tp;
+            tps[n] = (uint8_t)l->tp->id;
         fds[n++] = fd;
     }
     return n;
 }
 
 int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
-                          const struct ek_transport **tcp_tp, size_t *ntcp,
-                          int *udp, size_t *nudp, bool *own)
+                          uint8_t *tcp_tp, size_t *ntcp, int *udp, size_t *nudp,
+                          bool *own)
 {
     const struct ek_server *srv = g->srv;
     *ntcp = *nudp = 0;
@@ -127,7 +126,7 @@ int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
             if (srv->listeners[i].udp) {
                 udp[(*nudp)++] = srv->listeners[i].fd;
             } else {
-                tcp_tp[*ntcp] = srv->listeners[i].tp;
+                tcp_tp[*ntcp] = (uint8_t)srv->listeners[i].tp->id;
                 tcp[(*ntcp)++] = srv->listeners[i].fd;
             }
         }

@@ -19,7 +19,6 @@
 
 #include <stddef.h>
 
-struct ek_transport;
 
 struct ek_group;
 
@@ -65,13 +64,13 @@ enum ek_server_phase ek_group_phase(struct ek_group *g, unsigned index);
 struct ek_acceptor *ek_group_acceptor(struct ek_group *g, unsigned index);
 
 /* The sockets loop `index` serves, split by kind into tcp and udp (each
- * with room for srv->nlisteners; tcp_tp[i] is what tcp[i]'s connections
- * speak): loop 0 takes the server's; the others
- * open their own SO_REUSEPORT copies of the TCP and UDP ones (the kernel
+ * with room for srv->nlisteners; tcp_tp[i] is the transport, an enum
+ * ek_tp_id, that tcp[i]'s connections speak): loop 0 takes the server's; the
+ * others open their own SO_REUSEPORT copies of the TCP and UDP ones (the kernel
  * spreads connections and datagrams over the loops; unix sockets stay with
  * loop 0), with *own set: theirs to close. Returns 0 or -errno. */
 int ek_group_loop_sockets(struct ek_group *g, unsigned index, int *tcp,
-                          const struct ek_transport **tcp_tp, size_t *ntcp,
-                          int *udp, size_t *nudp, bool *own);
+                          uint8_t *tcp_tp, size_t *ntcp, int *udp, size_t *nudp,
+                          bool *own);
 
 #endif

@@ -94,7 +94,7 @@ const struct ek_transport *ek_loop_listener_tp(const struct ek_loop *lp,
 {
     for (size_t i = 0; i < lp->nlisteners; i++)
         if (lp->listeners[i] == listen_fd)
-            return lp->listener_tps[i];
+            return ek_transports[lp->listener_tps[i]];
     return &ek_transport_socket; /* not reached: events name our listeners */
 }
 

@@ -53,9 +53,9 @@ struct ek_loop {
     struct ek_conn_env env; /* lent to every connection of the loop */
     char *slots;            /* slot_size bytes per fd */
     size_t slot_size, nslots;
-    size_t nconns;  /* slots of kind EK_SLOT_CONN */
-    int *listeners; /* stream sockets this loop accepts on */
-    const struct ek_transport **listener_tps; /* what each one's speak */
+    size_t nconns;         /* slots of kind EK_SLOT_CONN */
+    int *listeners;        /* stream sockets this loop accepts on */
+    uint8_t *listener_tps; /* what each one's speak: enum ek_tp_id */
     size_t nlisteners;
     bool own_listeners;    /* SO_REUSEPORT copies: this loop closes them */
     bool listeners_closed; /* the drain closed them */
