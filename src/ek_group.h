@@ -19,7 +19,6 @@
 
 #include <stddef.h>
 
-
 struct ek_group;
 
 struct ek_loop_ops {
