@@ -16,9 +16,10 @@
  *     (OpenSSL encrypted them already): `owed` remembers how many, and
  *     the connection's queue holds them, since unsent bytes stay queued.
  *
- * Memory: OpenSSL's session (about 6 KiB once the handshake is done) plus
- * its record buffers while a record is in flight (SSL_MODE_RELEASE_BUFFERS
- * frees them when idle), and this state, 40 bytes.
+ * Memory: OpenSSL's state (about 15 KiB once the handshake is done, README)
+ * plus its record buffers while a record is in flight
+ * (SSL_MODE_RELEASE_BUFFERS frees them when idle), and this state, 40
+ * bytes.
  */
 #include "ek_backend.h"
 #include "ek_conn.h"
