@@ -17,6 +17,7 @@ const struct ek_transport *const ek_transports[EK_TP_COUNT] = {
     [EK_TP_SOCKET] = &ek_transport_socket,
 #ifdef EK_HAVE_TLS
     [EK_TP_TLS] = &ek_transport_tls,
+    [EK_TP_TLS_MEM] = &ek_transport_tls_mem,
 #endif
 };
 
@@ -57,7 +58,7 @@ static void header_end(struct ek_conn *c)
 
 ssize_t ek_conn_header_read(struct ek_conn *c, int fd, void *buf, size_t len)
 {
-    if (ek_conn_tp(c)->splice)
+    if (!ek_conn_tp(c)->header_peek)
         return ek_conn_tp(c)->read(c, fd, buf, len);
     ssize_t n;
     do
@@ -90,7 +91,7 @@ int ek_conn_header_input(struct ek_conn *c, int fd,
     struct ek_proxy_result res;
     const char *why = "";
     int rc = ek_proxy_feed(c->proxy, data, n, used, &res, &why);
-    if (rc != EK_PROXY_BAD && !ek_conn_tp(c)->splice) {
+    if (rc != EK_PROXY_BAD && ek_conn_tp(c)->header_peek) {
         int err = header_take(fd, (char *)data, *used);
         if (err < 0) {
             ek_conn_header_failed(c, fd, env, ek_conn_header_cut(err));

@@ -114,10 +114,10 @@ enum {
                           logged; close */
 };
 
-/* Reads header bytes into buf: a read of the transport when the bytes on
- * the wire are the payload; else (TLS) a peek, so that what follows the
- * header stays in the socket for the transport, and ek_conn_header_input
- * then takes the header's own bytes. Returns as the transport's read. */
+/* Reads header bytes into buf: a read of the transport; or, for one that
+ * reads the socket itself (header_peek: TLS), a peek, so that what follows
+ * the header stays in the socket for it, and ek_conn_header_input then
+ * takes the header's own bytes. Returns as the transport's read. */
 ssize_t ek_conn_header_read(struct ek_conn *c, int fd, void *buf, size_t len);
 
 /* Feeds n bytes ek_conn_header_read put in data to the header parser.

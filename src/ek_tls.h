@@ -112,6 +112,16 @@ int ek_tls_client_attach(struct ek_tls_client *t, struct ek_conn *c, int fd,
  * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why). */
 int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
 
+/* The completion engine's TLS (ek_transport_tls_mem): it gives OpenSSL
+ * the bytes it received (-ENOMEM when they cannot be kept), says when the
+ * stream has ended, and takes the records OpenSSL made (handshake, echo,
+ * alerts: *data, the returned length) to send them, then tells it they
+ * are taken. */
+int ek_tls_mem_input(struct ek_conn *c, const void *data, size_t n);
+void ek_tls_mem_eof(struct ek_conn *c);
+size_t ek_tls_mem_output(const struct ek_conn *c, const char **data);
+void ek_tls_mem_output_taken(struct ek_conn *c);
+
 /* What c's TLS negotiated, for a log line: "TLSv1.3
  * TLS_AES_256_GCM_SHA384, resumed, ALPN echo". */
 void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size);

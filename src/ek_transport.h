@@ -16,12 +16,16 @@
  *   - finish ends our side once the client's stream has ended and all of
  *     it went back (TLS: close_notify), and may itself have to wait;
  *   - splice says whether the bytes on the wire are the payload, the one
- *     case where the splice(2) fast path may bypass read and write, and
- *     where bytes read with a PROXY header are the client's data (TLS:
- *     the header is peeked and only its own bytes taken, ek_conn.c).
+ *     case where the splice(2) fast path may bypass read and write;
+ *   - header_peek: the transport reads the socket itself (TLS's socket
+ *     BIO), so a PROXY header before its bytes is peeked at and only the
+ *     header's own bytes taken (ek_conn.c).
  *
- * The completion engine (model_uring.c) reads and writes through the ring,
- * not through these calls, and serves the plain transport only.
+ * The completion engine (model_uring.c) reads and writes the socket
+ * through the ring, not through these calls: plain connections' bytes
+ * directly, TLS's through OpenSSL's memory BIOs (ek_transport_tls_mem),
+ * whose read, writev and finish then move bytes between OpenSSL and
+ * memory the engine fills and empties.
  */
 #ifndef EK_TRANSPORT_H
 #define EK_TRANSPORT_H
@@ -35,7 +39,7 @@ struct ek_conn;
 struct ek_server;
 
 /* Each transport's number, which a connection keeps (ek_conn_tp). */
-enum ek_tp_id { EK_TP_SOCKET, EK_TP_TLS, EK_TP_COUNT };
+enum ek_tp_id { EK_TP_SOCKET, EK_TP_TLS, EK_TP_TLS_MEM, EK_TP_COUNT };
 
 struct ek_transport {
     const char *name;
@@ -67,6 +71,8 @@ struct ek_transport {
     void (*release)(struct ek_conn *c);
     /* The bytes on the wire are the payload: splice(2) may move them. */
     bool splice;
+    /* It reads the socket itself: a PROXY header before it is peeked. */
+    bool header_peek;
 };
 
 /* TCP and unix stream sockets: recv/sendmsg, MSG_DONTWAIT and
@@ -77,6 +83,9 @@ extern const struct ek_transport ek_transport_socket;
 /* TLS, server side (tls: listeners, ek_tls.h) or client side
  * (ek_tls_client_attach). */
 extern const struct ek_transport ek_transport_tls;
+/* TLS, server side, over memory instead of the socket, for the completion
+ * engine: see ek_tls.h (ek_tls_mem_*). */
+extern const struct ek_transport ek_transport_tls_mem;
 #endif
 
 /* By enum ek_tp_id (NULL: not in this build). */

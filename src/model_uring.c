@@ -52,12 +52,24 @@
  *              What arrives while a send is in flight is queued behind it
  *              and sent, in order, when it completes.
  *   end      EK_CONN_PEER_CLOSED (the stream ended): the queue drains,
- *              then the connection closes.
+ *              then the connection closes (TLS: after its close_notify,
+ *              queued and sent, EK_CONN_FINISHING).
  *            EK_CONN_CLOSING: shutdown(2) ends what is in flight (the
  *              receive completes with 0, a send with an error) and the
  *              receive is cancelled; the fd is closed only when nothing is
  *              in flight (maybe_finish), so it cannot be reused while a
  *              late completion may still name it.
+ *
+ * TLS (tls: listeners, ek_transport_tls_mem): the ring receives and sends
+ * the records; OpenSSL reads them from memory and writes its own to
+ * memory (memory BIOs). Each receive is handed to OpenSSL at once and its
+ * buffer goes back to the ring; what OpenSSL decrypts is encrypted back
+ * at once, and every record it makes (handshake, echo, alerts) joins the
+ * connection's queue, which sends as above (never from a provided
+ * buffer: the bytes that go out are not the bytes that came in). The
+ * receive cap is the room under --max-queue as for plain TCP, so the
+ * queue holds at most --max-queue plus the records' overhead and the
+ * handshake's flight.
  *
  * One io_uring_submit_and_wait per turn submits everything the previous
  * turn prepared and reaps every completion that is ready: that is the
@@ -70,6 +82,7 @@
 #include "ek_loop.h"
 #include "ek_model.h"
 #include "ek_platform.h"
+#include "ek_tls.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -140,6 +153,7 @@ struct uloop {
     bool udp_armed;     /* their polls were submitted (first turn) */
     size_t udp_polls;   /* polls in flight */
     bool closing;       /* uloop_free: arm nothing more */
+    char *plain;        /* TLS: what OpenSSL decrypted, to encrypt back */
 };
 
 static struct uconn *uconn(struct uloop *lp, int fd)
@@ -552,13 +566,103 @@ static void conn_close(struct ek_loop *base, int fd, int err)
     maybe_finish(lp, fd);
 }
 
-static void conn_open(struct uloop *lp, int fd)
+/* A connection accepted on a listener whose connections speak tp: TLS
+ * goes through memory here (see the top of this file). */
+static void conn_open(struct uloop *lp, int fd, const struct ek_transport *tp)
 {
-    /* The plain transport only: cmd_serve refuses tls: listeners here
-     * (EK_CAP_TLS). */
-    if (ek_loop_conn_open(&lp->base, fd, &ek_transport_socket) != NULL)
+#ifdef EK_HAVE_TLS
+    if (tp == &ek_transport_tls)
+        tp = &ek_transport_tls_mem;
+#endif
+    if (ek_loop_conn_open(&lp->base, fd, tp) != NULL)
         recv_next(lp, fd);
 }
+
+#ifdef EK_HAVE_TLS
+/* Whether the connection's bytes go through OpenSSL. */
+static bool is_tls(const struct uconn *u)
+{
+    return u->c.tp != EK_TP_SOCKET;
+}
+
+/* Queues the records OpenSSL made (handshake, echo, alerts). */
+static int queue_tls_output(struct uloop *lp, struct uconn *u)
+{
+    const char *p;
+    size_t n = ek_tls_mem_output(&u->c, &p);
+    int err = n > 0 ? ek_conn_queue(&u->c, &lp->base.env, p, n, false) : 0;
+    ek_tls_mem_output_taken(&u->c);
+    return err;
+}
+
+/* TLS: n received bytes go to OpenSSL (none: it just goes on, after the
+ * end of the stream); what it decrypts is encrypted back at once, and the
+ * records made are queued. Returns 0 or -errno (close; a failed handshake
+ * was counted by the transport). */
+static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
+{
+    struct uconn *u = uconn(lp, fd);
+    struct ek_conn *c = &u->c;
+    const struct ek_transport *tp = ek_conn_tp(c);
+    const struct ek_conn_env *env = &lp->base.env;
+    int err = n > 0 ? ek_tls_mem_input(c, data, n) : 0;
+    while (err == 0 && !(c->flags & EK_CONN_PEER_CLOSED)) {
+        ssize_t k = tp->read(c, fd, lp->plain, URING_BUF_SIZE);
+        if (k == -EAGAIN)
+            break;
+        if (k <= 0) { /* 0: close_notify, or the end of the stream */
+            if (k == 0)
+                c->flags |= EK_CONN_PEER_CLOSED;
+            err = (int)k;
+            break;
+        }
+        ek_conn_received(c, env, (size_t)k);
+        struct iovec iov = {.iov_base = lp->plain, .iov_len = (size_t)k};
+        ssize_t w = tp->writev(c, fd, &iov, 1); /* into memory: all of it */
+        if (w != k) {
+            err = w < 0 ? (int)w : -EIO;
+            break;
+        }
+        ek_conn_sent(c, env, (size_t)w); /* committed to the queue */
+    }
+    return err < 0 ? err : queue_tls_output(lp, u);
+}
+#endif
+
+/* The client's stream ended and everything went back: the connection
+ * closes; TLS first says close_notify (queued, sent, then this again). */
+static void conn_end(struct uloop *lp, int fd)
+{
+    struct uconn *u = uconn(lp, fd);
+#ifdef EK_HAVE_TLS
+    if (is_tls(u) && !(u->c.flags & EK_CONN_FINISHING)) {
+        u->c.flags |= EK_CONN_FINISHING;
+        int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into memory */
+        if (err == 0)
+            err = queue_tls_output(lp, u);
+        if (err == 0 && ek_queue_len(&u->c.queue) > 0) {
+            send_from_queue(lp, fd);
+            return;
+        }
+    }
+#endif
+    conn_close(&lp->base, fd, 0);
+}
+
+#ifdef EK_HAVE_TLS
+/* TLS, after OpenSSL had its turn: what it made goes out, or, once the
+ * client's stream ended and all is sent, the connection ends. */
+static void tls_went_on(struct uloop *lp, int fd)
+{
+    struct uconn *u = uconn(lp, fd);
+    if (u->state & U_SEND)
+        return; /* its completion sends the rest, or ends */
+    if (ek_queue_len(&u->c.queue) > 0)
+        send_from_queue(lp, fd);
+    else if (u->c.flags & EK_CONN_PEER_CLOSED)
+        conn_end(lp, fd);
+}
+#endif
 
 /* Receives again once sends made room. */
 static void maybe_unpause(struct uloop *lp, int fd)
@@ -587,6 +691,17 @@ static void received(struct uloop *lp, int fd, int bid, uint32_t n)
         }
         skip = (uint32_t)used;
     }
+#ifdef EK_HAVE_TLS
+    if (is_tls(u)) {
+        int err = tls_pump(lp, fd, buf_of(lp, bid) + skip, n - skip);
+        recycle(lp, bid);
+        if (err < 0)
+            conn_close(&lp->base, fd, err);
+        else
+            tls_went_on(lp, fd);
+        return;
+    }
+#endif
     ek_conn_received(&u->c, env, n - skip);
     if (!(u->state & U_SEND) && ek_queue_len(&u->c.queue) == 0) {
         u->send_bid = (int16_t)bid;
@@ -632,6 +747,16 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         ek_conn_header_failed(&u->c, fd, &lp->base.env,
                               ek_conn_header_cut(cqe->res));
         conn_close(&lp->base, fd, 0);
+#ifdef EK_HAVE_TLS
+    } else if (cqe->res == 0 && is_tls(u)) {
+        ek_tls_mem_eof(&u->c); /* OpenSSL reads the end of the stream */
+        int err = tls_pump(lp, fd, NULL, 0);
+        u->c.flags |= EK_CONN_PEER_CLOSED;
+        if (err < 0)
+            conn_close(&lp->base, fd, err);
+        else
+            tls_went_on(lp, fd);
+#endif
     } else if (cqe->res == 0) {
         u->c.flags |= EK_CONN_PEER_CLOSED;
         if (!(u->state & U_SEND) && ek_queue_len(&u->c.queue) == 0)
@@ -700,7 +825,7 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         send_from_queue(lp, fd);
         maybe_unpause(lp, fd);
     } else if (u->c.flags & EK_CONN_PEER_CLOSED) {
-        conn_close(&lp->base, fd, 0);
+        conn_end(lp, fd);
     } else {
         maybe_unpause(lp, fd);
     }
@@ -723,7 +848,8 @@ static void on_accept(struct uloop *lp, size_t i,
         if (!accepting(lp))
             close(fd); /* the drain began after the kernel accepted it */
         else if (ek_server_admit(lp->base.srv, lp->base.acc, fd))
-            conn_open(lp, fd);
+            conn_open(lp, fd,
+                      ek_loop_listener_tp(&lp->base, lp->base.listeners[i]));
         return;
     }
     if (cqe->res == -ECANCELED)
@@ -820,7 +946,9 @@ static int setup_ring(struct uloop *lp, bool disabled)
     lp->ring_ok = true;
     lp->ring_disabled = disabled;
     lp->bufs = aligned_alloc(4096, (size_t)URING_BUFS * URING_BUF_SIZE);
-    if (lp->bufs == NULL)
+    lp->plain = lp->base.srv->cfg->tls != NULL ? malloc(URING_BUF_SIZE) : NULL;
+    if (lp->bufs == NULL ||
+        (lp->base.srv->cfg->tls != NULL && lp->plain == NULL))
         return -ENOMEM;
     lp->br = buf_ring_new(&lp->ring, lp->bufs, URING_BUFS, URING_BUF_SIZE, &rc);
     lp->bufs_free = URING_BUFS;
@@ -970,6 +1098,7 @@ static void uloop_free(void *arg)
     ek_loop_free(&lp->base); /* after the ring: no request is left on the
                                 sockets it closes */
     free(lp->bufs);
+    free(lp->plain);
     free(lp->accept_armed);
 }
 

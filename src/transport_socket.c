@@ -89,4 +89,5 @@ const struct ek_transport ek_transport_socket = {
     .finish = socket_finish,
     .release = socket_release,
     .splice = true,
+    .header_peek = false,
 };

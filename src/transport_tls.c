@@ -31,6 +31,7 @@
 #include "ek_transport.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -437,4 +438,78 @@ const struct ek_transport ek_transport_tls = {
     .finish = tls_finish,
     .release = tls_release,
     .splice = false,
+    .header_peek = true,
+};
+
+/* ---- over memory, for the completion engine -------------------------- */
+
+/* A session whose records come from and go to memory BIOs. */
+static int tls_mem_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+{
+    (void)fd;
+    SSL *ssl = ek_tls_server_session(srv->cfg->tls);
+    BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (ssl == NULL || in == NULL || out == NULL || t == NULL) {
+        SSL_free(ssl);
+        BIO_free(in);
+        BIO_free(out);
+        free(t);
+        return -ENOMEM;
+    }
+    SSL_set_bio(ssl, in, out); /* the session owns them now */
+    SSL_set_accept_state(ssl);
+    t->ssl = ssl;
+    t->stats = srv->stats;
+    t->ktls = false; /* the kernel never sees these records */
+    c->tp_state = t;
+    return 0;
+}
+
+int ek_tls_mem_input(struct ek_conn *c, const void *data, size_t n)
+{
+    BIO *in = SSL_get_rbio(state(c)->ssl);
+    while (n > 0) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        int k = BIO_write(in, data, chunk);
+        if (k <= 0)
+            return -ENOMEM;
+        data = (const char *)data + k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+void ek_tls_mem_eof(struct ek_conn *c)
+{
+    /* Empty now reads as the end, not as "more later". */
+    BIO_set_mem_eof_return(SSL_get_rbio(state(c)->ssl), 0);
+}
+
+size_t ek_tls_mem_output(const struct ek_conn *c, const char **data)
+{
+    char *p = NULL;
+    long n = BIO_get_mem_data(SSL_get_wbio(state(c)->ssl), &p);
+    *data = p;
+    return n > 0 ? (size_t)n : 0;
+}
+
+void ek_tls_mem_output_taken(struct ek_conn *c)
+{
+    (void)BIO_reset(SSL_get_wbio(state(c)->ssl));
+}
+
+const struct ek_transport ek_transport_tls_mem = {
+    .name = "tls-memory",
+    .id = EK_TP_TLS_MEM,
+    .open = tls_mem_open,
+    .read = tls_read,
+    .writev = tls_writev,
+    .pending = tls_pending,
+    .blocked = tls_blocked,
+    .handshaking = tls_handshaking,
+    .finish = tls_finish,
+    .release = tls_release,
+    .splice = false,
+    .header_peek = false,
 };

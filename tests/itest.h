@@ -126,6 +126,7 @@ void case_help_matches_man(void); /* itest_man.c */
 void case_tls_echo(void);         /* itest_tls.c */
 void case_tls_bad_input(void);
 void case_tls_proxy(void);
+void case_tls_slow_reader(void);
 void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_usage(void);

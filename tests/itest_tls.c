@@ -18,12 +18,14 @@
 NO_TLS(tls_echo)
 NO_TLS(tls_bad_input)
 NO_TLS(tls_proxy)
+NO_TLS(tls_slow_reader)
 NO_TLS(tls_features)
 NO_TLS(tls_client)
 #else
 #include "ek_cli.h"
 #include "ek_conn.h"
 #include "ek_model.h"
+#include "ek_proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -453,6 +455,77 @@ void case_tls_bad_input(void)
                            path("ca.pem"), addr,    NULL};
     CHECK_INT(h_run_echokit(hello, -1, 10000, &r), ==, 0);
     CHECK_INT(tls_metric(maddr, FAILED("client_cert")), ==, 0);
+    stop_ok(&s);
+}
+
+/* A TLS client that writes and does not read: the server stops reading it
+ * within --max-queue plus TLS's own (OpenSSL's state and record buffers,
+ * the handshake's flight), on every model; every byte comes back once it
+ * reads. */
+void case_tls_slow_reader(void)
+{
+    make_certs();
+    struct h_server s;
+    const char *extra[] = {"--max-queue", "64K", NULL};
+    start_tls(&s, extra);
+    int fd = h_connect_or_die(bare(s.addrs[0]));
+    struct ek_tls_client_options o = {.ca = path("ca.pem")};
+    struct ek_tls_client *tc;
+    CHECK_INT(ek_tls_client_new(&o, &tc), ==, 0);
+    struct ek_conn c;
+    CHECK_INT(ek_client_conn_open("itest", tc, &c, fd, "localhost"), ==, 0);
+    h_sleep_ms(200);
+    long base = ek_proc_mem_kb(s.pid, "Pss");
+
+    /* Write without reading until nothing moves for a second. */
+    static unsigned char chunk[16384];
+    uint64_t sent = 0, limit = 64 * MiB;
+    int64_t last_move = h_now_ms();
+    while (sent < limit && h_now_ms() - last_move < 1000) {
+        h_pattern(7, sent, chunk, sizeof(chunk));
+        struct iovec iov = {.iov_base = chunk, .iov_len = sizeof(chunk)};
+        ssize_t w = ek_conn_tp(&c)->writev(&c, fd, &iov, 1);
+        if (w > 0) {
+            sent += (uint64_t)w;
+            last_move = h_now_ms();
+        } else {
+            CHECK_INT(w, ==, -EAGAIN);
+            poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 100);
+        }
+    }
+    CHECK(sent < limit); /* the server stopped reading */
+    h_sleep_ms(300);
+    long stalled = ek_proc_mem_kb(s.pid, "Pss");
+    printf("%s: TLS slow reader: server stopped reading after %llu bytes; "
+           "server PSS %ld KiB (+%ld KiB)\n",
+           model, (unsigned long long)sent, stalled, stalled - base);
+#ifndef EK_TEST_TSAN
+    /* 64 KiB of queue, OpenSSL's 2 x 17 KiB of record buffers and its
+     * state, a thread's stack or a child's pages: well under 16 MiB. */
+    CHECK_INT(stalled - base, <, MEM_SLACK * 16 * 1024);
+#endif
+
+    /* Now read: every byte comes back, in order. */
+    static unsigned char got[65536], want[65536];
+    uint64_t recvd = 0;
+    int64_t end = h_now_ms() + 60000;
+    while (recvd < sent && h_now_ms() < end) {
+        size_t k =
+            sent - recvd < sizeof(got) ? (size_t)(sent - recvd) : sizeof(got);
+        ssize_t r = ek_conn_tp(&c)->read(&c, fd, got, k);
+        if (r > 0) {
+            h_pattern(7, recvd, want, (size_t)r);
+            CHECK(memcmp(got, want, (size_t)r) == 0);
+            recvd += (uint64_t)r;
+        } else {
+            CHECK_INT(r, ==, -EAGAIN);
+            poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 100);
+        }
+    }
+    CHECK_INT(recvd, ==, sent);
+    ek_conn_release(&c);
+    ek_client_tls_free(tc);
+    close(fd);
     stop_ok(&s);
 }
 
