@@ -376,6 +376,22 @@ void case_tls_echo(void)
     CHECK(h_json_number(r.out, "conns_resumed", &resumed) && resumed > 0);
     CHECK_CONTAINS(r.out, "\"handshake_us\":{");
     CHECK(tls_metric(maddr, "echokit_tls_resumed_total") >= (long long)resumed);
+
+    /* A stream over TLS: every byte checked, and only the window's
+     * counted. A bench worker once stayed in the read loop of a connection
+     * whose records kept coming, past the window: 8.6 GB "in" 0.5 s. What
+     * one client CPU second can encrypt, decrypt and check is far below
+     * 4 GiB. */
+    double bytes, cpu;
+    int64_t t0 = h_now_ms();
+    const char *stream[] = {
+        "bench", "-m", "stream", "--tls", "--insecure", "-c",     "1",  "-s",
+        "65536", "-t", "0.5",    "-w",    "0.1",        "--json", addr, NULL};
+    CHECK_INT(h_run_echokit(stream, -1, 30000, &r), ==, 0);
+    CHECK(h_now_ms() - t0 < 10000);
+    CHECK(h_json_number(r.out, "bytes", &bytes) && bytes > 0);
+    CHECK(h_json_number(r.out, "client_cpu_s", &cpu));
+    CHECK(bytes < 4.0 * 1024 * 1024 * 1024 * (cpu > 0.05 ? cpu : 0.05));
     stop_ok(&s);
 }
 
