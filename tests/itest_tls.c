@@ -19,6 +19,7 @@ NO_TLS(tls_echo)
 NO_TLS(tls_bad_input)
 NO_TLS(tls_proxy)
 NO_TLS(tls_slow_reader)
+NO_TLS(tls_idle_drain)
 NO_TLS(tls_features)
 NO_TLS(tls_client)
 #else
@@ -34,6 +35,8 @@ NO_TLS(tls_client)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -264,6 +267,28 @@ static int library_echo(int fd, const char *host)
     if (err == 0 && (recvd != sizeof(got) || memcmp(data, got, recvd) != 0))
         err = -EIO;
     return err;
+}
+
+/* Whether this kernel takes TLS (the "tls" upper layer protocol): on a
+ * connected TCP socket, setsockopt(TCP_ULP, "tls") fails with ENOENT
+ * when the module is missing. */
+static bool kernel_has_tls(void)
+{
+    int ls = h_client_socket(AF_INET);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+          listen(ls, 1) == 0 &&
+          getsockname(ls, (struct sockaddr *)&sa, &len) == 0);
+    int c = h_client_socket(AF_INET);
+    CHECK(connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    bool has = setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0;
+    printf("kernel TLS: %s\n",
+           has ? "this kernel has it" : "this kernel has no tls module");
+    close(c);
+    close(ls);
+    return has;
 }
 
 /* The TLS counter of the server's metrics at addr. */
@@ -688,6 +713,8 @@ void case_tls_features(void)
      * machine's kernel has no tls module: both "no", and the echo went on
      * in user space all the same, as the sends above show). */
     CHECK(log_shows(&s, "kernel TLS: send ", 5000));
+    if (!kernel_has_tls())
+        CHECK(log_shows(&s, "kernel TLS: send no, receive no", 5000));
 
     /* SIGHUP: a connection opened before goes on with its session, a new
      * one gets the certificate now in the files (other.pem's). */
@@ -736,6 +763,45 @@ void case_tls_features(void)
           strstr(report, "Cipher    : 0000") != NULL ||
           strstr(report, "TLSv1.2") == NULL);
     stop_ok(&s);
+}
+
+/* --idle-timeout and the drain, over TLS: an idle TLS client is closed
+ * when its time is up; one that is busy when SIGTERM comes goes on until
+ * it closes, and the server then exits 0. */
+void case_tls_idle_drain(void)
+{
+    make_certs();
+    struct h_server s;
+    char maddr[256];
+    const char *extra[] = {"--idle-timeout", "1", "--metrics", "127.0.0.1:0",
+                           NULL};
+    start_tls(&s, extra);
+    metrics_addr(&s, maddr, sizeof(maddr));
+    const char *argv[] = {"openssl",        "s_client", "-connect",
+                          bare(s.addrs[0]), "-CAfile",  path("ca.pem"),
+                          "-quiet",         NULL};
+    unsigned char got[4];
+    struct child idle, busy;
+    spawn(&idle, argv);
+    CHECK_INT(
+        exchange(&idle, (const unsigned char *)"one\n", 4, got, 4, 5000, false),
+        ==, 4);
+    CHECK_INT(metric_becomes(maddr, "echokit_connections_idle_closed_total", 1),
+              ==, 1);
+    child_end(&idle, 5000);
+
+    spawn(&busy, argv);
+    CHECK_INT(
+        exchange(&busy, (const unsigned char *)"two\n", 4, got, 4, 5000, false),
+        ==, 4);
+    kill(s.pid, SIGTERM);
+    CHECK(log_shows(&s, "draining 1 connection", 5000));
+    CHECK_INT(
+        exchange(&busy, (const unsigned char *)"six\n", 4, got, 4, 5000, false),
+        ==, 4);
+    CHECK(memcmp(got, "six\n", 4) == 0);
+    child_end(&busy, 5000);
+    CHECK_INT(h_server_wait(&s, 10000), ==, 0);
 }
 
 /* echokit send --tls against socat's TLS echo server. */
