@@ -121,8 +121,8 @@ static short poll_events(const struct ek_conn *c, short need)
     unsigned blocked = ek_conn_tp(c)->blocked(c);
     if (blocked & EK_EV_READ)
         need |= POLLIN;
-    if (blocked & EK_EV_WRITE)
-        need |= POLLOUT;
+    if (blocked & EK_EV_WRITE) /* a read that must first write: only that */
+        need = POLLOUT;
     return need;
 }
 

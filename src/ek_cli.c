@@ -189,6 +189,18 @@ int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
     if (t->opt.insecure && t->opt.ca != NULL)
         return ek_usage_error(cmd, "--insecure verifies nothing: --tls-ca "
                                    "would be ignored");
+    /* The certificate must name what was asked for: a unix socket, or an
+     * address without a host (:PORT), gives no name to check. */
+    struct ek_addr_spec spec;
+    const char *why;
+    if (!t->opt.insecure && t->opt.sni == NULL &&
+        ek_addr_parse(server, &spec, &why) == 0 &&
+        (spec.kind != EK_ADDR_INET || spec.host[0] == '\0'))
+        return ek_usage_error(cmd,
+                              "--tls to %s: no host name to check the "
+                              "server's certificate against: give --sni "
+                              "NAME (or --insecure)",
+                              server);
 #ifdef EK_HAVE_TLS
     int err = ek_tls_client_new(&t->opt, out);
     if (err < 0)

@@ -93,8 +93,9 @@ int ek_client_tls_option(const char *cmd, struct ek_client_tls *t, int c,
 
 /* After the options, with the server's address: whether TLS is on, and
  * if so, its context in *out (NULL otherwise). Returns 0 or, after
- * printing why, an exit status: 64 an option without --tls, 69 a build
- * without TLS, 78 an unusable certificate or key. */
+ * printing why, an exit status: 64 an option without --tls, or no name
+ * to verify (unix:, :PORT) without --sni or --insecure; 69 a build
+ * without TLS; 78 an unusable certificate or key. */
 int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
                         const char *server, struct ek_tls_client **out);
 

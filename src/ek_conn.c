@@ -363,7 +363,14 @@ static unsigned wanted(const struct ek_conn *c, size_t max_queue)
 unsigned ek_conn_want(const struct ek_conn *c, size_t max_queue)
 {
     unsigned ev = wanted(c, max_queue);
-    return ev == 0 ? 0 : ev | ek_conn_tp(c)->blocked(c);
+    if (ev == 0)
+        return 0; /* done */
+    unsigned blocked = ek_conn_tp(c)->blocked(c);
+    /* A read that must first write (TLS) gains nothing from readability:
+     * watching it would only spin on level-triggered readiness. */
+    if (blocked & EK_EV_WRITE)
+        ev &= ~(unsigned)EK_EV_READ;
+    return ev | blocked;
 }
 
 bool ek_conn_read_pending(const struct ek_conn *c, size_t max_queue)

@@ -203,11 +203,15 @@ static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
 {
     struct tls_conn *t = state(c);
     size_t total = 0;
-    ssize_t rc = 0;
+    ssize_t rc = -EAGAIN;
+    bool stopped = false; /* by the end, or an error */
     t->read_blocked = 0;
     t->more = false;
-    /* Record after record until the buffer is full or none is left. */
-    while (total < len) {
+    /* Record after record until the buffer is full or OpenSSL holds no
+     * more bytes: the socket is read once per call, so that an echo's
+     * request is answered before its connection is read again (which,
+     * with the client waiting for that answer, would only find nothing). */
+    while (total < len && (total == 0 || SSL_has_pending(t->ssl) == 1)) {
         size_t n = 0;
         ERR_clear_error();
         errno = 0;
@@ -225,14 +229,19 @@ static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
         }
         if (!ok) {
             rc = outcome(c, fd, 0, EK_EV_WRITE, &t->read_blocked);
+            stopped = rc != -EAGAIN;
             break;
         }
         total += n;
     }
-    if (total == len)
-        t->more = SSL_has_pending(t->ssl) == 1;
-    /* Bytes first; an error or the end comes again with the next read. */
-    return total > 0 ? (ssize_t)total : rc;
+    if (total == 0)
+        return rc;
+    /* Bytes first. The engine must then read again without waiting for
+     * what OpenSSL holds, or for the end or the error it met after them
+     * (a close_notify in the same segment as the last data): no readiness
+     * would announce either. */
+    t->more = stopped || SSL_has_pending(t->ssl) == 1;
+    return (ssize_t)total;
 }
 
 /* Copies up to `want` bytes of iov from piece i, offset off, into buf. */

@@ -128,6 +128,8 @@ void case_tls_bad_input(void);
 void case_tls_proxy(void);
 void case_tls_slow_reader(void);
 void case_tls_idle_drain(void);
+void case_tls_half_close(void);
+void case_tls_reload_ca(void);
 void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_usage(void);
