@@ -562,8 +562,8 @@ static void case_idle_memory(void)
     const char *tn = strstr(model, "-t");
     long loops = tn != NULL ? strtol(tn + 2, NULL, 10) : 1;
     long bound_bytes =
-        MEM_SLACK * (model_has(EK_CAP_FORK_PER_CONN) ? 1024 * 1024
-                     : blocking                      ? 64 * 1024
+        MEM_SLACK * (model_has(EK_CAP_FORK_PER_CONN) ? 1024L * 1024
+                     : blocking                      ? 64L * 1024
                                                      : 512 + 256 * (loops - 1));
     raise_own_fd_limit((rlim_t)n + 100);
     struct h_server s;
