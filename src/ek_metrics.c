@@ -177,6 +177,16 @@ const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
     "rate",     "rate_total", "truncated", "send",
 };
 
+/* " name value" for each reason, in a log line. */
+static void append_reasons(char *buf, size_t size, size_t *len,
+                           const char *const *names, const uint64_t *values,
+                           size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        append(buf, size, len, " %s %llu", names[i],
+               (unsigned long long)values[i]);
+}
+
 void ek_metrics_log(struct ek_server *srv)
 {
     struct ek_stats_view v;
@@ -191,18 +201,16 @@ void ek_metrics_log(struct ek_server *srv)
                "; tls: %llu handshakes, %llu resumed, failed:",
                (unsigned long long)v.tls_handshakes,
                (unsigned long long)v.tls_resumed);
-        for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
-            append(extra, sizeof(extra), &elen, " %s %llu",
-                   ek_tls_fail_names[i], (unsigned long long)v.tls_failed[i]);
+        append_reasons(extra, sizeof(extra), &elen, ek_tls_fail_names,
+                       v.tls_failed, EK_TLS_FAIL_REASONS);
     }
     if (v.dgrams_in > 0) {
         append(extra, sizeof(extra), &elen,
                "; udp: %llu datagrams in, %llu out, dropped:",
                (unsigned long long)v.dgrams_in,
                (unsigned long long)v.dgrams_out);
-        for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
-            append(extra, sizeof(extra), &elen, " %s %llu",
-                   ek_udp_drop_names[i], (unsigned long long)v.udp_drops[i]);
+        append_reasons(extra, sizeof(extra), &elen, ek_udp_drop_names,
+                       v.udp_drops, EK_UDP_DROP_REASONS);
     }
     ek_log(
         EK_LOG_INFO,
