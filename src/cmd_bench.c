@@ -614,15 +614,6 @@ static int find_target(struct bench_options *o, struct ek_tls_client *tls,
     return status;
 }
 
-/* The host part of the address, which TLS verifies; NULL for unix:. */
-static const char *host_of(const char *server, struct ek_addr_spec *spec)
-{
-    const char *why;
-    if (ek_addr_parse(server, spec, &why) < 0 || spec->kind != EK_ADDR_INET)
-        return NULL;
-    return spec->host;
-}
-
 int ek_cmd_bench(int argc, char **argv)
 {
     struct bench_options o = {.server = "localhost:50000",
@@ -651,7 +642,7 @@ int ek_cmd_bench(int argc, char **argv)
         .mode = o.mode,
         .exchanges = (uint32_t)o.exchanges,
         .tls = tls,
-        .tls_host = host_of(o.server, &spec),
+        .tls_host = ek_client_host(o.server, &spec),
         .udp = o.udp,
         .conns = (uint32_t)o.conns,
         .threads = (uint32_t)o.threads,

@@ -212,6 +212,14 @@ int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
 #endif
 }
 
+const char *ek_client_host(const char *server, struct ek_addr_spec *spec)
+{
+    const char *why;
+    if (ek_addr_parse(server, spec, &why) < 0 || spec->kind != EK_ADDR_INET)
+        return NULL;
+    return spec->host;
+}
+
 int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
                         struct ek_conn *c, int fd, const char *server)
 {
@@ -221,11 +229,7 @@ int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
         return 0;
 #ifdef EK_HAVE_TLS
     struct ek_addr_spec spec;
-    const char *why;
-    const char *host = NULL;
-    if (ek_addr_parse(server, &spec, &why) == 0 && spec.kind == EK_ADDR_INET)
-        host = spec.host;
-    if (ek_tls_client_attach(tc, c, fd, host) == 0)
+    if (ek_tls_client_attach(tc, c, fd, ek_client_host(server, &spec)) == 0)
         return 0;
 #else
     (void)fd;

@@ -102,7 +102,13 @@ int ek_client_tls_start(const char *cmd, struct ek_client_tls *t,
 /* Frees what ek_client_tls_start made (NULL: nothing). */
 void ek_client_tls_free(struct ek_tls_client *tc);
 
+struct ek_addr_spec;
 struct ek_conn;
+
+/* The host part of the server's address (in *spec), which TLS verifies
+ * and sends as SNI: "" for one without a host (:PORT), NULL for unix: or
+ * an address that does not parse. */
+const char *ek_client_host(const char *server, struct ek_addr_spec *spec);
 
 /* Makes *c the connection to server (the text given, already connected
  * on fd): the plain transport, or TLS's client side when tc is not NULL
