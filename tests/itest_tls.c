@@ -228,16 +228,31 @@ static const char *port_of(const char *addr)
     return strrchr(addr, ':') + 1;
 }
 
+/* The client side of TLS from echokit's own library, on fd (connected),
+ * trusting the test CA and checking host; the handshake starts with the
+ * first read or write. */
+static void library_client(int fd, const char *host, struct ek_tls_client **tc,
+                           struct ek_conn *c)
+{
+    struct ek_tls_client_options o = {.ca = path("ca.pem")};
+    CHECK_INT(ek_tls_client_new(&o, tc), ==, 0);
+    CHECK_INT(ek_client_conn_open("itest", *tc, c, fd, host), ==, 0);
+}
+
+static void library_client_end(struct ek_tls_client *tc, struct ek_conn *c)
+{
+    ek_conn_release(c);
+    ek_client_tls_free(tc);
+}
+
 /* The TLS client of echokit's own library, in this process: the
  * handshake and a 64 KiB echo on fd, already connected (and maybe past a
  * PROXY header). Returns 0, or -errno. */
 static int library_echo(int fd, const char *host)
 {
-    struct ek_tls_client_options o = {.ca = path("ca.pem")};
     struct ek_tls_client *tc;
-    CHECK_INT(ek_tls_client_new(&o, &tc), ==, 0);
     struct ek_conn c;
-    CHECK_INT(ek_client_conn_open("itest", tc, &c, fd, host), ==, 0);
+    library_client(fd, host, &tc, &c);
     static unsigned char data[64 * 1024], got[64 * 1024];
     h_pattern(99, 0, data, sizeof(data));
     size_t sent = 0, recvd = 0;
@@ -264,8 +279,7 @@ static int library_echo(int fd, const char *host)
         else
             poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10);
     }
-    ek_conn_release(&c);
-    ek_client_tls_free(tc);
+    library_client_end(tc, &c);
     if (err == 0 && (recvd != sizeof(got) || memcmp(data, got, recvd) != 0))
         err = -EIO;
     return err;
@@ -512,11 +526,9 @@ void case_tls_slow_reader(void)
     const char *extra[] = {"--max-queue", "64K", NULL};
     start_tls(&s, extra);
     int fd = h_connect_or_die(bare(s.addrs[0]));
-    struct ek_tls_client_options o = {.ca = path("ca.pem")};
     struct ek_tls_client *tc;
-    CHECK_INT(ek_tls_client_new(&o, &tc), ==, 0);
     struct ek_conn c;
-    CHECK_INT(ek_client_conn_open("itest", tc, &c, fd, "localhost"), ==, 0);
+    library_client(fd, "localhost", &tc, &c);
     h_sleep_ms(200);
     long base = ek_proc_mem_kb(s.pid, "Pss");
 
@@ -566,8 +578,7 @@ void case_tls_slow_reader(void)
         }
     }
     CHECK_INT(recvd, ==, sent);
-    ek_conn_release(&c);
-    ek_client_tls_free(tc);
+    library_client_end(tc, &c);
     close(fd);
     stop_ok(&s);
 }
@@ -583,11 +594,9 @@ void case_tls_half_close(void)
     struct h_server s;
     start_tls(&s, NULL);
     int fd = h_connect_or_die(bare(s.addrs[0]));
-    struct ek_tls_client_options o = {.ca = path("ca.pem")};
     struct ek_tls_client *tc;
-    CHECK_INT(ek_tls_client_new(&o, &tc), ==, 0);
     struct ek_conn c;
-    CHECK_INT(ek_client_conn_open("itest", tc, &c, fd, "localhost"), ==, 0);
+    library_client(fd, "localhost", &tc, &c);
     unsigned wait = 0;
     int rc;
     int64_t end = h_now_ms() + 5000;
@@ -622,8 +631,7 @@ void case_tls_half_close(void)
     CHECK_INT(got, ==, sizeof(msg) - 1);
     CHECK(memcmp(buf, msg, got) == 0);
     CHECK_INT(n, ==, 0); /* the server's close_notify */
-    ek_conn_release(&c);
-    ek_client_tls_free(tc);
+    library_client_end(tc, &c);
     close(fd);
     stop_ok(&s);
 }
