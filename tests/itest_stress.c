@@ -426,16 +426,18 @@ void case_slow_readers_newcomers(void)
     int served = 0;
     int64_t worst_ms = 0;
     int64_t t0 = h_now_ms();
-    for (int round = 0; h_now_ms() - t0 < ATTACK_MS; round++) {
+    for (int round = 0; h_now_ms() - t0 < ATTACK_MS || served < NEWCOMERS;
+         round++) {
         attack_round(fds, ATTACKERS, chunk);
         h_sleep_ms(EVERY_MS);
-        /* A newcomer at 1, 2 and 3 s: 100 bytes, echo within 1 s. While it
-         * waits the attackers pause, which can only help the server. */
+        /* A newcomer at 1, 2 and 3 s: 100 bytes, echo within 1 s (x
+         * TIME_SLACK). While it waits the attackers pause, which can only
+         * help the server. */
         int64_t at = h_now_ms() - t0;
         if (served < NEWCOMERS && at >= 1000 * (int64_t)(served + 1)) {
             int fd = h_connect_or_die(s.addrs[0]);
             int64_t w0 = h_now_ms();
-            bool ok = quick_echo(fd, 100 + (uint64_t)served, 1000);
+            bool ok = quick_echo(fd, 100 + (uint64_t)served, 1000 * TIME_SLACK);
             int64_t waited = h_now_ms() - w0;
             close(fd);
             printf("%s: newcomer %d at %lld ms into the attack: %s after %lld "
