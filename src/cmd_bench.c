@@ -4,6 +4,7 @@
  */
 #include "ek_bench.h"
 #include "ek_cli.h"
+#include "ek_sockopt.h"
 #include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
@@ -88,6 +89,7 @@ struct bench_options {
     enum ek_bench_mode mode;
     uint64_t conns, size, depth, rate, threads, exchanges;
     struct ek_client_tls tls;
+    struct ek_sockopts sock;
     bool tls_on;        /* TLS is on (after ek_client_tls_start) */
     char tls_what[160]; /* what the first handshake negotiated */
     int64_t duration_ms, warmup_ms, timeout_ms;
@@ -457,6 +459,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         {"help", no_argument, NULL, 'h'},
         EK_CLIENT_TLS_LONGOPTS,
         {"tls-resume", no_argument, NULL, EK_OPT_TLS_RESUME},
+        EK_CLIENT_SOCK_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *why = NULL;
@@ -539,10 +542,12 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         case 'h':
             fputs(usage_text, stdout);
             ek_client_tls_usage(24, true);
+            ek_client_sock_usage(24);
             fputs(usage_tail, stdout);
             return 0;
         default:
-            if ((rc = ek_client_tls_option("bench", &o->tls, c, optarg)) >= 0) {
+            if ((rc = ek_client_option("bench", &o->tls, &o->sock, c,
+                                       optarg)) >= 0) {
                 if (rc != 0)
                     return rc;
                 break;
@@ -590,10 +595,10 @@ static int find_target(struct bench_options *o, struct ek_tls_client *tls,
                        struct ek_sockaddr *t, char *peer, size_t size)
 {
     int fd;
-    int status =
-        o->udp ? ek_client_connect_udp("bench", o->server, &fd, peer, size)
-               : ek_client_connect("bench", o->server, o->timeout_ms, &fd, peer,
-                                   size);
+    int status = o->udp ? ek_client_connect_udp("bench", o->server, &o->sock,
+                                                &fd, peer, size)
+                        : ek_client_connect("bench", o->server, &o->sock,
+                                            o->timeout_ms, &fd, peer, size);
     if (status != 0)
         return status;
     t->len = sizeof(t->ss);
@@ -625,7 +630,8 @@ int ek_cmd_bench(int argc, char **argv)
                               .threads = 1,
                               .duration_ms = 10000,
                               .warmup_ms = 1000,
-                              .timeout_ms = 10000};
+                              .timeout_ms = 10000,
+                              .sock = EK_SOCKOPTS_NONE};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
@@ -642,6 +648,7 @@ int ek_cmd_bench(int argc, char **argv)
         .mode = o.mode,
         .exchanges = (uint32_t)o.exchanges,
         .tls = tls,
+        .sockopts = &o.sock,
         .tls_host = ek_client_host(o.server, &spec),
         .udp = o.udp,
         .conns = (uint32_t)o.conns,

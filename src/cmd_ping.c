@@ -14,6 +14,7 @@
  * order and the duplicates.
  */
 #include "ek_cli.h"
+#include "ek_sockopt.h"
 #include "ek_backend.h"
 #include "ek_conn.h"
 #include "ek_log.h"
@@ -105,6 +106,7 @@ struct ping_options {
     bool quiet;
     bool udp;
     struct ek_client_tls tls;
+    struct ek_sockopts sock;
 };
 
 struct ping_state {
@@ -429,6 +431,7 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         EK_CLIENT_TLS_LONGOPTS,
+        EK_CLIENT_SOCK_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *why;
@@ -471,10 +474,12 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
         case 'h':
             fputs(usage_text, stdout);
             ek_client_tls_usage(24, false);
+            ek_client_sock_usage(24);
             fputs(usage_tail, stdout);
             return 0;
         default:
-            if ((rc = ek_client_tls_option("ping", &o->tls, c, optarg)) >= 0) {
+            if ((rc = ek_client_option("ping", &o->tls, &o->sock, c, optarg)) >=
+                0) {
                 if (rc != 0)
                     return rc;
                 break;
@@ -501,7 +506,8 @@ int ek_cmd_ping(int argc, char **argv)
     struct ping_options o = {.server = "localhost:50000",
                              .interval_ms = 1000,
                              .size = EK_PING_DEFAULT_SIZE,
-                             .timeout_ms = 2000};
+                             .timeout_ms = 2000,
+                             .sock = EK_SOCKOPTS_NONE};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
@@ -513,10 +519,11 @@ int ek_cmd_ping(int argc, char **argv)
     if (!o.udp)
         status = ek_client_tls_start("ping", &o.tls, o.server, &tls);
     if (status == 0)
-        status = o.udp ? ek_client_connect_udp("ping", o.server, &st.fd,
-                                               st.peer, sizeof(st.peer))
-                       : ek_client_connect("ping", o.server, o.timeout_ms,
-                                           &st.fd, st.peer, sizeof(st.peer));
+        status =
+            o.udp ? ek_client_connect_udp("ping", o.server, &o.sock, &st.fd,
+                                          st.peer, sizeof(st.peer))
+                  : ek_client_connect("ping", o.server, &o.sock, o.timeout_ms,
+                                      &st.fd, st.peer, sizeof(st.peer));
     if (status == 0 && !o.udp &&
         ((status = ek_client_conn_open("ping", tls, &st.conn, st.fd,
                                        o.server)) != 0 ||

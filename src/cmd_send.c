@@ -17,6 +17,7 @@
  */
 #include "cmd_send.h"
 #include "ek_cli.h"
+#include "ek_sockopt.h"
 #include "ek_backend.h"
 #include "ek_conn.h"
 #include "ek_log.h"
@@ -103,6 +104,7 @@ struct send_options {
     bool stdin_implied; /* pipe mode because stdin is not a terminal */
     bool udp;
     struct ek_client_tls tls;
+    struct ek_sockopts sock;
     char *message; /* message mode: malloc'd, words joined */
     size_t message_len;
 };
@@ -490,6 +492,7 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         {"udp", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         EK_CLIENT_TLS_LONGOPTS,
+        EK_CLIENT_SOCK_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *why;
@@ -520,10 +523,12 @@ static int parse_options(int argc, char **argv, struct send_options *o)
         case 'h':
             fputs(usage_text, stdout);
             ek_client_tls_usage(22, false);
+            ek_client_sock_usage(22);
             fputs(usage_tail, stdout);
             return 0;
         default:
-            if ((rc = ek_client_tls_option("send", &o->tls, c, optarg)) >= 0) {
+            if ((rc = ek_client_option("send", &o->tls, &o->sock, c, optarg)) >=
+                0) {
                 if (rc != 0)
                     return rc;
                 break;
@@ -588,7 +593,8 @@ int ek_cmd_send(int argc, char **argv)
 {
     struct send_options o = {.server = EK_DEFAULT_SERVER,
                              .timeout_ms = EK_DEFAULT_TIMEOUT_MS,
-                             .verify = -1};
+                             .verify = -1,
+                             .sock = EK_SOCKOPTS_NONE};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
@@ -621,16 +627,17 @@ int ek_cmd_send(int argc, char **argv)
         return status;
     }
     if (udp) {
-        status =
-            ek_send_udp(o.server, o.timeout_ms, o.pipe_mode ? NULL : o.message,
-                        o.message_len, ring, (size_t)first);
+        status = ek_send_udp(o.server, &o.sock, o.timeout_ms,
+                             o.pipe_mode ? NULL : o.message, o.message_len,
+                             ring, (size_t)first);
         free(ring);
         free(o.message);
         return status;
     }
     int fd = -1;
     struct ek_conn conn;
-    status = ek_client_connect("send", o.server, o.timeout_ms, &fd, NULL, 0);
+    status = ek_client_connect("send", o.server, &o.sock, o.timeout_ms, &fd,
+                               NULL, 0);
     if (status == 0 &&
         (status = ek_client_conn_open("send", tls, &conn, fd, o.server)) != 0)
         close(fd);

@@ -81,12 +81,14 @@ static int exchange(int fd, const char *d, size_t n, int64_t timeout_ms,
     }
 }
 
-int ek_send_udp(const char *server, int64_t timeout_ms, const char *message,
-                size_t len, const char *first, size_t first_len)
+int ek_send_udp(const char *server, const struct ek_sockopts *o,
+                int64_t timeout_ms, const char *message, size_t len,
+                const char *first, size_t first_len)
 {
     int fd;
     char peer[EK_ADDRSTR_MAX];
-    int status = ek_client_connect_udp("send", server, &fd, peer, sizeof(peer));
+    int status =
+        ek_client_connect_udp("send", server, o, &fd, peer, sizeof(peer));
     if (status != 0)
         return status;
     char *reply = malloc(EK_UDP_MAX_PAYLOAD + 1);

@@ -76,6 +76,8 @@ struct worker {
     uint64_t lost, reordered, duplicates;
     uint64_t tls_failed, conns_done, conns_resumed;
     uint32_t connect_failed; /* connect mode: connects that failed */
+    uint32_t index;          /* of this worker among them */
+    uint64_t opened;         /* connect mode: connections started */
     struct ek_hist hist, connect_lat, handshake_lat, first_echo_lat;
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
@@ -410,7 +412,11 @@ static void conn_start(struct worker *w, struct bconn *c, int64_t now,
     c->waiting_since = now;
     memset(&c->tc, 0, sizeof(c->tc));
     c->tc.tp = EK_TP_SOCKET;
-    int fd = ek_net_connect_start(&w->b->cfg.target, &done);
+    /* Round robin over the source pool: this worker's k-th connection is
+     * the (k * workers + worker)-th of all. */
+    uint64_t index = w->opened++ * w->b->nworkers + w->index;
+    int fd = ek_net_connect_start(&w->b->cfg.target, w->b->cfg.sockopts, index,
+                                  &done);
     if (fd < 0) {
         connect_failed_in(w, c, -fd);
         return;
@@ -812,11 +818,18 @@ static int open_udp_all(struct ek_bench *b, int *fds)
 {
     const struct ek_bench_config *cfg = &b->cfg;
     for (uint32_t i = 0; i < cfg->conns; i++) {
-        int fd = ek_socket(cfg->target.ss.ss_family, SOCK_DGRAM,
-                           O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0 && connect(fd, (const struct sockaddr *)&cfg->target.ss,
-                               cfg->target.len) < 0) {
-            int err = -errno;
+        int family = cfg->target.ss.ss_family;
+        int fd = ek_socket(family, SOCK_DGRAM, O_NONBLOCK | O_CLOEXEC);
+        const char *which;
+        int err = fd < 0 || cfg->sockopts == NULL
+                      ? 0
+                      : ek_sockopts_apply(cfg->sockopts, fd, family, false, i,
+                                          &which);
+        if (fd >= 0 && err == 0 &&
+            connect(fd, (const struct sockaddr *)&cfg->target.ss,
+                    cfg->target.len) < 0)
+            err = -errno;
+        if (fd >= 0 && err < 0) {
             close(fd);
             fd = err;
         }
@@ -844,7 +857,8 @@ static int connect_all(struct ek_bench *b, int **fds)
     while (next < cfg->conns || pending > 0) {
         while (pending < CONNECT_BATCH && next < cfg->conns) {
             bool done;
-            int fd = ek_net_connect_start(&cfg->target, &done);
+            int fd =
+                ek_net_connect_start(&cfg->target, cfg->sockopts, next, &done);
             next++;
             if (fd < 0)
                 connect_failed(b, -fd);
@@ -906,6 +920,7 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
         w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
+        w->index = t;
         /* nworkers <= made, so n >= 1. */
         // NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI)
         w->conns = calloc(w->n, sizeof(*w->conns));

@@ -42,6 +42,7 @@
 
 #include "ek_addr.h"
 #include "ek_hist.h"
+#include "ek_sockopt.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -70,8 +71,10 @@ struct ek_bench_config {
     uint64_t rate;      /* rr: messages per second over all connections;
                            connect: connections per second; 0 = closed loop */
     uint32_t exchanges; /* connect: request/response exchanges each */
-    struct ek_tls_client *tls; /* NULL: plain TCP */
-    const char *tls_host;      /* the name TLS verifies (and sends) */
+    struct ek_tls_client *tls;          /* NULL: plain TCP */
+    const struct ek_sockopts *sockopts; /* NULL: none; connection i takes
+                                           source address i */
+    const char *tls_host;               /* the name TLS verifies (and sends) */
     int64_t warmup_ns, duration_ns;
     int64_t timeout_ns; /* connect; and a connection owed an echo that sees
                            nothing for this long has failed */

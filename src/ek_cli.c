@@ -5,6 +5,7 @@
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
+#include "ek_sockopt.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -44,8 +45,22 @@ int ek_option_error(const char *cmd, int c, char **argv)
     return ek_usage_error(cmd, "unknown option '%s'", opt);
 }
 
-int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
-                      int *fd, char *peer, size_t peer_size)
+/* Keeps the addresses of the source pool's family, if o has one. */
+static void keep_source_family(const struct ek_sockopts *o,
+                               struct ek_sockaddr *addrs, size_t *n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (o->source.family == 0 || addrs[i].ss.ss_family == o->source.family)
+            addrs[kept++] = addrs[i];
+    /* None of that family: the check says so with the first address's. */
+    if (kept > 0)
+        *n = kept;
+}
+
+int ek_client_connect(const char *cmd, const char *text,
+                      const struct ek_sockopts *o, int64_t timeout_ms, int *fd,
+                      char *peer, size_t peer_size)
 {
     struct ek_addr_spec spec;
     const char *why;
@@ -61,6 +76,14 @@ int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
         ek_warnx("%s: cannot resolve '%s': %s", cmd, text, gai_strerror(rc));
         return rc == EAI_MEMORY ? EX_OSERR : EX_NOHOST;
     }
+    keep_source_family(o, addrs, &n);
+    int status =
+        n > 0 ? ek_client_sockopts_check(cmd, o, addrs[0].ss.ss_family, true)
+              : 0;
+    if (status != 0) {
+        free(addrs);
+        return status;
+    }
     int err = -EADDRNOTAVAIL;
     char name[EK_ADDRSTR_MAX] = "";
     int64_t deadline = ek_now_ms() + timeout_ms;
@@ -68,7 +91,7 @@ int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
         ek_addr_format((struct sockaddr *)&addrs[i].ss, addrs[i].len, name,
                        sizeof(name));
         int left = ek_timeout_until(deadline);
-        err = left > 0 ? ek_net_connect(&addrs[i], left) : -ETIMEDOUT;
+        err = left > 0 ? ek_net_connect(&addrs[i], o, left) : -ETIMEDOUT;
         if (err >= 0)
             break;
     }
@@ -89,8 +112,9 @@ bool ek_addr_text_is_udp(const char *text)
     return strncmp(text, "udp:", 4) == 0;
 }
 
-int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
-                          char *peer, size_t peer_size)
+int ek_client_connect_udp(const char *cmd, const char *text,
+                          const struct ek_sockopts *o, int *fd, char *peer,
+                          size_t peer_size)
 {
     struct ek_addr_spec spec;
     const char *why;
@@ -113,12 +137,21 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
             free(addrs);
         return rc == EAI_MEMORY ? EX_OSERR : EX_NOHOST;
     }
+    keep_source_family(o, addrs, &n);
+    int status = ek_client_sockopts_check(cmd, o, addrs[0].ss.ss_family, false);
+    if (status != 0) {
+        free(addrs);
+        return status;
+    }
     char name[EK_ADDRSTR_MAX];
     ek_addr_format((struct sockaddr *)&addrs[0].ss, addrs[0].len, name,
                    sizeof(name));
     int s =
         ek_socket(addrs[0].ss.ss_family, SOCK_DGRAM, O_NONBLOCK | O_CLOEXEC);
     int err = s < 0 ? s : 0;
+    const char *which;
+    if (err == 0)
+        err = ek_sockopts_apply(o, s, addrs[0].ss.ss_family, false, 0, &which);
     if (err == 0 &&
         connect(s, (struct sockaddr *)&addrs[0].ss, addrs[0].len) < 0)
         err = -errno;
@@ -135,10 +168,19 @@ int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
     return 0;
 }
 
+int ek_client_option(const char *cmd, struct ek_client_tls *t,
+                     struct ek_sockopts *o, int c, const char *arg)
+{
+    int rc = ek_client_tls_option(cmd, t, c, arg);
+    return rc >= 0 ? rc : ek_client_sock_option(cmd, o, c, arg);
+}
+
 int ek_client_tls_option(const char *cmd, struct ek_client_tls *t, int c,
                          const char *arg)
 {
     const char *why;
+    if (c < EK_OPT_TLS || c > EK_OPT_TLS_RESUME)
+        return -1;
     t->asked |= c != EK_OPT_TLS;
     switch (c) {
     case EK_OPT_TLS:

@@ -28,25 +28,86 @@ int ek_usage_error(const char *cmd, const char *fmt, ...)
  * for an unknown option. Returns EX_USAGE. */
 int ek_option_error(const char *cmd, int c, char **argv);
 
+struct ek_sockopts;
+
 /* The client side of send, ping and bench: parses text (HOST:PORT,
  * [IPV6]:PORT, unix:PATH), resolves it and connects to each address in
- * turn until one answers, within timeout_ms in all. Returns 0 with *fd (a
- * non-blocking socket) and, if peer is not NULL, the address that
- * answered; or, after printing why, an exit status: 64 bad address, 68
- * host not found, 69 refused or unreachable, 75 timed out. */
-int ek_client_connect(const char *cmd, const char *text, int64_t timeout_ms,
-                      int *fd, char *peer, size_t peer_size);
+ * turn until one answers, within timeout_ms in all, with the socket
+ * options o (only to addresses of --source's family, if given). Returns 0
+ * with *fd (a non-blocking socket) and, if peer is not NULL, the address
+ * that answered; or, after printing why, an exit status: 64 bad address
+ * (or options that cannot apply to it), 68 host not found, 69 refused or
+ * unreachable, 71 an option the kernel refused, 75 timed out. */
+int ek_client_connect(const char *cmd, const char *text,
+                      const struct ek_sockopts *o, int64_t timeout_ms, int *fd,
+                      char *peer, size_t peer_size);
 
 /* The same over UDP: a connected (so that only the server's datagrams
  * arrive, and ICMP port unreachable reads as ECONNREFUSED) non-blocking
- * socket to the first address text resolves to ("udp:" optional). */
-int ek_client_connect_udp(const char *cmd, const char *text, int *fd,
-                          char *peer, size_t peer_size);
+ * socket to the first address text resolves to ("udp:" optional) of
+ * --source's family. */
+int ek_client_connect_udp(const char *cmd, const char *text,
+                          const struct ek_sockopts *o, int *fd, char *peer,
+                          size_t peer_size);
 
 /* Whether text names a UDP address ("udp:HOST:PORT"). */
 bool ek_addr_text_is_udp(const char *text);
 
+/* ---- socket options in the clients (send, ping, bench) --------------- */
+
+/* --source ADDR|CIDR|FIRST-LAST, --bind-dev IFACE, --tos N, --dscp
+ * NAME|N, --mark N, --cc ALGO, --mss N: ek_sockopt.h says what each
+ * does. */
+enum {
+    EK_OPT_SOURCE = 2100, /* above every command's own, and TLS's */
+    EK_OPT_BIND_DEV,
+    EK_OPT_TOS,
+    EK_OPT_DSCP,
+    EK_OPT_MARK,
+    EK_OPT_CC,
+    EK_OPT_MSS,
+};
+
+/* Their entries in a getopt_long table. */
+#define EK_CLIENT_SOCK_LONGOPTS                                                \
+    {"source", required_argument, NULL, EK_OPT_SOURCE},                        \
+        {"bind-dev", required_argument, NULL, EK_OPT_BIND_DEV},                \
+        {"tos", required_argument, NULL, EK_OPT_TOS},                          \
+        {"dscp", required_argument, NULL, EK_OPT_DSCP},                        \
+        {"mark", required_argument, NULL, EK_OPT_MARK},                        \
+        {"cc", required_argument, NULL, EK_OPT_CC},                            \
+    {                                                                          \
+        "mss", required_argument, NULL, EK_OPT_MSS                             \
+    }
+
+/* Prints their lines of --help, descriptions from column `column`. */
+void ek_client_sock_usage(int column);
+
+/* Takes option c with its value arg into *o (which starts as
+ * EK_SOCKOPTS_NONE). Returns 0, 64 after saying why (a bad value, --tos
+ * with --dscp, an interface that does not exist), or -1 when c is not one
+ * of them. */
+int ek_client_sock_option(const char *cmd, struct ek_sockopts *o, int c,
+                          const char *arg);
+
+/* Whether o can apply to a socket of this family (AF_UNIX included), TCP
+ * if stream: tries each option on a socket made for the purpose, so that
+ * the one the kernel refuses can be named. Returns 0, or an exit status
+ * after saying why: 64 options that cannot apply (--source of the other
+ * family, --cc on UDP, any on a unix socket), 71 refused by the kernel
+ * (an unknown congestion control, --mark without CAP_NET_ADMIN, a source
+ * address not on this host). */
+int ek_client_sockopts_check(const char *cmd, const struct ek_sockopts *o,
+                             int family, bool stream);
+
 /* ---- TLS in the clients (send, ping, bench) -------------------------- */
+
+struct ek_client_tls;
+
+/* One of the options every client takes, TLS's or the socket's (below
+ * and above): 0, an exit status, or -1 when c is neither. */
+int ek_client_option(const char *cmd, struct ek_client_tls *t,
+                     struct ek_sockopts *o, int c, const char *arg);
 
 #include "ek_tls.h"
 

@@ -138,7 +138,7 @@ static const char *in_use_reason(const struct ek_sockaddr *sa)
     int family = sa->ss.ss_family;
     if (family != AF_INET && family != AF_INET6)
         return "";
-    int fd = ek_net_connect(sa, 1000);
+    int fd = ek_net_connect(sa, NULL, 1000);
     if (fd >= 0) {
         close(fd);
         return " (a server answers there)";

@@ -152,11 +152,21 @@ static int finish_connect(int fd, int timeout_ms)
     return ek_net_connect_result(fd);
 }
 
-int ek_net_connect_start(const struct ek_sockaddr *sa, bool *done)
+int ek_net_connect_start(const struct ek_sockaddr *sa,
+                         const struct ek_sockopts *o, uint64_t index,
+                         bool *done)
 {
     int fd = new_socket(sa->ss.ss_family);
     if (fd < 0)
         return fd;
+    const char *which;
+    int refused = o != NULL ? ek_sockopts_apply(o, fd, sa->ss.ss_family, true,
+                                                index, &which)
+                            : 0;
+    if (refused < 0) {
+        close(fd);
+        return refused;
+    }
     /* SO_REUSEADDR on a client too: its port (ephemeral, so possibly one
      * a server will want, 50000 say) stays in TIME_WAIT for 60 s when it
      * closes first, and Linux refuses to bind a server to a port that a
@@ -195,10 +205,11 @@ int ek_net_connect_result(int fd)
     return -soerr;
 }
 
-int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms)
+int ek_net_connect(const struct ek_sockaddr *sa, const struct ek_sockopts *o,
+                   int timeout_ms)
 {
     bool done;
-    int fd = ek_net_connect_start(sa, &done);
+    int fd = ek_net_connect_start(sa, o, 0, &done);
     if (fd < 0 || done) {
         if (fd >= 0)
             ek_net_tune(fd);

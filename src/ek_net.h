@@ -6,6 +6,7 @@
 #define EK_NET_H
 
 #include "ek_addr.h"
+#include "ek_sockopt.h"
 
 #include <stdbool.h>
 
@@ -33,15 +34,22 @@ int ek_net_accept(int listen_fd, bool nonblock);
  * would otherwise meet delayed ACKs), nothing on unix sockets. */
 void ek_net_tune(int fd);
 
-/* Connects with a timeout (ms, -1 = none). Returns a non-blocking,
- * close-on-exec fd, or -errno (-ETIMEDOUT on timeout). */
-int ek_net_connect(const struct ek_sockaddr *sa, int timeout_ms);
+/* Connects with a timeout (ms, -1 = none), the client's socket options
+ * o (NULL: none) set first. Returns a non-blocking, close-on-exec fd, or
+ * -errno (-ETIMEDOUT on timeout; an option refused gives its error too:
+ * callers that must tell which check them first, ek_client_sockopts_check).
+ */
+int ek_net_connect(const struct ek_sockaddr *sa, const struct ek_sockopts *o,
+                   int timeout_ms);
 
 /* The two halves of a non-blocking connect, for clients that open many
- * connections at once. start returns the fd (or -errno) and says whether
- * the connect already finished; once the fd is writable, result returns 0
- * (connected, options set as by ek_net_connect) or -errno. */
-int ek_net_connect_start(const struct ek_sockaddr *sa, bool *done);
+ * connections at once; connection `index` picks o's source address. start
+ * returns the fd (or -errno) and says whether the connect already
+ * finished; once the fd is writable, result returns 0 (connected, options
+ * set as by ek_net_connect) or -errno. */
+int ek_net_connect_start(const struct ek_sockaddr *sa,
+                         const struct ek_sockopts *o, uint64_t index,
+                         bool *done);
 int ek_net_connect_result(int fd);
 
 /* getsockname into *out. Returns 0 or -errno. */

@@ -401,7 +401,7 @@ int h_connect(const char *addr)
         return -EINVAL;
     if (ek_addr_resolve(&spec, false, &sa, &n) != 0 || n == 0)
         return -EADDRNOTAVAIL;
-    int fd = ek_net_connect(&sa[0], 10000);
+    int fd = ek_net_connect(&sa[0], NULL, 10000);
     free(sa);
     return fd;
 }
