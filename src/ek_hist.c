@@ -29,15 +29,22 @@ static uint64_t bucket_mid(unsigned i)
     return low + ((uint64_t)1 << shift) / 2;
 }
 
-void ek_hist_add(struct ek_hist *h, uint64_t value)
+void ek_hist_add_n(struct ek_hist *h, uint64_t value, uint64_t n)
 {
-    h->buckets[bucket_of(value)]++;
-    h->count++;
-    h->sum += (long double)value;
+    if (n == 0)
+        return;
+    h->buckets[bucket_of(value)] += n;
+    h->count += n;
+    h->sum += (long double)value * (long double)n;
     if (value < h->min)
         h->min = value;
     if (value > h->max)
         h->max = value;
+}
+
+void ek_hist_add(struct ek_hist *h, uint64_t value)
+{
+    ek_hist_add_n(h, value, 1);
 }
 
 void ek_hist_merge(struct ek_hist *into, const struct ek_hist *from)

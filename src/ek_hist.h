@@ -25,6 +25,8 @@ struct ek_hist {
 
 void ek_hist_reset(struct ek_hist *h);
 void ek_hist_add(struct ek_hist *h, uint64_t value);
+/* n values at value at once (a decoded histogram's bucket). */
+void ek_hist_add_n(struct ek_hist *h, uint64_t value, uint64_t n);
 void ek_hist_merge(struct ek_hist *into, const struct ek_hist *from);
 
 /* The value at quantile q (0..1): the midpoint of the bucket holding the

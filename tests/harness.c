@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "ek_json.h"
 #include "check.h"
 #include "ek_addr.h"
 #include "ek_net.h"
@@ -872,120 +873,9 @@ void h_fake_end(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
-/* A recursive-descent JSON checker: enough to prove `--json` output is
- * JSON, not to build a tree. */
-static const char *json_value(const char *p, int depth);
-
-static const char *json_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-static const char *json_string(const char *p)
-{
-    if (*p++ != '"')
-        return NULL;
-    while (*p != '"') {
-        if ((unsigned char)*p < 0x20)
-            return NULL;
-        if (*p == '\\') {
-            p++;
-            if (*p == 'u') {
-                for (int i = 1; i <= 4; i++)
-                    if (!isxdigit((unsigned char)p[i]))
-                        return NULL;
-                p += 4;
-            } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
-                return NULL;
-            }
-        }
-        p++;
-    }
-    return p + 1;
-}
-
-static const char *json_number(const char *p)
-{
-    if (*p == '-')
-        p++;
-    if (*p == '0')
-        p++;
-    else if (isdigit((unsigned char)*p))
-        while (isdigit((unsigned char)*p))
-            p++;
-    else
-        return NULL;
-    if (*p == '.') {
-        if (!isdigit((unsigned char)*++p))
-            return NULL;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!isdigit((unsigned char)*p))
-            return NULL;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    return p;
-}
-
-static const char *json_members(const char *p, int depth, char close,
-                                bool keyed)
-{
-    p = json_ws(p + 1);
-    if (*p == close)
-        return p + 1;
-    for (;;) {
-        if (keyed) {
-            p = json_string(json_ws(p));
-            if (p == NULL || *(p = json_ws(p)) != ':')
-                return NULL;
-            p++;
-        }
-        p = json_value(p, depth + 1);
-        if (p == NULL)
-            return NULL;
-        p = json_ws(p);
-        if (*p == close)
-            return p + 1;
-        if (*p++ != ',')
-            return NULL;
-    }
-}
-
-static const char *json_value(const char *p, int depth)
-{
-    if (depth > 64)
-        return NULL;
-    p = json_ws(p);
-    switch (*p) {
-    case '{':
-        return json_members(p, depth, '}', true);
-    case '[':
-        return json_members(p, depth, ']', false);
-    case '"':
-        return json_string(p);
-    case 't':
-        return strncmp(p, "true", 4) == 0 ? p + 4 : NULL;
-    case 'f':
-        return strncmp(p, "false", 5) == 0 ? p + 5 : NULL;
-    case 'n':
-        return strncmp(p, "null", 4) == 0 ? p + 4 : NULL;
-    default:
-        return json_number(p);
-    }
-}
-
 bool h_json_valid(const char *text)
 {
-    const char *end = json_value(text, 0);
-    return end != NULL && *json_ws(end) == '\0';
+    return ek_json_parse(text, NULL) == 0;
 }
 
 bool h_json_number(const char *text, const char *key, double *out)

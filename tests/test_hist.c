@@ -1,8 +1,14 @@
-/* Unit test of ek_hist: precision, quantiles, merge. */
+/* Unit test of ek_hist (precision, quantiles, merge) and of ek_hdr, its
+ * HdrHistogram encoding (the test that another implementation reads it is
+ * cli.bench_hdr_log, with HdrHistogram's own Java library). */
 #include "check.h"
+#include "ek_hdr.h"
 #include "ek_hist.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 static struct ek_hist a, b;
 
@@ -72,11 +78,68 @@ static void test_merge_and_empty(void)
     CHECK(p50 >= 495 && p50 <= 505);
 }
 
+/* Encoding then decoding gives every bucket back. */
+static void test_hdr_round_trip(void)
+{
+    ek_hist_reset(&a);
+    for (uint64_t v = 1; v < (1ull << 50); v = v * 5 / 4 + 1)
+        ek_hist_add_n(&a, v, v % 7 + 1);
+    ek_hist_add_n(&a, 1ull << 40, 1ull << 40); /* a count past 4 bytes */
+    char *text = ek_hdr_encode(&a);
+    CHECK(text != NULL);
+    CHECK(strncmp(text, "HISTF", 5) == 0); /* compressed V2's cookie */
+    ek_hist_reset(&b);
+    const char *why = NULL;
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(b.count, ==, a.count);
+    CHECK(memcmp(a.buckets, b.buckets, sizeof(a.buckets)) == 0);
+    /* Added, not replaced. */
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(b.count, ==, 2 * a.count);
+    free(text);
+
+    ek_hist_reset(&a); /* empty */
+    text = ek_hdr_encode(&a);
+    CHECK(text != NULL);
+    ek_hist_reset(&b);
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(b.count, ==, 0);
+    free(text);
+}
+
+/* Damaged or foreign input is refused with a reason, never read past. */
+static void test_hdr_refused(void)
+{
+    ek_hist_reset(&a);
+    for (uint64_t v = 1; v < 100000; v += 37)
+        ek_hist_add(&a, v);
+    char *text = ek_hdr_encode(&a);
+    CHECK(text != NULL);
+    size_t len = strlen(text);
+    const char *why = NULL;
+    CHECK_INT(ek_hdr_decode_add("not base64!", 11, &b, &why), ==, -EINVAL);
+    CHECK(why != NULL);
+    CHECK_INT(ek_hdr_decode_add(text, len / 2, &b, &why), ==, -EINVAL);
+    /* Every single-character change: refused or decoded, within bounds
+     * (the sanitizers watch the reads). */
+    for (size_t i = 0; i < len; i++) {
+        char *bad = strdup(text);
+        CHECK(bad != NULL);
+        bad[i] = bad[i] == 'A' ? 'z' : 'A';
+        ek_hist_reset(&b);
+        (void)ek_hdr_decode_add(bad, len, &b, &why);
+        free(bad);
+    }
+    free(text);
+}
+
 int main(void)
 {
     test_precision();
     test_quantiles();
     test_merge_and_empty();
+    test_hdr_round_trip();
+    test_hdr_refused();
     printf("PASS: hist\n");
     return 0;
 }
