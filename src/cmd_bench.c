@@ -2,8 +2,8 @@
  * echokit bench: options, the run's clock, and the report (text or JSON).
  * The load itself is ek_bench.c.
  */
-#include "ek_bench.h"
-#include "ek_cli.h"
+#include "cmd_bench.h"
+#include "ek_hdr.h"
 #include "ek_sockopt.h"
 #include "ek_conn.h"
 #include "ek_log.h"
@@ -84,26 +84,6 @@ static const char usage_tail[] =
     "first TLS handshake failed; 78 unusable --tls-cert, --tls-key or "
     "--tls-ca.\n";
 
-struct bench_options {
-    const char *server;
-    enum ek_bench_mode mode;
-    uint64_t conns, size, depth, rate, threads, exchanges;
-    struct ek_client_tls tls;
-    struct ek_sockopts sock;
-    bool tls_on;        /* TLS is on (after ek_client_tls_start) */
-    char tls_what[160]; /* what the first handshake negotiated */
-    int64_t duration_ms, warmup_ms, timeout_ms;
-    pid_t server_pid;
-    bool json;
-    bool udp;
-};
-
-/* What --server-pid and getrusage say about one moment. */
-struct cpu_sample {
-    long long server_us; /* -1 if unknown */
-    long long client_us;
-};
-
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int signo)
@@ -126,237 +106,6 @@ static void sample(const struct bench_options *o, struct cpu_sample *s)
     s->client_us = client_cpu_us();
 }
 
-static const char *mode_name(enum ek_bench_mode m)
-{
-    return m == EK_BENCH_STREAM    ? "stream"
-           : m == EK_BENCH_IDLE    ? "idle"
-           : m == EK_BENCH_CONNECT ? "connect"
-                                   : "rr";
-}
-
-/* "21.3 us", "1.25 ms", "2.10 s" */
-static const char *fmt_ns(uint64_t ns, char *buf, size_t size)
-{
-    if (ns < 1000000)
-        snprintf(buf, size, "%.1f us", (double)ns / 1e3);
-    else if (ns < 1000000000)
-        snprintf(buf, size, "%.2f ms", (double)ns / 1e6);
-    else
-        snprintf(buf, size, "%.2f s", (double)ns / 1e9);
-    return buf;
-}
-
-struct report {
-    const struct bench_options *o;
-    const char *peer;
-    struct ek_bench_result r;
-    double seconds; /* measured */
-    struct cpu_sample before, after;
-    long rss_kb, pss_kb, pss_base_kb; /* -1 if unknown */
-};
-
-static uint64_t errors_of(const struct ek_bench_result *r)
-{
-    return r->mismatches + r->resets + r->closed + r->timeouts +
-           r->conns_failed + r->tls_failed;
-}
-
-/* "min 21.3 us, p50 ..., max ..." */
-static void print_quantiles(const char *label, const struct ek_hist *h)
-{
-    char a[32], b[32], c[32], d[32], e[32], f[32];
-    printf("%-13smin %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n", label,
-           fmt_ns(h->min, a, sizeof(a)),
-           fmt_ns(ek_hist_quantile(h, 0.50), b, sizeof(b)),
-           fmt_ns(ek_hist_quantile(h, 0.90), c, sizeof(c)),
-           fmt_ns(ek_hist_quantile(h, 0.99), d, sizeof(d)),
-           fmt_ns(ek_hist_quantile(h, 0.999), e, sizeof(e)),
-           fmt_ns(h->max, f, sizeof(f)));
-}
-
-/* "\"name\":{\"min\":...}," in microseconds, or "\"name\":null,". */
-static void json_quantiles(const char *name, const struct ek_hist *h)
-{
-    if (h->count == 0) {
-        printf("\"%s\":null,", name);
-        return;
-    }
-    printf("\"%s\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
-           "\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
-           name, (double)h->min / 1e3, ek_hist_mean(h) / 1e3,
-           (double)ek_hist_quantile(h, 0.5) / 1e3,
-           (double)ek_hist_quantile(h, 0.9) / 1e3,
-           (double)ek_hist_quantile(h, 0.99) / 1e3,
-           (double)ek_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
-}
-
-/* CPU microseconds per message, or per connection in connect mode. */
-static double per_unit(const struct ek_bench_result *r,
-                       const struct bench_options *o, long long us)
-{
-    uint64_t n = o->mode == EK_BENCH_CONNECT ? r->conns_done : r->msgs;
-    return n ? (double)us / (double)n : 0.0;
-}
-
-static void print_text(const struct report *rp)
-{
-    const struct bench_options *o = rp->o;
-    const struct ek_bench_result *r = &rp->r;
-
-    bool connect = o->mode == EK_BENCH_CONNECT;
-    printf("echokit bench: %s%s%s to %s, %llu %s%s x %llu B",
-           mode_name(o->mode), o->udp ? " over UDP" : "",
-           o->tls_on ? " over TLS" : "", rp->peer, (unsigned long long)o->conns,
-           connect ? "slot" : "connection", o->conns == 1 ? "" : "s",
-           (unsigned long long)o->size);
-    if (connect)
-        printf(", %llu exchange%s each", (unsigned long long)o->exchanges,
-               o->exchanges == 1 ? "" : "s");
-    if (o->mode == EK_BENCH_RR)
-        printf(o->rate ? ", open loop at %llu msgs/s" : ", depth %llu",
-               (unsigned long long)(o->rate ? o->rate : o->depth));
-    else if (connect && o->rate)
-        printf(", open loop at %llu conns/s", (unsigned long long)o->rate);
-    printf(", %llu thread%s, %.1f s measured after %.1f s warm-up\n",
-           (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
-           rp->seconds, (double)o->warmup_ms / 1000.0);
-    if (o->tls_on && o->tls_what[0] != '\0')
-        printf("tls          %s\n", o->tls_what);
-    if (connect && o->tls_on)
-        printf("connections  %.0f/s: %llu done (%llu resumed), %u failed\n",
-               (double)r->conns_done / rp->seconds,
-               (unsigned long long)r->conns_done,
-               (unsigned long long)r->conns_resumed, r->conns_failed);
-    else if (connect)
-        printf("connections  %.0f/s: %llu done, %u failed\n",
-               (double)r->conns_done / rp->seconds,
-               (unsigned long long)r->conns_done, r->conns_failed);
-    else
-        printf("connections  %u made, %u failed\n", r->conns_made,
-               r->conns_failed);
-    if (connect && r->connect_lat.count > 0)
-        print_quantiles("connect", &r->connect_lat);
-    if (connect && r->handshake_lat.count > 0)
-        print_quantiles("handshake", &r->handshake_lat);
-    if (connect && r->first_echo_lat.count > 0)
-        print_quantiles("first echo", &r->first_echo_lat);
-    if (o->mode != EK_BENCH_IDLE)
-        printf("throughput   %.0f msgs/s, %.2f MiB/s each way\n",
-               (double)r->msgs / rp->seconds,
-               (double)r->bytes / rp->seconds / 1048576.0);
-    if ((o->mode == EK_BENCH_RR || connect) && r->latency.count > 0)
-        print_quantiles("latency", &r->latency);
-    printf("errors       %llu (mismatched %llu, reset %llu, closed %llu, no "
-           "echo %llu, connect %u, tls %llu)\n",
-           (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
-           (unsigned long long)r->resets, (unsigned long long)r->closed,
-           (unsigned long long)r->timeouts, r->conns_failed,
-           (unsigned long long)r->tls_failed);
-    if (o->udp)
-        printf("datagrams    %llu lost, %llu out of order, %llu duplicated or "
-               "late\n",
-               (unsigned long long)r->lost, (unsigned long long)r->reordered,
-               (unsigned long long)r->duplicates);
-    if (r->first_error[0] != '\0')
-        printf("first error  %s\n", r->first_error);
-    if (o->server_pid) {
-        long long us = rp->after.server_us - rp->before.server_us;
-        printf("server       pid %d:", (int)o->server_pid);
-        if (rp->before.server_us >= 0 && rp->after.server_us >= 0 &&
-            o->mode != EK_BENCH_IDLE)
-            printf(" CPU %.2f s = %.2f us/%s;", (double)us / 1e6,
-                   per_unit(r, o, us), connect ? "conn" : "msg");
-        printf(" RSS %ld KiB, PSS %ld KiB", rp->rss_kb, rp->pss_kb);
-        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
-            printf(" (%.0f bytes per connection)",
-                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
-                       r->conns_made);
-        printf("\n");
-    }
-    if (o->mode != EK_BENCH_IDLE) {
-        long long us = rp->after.client_us - rp->before.client_us;
-        printf("client       CPU %.2f s = %.2f us/%s\n", (double)us / 1e6,
-               per_unit(r, o, us), connect ? "conn" : "msg");
-    }
-}
-
-static void print_json(const struct report *rp)
-{
-    const struct bench_options *o = rp->o;
-    const struct ek_bench_result *r = &rp->r;
-    const struct ek_hist *h = &r->latency;
-
-    printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
-           "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
-           "\"depth\":%llu,\"rate\":%llu,\"threads\":%llu,"
-           "\"warmup_s\":%.3f,\"duration_s\":%.3f,",
-           rp->peer, mode_name(o->mode), (unsigned long long)o->conns,
-           r->conns_made, r->conns_failed, (unsigned long long)o->size,
-           (unsigned long long)o->depth, (unsigned long long)o->rate,
-           (unsigned long long)o->threads, (double)o->warmup_ms / 1000.0,
-           rp->seconds);
-    printf("\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_s\":%.1f,"
-           "\"mib_per_s\":%.3f,",
-           (unsigned long long)r->msgs, (unsigned long long)r->bytes,
-           (double)r->msgs / rp->seconds,
-           (double)r->bytes / rp->seconds / 1048576.0);
-    printf("\"errors\":%llu,\"mismatches\":%llu,\"resets\":%llu,"
-           "\"closed\":%llu,\"timeouts\":%llu,",
-           (unsigned long long)errors_of(r), (unsigned long long)r->mismatches,
-           (unsigned long long)r->resets, (unsigned long long)r->closed,
-           (unsigned long long)r->timeouts);
-    printf("\"udp\":%s,\"tls\":%s,\"tls_failed\":%llu,",
-           o->udp ? "true" : "false", o->tls_on ? "true" : "false",
-           (unsigned long long)r->tls_failed);
-    if (o->mode == EK_BENCH_CONNECT) {
-        printf("\"exchanges\":%llu,\"conns_done\":%llu,\"conns_per_s\":%.1f,"
-               "\"conns_resumed\":%llu,",
-               (unsigned long long)o->exchanges,
-               (unsigned long long)r->conns_done,
-               (double)r->conns_done / rp->seconds,
-               (unsigned long long)r->conns_resumed);
-        json_quantiles("connect_us", &r->connect_lat);
-        json_quantiles("handshake_us", &r->handshake_lat);
-        json_quantiles("first_echo_us", &r->first_echo_lat);
-    }
-    if (o->udp)
-        printf("\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
-               (unsigned long long)r->lost, (unsigned long long)r->reordered,
-               (unsigned long long)r->duplicates);
-    if (o->mode == EK_BENCH_RR || o->mode == EK_BENCH_CONNECT)
-        json_quantiles("latency_us", h);
-    else
-        printf("\"latency_us\":null,");
-    long long client_us = rp->after.client_us - rp->before.client_us;
-    printf("\"client_cpu_s\":%.3f", (double)client_us / 1e6);
-    if (o->server_pid) {
-        long long us = rp->after.server_us - rp->before.server_us;
-        bool cpu = rp->before.server_us >= 0 && rp->after.server_us >= 0;
-        printf(",\"server_pid\":%d,\"server_cpu_s\":", (int)o->server_pid);
-        printf(cpu ? "%.3f" : "null", (double)us / 1e6);
-        printf(",\"server_cpu_us_per_msg\":");
-        printf(cpu && r->msgs ? "%.3f" : "null",
-               r->msgs ? (double)us / (double)r->msgs : 0.0);
-        if (o->mode == EK_BENCH_CONNECT) {
-            printf(",\"server_cpu_us_per_conn\":");
-            printf(cpu && r->conns_done ? "%.3f" : "null", per_unit(r, o, us));
-        }
-        printf(",\"server_rss_kib\":%ld,\"server_pss_kib\":%ld", rp->rss_kb,
-               rp->pss_kb);
-        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
-            printf(",\"server_bytes_per_conn\":%.1f",
-                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
-                       r->conns_made);
-    }
-    if (r->first_error[0] != '\0') {
-        printf(",\"first_error\":\"");
-        for (const char *p = r->first_error; *p; p++)
-            printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-        printf("\"");
-    }
-    printf("}\n");
-}
-
 /* Sleeps until t (ek_now_ns), waking on SIGINT. */
 static void sleep_until(int64_t t)
 {
@@ -366,14 +115,36 @@ static void sleep_until(int64_t t)
 
 /* Runs the clock: warm-up, samples at the window's edges, a progress
  * line each second. Returns the measured seconds. */
+/* Hands every complete interval to bench_emit_interval, in order. Returns how
+ * many. */
+static uint64_t drain_intervals(struct ek_bench *b, struct report *rp)
+{
+    uint64_t n = 0;
+    while (rp->iv != NULL && ek_bench_next_interval(b, rp->iv) == 1) {
+        int status = bench_emit_interval(rp, rp->iv, rp->t_measure);
+        if (rp->status == 0)
+            rp->status = status;
+        n++;
+    }
+    return n;
+}
+
+/* Runs the clock: warm-up, samples at the window's edges, the intervals
+ * as they complete, a progress line each second. Returns the measured
+ * seconds. */
 static double run_clock(struct ek_bench *b, const struct bench_options *o,
                         int64_t start, struct report *rp)
 {
-    const int64_t second = 1000000000;
-    int64_t measure = start + o->warmup_ms * 1000000;
-    int64_t end = measure + o->duration_ms * 1000000;
+    const int64_t second = 1000000000, ms = 1000000;
+    const int64_t every = o->interval_ms * ms;
+    int64_t measure = start + o->warmup_ms * ms;
+    int64_t end = measure + o->duration_ms * ms;
     int64_t tick = start + second;
-    bool progress = isatty(STDERR_FILENO), sampled = false;
+    /* An interval is read just after it ends, when the workers have
+     * handed it over; one that is late is looked for again soon. */
+    int64_t check = every > 0 ? measure + every + 2 * ms : INT64_MAX;
+    uint64_t shown = 0;
+    bool progress = isatty(STDERR_FILENO) && every == 0, sampled = false;
     uint64_t last_msgs = 0, last_bytes = 0;
 
     for (;;) {
@@ -382,6 +153,8 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
             next = measure;
         if (tick < next)
             next = tick;
+        if (check < next)
+            next = check;
         sleep_until(next);
         if (interrupted)
             break;
@@ -391,6 +164,14 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
         }
         if (next >= end)
             break;
+        if (next >= check) {
+            shown += drain_intervals(b, rp);
+            int64_t now = ek_now_ns();
+            uint64_t ended = (uint64_t)((now - measure) / every);
+            check = shown < ended
+                        ? now + 10 * ms
+                        : measure + (int64_t)(ended + 1) * every + 2 * ms;
+        }
         if (next < tick)
             continue;
         tick += second;
@@ -421,24 +202,11 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
     return s > 0 ? s : 1e-9;
 }
 
-static int parse_mode(const char *s, enum ek_bench_mode *m)
-{
-    if (strcmp(s, "rr") == 0)
-        *m = EK_BENCH_RR;
-    else if (strcmp(s, "stream") == 0)
-        *m = EK_BENCH_STREAM;
-    else if (strcmp(s, "idle") == 0)
-        *m = EK_BENCH_IDLE;
-    else if (strcmp(s, "connect") == 0)
-        *m = EK_BENCH_CONNECT;
-    else
-        return -1;
-    return 0;
-}
-
 #define OPT_SERVER_PID 1000
 #define OPT_JSON 1001
 #define OPT_TIMEOUT 1002
+#define OPT_JSON_STREAM 1003
+#define OPT_HDR_LOG 1004
 
 static int parse_options(int argc, char **argv, struct bench_options *o)
 {
@@ -453,6 +221,9 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         {"threads", required_argument, NULL, 'T'},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"json", no_argument, NULL, OPT_JSON},
+        {"json-stream", no_argument, NULL, OPT_JSON_STREAM},
+        {"interval", required_argument, NULL, 'i'},
+        {"hdr-log", required_argument, NULL, OPT_HDR_LOG},
         {"udp", no_argument, NULL, 'u'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"exchanges", required_argument, NULL, 'n'},
@@ -467,12 +238,12 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     int c, bad = 0, rc;
     bool depth_given = false;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:n:hu", longopts,
+    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:n:i:hu", longopts,
                             NULL)) != -1) {
         const char *name = NULL;
         switch (c) {
         case 'm':
-            if (parse_mode(optarg, &o->mode) < 0)
+            if (!bench_parse_mode(optarg, &o->mode))
                 return ek_usage_error("bench",
                                       "invalid --mode '%s': use rr, stream, "
                                       "idle or connect",
@@ -531,6 +302,23 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         case OPT_JSON:
             o->json = true;
             break;
+        case OPT_JSON_STREAM:
+            o->json_stream = true;
+            break;
+        case 'i':
+            name = "--interval";
+            bad =
+                ek_parse_seconds(optarg, 3600 * 1000LL, &o->interval_ms, &why);
+            if (bad == 0 && o->interval_ms < 100) {
+                bad = -1;
+                why = "at least 0.1 s";
+            }
+            break;
+        case OPT_HDR_LOG:
+            if (optarg[0] == '\0')
+                return ek_usage_error("bench", "invalid --hdr-log '': empty");
+            o->hdr_log = optarg;
+            break;
         case OPT_TIMEOUT:
             name = "--timeout";
             bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->timeout_ms, &why);
@@ -581,6 +369,21 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         return ek_usage_error("bench", "--tls-resume applies to --mode "
                                        "connect (each connection resumes the "
                                        "last session)");
+    if (o->json && o->json_stream)
+        return ek_usage_error("bench", "--json and --json-stream: give one "
+                                       "(the stream ends with the summary)");
+    if (o->json && o->interval_ms > 0)
+        return ek_usage_error("bench", "--interval with --json: use "
+                                       "--json-stream for intervals as JSON");
+    if (o->hdr_log != NULL && o->mode != EK_BENCH_RR &&
+        o->mode != EK_BENCH_CONNECT)
+        return ek_usage_error("bench",
+                              "--hdr-log: --mode %s measures no "
+                              "latency (rr and connect do)",
+                              bench_mode_name(o->mode));
+    /* The stream and the log are made of intervals: 1 s unless told. */
+    if ((o->json_stream || o->hdr_log != NULL) && o->interval_ms == 0)
+        o->interval_ms = 1000;
     if (o->udp && (o->size < 8 || o->size > 65507))
         return ek_usage_error("bench", "invalid --size for --udp: 8 to 65507 "
                                        "bytes (a datagram)");
@@ -619,8 +422,108 @@ static int find_target(struct bench_options *o, struct ek_tls_client *tls,
     return status;
 }
 
+/* Seconds since the epoch at mono_ns, a time on ek_now_ns's clock. */
+static double epoch_of(int64_t mono_ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 -
+           (double)(ek_now_ns() - mono_ns) / 1e9;
+}
+
+/* Opens --hdr-log and the buffer intervals are read into. Returns 0, or
+ * an exit status after saying why. */
+static int open_outputs(const struct bench_options *o, struct report *rp)
+{
+    if (o->interval_ms > 0 && (rp->iv = malloc(sizeof(*rp->iv))) == NULL) {
+        ek_warnx("bench: out of memory");
+        return EX_OSERR;
+    }
+    if (o->hdr_log != NULL && (rp->hdr_log = fopen(o->hdr_log, "we")) == NULL) {
+        ek_warnx("bench: --hdr-log %s: %s", o->hdr_log, strerror(errno));
+        return EX_CANTCREAT;
+    }
+    return 0;
+}
+
+/* Closes what open_outputs opened; EX_IOERR if the log's end could not
+ * be written (said), else status. */
+static int close_outputs(const struct bench_options *o, struct report *rp,
+                         int status)
+{
+    free(rp->iv);
+    rp->iv = NULL;
+    if (rp->hdr_log != NULL && fclose(rp->hdr_log) != 0 && status == 0) {
+        ek_warnx("bench: --hdr-log %s: %s", o->hdr_log, strerror(errno));
+        status = EX_IOERR;
+    }
+    rp->hdr_log = NULL;
+    return status;
+}
+
+/* The run, from its connections to its report. Returns the exit status:
+ * 0, 1 when an echo failed, 74 when the log could not be written, or why
+ * nothing could run. */
+static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
+               struct report *rp)
+{
+    int status = open_outputs(o, rp);
+    if (status != 0)
+        return close_outputs(o, rp, status);
+    if (o->server_pid)
+        rp->pss_base_kb = ek_proc_mem_kb(o->server_pid, "Pss");
+    struct ek_bench *b = NULL;
+    int err = ek_bench_new(cfg, &b);
+    if (err < 0) {
+        ek_warnx("bench: no connection to %s could be made: %s", rp->peer,
+                 strerror(-err));
+        return close_outputs(o, rp, EX_UNAVAILABLE);
+    }
+
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    int64_t start = ek_now_ns();
+    err = ek_bench_start(b, start);
+    if (err < 0) {
+        ek_warnx("bench: cannot start threads: %s", strerror(-err));
+        ek_bench_free(b);
+        return close_outputs(o, rp, EX_OSERR);
+    }
+    rp->t_measure = start + o->warmup_ms * 1000000;
+    rp->start_time = epoch_of(rp->t_measure);
+    if (o->json_stream)
+        bench_json_stream_start(rp);
+    if (rp->hdr_log != NULL && ek_hdr_log_begin(rp->hdr_log, rp->start_time))
+        rp->status = EX_IOERR; /* said when the first interval fails too */
+    rp->seconds = run_clock(b, o, start, rp);
+    ek_bench_finish(b, &rp->r);
+    drain_intervals(b, rp); /* the last, cut short by the end */
+    if (o->server_pid) {
+        rp->rss_kb = ek_proc_mem_kb(o->server_pid, "Rss");
+        rp->pss_kb = ek_proc_mem_kb(o->server_pid, "Pss");
+    }
+    ek_bench_free(b);
+
+    if (o->json_stream) {
+        printf("{\"event\":\"end\",\"data\":");
+        bench_print_json(rp);
+        printf("}\n");
+    } else if (o->json) {
+        bench_print_json(rp);
+        printf("\n");
+    } else {
+        bench_print_text(rp);
+    }
+    fflush(stdout);
+    status = rp->status != 0 ? rp->status : bench_errors_of(&rp->r) > 0 ? 1 : 0;
+    return close_outputs(o, rp, status);
+}
+
 int ek_cmd_bench(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "merge") == 0)
+        return ek_cmd_bench_merge(argc - 1, argv + 1);
     struct bench_options o = {.server = "localhost:50000",
                               .mode = EK_BENCH_RR,
                               .conns = 50,
@@ -658,6 +561,7 @@ int ek_cmd_bench(int argc, char **argv)
         .rate = o.rate,
         .warmup_ns = o.warmup_ms * 1000000,
         .duration_ns = o.duration_ms * 1000000,
+        .interval_ns = o.interval_ms * 1000000,
         .timeout_ns = o.timeout_ms * 1000000,
     };
     status = find_target(&o, tls, &cfg.target, peer, sizeof(peer));
@@ -667,41 +571,7 @@ int ek_cmd_bench(int argc, char **argv)
     }
 
     struct report rp = {.o = &o, .peer = peer, .rss_kb = -1, .pss_kb = -1};
-    if (o.server_pid)
-        rp.pss_base_kb = ek_proc_mem_kb(o.server_pid, "Pss");
-    struct ek_bench *b = NULL;
-    int nerr = ek_bench_new(&cfg, &b);
-    if (nerr < 0) {
-        ek_warnx("bench: no connection to %s could be made: %s", peer,
-                 strerror(-nerr));
-        ek_client_tls_free(tls);
-        return EX_UNAVAILABLE;
-    }
-
-    struct sigaction sa = {.sa_handler = on_sigint};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    int64_t start = ek_now_ns();
-    int err = ek_bench_start(b, start);
-    if (err < 0) {
-        ek_warnx("bench: cannot start threads: %s", strerror(-err));
-        ek_bench_free(b);
-        ek_client_tls_free(tls);
-        return EX_OSERR;
-    }
-    rp.seconds = run_clock(b, &o, start, &rp);
-    ek_bench_finish(b, &rp.r);
-    if (o.server_pid) {
-        rp.rss_kb = ek_proc_mem_kb(o.server_pid, "Rss");
-        rp.pss_kb = ek_proc_mem_kb(o.server_pid, "Pss");
-    }
-    ek_bench_free(b);
+    status = run(&o, &cfg, &rp);
     ek_client_tls_free(tls);
-
-    if (o.json)
-        print_json(&rp);
-    else
-        print_text(&rp);
-    fflush(stdout);
-    return errors_of(&rp.r) > 0 ? 1 : 0;
+    return status;
 }

@@ -71,14 +71,16 @@ struct worker {
     uint32_t n;
     unsigned char *sbuf, *rbuf;
     struct ek_bench_live live;
-    /* the measured window */
-    uint64_t msgs, bytes, mismatches, resets, closed, timeouts;
-    uint64_t lost, reordered, duplicates;
-    uint64_t tls_failed, conns_done, conns_resumed;
-    uint32_t connect_failed; /* connect mode: connects that failed */
-    uint32_t index;          /* of this worker among them */
-    uint64_t opened;         /* connect mode: connections started */
-    struct ek_hist hist, connect_lat, handshake_lat, first_echo_lat;
+    /* What the current interval of the measured window found so far
+     * (connect mode: cur.conns_failed counts connects that failed); all of
+     * the window when it is not cut into intervals. */
+    struct ek_bench_result cur;
+    uint64_t k;       /* the current interval */
+    int64_t k_end;    /* when it ends (INT64_MAX: no intervals) */
+    uint64_t final_k; /* the last interval it published; UINT64_MAX while
+                         it runs */
+    uint32_t index;   /* of this worker among them */
+    uint64_t opened;  /* connect mode: connections started */
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
      * and goes to connection j % n: round robin in time order, so the
@@ -89,6 +91,20 @@ struct worker {
     bool again; /* some connection has again set */
 };
 
+/* An interval some worker has published, waiting for the others and for
+ * ek_bench_next_interval. */
+struct interval_slot {
+    struct interval_slot *next;
+    uint64_t k;
+    uint32_t published; /* workers that added theirs */
+    struct ek_bench_result r;
+};
+
+/* How far the workers may run ahead of the reader of intervals: past it,
+ * one that ends an interval waits (the reader is stuck writing, say).
+ * Intervals cost sizeof(struct ek_bench_result), about 240 KiB, each. */
+#define INTERVALS_AHEAD 8
+
 struct ek_bench {
     struct ek_bench_config cfg;
     struct worker *workers;
@@ -97,6 +113,17 @@ struct ek_bench {
     int64_t t_start, t_measure, t_end;
     atomic_bool stop;
     bool running;
+    /* Intervals: under lock; cond wakes workers waiting for room. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool lock_made;
+    struct interval_slot *head, *tail; /* published, in order */
+    uint64_t next_k;                   /* the next one to hand out */
+    uint32_t exited;                   /* workers done */
+    bool draining;                     /* the run is over: nobody waits */
+    int64_t t_stopped;                 /* INT64_MAX unless stopped early */
+    struct ek_bench_result total;      /* every interval, summed */
+    bool slot_lost;                    /* an interval found no memory */
 };
 
 static void set_error(struct worker *w, const char *fmt, ...)
@@ -144,8 +171,8 @@ static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
     static const char *const what[] = {"the echo differs", "connection failed",
                                        "the server closed the connection",
                                        "no echo", "TLS failed"};
-    uint64_t *counter[] = {&w->mismatches, &w->resets, &w->closed, &w->timeouts,
-                           &w->tls_failed};
+    uint64_t *counter[] = {&w->cur.mismatches, &w->cur.resets, &w->cur.closed, &w->cur.timeouts,
+                           &w->cur.tls_failed};
     (*counter[why])++;
     atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
     const char *tls_why = NULL;
@@ -284,14 +311,14 @@ static bool conn_recv_once(struct worker *w, struct bconn *c)
             int64_t from = b->cfg.rate > 0 && !connect_mode(b)
                                ? intended(w, c, m)
                                : c->stamps[m % b->cfg.depth];
-            ek_hist_add(&w->hist, (uint64_t)(now - from));
+            ek_hist_add(&w->cur.latency, (uint64_t)(now - from));
         }
         if (connect_mode(b) && done_before == 0 && done > 0 && measured)
-            ek_hist_add(&w->first_echo_lat, (uint64_t)(now - c->t_from));
+            ek_hist_add(&w->cur.first_echo_lat, (uint64_t)(now - c->t_from));
     }
     if (measured) {
-        w->msgs += done - done_before;
-        w->bytes += (uint64_t)n;
+        w->cur.msgs += done - done_before;
+        w->cur.bytes += (uint64_t)n;
     }
     atomic_fetch_add_explicit(&w->live.msgs, done - done_before,
                               memory_order_relaxed);
@@ -360,7 +387,7 @@ static void handshake_step(struct worker *w, struct bconn *c, int64_t now)
     }
     now = ek_now_ns();
     if (connect_mode(w->b) && now >= w->b->t_measure)
-        ek_hist_add(&w->handshake_lat, (uint64_t)(now - c->t_connected));
+        ek_hist_add(&w->cur.handshake_lat, (uint64_t)(now - c->t_connected));
 #endif
     conn_running(w, c, now);
 }
@@ -370,7 +397,7 @@ static void conn_connected(struct worker *w, struct bconn *c, int64_t now)
 {
     const struct ek_bench *b = w->b;
     if (connect_mode(b) && now >= b->t_measure)
-        ek_hist_add(&w->connect_lat, (uint64_t)(now - c->t_begin));
+        ek_hist_add(&w->cur.connect_lat, (uint64_t)(now - c->t_begin));
     c->t_connected = now;
     c->waiting_since = now;
 #ifdef EK_HAVE_TLS
@@ -392,7 +419,7 @@ static void conn_connected(struct worker *w, struct bconn *c, int64_t now)
  * slot waits BENCH_RETRY_NS. */
 static void connect_failed_in(struct worker *w, struct bconn *c, int err)
 {
-    w->connect_failed++;
+    w->cur.conns_failed++;
     atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
     set_error(w, "connect: %s", strerror(err));
     if (c->fd >= 0)
@@ -443,10 +470,10 @@ static void issue_due(struct worker *w, int64_t now);
 static void conn_done(struct worker *w, struct bconn *c, int64_t now)
 {
     if (now >= w->b->t_measure) {
-        w->conns_done++;
+        w->cur.conns_done++;
 #ifdef EK_HAVE_TLS
         if (ek_conn_tp(&c->tc) == &ek_transport_tls && ek_tls_resumed(&c->tc))
-            w->conns_resumed++;
+            w->cur.conns_resumed++;
 #endif
     }
     (void)ek_conn_tp(&c->tc)->finish(&c->tc, c->fd);
@@ -515,7 +542,7 @@ static void udp_forget(struct worker *w, struct bconn *c, uint32_t slot,
     c->inflight[slot] = 0;
     c->in_flight--;
     if (now >= w->b->t_measure)
-        w->lost++;
+        w->cur.lost++;
 }
 
 static void udp_send(struct worker *w, struct bconn *c, int64_t now)
@@ -559,7 +586,7 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
 static void udp_mismatch(struct worker *w, const struct bconn *c,
                          const char *what, uint64_t m)
 {
-    w->mismatches++;
+    w->cur.mismatches++;
     atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
     set_error(w, "connection %u: datagram %llu: %s", c->key,
               (unsigned long long)m, what);
@@ -584,7 +611,7 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
     uint32_t slot = (uint32_t)(m % udp_slots(b));
     bool measured = now >= b->t_measure && now < b->t_end;
     if (c->inflight[slot] != m + 1) { /* answered already, or given up */
-        w->duplicates += measured;
+        w->cur.duplicates += measured;
         return;
     }
     c->inflight[slot] = 0;
@@ -601,10 +628,10 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
     if (!reordered)
         c->highest = m;
     if (measured) {
-        w->reordered += reordered;
-        ek_hist_add(&w->hist, (uint64_t)(now - c->stamps[slot]));
-        w->msgs++;
-        w->bytes += size;
+        w->cur.reordered += reordered;
+        ek_hist_add(&w->cur.latency, (uint64_t)(now - c->stamps[slot]));
+        w->cur.msgs++;
+        w->cur.bytes += size;
     }
     atomic_fetch_add_explicit(&w->live.msgs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->live.bytes, size, memory_order_relaxed);
@@ -700,6 +727,91 @@ static void check_stalls(struct worker *w, int64_t now)
     }
 }
 
+void ek_bench_result_reset(struct ek_bench_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    ek_hist_reset(&r->latency);
+    ek_hist_reset(&r->connect_lat);
+    ek_hist_reset(&r->handshake_lat);
+    ek_hist_reset(&r->first_echo_lat);
+}
+
+void ek_bench_result_add(struct ek_bench_result *into,
+                         const struct ek_bench_result *from)
+{
+    into->conns_made += from->conns_made;
+    into->conns_failed += from->conns_failed;
+    into->msgs += from->msgs;
+    into->bytes += from->bytes;
+    into->mismatches += from->mismatches;
+    into->resets += from->resets;
+    into->closed += from->closed;
+    into->timeouts += from->timeouts;
+    into->lost += from->lost;
+    into->reordered += from->reordered;
+    into->duplicates += from->duplicates;
+    into->tls_failed += from->tls_failed;
+    into->conns_done += from->conns_done;
+    into->conns_resumed += from->conns_resumed;
+    ek_hist_merge(&into->latency, &from->latency);
+    ek_hist_merge(&into->connect_lat, &from->connect_lat);
+    ek_hist_merge(&into->handshake_lat, &from->handshake_lat);
+    ek_hist_merge(&into->first_echo_lat, &from->first_echo_lat);
+    if (into->first_error[0] == '\0')
+        memcpy(into->first_error, from->first_error, sizeof(into->first_error));
+}
+
+/* The slot of interval k, appended when k is new (workers publish every
+ * interval in order, so k is then the tail's next); NULL without memory. */
+static struct interval_slot *slot_for(struct ek_bench *b, uint64_t k)
+{
+    for (struct interval_slot *s = b->head; s != NULL; s = s->next)
+        if (s->k == k)
+            return s;
+    struct interval_slot *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->next = NULL;
+    s->k = k;
+    s->published = 0;
+    ek_bench_result_reset(&s->r);
+    if (b->tail != NULL)
+        b->tail->next = s;
+    else
+        b->head = s;
+    b->tail = s;
+    return s;
+}
+
+/* Hands w's current interval over and starts the next; final: w is done
+ * (its last interval may be cut short). */
+static void publish(struct worker *w, bool final)
+{
+    struct ek_bench *b = w->b;
+    pthread_mutex_lock(&b->lock);
+    while (!b->draining && w->k >= b->next_k + INTERVALS_AHEAD)
+        pthread_cond_wait(&b->cond, &b->lock);
+    struct interval_slot *s = slot_for(b, w->k);
+    if (s != NULL) {
+        ek_bench_result_add(&s->r, &w->cur);
+        s->published++;
+    } else {
+        b->slot_lost = true; /* the total below still has it */
+    }
+    ek_bench_result_add(&b->total, &w->cur);
+    if (final) {
+        w->final_k = w->k;
+        b->exited++;
+    }
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    ek_bench_result_reset(&w->cur);
+    w->k++;
+    w->k_end += w->k_end < INT64_MAX ? w->b->cfg.interval_ns : 0;
+}
+
+static void count_silent(struct worker *w);
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -724,11 +836,15 @@ static void *worker_main(void *arg)
         }
     }
     w->next_check = now + BENCH_TICK_NS;
+    w->k_end = b->cfg.interval_ns > 0 ? b->t_measure + b->cfg.interval_ns
+                                      : INT64_MAX;
 
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
         now = ek_now_ns();
         if (now >= b->t_end)
             break;
+        while (now >= w->k_end)
+            publish(w, false);
         bool open_loop =
             (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) && b->cfg.rate > 0;
         if (open_loop)
@@ -741,6 +857,8 @@ static void *worker_main(void *arg)
             w->next_check = now + BENCH_TICK_NS;
         }
         int64_t until = b->t_end < w->next_check ? b->t_end : w->next_check;
+        if (w->k_end < until)
+            until = w->k_end;
         if (open_loop) {
             int64_t due = b->t_start + (int64_t)w->next_j * w->interval_ns;
             if (due < until)
@@ -769,6 +887,9 @@ static void *worker_main(void *arg)
         if (w->again)
             recv_again(w);
     }
+    if (b->cfg.mode != EK_BENCH_IDLE && !connect_mode(b))
+        count_silent(w);
+    publish(w, true);
     return NULL;
 }
 
@@ -782,10 +903,8 @@ static int worker_init(struct ek_bench *b, struct worker *w)
         return err;
     if (w->sbuf == NULL || w->rbuf == NULL)
         return -ENOMEM;
-    ek_hist_reset(&w->hist);
-    ek_hist_reset(&w->connect_lat);
-    ek_hist_reset(&w->handshake_lat);
-    ek_hist_reset(&w->first_echo_lat);
+    ek_bench_result_reset(&w->cur);
+    w->final_k = UINT64_MAX;
     if (b->cfg.rate > 0 && w->n > 0) {
         /* This worker's share of the rate: n of the conns. */
         double per_worker = (double)b->cfg.rate * w->n / b->made;
@@ -901,6 +1020,18 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     if (b == NULL)
         return -ENOMEM;
     b->cfg = *cfg;
+    b->t_stopped = INT64_MAX;
+    ek_bench_result_reset(&b->total);
+    if (pthread_mutex_init(&b->lock, NULL) != 0) {
+        free(b);
+        return -ENOMEM;
+    }
+    if (pthread_cond_init(&b->cond, NULL) != 0) {
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+        return -ENOMEM;
+    }
+    b->lock_made = true;
     /* connect mode: the slots open their connections as they run. */
     int err = 0;
     if (connect_mode(b))
@@ -1006,6 +1137,12 @@ int ek_bench_start(struct ek_bench *b, int64_t start_ns)
 void ek_bench_stop(struct ek_bench *b)
 {
     atomic_store(&b->stop, true);
+    pthread_mutex_lock(&b->lock);
+    if (b->t_stopped == INT64_MAX)
+        b->t_stopped = ek_now_ns();
+    b->draining = true; /* a worker waiting for room goes on */
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
 }
 
 void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
@@ -1040,46 +1177,68 @@ static void count_silent(struct worker *w)
     }
 }
 
+/* Whether every worker has published interval k, or is done before it. */
+static bool interval_complete(const struct ek_bench *b, uint64_t k,
+                              uint32_t published)
+{
+    uint32_t done_before = 0;
+    for (uint32_t t = 0; t < b->nworkers; t++)
+        done_before += b->workers[t].final_k < k;
+    return published + done_before == b->nworkers;
+}
+
+int ek_bench_next_interval(struct ek_bench *b, struct ek_bench_interval *out)
+{
+    pthread_mutex_lock(&b->lock);
+    struct interval_slot *s = b->head;
+    /* An interval without memory for its slot would never complete: the
+     * reports stop there (the total has everything). */
+    int rc = b->slot_lost || (s == NULL && b->exited == b->nworkers) ? -1 : 0;
+    if (b->slot_lost)
+        s = NULL;
+    if (s != NULL && interval_complete(b, s->k, s->published)) {
+        int64_t len = b->cfg.interval_ns;
+        out->index = s->k;
+        out->start_ns = b->t_measure + (int64_t)s->k * len;
+        out->end_ns = len > 0 ? out->start_ns + len : INT64_MAX;
+        if (out->end_ns > b->t_end)
+            out->end_ns = b->t_end;
+        if (out->end_ns > b->t_stopped)
+            out->end_ns = b->t_stopped;
+        if (out->end_ns < out->start_ns) /* stopped in the warm-up */
+            out->end_ns = out->start_ns;
+        memcpy(&out->r, &s->r, sizeof(out->r));
+        b->head = s->next;
+        if (b->head == NULL)
+            b->tail = NULL;
+        b->next_k = s->k + 1;
+        free(s);
+        pthread_cond_broadcast(&b->cond); /* room for one more */
+        rc = 1;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
 void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
 {
-    memset(r, 0, sizeof(*r));
-    ek_hist_reset(&r->latency);
-    ek_hist_reset(&r->connect_lat);
-    ek_hist_reset(&r->handshake_lat);
-    ek_hist_reset(&r->first_echo_lat);
+    for (uint32_t t = 0; b->running && t < b->nworkers; t++)
+        pthread_join(b->workers[t].tid, NULL);
+    b->running = false;
+    memcpy(r, &b->total, sizeof(*r));
     r->conns_made = b->made;
-    r->conns_failed = b->failed;
-    for (uint32_t t = 0; t < b->nworkers; t++) {
-        struct worker *w = &b->workers[t];
-        if (b->running)
-            pthread_join(w->tid, NULL);
-        if (b->cfg.mode != EK_BENCH_IDLE && !connect_mode(b))
-            count_silent(w);
-        r->msgs += w->msgs;
-        r->bytes += w->bytes;
-        r->mismatches += w->mismatches;
-        r->resets += w->resets;
-        r->closed += w->closed;
-        r->timeouts += w->timeouts;
-        r->lost += w->lost;
-        r->reordered += w->reordered;
-        r->duplicates += w->duplicates;
-        r->tls_failed += w->tls_failed;
-        r->conns_done += w->conns_done;
-        r->conns_resumed += w->conns_resumed;
-        r->conns_failed += w->connect_failed;
-        ek_hist_merge(&r->latency, &w->hist);
-        ek_hist_merge(&r->connect_lat, &w->connect_lat);
-        ek_hist_merge(&r->handshake_lat, &w->handshake_lat);
-        ek_hist_merge(&r->first_echo_lat, &w->first_echo_lat);
-        if (r->first_error[0] == '\0' && w->first_error[0] != '\0')
-            memcpy(r->first_error, w->first_error, sizeof(r->first_error));
-    }
+    r->conns_failed += b->failed;
+    for (uint32_t t = 0; t < b->nworkers && r->first_error[0] == '\0'; t++)
+        memcpy(r->first_error, b->workers[t].first_error,
+               sizeof(r->first_error));
     if (r->first_error[0] == '\0' && b->failed > 0)
         snprintf(r->first_error, sizeof(r->first_error),
                  "%u of %u connections could not be made; the first: %s",
                  b->failed, b->cfg.conns, b->connect_error);
-    b->running = false;
+    if (b->slot_lost && r->first_error[0] == '\0')
+        snprintf(r->first_error, sizeof(r->first_error),
+                 "out of memory: an interval was left out of the interval "
+                 "reports (not of this total)");
 }
 
 void ek_bench_free(struct ek_bench *b)
@@ -1101,5 +1260,14 @@ void ek_bench_free(struct ek_bench *b)
         free(w->rbuf);
     }
     free(b->workers);
+    while (b->head != NULL) {
+        struct interval_slot *next = b->head->next;
+        free(b->head);
+        b->head = next;
+    }
+    if (b->lock_made) {
+        pthread_cond_destroy(&b->cond);
+        pthread_mutex_destroy(&b->lock);
+    }
     free(b);
 }

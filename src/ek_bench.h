@@ -76,6 +76,8 @@ struct ek_bench_config {
                                            source address i */
     const char *tls_host;               /* the name TLS verifies (and sends) */
     int64_t warmup_ns, duration_ns;
+    int64_t interval_ns; /* > 0: the window is cut into intervals of this
+                            length, each reported (ek_bench_next_interval) */
     int64_t timeout_ns; /* connect; and a connection owed an echo that sees
                            nothing for this long has failed */
 };
@@ -88,7 +90,8 @@ struct ek_bench_live {
     atomic_uint_fast64_t errors;
 };
 
-/* What a run found, over the measured window only. */
+/* What a run found, over the measured window only (or one interval of
+ * it, or several runs merged). */
 struct ek_bench_result {
     uint32_t conns_made, conns_failed;
     uint64_t msgs, bytes; /* in the window */
@@ -100,6 +103,22 @@ struct ek_bench_result {
     uint64_t conns_done, conns_resumed; /* closed after their exchanges */
     struct ek_hist connect_lat, handshake_lat, first_echo_lat; /* ns */
     char first_error[256]; /* "" when none */
+};
+
+void ek_bench_result_reset(struct ek_bench_result *r);
+
+/* Adds from's counts and histograms to into's (first_error: into's, or
+ * else from's). */
+void ek_bench_result_add(struct ek_bench_result *into,
+                         const struct ek_bench_result *from);
+
+/* One interval of the measured window: [start_ns, end_ns) on ek_now_ns's
+ * clock; the last one ends with the window, or where the run was
+ * stopped. */
+struct ek_bench_interval {
+    uint64_t index;
+    int64_t start_ns, end_ns;
+    struct ek_bench_result r;
 };
 
 struct ek_bench;
@@ -121,7 +140,15 @@ void ek_bench_stop(struct ek_bench *b);
 void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
                    uint64_t *errors);
 
-/* Waits for the workers and fills *r. */
+/* The next interval, in order, once every worker is past its end: 1 with
+ * *out, 0 when it is not complete yet (never waits), -1 when there are no
+ * more. Without interval_ns the whole window is one interval, complete
+ * once the run is over. The workers wait for a reader that falls 8
+ * intervals behind (until ek_bench_stop). */
+int ek_bench_next_interval(struct ek_bench *b, struct ek_bench_interval *out);
+
+/* Waits for the workers and fills *r: the whole window, every interval
+ * summed, whether or not they were read. */
 void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r);
 
 void ek_bench_free(struct ek_bench *b);

@@ -1,0 +1,89 @@
+/*
+ * cmd_bench: what the parts of `echokit bench` share: cmd_bench.c (the
+ * options and the run), cmd_bench_report.c (the report: text, JSON, the
+ * intervals) and cmd_bench_merge.c (`bench merge`, which reports runs
+ * added together the same way).
+ */
+#ifndef EK_CMD_BENCH_H
+#define EK_CMD_BENCH_H
+
+#include "ek_bench.h"
+#include "ek_cli.h"
+#include "ek_sockopt.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct bench_options {
+    const char *server;
+    enum ek_bench_mode mode;
+    uint64_t conns, size, depth, rate, threads, exchanges;
+    struct ek_client_tls tls;
+    struct ek_sockopts sock;
+    bool tls_on;        /* TLS is on (after ek_client_tls_start) */
+    char tls_what[160]; /* what the first handshake negotiated */
+    int64_t duration_ms, warmup_ms, timeout_ms;
+    pid_t server_pid;
+    bool json;
+    bool udp;
+    int64_t interval_ms; /* -i; 0: no intervals */
+    bool json_stream;
+    const char *hdr_log;
+};
+
+/* What --server-pid and getrusage say about one moment. */
+struct cpu_sample {
+    long long server_us; /* -1 if unknown */
+    long long client_us;
+};
+
+/* A run's report (or several runs', merged). */
+struct report {
+    const struct bench_options *o;
+    const char *peer;
+    struct ek_bench_result r;
+    double seconds;               /* measured */
+    int64_t t_measure;            /* when the window began (ek_now_ns) */
+    double start_time;            /* the same, in seconds since the epoch */
+    struct ek_bench_interval *iv; /* where intervals are read into */
+    FILE *hdr_log;                /* --hdr-log */
+    int status;                   /* EX_IOERR once the log failed */
+    struct cpu_sample before, after;
+    long rss_kb, pss_kb, pss_base_kb; /* -1 if unknown */
+    size_t runs;     /* bench merge: how many runs; 0 for one bench */
+    double common_s; /* bench merge: how long they all ran together */
+};
+
+/* "rr", "stream", "idle", "connect". */
+const char *bench_mode_name(enum ek_bench_mode m);
+
+/* Whether s names a mode ("rr", ...); if so, it is in *m. */
+bool bench_parse_mode(const char *s, enum ek_bench_mode *m);
+
+/* "21.3 us", "1.25 ms", "2.10 s" into buf. */
+const char *bench_fmt_ns(uint64_t ns, char *buf, size_t size);
+
+/* Every error r counts: mismatches, resets, early closes, timeouts,
+ * failed connects and TLS handshakes. */
+uint64_t bench_errors_of(const struct ek_bench_result *r);
+
+/* The summary on stdout: as text, or as one JSON object (no newline). */
+void bench_print_text(const struct report *rp);
+void bench_print_json(const struct report *rp);
+
+/* --json-stream's first line: what the run is. */
+void bench_json_stream_start(const struct report *rp);
+
+/* One interval (its times on ek_now_ns's clock, the window beginning at
+ * measure) as -i's line, --json-stream's object and --hdr-log's lines,
+ * whichever were asked for. Returns 0, or EX_IOERR after saying why (the
+ * log could not be written). */
+int bench_emit_interval(const struct report *rp,
+                        const struct ek_bench_interval *iv, int64_t measure);
+
+/* echokit bench merge FILE...: argv[0] is "merge". */
+int ek_cmd_bench_merge(int argc, char **argv);
+
+#endif

@@ -1,0 +1,362 @@
+/*
+ * echokit bench's report: the summary as text or JSON, and the intervals
+ * (-i, --json-stream, --hdr-log). `bench merge` prints with it too.
+ */
+#include "cmd_bench.h"
+#include "ek_hdr.h"
+#include "ek_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+const char *bench_mode_name(enum ek_bench_mode m)
+{
+    return m == EK_BENCH_STREAM    ? "stream"
+           : m == EK_BENCH_IDLE    ? "idle"
+           : m == EK_BENCH_CONNECT ? "connect"
+                                   : "rr";
+}
+
+bool bench_parse_mode(const char *s, enum ek_bench_mode *m)
+{
+    static const enum ek_bench_mode all[] = {EK_BENCH_RR, EK_BENCH_STREAM,
+                                             EK_BENCH_IDLE, EK_BENCH_CONNECT};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(s, bench_mode_name(all[i])) == 0) {
+            *m = all[i];
+            return true;
+        }
+    return false;
+}
+
+/* "21.3 us", "1.25 ms", "2.10 s" */
+const char *bench_fmt_ns(uint64_t ns, char *buf, size_t size)
+{
+    if (ns < 1000000)
+        snprintf(buf, size, "%.1f us", (double)ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(buf, size, "%.2f ms", (double)ns / 1e6);
+    else
+        snprintf(buf, size, "%.2f s", (double)ns / 1e9);
+    return buf;
+}
+
+uint64_t bench_errors_of(const struct ek_bench_result *r)
+{
+    return r->mismatches + r->resets + r->closed + r->timeouts +
+           r->conns_failed + r->tls_failed;
+}
+
+/* "min 21.3 us, p50 ..., max ..." */
+static void print_quantiles(const char *label, const struct ek_hist *h)
+{
+    char a[32], b[32], c[32], d[32], e[32], f[32];
+    printf("%-13smin %s, p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n", label,
+           bench_fmt_ns(h->min, a, sizeof(a)),
+           bench_fmt_ns(ek_hist_quantile(h, 0.50), b, sizeof(b)),
+           bench_fmt_ns(ek_hist_quantile(h, 0.90), c, sizeof(c)),
+           bench_fmt_ns(ek_hist_quantile(h, 0.99), d, sizeof(d)),
+           bench_fmt_ns(ek_hist_quantile(h, 0.999), e, sizeof(e)),
+           bench_fmt_ns(h->max, f, sizeof(f)));
+}
+
+/* "\"name\":{\"min\":...}," in microseconds, or "\"name\":null,". */
+static void json_quantiles(const char *name, const struct ek_hist *h)
+{
+    if (h->count == 0) {
+        printf("\"%s\":null,", name);
+        return;
+    }
+    printf("\"%s\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
+           "\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+           name, (double)h->min / 1e3, ek_hist_mean(h) / 1e3,
+           (double)ek_hist_quantile(h, 0.5) / 1e3,
+           (double)ek_hist_quantile(h, 0.9) / 1e3,
+           (double)ek_hist_quantile(h, 0.99) / 1e3,
+           (double)ek_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
+}
+
+/* CPU microseconds per message, or per connection in connect mode. */
+static double per_unit(const struct ek_bench_result *r,
+                       const struct bench_options *o, long long us)
+{
+    uint64_t n = o->mode == EK_BENCH_CONNECT ? r->conns_done : r->msgs;
+    return n ? (double)us / (double)n : 0.0;
+}
+
+void bench_print_text(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+
+    bool connect = o->mode == EK_BENCH_CONNECT;
+    printf("echokit bench: %s%s%s to %s, %llu %s%s x %llu B",
+           bench_mode_name(o->mode), o->udp ? " over UDP" : "",
+           o->tls_on ? " over TLS" : "", rp->peer, (unsigned long long)o->conns,
+           connect ? "slot" : "connection", o->conns == 1 ? "" : "s",
+           (unsigned long long)o->size);
+    if (connect)
+        printf(", %llu exchange%s each", (unsigned long long)o->exchanges,
+               o->exchanges == 1 ? "" : "s");
+    if (o->mode == EK_BENCH_RR)
+        printf(o->rate ? ", open loop at %llu msgs/s" : ", depth %llu",
+               (unsigned long long)(o->rate ? o->rate : o->depth));
+    else if (connect && o->rate)
+        printf(", open loop at %llu conns/s", (unsigned long long)o->rate);
+    printf(", %llu thread%s, %.1f s measured after %.1f s warm-up\n",
+           (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
+           rp->seconds, (double)o->warmup_ms / 1000.0);
+    if (o->tls_on && o->tls_what[0] != '\0')
+        printf("tls          %s\n", o->tls_what);
+    if (connect && o->tls_on)
+        printf("connections  %.0f/s: %llu done (%llu resumed), %u failed\n",
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_done,
+               (unsigned long long)r->conns_resumed, r->conns_failed);
+    else if (connect)
+        printf("connections  %.0f/s: %llu done, %u failed\n",
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_done, r->conns_failed);
+    else
+        printf("connections  %u made, %u failed\n", r->conns_made,
+               r->conns_failed);
+    if (connect && r->connect_lat.count > 0)
+        print_quantiles("connect", &r->connect_lat);
+    if (connect && r->handshake_lat.count > 0)
+        print_quantiles("handshake", &r->handshake_lat);
+    if (connect && r->first_echo_lat.count > 0)
+        print_quantiles("first echo", &r->first_echo_lat);
+    if (o->mode != EK_BENCH_IDLE)
+        printf("throughput   %.0f msgs/s, %.2f MiB/s each way\n",
+               (double)r->msgs / rp->seconds,
+               (double)r->bytes / rp->seconds / 1048576.0);
+    if ((o->mode == EK_BENCH_RR || connect) && r->latency.count > 0)
+        print_quantiles("latency", &r->latency);
+    printf("errors       %llu (mismatched %llu, reset %llu, closed %llu, no "
+           "echo %llu, connect %u, tls %llu)\n",
+           (unsigned long long)bench_errors_of(r),
+           (unsigned long long)r->mismatches, (unsigned long long)r->resets,
+           (unsigned long long)r->closed, (unsigned long long)r->timeouts,
+           r->conns_failed, (unsigned long long)r->tls_failed);
+    if (o->udp)
+        printf("datagrams    %llu lost, %llu out of order, %llu duplicated or "
+               "late\n",
+               (unsigned long long)r->lost, (unsigned long long)r->reordered,
+               (unsigned long long)r->duplicates);
+    if (r->first_error[0] != '\0')
+        printf("first error  %s\n", r->first_error);
+    if (o->server_pid) {
+        long long us = rp->after.server_us - rp->before.server_us;
+        printf("server       pid %d:", (int)o->server_pid);
+        if (rp->before.server_us >= 0 && rp->after.server_us >= 0 &&
+            o->mode != EK_BENCH_IDLE)
+            printf(" CPU %.2f s = %.2f us/%s;", (double)us / 1e6,
+                   per_unit(r, o, us), connect ? "conn" : "msg");
+        printf(" RSS %ld KiB, PSS %ld KiB", rp->rss_kb, rp->pss_kb);
+        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
+            printf(" (%.0f bytes per connection)",
+                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
+                       r->conns_made);
+        printf("\n");
+    }
+    if (o->mode != EK_BENCH_IDLE) {
+        long long us = rp->after.client_us - rp->before.client_us;
+        printf("client       CPU %.2f s = %.2f us/%s\n", (double)us / 1e6,
+               per_unit(r, o, us), connect ? "conn" : "msg");
+    }
+}
+
+/* What a window (or one interval of it) counted, as JSON members
+ * followed by a comma: what the summary and the intervals share. */
+static void json_counts(const struct bench_options *o,
+                        const struct ek_bench_result *r, double seconds)
+{
+    printf("\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_s\":%.1f,"
+           "\"mib_per_s\":%.3f,",
+           (unsigned long long)r->msgs, (unsigned long long)r->bytes,
+           (double)r->msgs / seconds, (double)r->bytes / seconds / 1048576.0);
+    printf("\"errors\":%llu,\"mismatches\":%llu,\"resets\":%llu,"
+           "\"closed\":%llu,\"timeouts\":%llu,\"tls_failed\":%llu,",
+           (unsigned long long)bench_errors_of(r),
+           (unsigned long long)r->mismatches, (unsigned long long)r->resets,
+           (unsigned long long)r->closed, (unsigned long long)r->timeouts,
+           (unsigned long long)r->tls_failed);
+    if (o->mode == EK_BENCH_CONNECT) {
+        printf("\"conns_done\":%llu,\"conns_per_s\":%.1f,"
+               "\"conns_resumed\":%llu,",
+               (unsigned long long)r->conns_done,
+               (double)r->conns_done / seconds,
+               (unsigned long long)r->conns_resumed);
+        json_quantiles("connect_us", &r->connect_lat);
+        json_quantiles("handshake_us", &r->handshake_lat);
+        json_quantiles("first_echo_us", &r->first_echo_lat);
+    }
+    if (o->udp)
+        printf("\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
+               (unsigned long long)r->lost, (unsigned long long)r->reordered,
+               (unsigned long long)r->duplicates);
+    if (o->mode == EK_BENCH_RR || o->mode == EK_BENCH_CONNECT)
+        json_quantiles("latency_us", &r->latency);
+    else
+        printf("\"latency_us\":null,");
+}
+
+/* The histograms of r that mode fills, by name, each as HdrHistogram's
+ * compressed V2 in base64 (ek_hdr.h), in nanoseconds: what `bench merge`
+ * adds up exactly. */
+static void json_histograms(const struct bench_options *o,
+                            const struct ek_bench_result *r)
+{
+    const struct {
+        const char *name;
+        const struct ek_hist *h;
+    } all[] = {{"latency", &r->latency},
+               {"connect", &r->connect_lat},
+               {"handshake", &r->handshake_lat},
+               {"first_echo", &r->first_echo_lat}};
+    size_t n = o->mode == EK_BENCH_CONNECT ? 4 : o->mode == EK_BENCH_RR ? 1 : 0;
+    printf("\"hdr\":{");
+    for (size_t i = 0; i < n; i++) {
+        char *text = ek_hdr_encode(all[i].h);
+        printf("%s\"%s\":", i ? "," : "", all[i].name);
+        printf(text != NULL ? "\"%s\"" : "null", text);
+        free(text);
+    }
+    printf("},");
+}
+
+/* The summary as one JSON object, without a newline. */
+void bench_print_json(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+
+    printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
+           "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
+           "\"depth\":%llu,\"rate\":%llu,\"threads\":%llu,"
+           "\"warmup_s\":%.3f,\"duration_s\":%.3f,",
+           rp->peer, bench_mode_name(o->mode), (unsigned long long)o->conns,
+           r->conns_made, r->conns_failed, (unsigned long long)o->size,
+           (unsigned long long)o->depth, (unsigned long long)o->rate,
+           (unsigned long long)o->threads, (double)o->warmup_ms / 1000.0,
+           rp->seconds);
+    printf("\"start_time\":%.6f,\"end_time\":%.6f,", rp->start_time,
+           rp->start_time + rp->seconds);
+    if (rp->runs > 0)
+        printf("\"runs\":%zu,\"common_s\":%.3f,", rp->runs, rp->common_s);
+    printf("\"udp\":%s,\"tls\":%s,", o->udp ? "true" : "false",
+           o->tls_on ? "true" : "false");
+    if (o->mode == EK_BENCH_CONNECT)
+        printf("\"exchanges\":%llu,", (unsigned long long)o->exchanges);
+    json_counts(o, r, rp->seconds);
+    json_histograms(o, r);
+    long long client_us = rp->after.client_us - rp->before.client_us;
+    printf("\"client_cpu_s\":%.3f", (double)client_us / 1e6);
+    if (o->server_pid) {
+        long long us = rp->after.server_us - rp->before.server_us;
+        bool cpu = rp->before.server_us >= 0 && rp->after.server_us >= 0;
+        printf(",\"server_pid\":%d,\"server_cpu_s\":", (int)o->server_pid);
+        printf(cpu ? "%.3f" : "null", (double)us / 1e6);
+        printf(",\"server_cpu_us_per_msg\":");
+        printf(cpu && r->msgs ? "%.3f" : "null",
+               r->msgs ? (double)us / (double)r->msgs : 0.0);
+        if (o->mode == EK_BENCH_CONNECT) {
+            printf(",\"server_cpu_us_per_conn\":");
+            printf(cpu && r->conns_done ? "%.3f" : "null", per_unit(r, o, us));
+        }
+        printf(",\"server_rss_kib\":%ld,\"server_pss_kib\":%ld", rp->rss_kb,
+               rp->pss_kb);
+        if (o->mode == EK_BENCH_IDLE && r->conns_made > 0)
+            printf(",\"server_bytes_per_conn\":%.1f",
+                   (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
+                       r->conns_made);
+    }
+    if (r->first_error[0] != '\0') {
+        printf(",\"first_error\":\"");
+        for (const char *p = r->first_error; *p; p++)
+            printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+        printf("\"");
+    }
+    printf("}");
+}
+
+/* --json-stream's first line: what the run is. */
+void bench_json_stream_start(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    printf("{\"event\":\"start\",\"data\":{\"server\":\"%s\",\"mode\":\"%s\","
+           "\"conns\":%llu,\"size\":%llu,\"depth\":%llu,\"rate\":%llu,"
+           "\"threads\":%llu,\"warmup_s\":%.3f,\"duration_s\":%.3f,"
+           "\"interval_s\":%.3f,\"udp\":%s,\"tls\":%s,\"start_time\":%.6f}}"
+           "\n",
+           rp->peer, bench_mode_name(o->mode), (unsigned long long)o->conns,
+           (unsigned long long)o->size, (unsigned long long)o->depth,
+           (unsigned long long)o->rate, (unsigned long long)o->threads,
+           (double)o->warmup_ms / 1000.0, (double)o->duration_ms / 1000.0,
+           (double)o->interval_ms / 1000.0, o->udp ? "true" : "false",
+           o->tls_on ? "true" : "false", rp->start_time);
+    fflush(stdout);
+}
+
+/* One interval as -i's line, --json-stream's object and --hdr-log's
+ * lines, whichever were asked for. Returns 0, or EX_IOERR after saying
+ * why (the log could not be written). */
+int bench_emit_interval(const struct report *rp,
+                        const struct ek_bench_interval *iv, int64_t measure)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &iv->r;
+    double from = (double)(iv->start_ns - measure) / 1e9;
+    double to = (double)(iv->end_ns - measure) / 1e9;
+    double seconds = to > from ? to - from : 1e-9;
+    if (o->json_stream) {
+        printf("{\"event\":\"interval\",\"data\":{\"index\":%llu,"
+               "\"start_s\":%.3f,\"end_s\":%.3f,\"seconds\":%.3f,",
+               (unsigned long long)iv->index, from, to, seconds);
+        json_counts(o, r, seconds);
+        printf("\"start_time\":%.6f}}\n", rp->start_time + from);
+    } else if (o->interval_ms > 0 && !o->json) {
+        char a[32], b[32], c[32], d[32];
+        printf("[%6.1f-%6.1f s] ", from, to);
+        if (o->mode == EK_BENCH_CONNECT)
+            printf("%8.0f conns/s ", (double)r->conns_done / seconds);
+        printf("%10.0f msgs/s %9.2f MiB/s", (double)r->msgs / seconds,
+               (double)r->bytes / seconds / 1048576.0);
+        if (r->latency.count > 0)
+            printf(
+                "  p50 %s  p99 %s  p99.9 %s  max %s",
+                bench_fmt_ns(ek_hist_quantile(&r->latency, 0.5), a, sizeof(a)),
+                bench_fmt_ns(ek_hist_quantile(&r->latency, 0.99), b, sizeof(b)),
+                bench_fmt_ns(ek_hist_quantile(&r->latency, 0.999), c,
+                             sizeof(c)),
+                bench_fmt_ns(r->latency.max, d, sizeof(d)));
+        if (o->udp)
+            printf("  lost %llu", (unsigned long long)r->lost);
+        printf("  errors %llu\n", (unsigned long long)bench_errors_of(r));
+    }
+    fflush(stdout);
+    if (rp->hdr_log == NULL)
+        return 0;
+    int err =
+        ek_hdr_log_interval(rp->hdr_log, NULL, from, seconds, &r->latency);
+    if (err == 0 && o->mode == EK_BENCH_CONNECT) {
+        err = ek_hdr_log_interval(rp->hdr_log, "connect", from, seconds,
+                                  &r->connect_lat);
+        if (err == 0 && o->tls_on)
+            err = ek_hdr_log_interval(rp->hdr_log, "handshake", from, seconds,
+                                      &r->handshake_lat);
+        if (err == 0)
+            err = ek_hdr_log_interval(rp->hdr_log, "first_echo", from, seconds,
+                                      &r->first_echo_lat);
+    }
+    if (err == 0 && fflush(rp->hdr_log) != 0)
+        err = -errno;
+    if (err < 0) {
+        ek_warnx("bench: --hdr-log %s: %s", o->hdr_log, strerror(-err));
+        return EX_IOERR;
+    }
+    return 0;
+}
