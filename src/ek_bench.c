@@ -79,8 +79,6 @@ struct worker {
     int64_t k_end;    /* when it ends (INT64_MAX: no intervals) */
     uint64_t final_k; /* the last interval it published; UINT64_MAX while
                          it runs */
-    uint32_t index;   /* of this worker among them */
-    uint64_t opened;  /* connect mode: connections started */
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
      * and goes to connection j % n: round robin in time order, so the
@@ -112,6 +110,7 @@ struct ek_bench {
     char connect_error[96]; /* why the first failed connection failed */
     int64_t t_start, t_measure, t_end;
     atomic_bool stop;
+    atomic_uint_fast64_t opened; /* connect mode: connections started */
     bool running;
     /* Intervals: under lock; cond wakes workers waiting for room. */
     pthread_mutex_t lock;
@@ -171,8 +170,8 @@ static void conn_fail(struct worker *w, struct bconn *c, enum failure why,
     static const char *const what[] = {"the echo differs", "connection failed",
                                        "the server closed the connection",
                                        "no echo", "TLS failed"};
-    uint64_t *counter[] = {&w->cur.mismatches, &w->cur.resets, &w->cur.closed, &w->cur.timeouts,
-                           &w->cur.tls_failed};
+    uint64_t *counter[] = {&w->cur.mismatches, &w->cur.resets, &w->cur.closed,
+                           &w->cur.timeouts, &w->cur.tls_failed};
     (*counter[why])++;
     atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
     const char *tls_why = NULL;
@@ -439,9 +438,9 @@ static void conn_start(struct worker *w, struct bconn *c, int64_t now,
     c->waiting_since = now;
     memset(&c->tc, 0, sizeof(c->tc));
     c->tc.tp = EK_TP_SOCKET;
-    /* Round robin over the source pool: this worker's k-th connection is
-     * the (k * workers + worker)-th of all. */
-    uint64_t index = w->opened++ * w->b->nworkers + w->index;
+    /* Round robin over the source pool, over all workers. */
+    uint64_t index =
+        atomic_fetch_add_explicit(&w->b->opened, 1, memory_order_relaxed);
     int fd = ek_net_connect_start(&w->b->cfg.target, w->b->cfg.sockopts, index,
                                   &done);
     if (fd < 0) {
@@ -836,8 +835,8 @@ static void *worker_main(void *arg)
         }
     }
     w->next_check = now + BENCH_TICK_NS;
-    w->k_end = b->cfg.interval_ns > 0 ? b->t_measure + b->cfg.interval_ns
-                                      : INT64_MAX;
+    w->k_end =
+        b->cfg.interval_ns > 0 ? b->t_measure + b->cfg.interval_ns : INT64_MAX;
 
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
         now = ek_now_ns();
@@ -1051,7 +1050,6 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
         w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
-        w->index = t;
         /* nworkers <= made, so n >= 1. */
         // NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI)
         w->conns = calloc(w->n, sizeof(*w->conns));

@@ -143,6 +143,10 @@ void case_tls_reload_ca(void);
 void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_usage(void);
+void case_bench_source(void); /* itest_bench.c */
+void case_client_marks(void);
+void case_bench_hdr_log(void);
+void case_bench_merge(void);
 
 /* The cases of itest_stress.c. */
 void case_stress_10k(void);

@@ -1,0 +1,526 @@
+/*
+ * itest_bench: what network engineers take from bench: the client socket
+ * options (seen from outside: by the server's log and by nftables
+ * counters), the intervals (-i, --json-stream, --hdr-log, the last read
+ * back by HdrHistogram's own Java library) and `bench merge` of runs made
+ * at the same time.
+ */
+#include "check.h"
+#include "ek_json.h"
+#include "itest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* How many times text occurs in hay. */
+static int count_of(const char *hay, const char *text)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, text)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The server's log, once it shows n connections closed. */
+static const char *log_after_closes(struct h_server *s, int n)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    while (count_of(h_server_log(s), "connection closed") < n &&
+           h_now_ms() < deadline)
+        h_sleep_ms(20);
+    return h_server_log(s);
+}
+
+/* --source spreads connections round robin over its pool (the server
+ * sees each address), --bind-dev leaves by the device named, and every
+ * bad value or refusal is said with its exit status. */
+void case_bench_source(void)
+{
+    own_network(NULL); /* every 127.0.0.0/8 address is ours, nobody else's */
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", "-v", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *a = s.addrs[0];
+    struct h_run r;
+
+    /* 8 connections over 4 addresses, after bench's first probe
+     * connection (the pool's first address). */
+    const char *pool[] = {"bench", "-c",       "8",
+                          "-t",    "0.3",      "-w",
+                          "0",     "--source", "127.0.0.2-127.0.0.5",
+                          a,       NULL};
+    CHECK_INT(h_run_echokit(pool, -1, 30000, &r), ==, 0);
+    const char *log = log_after_closes(&s, 9);
+    int per[4];
+    for (int i = 0; i < 4; i++) {
+        char from[64];
+        snprintf(from, sizeof(from), "connection from 127.0.0.%d:", i + 2);
+        per[i] = count_of(log, from);
+    }
+    printf("--source 127.0.0.2-127.0.0.5, 8 connections and the probe: "
+           "%d %d %d %d\n",
+           per[0], per[1], per[2], per[3]);
+    CHECK(per[0] == 3 && per[1] == 2 && per[2] == 2 && per[3] == 2);
+    CHECK(strstr(log, "connection from 127.0.0.1:") == NULL);
+    CHECK(strstr(log, "connection from 127.0.0.6:") == NULL);
+
+    /* connect mode, two threads, a CIDR pool (/30: .9 and .10, not the
+     * network .8 nor the broadcast .11), shared evenly: 150 connections
+     * (at 500/s, so that the server's 64 KiB log holds every one). */
+    const char *many[] = {"bench",  "-m", "connect", "-r",       "500",
+                          "-c",     "4",  "-t",      "0.3",      "-w",
+                          "0",      "-T", "2",       "--source", "127.0.0.8/30",
+                          "--json", a,    NULL};
+    CHECK_INT(h_run_echokit(many, -1, 30000, &r), ==, 0);
+    double done;
+    CHECK(h_json_number(r.out, "conns_done", &done) && done > 100);
+    log = log_after_closes(&s, 9 + 1 + (int)done);
+    int nine = count_of(log, "connection from 127.0.0.9:");
+    int ten = count_of(log, "connection from 127.0.0.10:");
+    printf("--source 127.0.0.8/30, %.0f connections in the window: .9 %d, "
+           ".10 %d\n",
+           done, nine, ten);
+    CHECK(count_of(log, "connection from 127.0.0.8:") == 0);
+    CHECK(count_of(log, "connection from 127.0.0.11:") == 0);
+    CHECK(nine + ten >= (int)done + 1 && abs(nine - ten) <= 3);
+
+    /* --bind-dev: lo carries it; a device that does not exist is
+     * refused before any connection. */
+    const char *dev[] = {"send", "--bind-dev", "lo", a, "hello", NULL};
+    CHECK_INT(h_run_echokit(dev, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "hello");
+    const char *nodev[] = {"send", "--bind-dev", "nosuch0", a, "x", NULL};
+    CHECK_INT(h_run_echokit(nodev, -1, 10000, &r), ==, 64);
+    CHECK_CONTAINS(r.err, "no such network interface");
+
+    /* The kernel's refusals, named (71). */
+    const char *foreign[] = {"ping",      "-c", "1", "--source",
+                             "192.0.2.1", a,    NULL};
+    CHECK_INT(h_run_echokit(foreign, -1, 10000, &r), ==, 71);
+    CHECK_CONTAINS(r.err, "192.0.2.1 is not an address of this host");
+    const char *cc[] = {"bench", "--cc", "nosuchcc", "-t", "0.1", a, NULL};
+    CHECK_INT(h_run_echokit(cc, -1, 10000, &r), ==, 71);
+    CHECK_CONTAINS(r.err, "--cc: the kernel refused it");
+    CHECK_CONTAINS(r.err, "loaded here: ");
+    /* --cc reno is always there (built in); the echo goes on. */
+    const char *reno[] = {"send", "--cc", "reno", "--mss",
+                          "1000", a,      "ok",   NULL};
+    CHECK_INT(h_run_echokit(reno, -1, 10000, &r), ==, 0);
+
+    /* Bad values and misfits (64). */
+    const char *const bad[][8] = {
+        {"send", "--source", "::1", a, "x"}, /* IPv6 to IPv4 */
+        {"send", "--source", "127.0.0.5-127.0.0.2", a, "x"},
+        {"send", "--source", "10.0.0.1/8", a, "x"}, /* host bits */
+        {"send", "--tos", "256", a, "x"},
+        {"send", "--dscp", "af44", a, "x"},
+        {"send", "--tos", "8", "--dscp", "ef", a, "x"},
+        {"send", "--mark", "-1", a, "x"},
+        {"send", "--mss", "20", a, "x"},
+        {"send", "--cc", "no such", a, "x"},
+        {"send", "--udp", "--cc", "reno", a, "x"},
+        {"send", "--tos", "8", "unix:/nonexistent", "x"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(h_run_echokit(bad[i], -1, 10000, &r), ==, 64);
+        CHECK_CONTAINS(r.err, "Try 'echokit send --help'");
+    }
+    stop_ok(&s);
+}
+
+/* Runs cmd (a shell command line; the test's own, made of fixed text and
+ * numbers) and returns its output in buf; false when it failed. */
+static bool shell(const char *cmd, char *buf, size_t size)
+{
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return false;
+    size_t n = fread(buf, 1, size - 1, p);
+    buf[n] = '\0';
+    return pclose(p) == 0;
+}
+
+/* The packets nftables counted under the rule commented `name`. */
+static long nft_packets(const char *name)
+{
+    static char out[16384];
+    CHECK(shell("nft list table inet ektest 2>&1", out, sizeof(out)));
+    char tag[64];
+    snprintf(tag, sizeof(tag), "comment \"%s\"", name);
+    const char *rule = strstr(out, tag);
+    CHECK(rule != NULL);
+    /* "... counter packets N bytes M comment "name"": back to its line. */
+    const char *line = rule;
+    while (line > out && line[-1] != '\n')
+        line--;
+    const char *packets = strstr(line, "packets ");
+    CHECK(packets != NULL && packets < rule);
+    return atol(packets + 8);
+}
+
+/* --tos/--dscp and --mark as the network sees them: nftables counts the
+ * packets whose DSCP and fwmark are what the option said, in a network
+ * namespace of the test's own; a run without the option first shows that
+ * those counters could stay at zero. */
+void case_client_marks(void)
+{
+    own_network(NULL);
+    char out[4096];
+    if (!shell("nft add table inet ektest 2>&1", out, sizeof(out)))
+        SKIP("nftables cannot be used here (%s): no nf_tables in this kernel, "
+             "or no nft command (Debian: nftables)",
+             strtok(out, "\n") ? out : "no output");
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0",     "--listen", "[::1]:0",
+                          "--listen", "udp:127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 3, 0), ==, 0);
+    unsigned port = (unsigned)atoi(strrchr(s.addrs[0], ':') + 1);
+    unsigned port6 = (unsigned)atoi(strrchr(s.addrs[1], ':') + 1);
+    unsigned uport = (unsigned)atoi(strrchr(s.addrs[2], ':') + 1);
+    char rules[2048];
+    snprintf(rules, sizeof(rules),
+             "nft add chain inet ektest out '{ type filter hook output "
+             "priority 0; }' && "
+             "nft add rule inet ektest out tcp dport %u counter comment "
+             "'\"all\"' && "
+             "nft add rule inet ektest out tcp dport %u ip dscp ef counter "
+             "comment '\"ef\"' && "
+             "nft add rule inet ektest out tcp dport %u meta mark 42 counter "
+             "comment '\"mark\"' && "
+             "nft add rule inet ektest out udp dport %u ip dscp af41 counter "
+             "comment '\"af41\"' && "
+             "nft add rule inet ektest out tcp dport %u ip6 dscp cs1 counter "
+             "comment '\"cs1v6\"' 2>&1",
+             port, port, port, uport, port6);
+    CHECK(shell(rules, out, sizeof(out)));
+    struct h_run r;
+
+    /* Without the options: traffic, but no DSCP EF and no mark. */
+    const char *plain[] = {"bench", "-c", "2",        "-t", "0.2",
+                           "-w",    "0",  s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(plain, -1, 10000, &r), ==, 0);
+    CHECK(nft_packets("all") > 10);
+    CHECK_INT(nft_packets("ef"), ==, 0);
+    CHECK_INT(nft_packets("mark"), ==, 0);
+
+    const char *ef[] = {"send", "--dscp", "ef", s.addrs[0], "expedited", NULL};
+    CHECK_INT(h_run_echokit(ef, -1, 10000, &r), ==, 0);
+    long n_ef = nft_packets("ef");
+    CHECK(n_ef >= 3); /* the SYN, the data, the FIN at least */
+    const char *mark[] = {"bench", "--mark", "42", "-c",     "2",        "-t",
+                          "0.2",   "-w",     "0",  "--json", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(mark, -1, 10000, &r), ==, 0);
+    double msgs;
+    CHECK(h_json_number(r.out, "msgs", &msgs));
+    long n_mark = nft_packets("mark");
+    CHECK(n_mark >= (long)msgs);            /* a segment per message at least */
+    CHECK_INT(nft_packets("ef"), ==, n_ef); /* bench set no DSCP */
+
+    const char *udp[] = {
+        "ping", "--tos", "136",      "-c", "3",
+        "-i",   "0.05",  s.addrs[2], NULL}; /* TOS 0x88: DSCP 34, AF41 */
+    CHECK_INT(h_run_echokit(udp, -1, 10000, &r), ==, 0);
+    CHECK_INT(nft_packets("af41"), ==, 3);
+
+    const char *v6[] = {"send", "--dscp", "cs1", s.addrs[1], "class", NULL};
+    CHECK_INT(h_run_echokit(v6, -1, 10000, &r), ==, 0);
+    CHECK(nft_packets("cs1v6") >= 3);
+    printf("nftables counted: %ld packets with DSCP EF, %ld with mark 42 "
+           "(%.0f messages), 3 UDP with AF41, IPv6 CS1 too\n",
+           n_ef, n_mark, msgs);
+    stop_ok(&s);
+}
+
+/* ---- intervals, HdrHistogram logs, merge ----------------------------- */
+
+/* Where HdrHistogram's Java library is, or a SKIP saying what is missing
+ * (CI installs both: default-jdk-headless, libhdrhistogram-java). */
+static const char *hdrhistogram_jar(void)
+{
+    static const char jar[] = "/usr/share/java/hdrhistogram.jar";
+    char out[256];
+    if (access(jar, R_OK) != 0)
+        SKIP("no %s (Debian: libhdrhistogram-java), the independent "
+             "HdrHistogram reader",
+             jar);
+    if (!shell("javac -version 2>&1", out, sizeof(out)))
+        SKIP("no javac (Debian: default-jdk-headless) to run "
+             "tests/hdr/HdrCheck.java");
+    return jar;
+}
+
+/* What HdrHistogram's Java library makes of the logs: the total count and
+ * the bucket range of p50 and p99 (ns). */
+struct java_view {
+    unsigned long long count, p50[2], p99[2];
+};
+
+static void java_read(const char *logs, struct java_view *v)
+{
+    char cmd[1024], out[1024];
+    snprintf(cmd, sizeof(cmd),
+             "java -cp %s %s/tests/hdr/HdrCheck.java %s -- 50 99 2>&1",
+             hdrhistogram_jar(), EK_SOURCE_DIR, logs);
+    bool ok = shell(cmd, out, sizeof(out));
+    if (!ok)
+        fprintf(stderr, "%s\n%s\n", cmd, out);
+    CHECK(ok);
+    CHECK(sscanf(out, "count %llu\np50 %llu %llu\np99 %llu %llu", &v->count,
+                 &v->p50[0], &v->p50[1], &v->p99[0], &v->p99[1]) == 5);
+}
+
+/* Whether ours (a bucket's midpoint, in us from the JSON) lies in the
+ * bucket Java found, give or take the next bucket (the two round the
+ * rank differently): within 1% of its range. */
+static bool same_bucket(double ours_us, const unsigned long long range[2])
+{
+    double ns = ours_us * 1e3;
+    return ns >= (double)range[0] * 0.99 && ns <= (double)range[1] * 1.01;
+}
+
+static double json_at(const struct ek_json *j, const char *path)
+{
+    double v = -1;
+    CHECK(ek_json_double(j, path, &v));
+    return v;
+}
+
+/* -i lines, --json-stream and --hdr-log cut the window into intervals
+ * that add up to the summary exactly; the log reads back in HdrHistogram's
+ * own library with the same count and percentiles. */
+void case_bench_hdr_log(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *a = s.addrs[0];
+    struct h_run r;
+
+    const char *lines[] = {"bench", "-c", "2",   "-t", "1", "-w",
+                           "0",     "-i", "0.5", a,    NULL};
+    CHECK_INT(h_run_echokit(lines, -1, 30000, &r), ==, 0);
+    CHECK_INT(count_of(r.out, " msgs/s "), ==, 2); /* the summary's: "/s," */
+    CHECK_CONTAINS(r.out, "throughput   ");
+    CHECK_CONTAINS(r.out, "[   0.0-   0.5 s]");
+    CHECK_CONTAINS(r.out, "[   0.5-   1.0 s]");
+
+    char log[512];
+    snprintf(log, sizeof(log), "%s/run.hlog", h_tmpdir());
+    const char *stream[] = {"bench",     "-c",  "4",  "-t",  "1.5",
+                            "-w",        "0.2", "-i", "0.5", "--json-stream",
+                            "--hdr-log", log,   a,    NULL};
+    CHECK_INT(h_run_echokit(stream, -1, 30000, &r), ==, 0);
+    /* start, 3 intervals, end: each line JSON; the intervals add up. */
+    unsigned long long sum = 0, end_msgs = 0;
+    int intervals = 0, events = 0;
+    struct ek_json end;
+    memset(&end, 0, sizeof(end));
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
+        struct ek_json j;
+        CHECK_INT(ek_json_parse(line, &j), ==, 0);
+        size_t len;
+        const char *ev = ek_json_string(&j, "event", &len);
+        CHECK(ev != NULL);
+        uint64_t msgs = 0;
+        if (strncmp(ev, "interval", len) == 0) {
+            CHECK(ek_json_u64(&j, "data.msgs", &msgs));
+            sum += msgs;
+            intervals++;
+        }
+        if (strncmp(ev, "end", len) == 0) {
+            CHECK(ek_json_u64(&j, "data.msgs", &msgs));
+            end_msgs = msgs;
+            end = j;
+        } else {
+            ek_json_free(&j);
+        }
+        CHECK(events++ > 0 || strncmp(ev, "start", len) == 0);
+    }
+    printf("--json-stream: %d intervals of %llu messages in all, the summary "
+           "%llu\n",
+           intervals, sum, end_msgs);
+    CHECK_INT(intervals, ==, 3);
+    CHECK(sum == end_msgs && end_msgs > 1000);
+
+    /* The log: 3 interval lines, read by echokit and by HdrHistogram. */
+    char text[1 << 16];
+    int fd = open(log, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    CHECK(n > 0);
+    text[n] = '\0';
+    CHECK_CONTAINS(text, "#[BaseTime: ");
+    CHECK_INT(count_of(text, ",HISTF"), ==, 3);
+    struct java_view java;
+    java_read(log, &java);
+    double p50 = json_at(&end, "data.latency_us.p50");
+    double p99 = json_at(&end, "data.latency_us.p99");
+    printf("HdrHistogram (Java) read %llu values, p50 %llu-%llu ns, p99 "
+           "%llu-%llu ns; echokit: %llu, p50 %.3f us, p99 %.3f us\n",
+           java.count, java.p50[0], java.p50[1], java.p99[0], java.p99[1],
+           end_msgs, p50, p99);
+    CHECK(java.count == end_msgs);
+    CHECK(same_bucket(p50, java.p50));
+    CHECK(same_bucket(p99, java.p99));
+    ek_json_free(&end);
+    stop_ok(&s);
+}
+
+/* Runs echokit argv (NULL-terminated) in the background, stdout into
+ * path. Returns its pid. */
+static pid_t spawn_to(const char *const *argv, const char *path)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+            _exit(127);
+        const char *full[32] = {h_echokit};
+        for (int i = 0; argv[i] != NULL && i < 30; i++)
+            full[i + 1] = argv[i];
+        execv(h_echokit, (char *const *)full);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Parses the JSON in path into *j; returns the text j points into, to
+ * be freed after it. */
+static char *parse_file(const char *path, struct ek_json *j)
+{
+    static char text[1 << 18];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    CHECK(n > 0);
+    text[n] = '\0';
+    char *copy = strdup(text); /* the fields point into it */
+    CHECK(copy != NULL);
+    CHECK_INT(ek_json_parse(copy, j), ==, 0);
+    return copy;
+}
+
+/* Two benches at once against one server, merged: the count is the sum,
+ * exactly; p50 and p99 lie between the two runs' own; HdrHistogram's Java
+ * library, adding the two logs itself, finds the same. */
+void case_bench_merge(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *dir = h_tmpdir();
+    char aj[256], bj[256], al[256], bl[256], both[600];
+    snprintf(aj, sizeof(aj), "%s/a.json", dir);
+    snprintf(bj, sizeof(bj), "%s/b.json", dir);
+    snprintf(al, sizeof(al), "%s/a.hlog", dir);
+    snprintf(bl, sizeof(bl), "%s/b.hlog", dir);
+    /* Different loads, so that their percentiles differ: 2 connections
+     * one message deep, and 6 four deep. */
+    const char *a_argv[] = {"bench",     "-c", "2",        "-t",
+                            "1.5",       "-w", "0.2",      "--json",
+                            "--hdr-log", al,   s.addrs[0], NULL};
+    const char *b_argv[] = {"bench",     "-c",  "6",        "-d",  "4",
+                            "-t",        "1.5", "-w",       "0.2", "--json",
+                            "--hdr-log", bl,    s.addrs[0], NULL};
+    pid_t pa = spawn_to(a_argv, aj), pb = spawn_to(b_argv, bj);
+    CHECK_INT(wait_status(pa), ==, 0);
+    CHECK_INT(wait_status(pb), ==, 0);
+
+    struct h_run r;
+    const char *merge[] = {"bench", "merge", "--json", aj, bj, NULL};
+    CHECK_INT(h_run_echokit(merge, -1, 30000, &r), ==, 0);
+    struct ek_json ja, jb, jm;
+    char *ta = parse_file(aj, &ja), *tb = parse_file(bj, &jb);
+    char *merged = strdup(r.out);
+    CHECK(merged != NULL && ek_json_parse(merged, &jm) == 0);
+    uint64_t ma, mb, mm;
+    CHECK(ek_json_u64(&ja, "msgs", &ma) && ek_json_u64(&jb, "msgs", &mb));
+    CHECK(ek_json_u64(&jm, "msgs", &mm));
+    const char *q[] = {"latency_us.p50", "latency_us.p99"};
+    double qa[2], qb[2], qm[2];
+    for (int i = 0; i < 2; i++) {
+        qa[i] = json_at(&ja, q[i]);
+        qb[i] = json_at(&jb, q[i]);
+        qm[i] = json_at(&jm, q[i]);
+    }
+    printf("a: %llu msgs, p50 %.1f us, p99 %.1f us; b: %llu msgs, p50 %.1f "
+           "us, p99 %.1f us; merged: %llu msgs, p50 %.1f us, p99 %.1f us\n",
+           (unsigned long long)ma, qa[0], qa[1], (unsigned long long)mb, qb[0],
+           qb[1], (unsigned long long)mm, qm[0], qm[1]);
+    CHECK(mm == ma + mb);
+    for (int i = 0; i < 2; i++)
+        CHECK(qm[i] >= fmin(qa[i], qb[i]) && qm[i] <= fmax(qa[i], qb[i]));
+    double common;
+    CHECK(ek_json_double(&jm, "common_s", &common) && common > 1.0);
+
+    snprintf(both, sizeof(both), "%s %s", al, bl);
+    struct java_view java;
+    java_read(both, &java);
+    printf("HdrHistogram (Java) merged the logs: %llu values, p50 %llu-%llu "
+           "ns, p99 %llu-%llu ns\n",
+           java.count, java.p50[0], java.p50[1], java.p99[0], java.p99[1]);
+    CHECK(java.count == mm);
+    CHECK(same_bucket(qm[0], java.p50));
+    CHECK(same_bucket(qm[1], java.p99));
+
+    /* The logs merge in echokit too; and the merged result again. */
+    const char *logs[] = {"bench", "merge", "--json", al, bl, NULL};
+    CHECK_INT(h_run_echokit(logs, -1, 30000, &r), ==, 0);
+    double v;
+    CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == mm);
+    char mj[256];
+    snprintf(mj, sizeof(mj), "%s/m.json", dir);
+    int fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, merged, strlen(merged)) > 0);
+    close(fd);
+    const char *again[] = {"bench", "merge", "--json", mj, aj, NULL};
+    CHECK_INT(h_run_echokit(again, -1, 30000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == mm + ma);
+    CHECK(h_json_number(r.out, "runs", &v) && v == 3);
+    const char *text[] = {"bench", "merge", aj, bj, NULL};
+    CHECK_INT(h_run_echokit(text, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "echokit bench merge: 2 runs");
+    CHECK_CONTAINS(r.out, "latency      min ");
+
+    /* What cannot be merged, said. */
+    const char *none[] = {"bench", "merge", NULL};
+    CHECK_INT(h_run_echokit(none, -1, 10000, &r), ==, 64);
+    const char *missing[] = {"bench", "merge", "/nonexistent/x.json", NULL};
+    CHECK_INT(h_run_echokit(missing, -1, 10000, &r), ==, 66);
+    const char *garbage[] = {
+        "bench", "merge", "--json", aj, EK_SOURCE_DIR "/README.md", NULL};
+    CHECK_INT(h_run_echokit(garbage, -1, 10000, &r), ==, 65);
+    const char *conn[] = {"bench", "-m", "connect", "-c",     "1",        "-t",
+                          "0.2",   "-w", "0",       "--json", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(conn, -1, 10000, &r), ==, 0);
+    snprintf(mj, sizeof(mj), "%s/c.json", dir);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) > 0);
+    close(fd);
+    const char *modes[] = {"bench", "merge", aj, mj, NULL};
+    CHECK_INT(h_run_echokit(modes, -1, 10000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, "runs of one mode only");
+    ek_json_free(&ja);
+    ek_json_free(&jb);
+    ek_json_free(&jm);
+    free(ta);
+    free(tb);
+    free(merged);
+    stop_ok(&s);
+}
