@@ -26,6 +26,7 @@
 
 static const char usage_text[] =
     "usage: echokit bench [options] [HOST:PORT]\n"
+    "       echokit bench merge [--json | --percentiles] FILE...\n"
     "\n"
     "Load an echo service and measure it; every byte of every echo is "
     "checked.\n"
@@ -68,11 +69,22 @@ static const char usage_text[] =
     "within 1 s),\n"
     "                        reordering and duplicates are counted, not "
     "errors\n"
-    "      --json            print the result as one JSON object on stdout\n";
+    "      --json            print the result as one JSON object on stdout\n"
+    "                        (histograms included, for bench merge)\n"
+    "  -i, --interval SECS   a line per interval of the window (>= 0.1 s)\n"
+    "      --json-stream     JSON Lines: start, an object per interval (1 s "
+    "unless\n"
+    "                        -i), end with the summary\n"
+    "      --hdr-log FILE    HdrHistogram interval log of the latency (ns; 1 "
+    "s\n"
+    "                        intervals unless -i); rr and connect\n";
 /* After the TLS options. */
 static const char usage_tail[] =
     "  -h, --help            this text\n"
     "\n"
+    "bench merge adds up runs made at the same time (bench --json output, "
+    "or\n"
+    "HdrHistogram logs): counts summed, histograms added; see its --help.\n"
     "A progress line is written to stderr each second when it is a "
     "terminal.\n"
     "Exit status: 0 every echo verified and no connection failed; 1 "
@@ -82,7 +94,9 @@ static const char usage_tail[] =
     "68 host not found; 69 cannot connect at all (or no TLS in this build); "
     "76 the\n"
     "first TLS handshake failed; 78 unusable --tls-cert, --tls-key or "
-    "--tls-ca.\n";
+    "--tls-ca;\n"
+    "71 a socket option the kernel refused; 73/74 --hdr-log cannot be "
+    "made/written.\n";
 
 static volatile sig_atomic_t interrupted;
 

@@ -73,6 +73,10 @@ uint64_t bench_errors_of(const struct ek_bench_result *r);
 void bench_print_text(const struct report *rp);
 void bench_print_json(const struct report *rp);
 
+/* h's percentile spectrum in HdrHistogram's text format (what its
+ * plotters read): value (us), percentile, count, 1/(1-percentile). */
+void bench_print_percentiles(const struct ek_hist *h);
+
 /* --json-stream's first line: what the run is. */
 void bench_json_stream_start(const struct report *rp);
 

@@ -25,7 +25,7 @@
 #include <sysexits.h>
 
 static const char usage_text[] =
-    "usage: echokit bench merge [--json] FILE...\n"
+    "usage: echokit bench merge [--json | --percentiles] FILE...\n"
     "\n"
     "Add up bench runs made at the same time (from several hosts, say) into "
     "one\n"
@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  --json        print the merged result as bench --json does (it can "
     "be\n"
     "                merged again)\n"
+    "  --percentiles print the latency's percentile spectrum instead, in\n"
+    "                HdrHistogram's format (us; what its plotters read)\n"
     "  -h, --help    this text\n"
     "\n"
     "Counts and errors are summed and histograms added: percentiles are "
@@ -434,10 +436,12 @@ int ek_cmd_bench_merge(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"percentiles", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct bench_options o = {.json = false};
+    bool percentiles = false;
     int c;
     opterr = 0;
     optind = 1;
@@ -446,10 +450,16 @@ int ek_cmd_bench_merge(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         }
-        if (c != 'j')
+        if (c == 'p')
+            percentiles = true;
+        else if (c == 'j')
+            o.json = true;
+        else
             return ek_option_error("bench merge", c, argv);
-        o.json = true;
     }
+    if (percentiles && o.json)
+        return ek_usage_error("bench merge", "--json or --percentiles: "
+                                             "give one");
     size_t n = (size_t)(argc - optind);
     if (n == 0)
         return ek_usage_error("bench merge", "no FILE to merge");
@@ -473,7 +483,9 @@ int ek_cmd_bench_merge(int argc, char **argv)
     if (status == 0) {
         rp->o = &o;
         rp->rss_kb = rp->pss_kb = -1;
-        if (o.json) {
+        if (percentiles) {
+            bench_print_percentiles(&rp->r.latency);
+        } else if (o.json) {
             bench_print_json(rp);
             printf("\n");
         } else {

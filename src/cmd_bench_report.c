@@ -7,6 +7,7 @@
 #include "ek_log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,4 +360,35 @@ int bench_emit_interval(const struct report *rp,
         return EX_IOERR;
     }
     return 0;
+}
+
+void bench_print_percentiles(const struct ek_hist *h)
+{
+    printf("%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount",
+           "1/(1-Percentile)");
+    double mean = ek_hist_mean(h), var = 0;
+    /* Levels at 1/(1-p) = 2^(k/5), as HdrHistogram reports five per
+     * halving of what is left, down to the last value. */
+    for (int k = 0; h->count > 0; k++) {
+        double left = pow(0.5, k / 5.0), p = 1.0 - left;
+        if (left * (double)h->count < 1.0)
+            break;
+        uint64_t rank = (uint64_t)ceil(p * (double)h->count);
+        printf("%12.3f %14.12f %10llu %14.2f\n",
+               (double)ek_hist_quantile(h, p) / 1e3, p,
+               (unsigned long long)(rank > 0 ? rank : 1), 1.0 / left);
+    }
+    if (h->count > 0)
+        printf("%12.3f %14.12f %10llu\n", (double)h->max / 1e3, 1.0,
+               (unsigned long long)h->count);
+    for (unsigned i = 0; i < EK_HIST_BUCKETS; i++)
+        if (h->buckets[i] != 0) {
+            double d = (double)ek_hist_bucket_mid(i) - mean;
+            var += d * d * (double)h->buckets[i];
+        }
+    printf("#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", mean / 1e3,
+           h->count ? sqrt(var / (double)h->count) / 1e3 : 0.0);
+    printf("#[Max     = %12.3f, Total count    = %12llu]\n",
+           (double)h->max / 1e3, (unsigned long long)h->count);
+    printf("#[Buckets = %12d, SubBuckets     = %12d]\n", 56, 256);
 }

@@ -78,8 +78,8 @@ struct ek_bench_config {
     int64_t warmup_ns, duration_ns;
     int64_t interval_ns; /* > 0: the window is cut into intervals of this
                             length, each reported (ek_bench_next_interval) */
-    int64_t timeout_ns; /* connect; and a connection owed an echo that sees
-                           nothing for this long has failed */
+    int64_t timeout_ns;  /* connect; and a connection owed an echo that sees
+                            nothing for this long has failed */
 };
 
 /* Counters a worker updates as it goes (relaxed atomics, read by the main

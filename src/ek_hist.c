@@ -18,8 +18,7 @@ static unsigned bucket_of(uint64_t v)
     return EK_HIST_LINEAR + (shift - 1) * EK_HIST_SUB + (mant - EK_HIST_SUB);
 }
 
-/* The midpoint of bucket i. */
-static uint64_t bucket_mid(unsigned i)
+uint64_t ek_hist_bucket_mid(unsigned i)
 {
     if (i < EK_HIST_LINEAR)
         return i;
@@ -76,7 +75,7 @@ uint64_t ek_hist_quantile(const struct ek_hist *h, double q)
     for (unsigned i = 0; i < EK_HIST_BUCKETS; i++) {
         seen += h->buckets[i];
         if (seen >= rank) {
-            uint64_t v = bucket_mid(i);
+            uint64_t v = ek_hist_bucket_mid(i);
             return v < h->min ? h->min : v > h->max ? h->max : v;
         }
     }

@@ -35,4 +35,7 @@ uint64_t ek_hist_quantile(const struct ek_hist *h, double q);
 
 double ek_hist_mean(const struct ek_hist *h);
 
+/* The midpoint of bucket i (< EK_HIST_BUCKETS): what it reports. */
+uint64_t ek_hist_bucket_mid(unsigned i);
+
 #endif
