@@ -243,10 +243,8 @@ unsigned free_fixed_port(void)
     SKIP("no free port found in 20000-29999");
 }
 
-size_t read_source_file(const char *rel, char *buf, size_t size)
+size_t read_text_file(const char *path, char *buf, size_t size)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", EK_SOURCE_DIR, rel);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     CHECK(fd >= 0);
     ssize_t n = read(fd, buf, size - 1);
@@ -254,6 +252,13 @@ size_t read_source_file(const char *rel, char *buf, size_t size)
     CHECK(n > 0 && n < (ssize_t)size - 1);
     buf[n] = '\0';
     return (size_t)n;
+}
+
+size_t read_source_file(const char *rel, char *buf, size_t size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", EK_SOURCE_DIR, rel);
+    return read_text_file(path, buf, size);
 }
 
 /* ---- the tutorial ---------------------------------------------------- */

@@ -111,6 +111,11 @@ void own_network(const char *extra_ipv4);
 /* A TCP port outside the ephemeral range, free right now. */
 unsigned free_fixed_port(void);
 
+/* Reads the file at path whole into buf, NUL-terminated, in one read
+ * (files that exist whole: /proc, what a finished command wrote); the
+ * test fails if it is missing, empty or too big. Returns its length. */
+size_t read_text_file(const char *path, char *buf, size_t size);
+
 /* Reads the source tree's file rel (e.g. "contrib/haproxy.cfg") whole
  * into buf, NUL-terminated; the test fails if it is missing or too big.
  * Returns its length. */

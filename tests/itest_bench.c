@@ -349,13 +349,8 @@ void case_bench_hdr_log(void)
     CHECK(sum == end_msgs && end_msgs > 1000);
 
     /* The log: 3 interval lines, read by echokit and by HdrHistogram. */
-    char text[1 << 16];
-    int fd = open(log, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    CHECK(n > 0);
-    text[n] = '\0';
+    static char text[1 << 16];
+    read_text_file(log, text, sizeof(text));
     CHECK_CONTAINS(text, "#[BaseTime: ");
     CHECK_INT(count_of(text, ",HISTF"), ==, 3);
     struct java_view java;
@@ -404,12 +399,7 @@ static int wait_status(pid_t pid)
 static char *parse_file(const char *path, struct ek_json *j)
 {
     static char text[1 << 18];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    CHECK(n > 0);
-    text[n] = '\0';
+    read_text_file(path, text, sizeof(text));
     char *copy = strdup(text); /* the fields point into it */
     CHECK(copy != NULL);
     CHECK_INT(ek_json_parse(copy, j), ==, 0);

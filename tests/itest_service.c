@@ -80,12 +80,7 @@ static long proc_uid(pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    CHECK(n > 0);
-    buf[n] = '\0';
+    read_text_file(path, buf, sizeof(buf));
     const char *uid = strstr(buf, "\nUid:");
     CHECK(uid != NULL);
     return atol(uid + 5);
