@@ -127,10 +127,8 @@ static void sleep_until(int64_t t)
         ;
 }
 
-/* Runs the clock: warm-up, samples at the window's edges, a progress
- * line each second. Returns the measured seconds. */
-/* Hands every complete interval to bench_emit_interval, in order. Returns how
- * many. */
+/* Hands every complete interval to bench_emit_interval, in order. Returns
+ * how many intervals they spanned. */
 static uint64_t drain_intervals(struct ek_bench *b, struct report *rp)
 {
     uint64_t n = 0;
@@ -138,7 +136,7 @@ static uint64_t drain_intervals(struct ek_bench *b, struct report *rp)
         int status = bench_emit_interval(rp, rp->iv, rp->t_measure);
         if (rp->status == 0)
             rp->status = status;
-        n++;
+        n += rp->iv->intervals;
     }
     return n;
 }
@@ -508,8 +506,11 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
     rp->start_time = epoch_of(rp->t_measure);
     if (o->json_stream)
         bench_json_stream_start(rp);
-    if (rp->hdr_log != NULL && ek_hdr_log_begin(rp->hdr_log, rp->start_time))
-        rp->status = EX_IOERR; /* said when the first interval fails too */
+    if (rp->hdr_log != NULL &&
+        (err = ek_hdr_log_begin(rp->hdr_log, rp->start_time)) < 0) {
+        ek_warnx("bench: --hdr-log %s: %s", o->hdr_log, strerror(-err));
+        rp->status = EX_IOERR;
+    }
     rp->seconds = run_clock(b, o, start, rp);
     ek_bench_finish(b, &rp->r);
     drain_intervals(b, rp); /* the last, cut short by the end */

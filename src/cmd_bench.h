@@ -82,8 +82,9 @@ void bench_json_stream_start(const struct report *rp);
 
 /* One interval (its times on ek_now_ns's clock, the window beginning at
  * measure) as -i's line, --json-stream's object and --hdr-log's lines,
- * whichever were asked for. Returns 0, or EX_IOERR after saying why (the
- * log could not be written). */
+ * whichever were asked for; nothing for one of no length (the run stopped
+ * in its warm-up). Returns 0, or EX_IOERR after saying why (the log could
+ * not be written; it is not written to again once rp->status says so). */
 int bench_emit_interval(const struct report *rp,
                         const struct ek_bench_interval *iv, int64_t measure);
 

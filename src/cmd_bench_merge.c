@@ -105,57 +105,83 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* A field of the result, under prefix ("" or --json-stream's "data."). */
-static const char *field(const char *prefix, const char *name, char *buf,
-                         size_t size)
+/* A result being read: its fields, under prefix ("" or a --json-stream's
+ * "data."). */
+struct result_view {
+    const struct ek_json *j;
+    const char *prefix;
+};
+
+static const char *path_of(const struct result_view *v, const char *name,
+                           char *buf, size_t size)
 {
-    snprintf(buf, size, "%s%s", prefix, name);
+    snprintf(buf, size, "%s%s", v->prefix, name);
     return buf;
 }
 
-static uint64_t get_u64(const struct ek_json *j, const char *prefix,
-                        const char *name)
+static bool has(const struct result_view *v, const char *name)
 {
     char path[64];
-    uint64_t v = 0;
-    ek_json_u64(j, field(prefix, name, path, sizeof(path)), &v);
-    return v;
+    return ek_json_get(v->j, path_of(v, name, path, sizeof(path))) != NULL;
 }
 
-static double get_double(const struct ek_json *j, const char *prefix,
-                         const char *name)
+static uint64_t get_u64(const struct result_view *v, const char *name)
 {
     char path[64];
-    double v = 0;
-    ek_json_double(j, field(prefix, name, path, sizeof(path)), &v);
-    return v;
+    uint64_t n = 0;
+    ek_json_u64(v->j, path_of(v, name, path, sizeof(path)), &n);
+    return n;
+}
+
+/* A number; *found says whether there was one (NULL: 0 will do). */
+static double get_double(const struct result_view *v, const char *name,
+                         bool *found)
+{
+    char path[64];
+    double d = 0;
+    bool ok = ek_json_double(v->j, path_of(v, name, path, sizeof(path)), &d);
+    if (found != NULL)
+        *found &= ok;
+    return d;
+}
+
+static bool get_bool(const struct result_view *v, const char *name)
+{
+    char path[64];
+    const struct ek_json_field *f =
+        ek_json_get(v->j, path_of(v, name, path, sizeof(path)));
+    return f != NULL && f->value[0] == 't';
+}
+
+/* A string, unescaped and malloc'd, or NULL. */
+static char *get_string(const struct result_view *v, const char *name)
+{
+    char path[64];
+    return ek_json_string(v->j, path_of(v, name, path, sizeof(path)));
 }
 
 /* Histogram name's counts from "hdr.NAME", and its exact minimum, maximum
- * and mean from "NAME_us" (microseconds to the nanosecond). */
-static int read_hist(const struct ek_json *j, const char *prefix,
-                     const char *name, const char *us_name, struct ek_hist *h,
-                     const char **why)
+ * and mean from "NAME_us.min" etc. (microseconds to the nanosecond). */
+static int read_hist(const struct result_view *v, const char *name,
+                     const char *us_name, struct ek_hist *h, const char **why)
 {
-    char path[64], sub[64];
-    snprintf(sub, sizeof(sub), "hdr.%s", name);
-    size_t len;
-    const char *text =
-        ek_json_string(j, field(prefix, sub, path, sizeof(path)), &len);
+    char key[64];
+    snprintf(key, sizeof(key), "hdr.%s", name);
+    char *text = get_string(v, key);
     if (text == NULL)
-        return 0; /* not in this mode */
-    int rc = ek_hdr_decode_add(text, len, h, why);
+        return has(v, key) ? -ENOMEM : 0; /* else: not in this mode */
+    int rc = ek_hdr_decode_add(text, strlen(text), h, why);
+    free(text);
     if (rc < 0 || h->count == 0)
         return rc;
-    double min, max, mean;
-    snprintf(sub, sizeof(sub), "%s.min", us_name);
-    bool exact =
-        ek_json_double(j, field(prefix, sub, path, sizeof(path)), &min);
-    snprintf(sub, sizeof(sub), "%s.max", us_name);
-    exact &= ek_json_double(j, field(prefix, sub, path, sizeof(path)), &max);
-    snprintf(sub, sizeof(sub), "%s.mean", us_name);
-    exact &= ek_json_double(j, field(prefix, sub, path, sizeof(path)), &mean);
-    if (exact) {
+    bool exact = true;
+    snprintf(key, sizeof(key), "%s.min", us_name);
+    double min = get_double(v, key, &exact);
+    snprintf(key, sizeof(key), "%s.max", us_name);
+    double max = get_double(v, key, &exact);
+    snprintf(key, sizeof(key), "%s.mean", us_name);
+    double mean = get_double(v, key, &exact);
+    if (exact && min >= 0 && max >= min && max < 9.2e15) {
         h->min = (uint64_t)llround(min * 1e3);
         h->max = (uint64_t)llround(max * 1e3);
         h->sum = (long double)mean * 1e3L * (long double)h->count;
@@ -181,6 +207,58 @@ static const char *result_text(char *text, const char **prefix)
     return NULL;
 }
 
+/* What the result says besides its histograms. */
+static int read_fields(struct run *run, const struct result_view *v,
+                       const char **why)
+{
+    char *mode = get_string(v, "mode");
+    bool known = mode != NULL && bench_parse_mode(mode, &run->mode);
+    free(mode);
+    if (!has(v, "mode") || !has(v, "msgs")) {
+        *why = "not a bench --json result (no \"mode\" or \"msgs\")";
+        return -EINVAL;
+    }
+    if (!known) {
+        *why = "an unknown mode";
+        return -EINVAL;
+    }
+    if ((run->mode == EK_BENCH_RR || run->mode == EK_BENCH_CONNECT) &&
+        !has(v, "hdr.latency")) {
+        *why = "no histogram in it (an echokit bench from before they were "
+               "written?)";
+        return -EINVAL;
+    }
+    struct ek_bench_result *r = &run->r;
+#define READ_COUNTER(f) r->f = get_u64(v, #f);
+    EK_BENCH_COUNTERS(READ_COUNTER)
+#undef READ_COUNTER
+    r->conns_made = (uint32_t)get_u64(v, "conns_made");
+    r->conns_failed = (uint32_t)get_u64(v, "conns_failed");
+    run->runs = get_u64(v, "runs");
+    run->conns = get_u64(v, "conns");
+    run->size = get_u64(v, "size");
+    run->depth = get_u64(v, "depth");
+    run->rate = get_u64(v, "rate");
+    run->threads = get_u64(v, "threads");
+    run->exchanges = get_u64(v, "exchanges");
+    run->warmup_s = get_double(v, "warmup_s", NULL);
+    run->seconds = get_double(v, "duration_s", NULL);
+    run->start = get_double(v, "start_time", NULL);
+    run->client_cpu_s = get_double(v, "client_cpu_s", NULL);
+    run->udp = get_bool(v, "udp");
+    run->tls = get_bool(v, "tls");
+    char *server = get_string(v, "server");
+    if (server != NULL)
+        snprintf(run->server, sizeof(run->server), "%s", server);
+    free(server);
+    char *first = get_string(v, "first_error");
+    if (first != NULL)
+        snprintf(r->first_error, sizeof(r->first_error), "%s: %.200s",
+                 run->file, first);
+    free(first);
+    return 0;
+}
+
 static int read_json(struct run *run, char *text, const char **why)
 {
     const char *prefix;
@@ -192,91 +270,25 @@ static int read_json(struct run *run, char *text, const char **why)
     }
     struct ek_json j;
     int rc = ek_json_parse(result, &j);
-    char path[64];
-    size_t len;
-    const char *mode =
-        ek_json_string(&j, field(prefix, "mode", path, sizeof(path)), &len);
-    char name[16];
-    if (rc == 0 &&
-        (mode == NULL || len >= sizeof(name) ||
-         ek_json_get(&j, field(prefix, "msgs", path, sizeof(path))) == NULL)) {
-        *why = "not a bench --json result (no \"mode\" or \"msgs\")";
-        rc = -EINVAL;
-    } else if (rc < 0) {
-        *why = rc == -ENOMEM ? "out of memory" : "not JSON";
-    }
-    if (rc == 0) {
-        memcpy(name, mode, len);
-        name[len] = '\0';
-        if (!bench_parse_mode(name, &run->mode)) {
-            *why = "an unknown mode";
-            rc = -EINVAL;
-        }
-    }
-    if (rc == 0 &&
-        (run->mode == EK_BENCH_RR || run->mode == EK_BENCH_CONNECT) &&
-        ek_json_get(&j, field(prefix, "hdr.latency", path, sizeof(path))) ==
-            NULL) {
-        *why = "no histogram in it (made by an echokit before 0.2?)";
-        rc = -EINVAL;
-    }
+    if (rc < 0)
+        *why = rc == -ENOMEM  ? "out of memory"
+               : rc == -E2BIG ? "more values than a bench result holds"
+                              : "not JSON";
+    struct result_view v = {.j = &j, .prefix = prefix};
     struct ek_bench_result *r = &run->r;
-    if (rc == 0) {
-        static const struct {
-            const char *name;
-            size_t offset;
-        } counts[] = {
-#define COUNT(f) {#f, offsetof(struct ek_bench_result, f)}
-            COUNT(msgs),       COUNT(bytes),      COUNT(mismatches),
-            COUNT(resets),     COUNT(closed),     COUNT(timeouts),
-            COUNT(tls_failed), COUNT(lost),       COUNT(reordered),
-            COUNT(duplicates), COUNT(conns_done), COUNT(conns_resumed),
-#undef COUNT
-        };
-        for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-            *(uint64_t *)((char *)r + counts[i].offset) =
-                get_u64(&j, prefix, counts[i].name);
-        r->conns_made = (uint32_t)get_u64(&j, prefix, "conns_made");
-        r->conns_failed = (uint32_t)get_u64(&j, prefix, "conns_failed");
-        run->runs = get_u64(&j, prefix, "runs");
-        run->conns = get_u64(&j, prefix, "conns");
-        run->size = get_u64(&j, prefix, "size");
-        run->depth = get_u64(&j, prefix, "depth");
-        run->rate = get_u64(&j, prefix, "rate");
-        run->threads = get_u64(&j, prefix, "threads");
-        run->exchanges = get_u64(&j, prefix, "exchanges");
-        run->warmup_s = get_double(&j, prefix, "warmup_s");
-        run->seconds = get_double(&j, prefix, "duration_s");
-        run->start = get_double(&j, prefix, "start_time");
-        run->client_cpu_s = get_double(&j, prefix, "client_cpu_s");
-        const struct ek_json_field *f;
-        f = ek_json_get(&j, field(prefix, "udp", path, sizeof(path)));
-        run->udp = f != NULL && f->value[0] == 't';
-        f = ek_json_get(&j, field(prefix, "tls", path, sizeof(path)));
-        run->tls = f != NULL && f->value[0] == 't';
-        const char *server = ek_json_string(
-            &j, field(prefix, "server", path, sizeof(path)), &len);
-        if (server != NULL && len < sizeof(run->server)) {
-            memcpy(run->server, server, len);
-            run->server[len] = '\0';
-        }
-        const char *first = ek_json_string(
-            &j, field(prefix, "first_error", path, sizeof(path)), &len);
-        if (first != NULL)
-            snprintf(r->first_error, sizeof(r->first_error), "%s: %.*s",
-                     run->file, (int)(len < 200 ? len : 200), first);
-    }
     if (rc == 0)
-        rc = read_hist(&j, prefix, "latency", "latency_us", &r->latency, why);
+        rc = read_fields(run, &v, why);
     if (rc == 0)
-        rc = read_hist(&j, prefix, "connect", "connect_us", &r->connect_lat,
+        rc = read_hist(&v, "latency", "latency_us", &r->latency, why);
+    if (rc == 0)
+        rc = read_hist(&v, "connect", "connect_us", &r->connect_lat, why);
+    if (rc == 0)
+        rc = read_hist(&v, "handshake", "handshake_us", &r->handshake_lat, why);
+    if (rc == 0)
+        rc = read_hist(&v, "first_echo", "first_echo_us", &r->first_echo_lat,
                        why);
-    if (rc == 0)
-        rc = read_hist(&j, prefix, "handshake", "handshake_us",
-                       &r->handshake_lat, why);
-    if (rc == 0)
-        rc = read_hist(&j, prefix, "first_echo", "first_echo_us",
-                       &r->first_echo_lat, why);
+    if (rc == -ENOMEM)
+        *why = "out of memory";
     ek_json_free(&j);
     return rc;
 }
@@ -351,6 +363,26 @@ static int read_run(struct run *run)
     return 0;
 }
 
+/* Whether from's counts can be added to into's without passing 2^64
+ * (histograms: 2^63, as HdrHistogram's are signed). */
+static bool add_fits(const struct ek_bench_result *into,
+                     const struct ek_bench_result *from)
+{
+#define FITS(f)                                                                \
+    if (into->f > UINT64_MAX - from->f)                                        \
+        return false;
+    EK_BENCH_COUNTERS(FITS)
+#undef FITS
+    const struct ek_hist *a[] = {&into->latency, &into->connect_lat,
+                                 &into->handshake_lat, &into->first_echo_lat};
+    const struct ek_hist *b[] = {&from->latency, &from->connect_lat,
+                                 &from->handshake_lat, &from->first_echo_lat};
+    for (size_t i = 0; i < 4; i++)
+        if (a[i]->count > (uint64_t)INT64_MAX - b[i]->count)
+            return false;
+    return true;
+}
+
 /* The runs as one report in rp (and its options in o); prints what the
  * reader should know about how they fit together. Returns 0 or 65. */
 static int combine(struct run *runs, size_t n, struct bench_options *o,
@@ -376,6 +408,12 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
                      "one mode only",
                      first->file, bench_mode_name(first->mode), run->file,
                      bench_mode_name(run->mode));
+            return EX_DATAERR;
+        }
+        if (!add_fits(&rp->r, &run->r)) {
+            ek_warnx("bench merge: %s: its counts added to the others' pass "
+                     "2^63",
+                     run->file);
             return EX_DATAERR;
         }
         ek_bench_result_add(&rp->r, &run->r);

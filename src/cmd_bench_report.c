@@ -5,6 +5,7 @@
 #include "cmd_bench.h"
 #include "ek_hdr.h"
 #include "ek_log.h"
+#include "ek_quote.h"
 
 #include <errno.h>
 #include <math.h>
@@ -88,17 +89,29 @@ static double per_unit(const struct ek_bench_result *r,
     return n ? (double)us / (double)n : 0.0;
 }
 
+/* text as the inside of a JSON string, or as one line of plain text (an
+ * address or an error from a file bench merge read may hold anything). */
+static const char *escaped(const char *text, bool json, char *buf, size_t size)
+{
+    size_t len = 0;
+    (json ? ek_escape_json : ek_escape_text)(buf, size - 1, &len, text);
+    buf[len] = '\0';
+    return buf;
+}
+
 void bench_print_text(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
 
     bool connect = o->mode == EK_BENCH_CONNECT;
+    char peer[4 * EK_ADDRSTR_MAX], first[4 * sizeof(r->first_error)];
     printf("echokit bench: %s%s%s to %s, %llu %s%s x %llu B",
            bench_mode_name(o->mode), o->udp ? " over UDP" : "",
-           o->tls_on ? " over TLS" : "", rp->peer, (unsigned long long)o->conns,
-           connect ? "slot" : "connection", o->conns == 1 ? "" : "s",
-           (unsigned long long)o->size);
+           o->tls_on ? " over TLS" : "",
+           escaped(rp->peer, false, peer, sizeof(peer)),
+           (unsigned long long)o->conns, connect ? "slot" : "connection",
+           o->conns == 1 ? "" : "s", (unsigned long long)o->size);
     if (connect)
         printf(", %llu exchange%s each", (unsigned long long)o->exchanges,
                o->exchanges == 1 ? "" : "s");
@@ -148,7 +161,8 @@ void bench_print_text(const struct report *rp)
                (unsigned long long)r->lost, (unsigned long long)r->reordered,
                (unsigned long long)r->duplicates);
     if (r->first_error[0] != '\0')
-        printf("first error  %s\n", r->first_error);
+        printf("first error  %s\n",
+               escaped(r->first_error, false, first, sizeof(first)));
     if (o->server_pid) {
         long long us = rp->after.server_us - rp->before.server_us;
         printf("server       pid %d:", (int)o->server_pid);
@@ -175,30 +189,20 @@ void bench_print_text(const struct report *rp)
 static void json_counts(const struct bench_options *o,
                         const struct ek_bench_result *r, double seconds)
 {
-    printf("\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_s\":%.1f,"
-           "\"mib_per_s\":%.3f,",
-           (unsigned long long)r->msgs, (unsigned long long)r->bytes,
-           (double)r->msgs / seconds, (double)r->bytes / seconds / 1048576.0);
-    printf("\"errors\":%llu,\"mismatches\":%llu,\"resets\":%llu,"
-           "\"closed\":%llu,\"timeouts\":%llu,\"tls_failed\":%llu,",
-           (unsigned long long)bench_errors_of(r),
-           (unsigned long long)r->mismatches, (unsigned long long)r->resets,
-           (unsigned long long)r->closed, (unsigned long long)r->timeouts,
-           (unsigned long long)r->tls_failed);
+    /* Every counter, whatever the mode (0 where it counts nothing): what
+     * bench merge reads back. */
+#define PRINT_COUNTER(f) printf("\"" #f "\":%llu,", (unsigned long long)r->f);
+    EK_BENCH_COUNTERS(PRINT_COUNTER)
+#undef PRINT_COUNTER
+    printf("\"msgs_per_s\":%.1f,\"mib_per_s\":%.3f,\"errors\":%llu,",
+           (double)r->msgs / seconds, (double)r->bytes / seconds / 1048576.0,
+           (unsigned long long)bench_errors_of(r));
     if (o->mode == EK_BENCH_CONNECT) {
-        printf("\"conns_done\":%llu,\"conns_per_s\":%.1f,"
-               "\"conns_resumed\":%llu,",
-               (unsigned long long)r->conns_done,
-               (double)r->conns_done / seconds,
-               (unsigned long long)r->conns_resumed);
+        printf("\"conns_per_s\":%.1f,", (double)r->conns_done / seconds);
         json_quantiles("connect_us", &r->connect_lat);
         json_quantiles("handshake_us", &r->handshake_lat);
         json_quantiles("first_echo_us", &r->first_echo_lat);
     }
-    if (o->udp)
-        printf("\"lost\":%llu,\"reordered\":%llu,\"duplicates\":%llu,",
-               (unsigned long long)r->lost, (unsigned long long)r->reordered,
-               (unsigned long long)r->duplicates);
     if (o->mode == EK_BENCH_RR || o->mode == EK_BENCH_CONNECT)
         json_quantiles("latency_us", &r->latency);
     else
@@ -234,12 +238,14 @@ void bench_print_json(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
+    char peer[6 * EK_ADDRSTR_MAX], first[6 * sizeof(r->first_error)];
 
     printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
            "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
            "\"depth\":%llu,\"rate\":%llu,\"threads\":%llu,"
            "\"warmup_s\":%.3f,\"duration_s\":%.3f,",
-           rp->peer, bench_mode_name(o->mode), (unsigned long long)o->conns,
+           escaped(rp->peer, true, peer, sizeof(peer)),
+           bench_mode_name(o->mode), (unsigned long long)o->conns,
            r->conns_made, r->conns_failed, (unsigned long long)o->size,
            (unsigned long long)o->depth, (unsigned long long)o->rate,
            (unsigned long long)o->threads, (double)o->warmup_ms / 1000.0,
@@ -275,12 +281,9 @@ void bench_print_json(const struct report *rp)
                    (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
                        r->conns_made);
     }
-    if (r->first_error[0] != '\0') {
-        printf(",\"first_error\":\"");
-        for (const char *p = r->first_error; *p; p++)
-            printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-        printf("\"");
-    }
+    if (r->first_error[0] != '\0')
+        printf(",\"first_error\":\"%s\"",
+               escaped(r->first_error, true, first, sizeof(first)));
     printf("}");
 }
 
@@ -288,12 +291,14 @@ void bench_print_json(const struct report *rp)
 void bench_json_stream_start(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
+    char peer[6 * EK_ADDRSTR_MAX];
     printf("{\"event\":\"start\",\"data\":{\"server\":\"%s\",\"mode\":\"%s\","
            "\"conns\":%llu,\"size\":%llu,\"depth\":%llu,\"rate\":%llu,"
            "\"threads\":%llu,\"warmup_s\":%.3f,\"duration_s\":%.3f,"
            "\"interval_s\":%.3f,\"udp\":%s,\"tls\":%s,\"start_time\":%.6f}}"
            "\n",
-           rp->peer, bench_mode_name(o->mode), (unsigned long long)o->conns,
+           escaped(rp->peer, true, peer, sizeof(peer)),
+           bench_mode_name(o->mode), (unsigned long long)o->conns,
            (unsigned long long)o->size, (unsigned long long)o->depth,
            (unsigned long long)o->rate, (unsigned long long)o->threads,
            (double)o->warmup_ms / 1000.0, (double)o->duration_ms / 1000.0,
@@ -310,13 +315,17 @@ int bench_emit_interval(const struct report *rp,
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &iv->r;
+    if (iv->end_ns <= iv->start_ns)
+        return 0; /* stopped before the window began: nothing in it */
     double from = (double)(iv->start_ns - measure) / 1e9;
     double to = (double)(iv->end_ns - measure) / 1e9;
-    double seconds = to > from ? to - from : 1e-9;
+    double seconds = to - from;
     if (o->json_stream) {
         printf("{\"event\":\"interval\",\"data\":{\"index\":%llu,"
-               "\"start_s\":%.3f,\"end_s\":%.3f,\"seconds\":%.3f,",
-               (unsigned long long)iv->index, from, to, seconds);
+               "\"intervals\":%llu,\"start_s\":%.3f,\"end_s\":%.3f,"
+               "\"seconds\":%.3f,",
+               (unsigned long long)iv->index, (unsigned long long)iv->intervals,
+               from, to, seconds);
         json_counts(o, r, seconds);
         printf("\"start_time\":%.6f}}\n", rp->start_time + from);
     } else if (o->interval_ms > 0 && !o->json) {
@@ -339,8 +348,8 @@ int bench_emit_interval(const struct report *rp,
         printf("  errors %llu\n", (unsigned long long)bench_errors_of(r));
     }
     fflush(stdout);
-    if (rp->hdr_log == NULL)
-        return 0;
+    if (rp->hdr_log == NULL || rp->status != 0)
+        return 0; /* no log, or one that failed already (said once) */
     int err =
         ek_hdr_log_interval(rp->hdr_log, NULL, from, seconds, &r->latency);
     if (err == 0 && o->mode == EK_BENCH_CONNECT) {
@@ -367,24 +376,33 @@ void bench_print_percentiles(const struct ek_hist *h)
     printf("%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount",
            "1/(1-Percentile)");
     double mean = ek_hist_mean(h), var = 0;
-    /* Levels at 1/(1-p) = 2^(k/5), as HdrHistogram reports five per
-     * halving of what is left, down to the last value. */
+    uint64_t seen = 0;
+    unsigned i = 0;
+    /* HdrHistogram's levels, five per halving of what is left: 0, 10%,
+     * ..., 50%, 55%, ..., 75%, 77.5%, ...; each with the value of the
+     * bucket that holds it (its middle, as bench reports) and the count
+     * up to that bucket. They end where less than one value is left. */
     for (int k = 0; h->count > 0; k++) {
-        double left = pow(0.5, k / 5.0), p = 1.0 - left;
+        double left = ldexp(1.0 - (k % 5) / 10.0, -(k / 5)), p = 1.0 - left;
         if (left * (double)h->count < 1.0)
             break;
         uint64_t rank = (uint64_t)ceil(p * (double)h->count);
-        printf("%12.3f %14.12f %10llu %14.2f\n",
-               (double)ek_hist_quantile(h, p) / 1e3, p,
-               (unsigned long long)(rank > 0 ? rank : 1), 1.0 / left);
+        if (rank == 0)
+            rank = 1;
+        for (; seen < rank && i < EK_HIST_BUCKETS; i++)
+            seen += h->buckets[i];
+        uint64_t v = ek_hist_bucket_mid(i - 1);
+        v = v < h->min ? h->min : v > h->max ? h->max : v;
+        printf("%12.3f %14.12f %10llu %14.2f\n", (double)v / 1e3, p,
+               (unsigned long long)seen, 1.0 / left);
     }
     if (h->count > 0)
         printf("%12.3f %14.12f %10llu\n", (double)h->max / 1e3, 1.0,
                (unsigned long long)h->count);
-    for (unsigned i = 0; i < EK_HIST_BUCKETS; i++)
-        if (h->buckets[i] != 0) {
-            double d = (double)ek_hist_bucket_mid(i) - mean;
-            var += d * d * (double)h->buckets[i];
+    for (unsigned b = 0; b < EK_HIST_BUCKETS; b++)
+        if (h->buckets[b] != 0) {
+            double d = (double)ek_hist_bucket_mid(b) - mean;
+            var += d * d * (double)h->buckets[b];
         }
     printf("#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", mean / 1e3,
            h->count ? sqrt(var / (double)h->count) / 1e3 : 0.0);

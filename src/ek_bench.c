@@ -75,10 +75,9 @@ struct worker {
      * (connect mode: cur.conns_failed counts connects that failed); all of
      * the window when it is not cut into intervals. */
     struct ek_bench_result cur;
-    uint64_t k;       /* the current interval */
-    int64_t k_end;    /* when it ends (INT64_MAX: no intervals) */
-    uint64_t final_k; /* the last interval it published; UINT64_MAX while
-                         it runs */
+    uint64_t k;    /* the current interval (under b->lock: the reader looks) */
+    int64_t k_end; /* when it ends (INT64_MAX: no intervals) */
+    bool exited;   /* published its last interval (under b->lock) */
     char first_error[256];
     /* open loop: message j of this worker is due at start + j * interval
      * and goes to connection j % n: round robin in time order, so the
@@ -89,19 +88,21 @@ struct worker {
     bool again; /* some connection has again set */
 };
 
-/* An interval some worker has published, waiting for the others and for
- * ek_bench_next_interval. */
+/* Intervals k_first..k_last as the workers have published them so far,
+ * waiting for the others and for ek_bench_next_interval. One interval
+ * each, unless the reader fell behind. */
 struct interval_slot {
     struct interval_slot *next;
-    uint64_t k;
-    uint32_t published; /* workers that added theirs */
+    uint64_t k_first, k_last;
     struct ek_bench_result r;
 };
 
-/* How far the workers may run ahead of the reader of intervals: past it,
- * one that ends an interval waits (the reader is stuck writing, say).
- * Intervals cost sizeof(struct ek_bench_result), about 240 KiB, each. */
-#define INTERVALS_AHEAD 8
+/* Slots waiting for the reader at most (each sizeof(struct
+ * ek_bench_result), about 240 KiB). A reader that falls this far behind
+ * (stuck writing to a pipe nobody reads, say) gets the intervals that
+ * follow merged into the last slot, one longer interval, until it catches
+ * up: the workers never wait for it, so it cannot stall the load. */
+#define INTERVALS_WAITING 8
 
 struct ek_bench {
     struct ek_bench_config cfg;
@@ -112,17 +113,15 @@ struct ek_bench {
     atomic_bool stop;
     atomic_uint_fast64_t opened; /* connect mode: connections started */
     bool running;
-    /* Intervals: under lock; cond wakes workers waiting for room. */
+    /* Intervals, under lock. */
     pthread_mutex_t lock;
-    pthread_cond_t cond;
     bool lock_made;
     struct interval_slot *head, *tail; /* published, in order */
-    uint64_t next_k;                   /* the next one to hand out */
+    uint32_t waiting;                  /* slots in the list */
     uint32_t exited;                   /* workers done */
-    bool draining;                     /* the run is over: nobody waits */
     int64_t t_stopped;                 /* INT64_MAX unless stopped early */
     struct ek_bench_result total;      /* every interval, summed */
-    bool slot_lost;                    /* an interval found no memory */
+    bool slot_lost;                    /* the first found no memory */
 };
 
 static void set_error(struct worker *w, const char *fmt, ...)
@@ -740,18 +739,9 @@ void ek_bench_result_add(struct ek_bench_result *into,
 {
     into->conns_made += from->conns_made;
     into->conns_failed += from->conns_failed;
-    into->msgs += from->msgs;
-    into->bytes += from->bytes;
-    into->mismatches += from->mismatches;
-    into->resets += from->resets;
-    into->closed += from->closed;
-    into->timeouts += from->timeouts;
-    into->lost += from->lost;
-    into->reordered += from->reordered;
-    into->duplicates += from->duplicates;
-    into->tls_failed += from->tls_failed;
-    into->conns_done += from->conns_done;
-    into->conns_resumed += from->conns_resumed;
+#define ADD_COUNTER(f) into->f += from->f;
+    EK_BENCH_COUNTERS(ADD_COUNTER)
+#undef ADD_COUNTER
     ek_hist_merge(&into->latency, &from->latency);
     ek_hist_merge(&into->connect_lat, &from->connect_lat);
     ek_hist_merge(&into->handshake_lat, &from->handshake_lat);
@@ -760,52 +750,54 @@ void ek_bench_result_add(struct ek_bench_result *into,
         memcpy(into->first_error, from->first_error, sizeof(into->first_error));
 }
 
-/* The slot of interval k, appended when k is new (workers publish every
- * interval in order, so k is then the tail's next); NULL without memory. */
+/* The slot interval k goes to: the one that holds it already, or a new
+ * one at the tail (workers publish every interval in order, so a new k
+ * comes after the tail's); with INTERVALS_WAITING slots waiting, or no
+ * memory for another, the tail grows to hold k. NULL only when there is
+ * no slot at all and no memory for one. */
 static struct interval_slot *slot_for(struct ek_bench *b, uint64_t k)
 {
     for (struct interval_slot *s = b->head; s != NULL; s = s->next)
-        if (s->k == k)
+        if (s->k_first <= k && k <= s->k_last)
             return s;
-    struct interval_slot *s = malloc(sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    struct interval_slot *s =
+        b->waiting < INTERVALS_WAITING ? malloc(sizeof(*s)) : NULL;
+    if (s == NULL) {
+        if (b->tail != NULL)
+            b->tail->k_last = k;
+        return b->tail;
+    }
     s->next = NULL;
-    s->k = k;
-    s->published = 0;
+    s->k_first = s->k_last = k;
     ek_bench_result_reset(&s->r);
     if (b->tail != NULL)
         b->tail->next = s;
     else
         b->head = s;
     b->tail = s;
+    b->waiting++;
     return s;
 }
 
-/* Hands w's current interval over and starts the next; final: w is done
- * (its last interval may be cut short). */
+/* Hands w's current interval over and starts the next, never waiting for
+ * the reader; final: w is done (its last interval may be cut short). */
 static void publish(struct worker *w, bool final)
 {
     struct ek_bench *b = w->b;
     pthread_mutex_lock(&b->lock);
-    while (!b->draining && w->k >= b->next_k + INTERVALS_AHEAD)
-        pthread_cond_wait(&b->cond, &b->lock);
     struct interval_slot *s = slot_for(b, w->k);
-    if (s != NULL) {
+    if (s != NULL)
         ek_bench_result_add(&s->r, &w->cur);
-        s->published++;
-    } else {
+    else
         b->slot_lost = true; /* the total below still has it */
-    }
     ek_bench_result_add(&b->total, &w->cur);
+    w->k++;
     if (final) {
-        w->final_k = w->k;
+        w->exited = true;
         b->exited++;
     }
-    pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
     ek_bench_result_reset(&w->cur);
-    w->k++;
     w->k_end += w->k_end < INT64_MAX ? w->b->cfg.interval_ns : 0;
 }
 
@@ -903,7 +895,6 @@ static int worker_init(struct ek_bench *b, struct worker *w)
     if (w->sbuf == NULL || w->rbuf == NULL)
         return -ENOMEM;
     ek_bench_result_reset(&w->cur);
-    w->final_k = UINT64_MAX;
     if (b->cfg.rate > 0 && w->n > 0) {
         /* This worker's share of the rate: n of the conns. */
         double per_worker = (double)b->cfg.rate * w->n / b->made;
@@ -1025,11 +1016,6 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
         free(b);
         return -ENOMEM;
     }
-    if (pthread_cond_init(&b->cond, NULL) != 0) {
-        pthread_mutex_destroy(&b->lock);
-        free(b);
-        return -ENOMEM;
-    }
     b->lock_made = true;
     /* connect mode: the slots open their connections as they run. */
     int err = 0;
@@ -1138,8 +1124,6 @@ void ek_bench_stop(struct ek_bench *b)
     pthread_mutex_lock(&b->lock);
     if (b->t_stopped == INT64_MAX)
         b->t_stopped = ek_now_ns();
-    b->draining = true; /* a worker waiting for room goes on */
-    pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -1175,30 +1159,32 @@ static void count_silent(struct worker *w)
     }
 }
 
-/* Whether every worker has published interval k, or is done before it. */
-static bool interval_complete(const struct ek_bench *b, uint64_t k,
-                              uint32_t published)
+/* Whether every worker has published all of slot s, or is done. */
+static bool slot_complete(const struct ek_bench *b,
+                          const struct interval_slot *s)
 {
-    uint32_t done_before = 0;
     for (uint32_t t = 0; t < b->nworkers; t++)
-        done_before += b->workers[t].final_k < k;
-    return published + done_before == b->nworkers;
+        if (!b->workers[t].exited && b->workers[t].k <= s->k_last)
+            return false;
+    return true;
 }
 
 int ek_bench_next_interval(struct ek_bench *b, struct ek_bench_interval *out)
 {
     pthread_mutex_lock(&b->lock);
     struct interval_slot *s = b->head;
-    /* An interval without memory for its slot would never complete: the
-     * reports stop there (the total has everything). */
+    /* A first interval without memory for its slot would never complete:
+     * the reports stop there (the total has everything). */
     int rc = b->slot_lost || (s == NULL && b->exited == b->nworkers) ? -1 : 0;
     if (b->slot_lost)
         s = NULL;
-    if (s != NULL && interval_complete(b, s->k, s->published)) {
+    if (s != NULL && slot_complete(b, s)) {
         int64_t len = b->cfg.interval_ns;
-        out->index = s->k;
-        out->start_ns = b->t_measure + (int64_t)s->k * len;
-        out->end_ns = len > 0 ? out->start_ns + len : INT64_MAX;
+        out->index = s->k_first;
+        out->intervals = s->k_last - s->k_first + 1;
+        out->start_ns = b->t_measure + (int64_t)s->k_first * len;
+        out->end_ns =
+            len > 0 ? b->t_measure + (int64_t)(s->k_last + 1) * len : INT64_MAX;
         if (out->end_ns > b->t_end)
             out->end_ns = b->t_end;
         if (out->end_ns > b->t_stopped)
@@ -1209,9 +1195,8 @@ int ek_bench_next_interval(struct ek_bench *b, struct ek_bench_interval *out)
         b->head = s->next;
         if (b->head == NULL)
             b->tail = NULL;
-        b->next_k = s->k + 1;
+        b->waiting--;
         free(s);
-        pthread_cond_broadcast(&b->cond); /* room for one more */
         rc = 1;
     }
     pthread_mutex_unlock(&b->lock);
@@ -1263,9 +1248,7 @@ void ek_bench_free(struct ek_bench *b)
         free(b->head);
         b->head = next;
     }
-    if (b->lock_made) {
-        pthread_cond_destroy(&b->cond);
+    if (b->lock_made)
         pthread_mutex_destroy(&b->lock);
-    }
     free(b);
 }

@@ -90,6 +90,23 @@ struct ek_bench_live {
     atomic_uint_fast64_t errors;
 };
 
+/* The counters of a result, each a uint64_t of struct ek_bench_result by
+ * that name: one list for adding results up, for bench's JSON and for
+ * bench merge reading it back. */
+#define EK_BENCH_COUNTERS(X)                                                   \
+    X(msgs)                                                                    \
+    X(bytes)                                                                   \
+    X(mismatches)                                                              \
+    X(resets)                                                                  \
+    X(closed)                                                                  \
+    X(timeouts)                                                                \
+    X(tls_failed)                                                              \
+    X(lost)                                                                    \
+    X(reordered)                                                               \
+    X(duplicates)                                                              \
+    X(conns_done)                                                              \
+    X(conns_resumed)
+
 /* What a run found, over the measured window only (or one interval of
  * it, or several runs merged). */
 struct ek_bench_result {
@@ -114,9 +131,11 @@ void ek_bench_result_add(struct ek_bench_result *into,
 
 /* One interval of the measured window: [start_ns, end_ns) on ek_now_ns's
  * clock; the last one ends with the window, or where the run was
- * stopped. */
+ * stopped. It is `intervals` intervals long, 1 unless the reader fell
+ * behind (ek_bench_next_interval). */
 struct ek_bench_interval {
-    uint64_t index;
+    uint64_t index;     /* of its first interval */
+    uint64_t intervals; /* how many it spans */
     int64_t start_ns, end_ns;
     struct ek_bench_result r;
 };
@@ -143,8 +162,8 @@ void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
 /* The next interval, in order, once every worker is past its end: 1 with
  * *out, 0 when it is not complete yet (never waits), -1 when there are no
  * more. Without interval_ns the whole window is one interval, complete
- * once the run is over. The workers wait for a reader that falls 8
- * intervals behind (until ek_bench_stop). */
+ * once the run is over. The workers never wait for the reader: one that
+ * falls 8 intervals behind gets the next ones as one longer interval. */
 int ek_bench_next_interval(struct ek_bench *b, struct ek_bench_interval *out);
 
 /* Waits for the workers and fills *r: the whole window, every interval

@@ -30,7 +30,7 @@ void ek_client_sock_usage(int column)
         {"", "cs0..cs7, va, le"},
         {"--mark N", "SO_MARK (needs CAP_NET_ADMIN), 0..4294967295"},
         {"--cc ALGO", "TCP congestion control (cubic, bbr, reno, ...)"},
-        {"--mss BYTES", "TCP maximum segment size, 88..65535"},
+        {"--mss BYTES", "TCP maximum segment size, 88..32767"},
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         printf("      %-*s%s\n", column - 6, lines[i][0], lines[i][1]);
@@ -97,7 +97,8 @@ int ek_client_sock_option(const char *cmd, struct ek_sockopts *o, int c,
         }
         break;
     case EK_OPT_MSS:
-        if (ek_parse_uint(arg, 88, 65535, &v, &why) == 0)
+        /* Linux's bounds: TCP_MIN_MSS and MAX_TCP_WINDOW. */
+        if (ek_parse_uint(arg, 88, 32767, &v, &why) == 0)
             o->mss = (int)v;
         else
             name = "--mss";

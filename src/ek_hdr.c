@@ -242,6 +242,9 @@ static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
         return -EINVAL;
     }
     const uint8_t *p = raw + V2_HEADER, *end = p + payload;
+    /* Past 64 buckets every index lies beyond 2^63 (index_value says
+     * so): a bound that keeps runs of zeros from wrapping the index. */
+    const uint64_t max_index = (uint64_t)64 << l.half_magnitude;
     uint64_t index = 0;
     while (p < end) {
         int64_t word;
@@ -252,11 +255,19 @@ static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
         }
         p += used;
         if (word < 0) { /* a run of zeros */
+            if (word == INT64_MIN || (uint64_t)-word > max_index - index) {
+                *why = "a run of zeros past the histogram's end";
+                return -EINVAL;
+            }
             index += (uint64_t)-word;
             continue;
         }
+        if ((uint64_t)word > (uint64_t)INT64_MAX - h->count) {
+            *why = "counts past 2^63 in all";
+            return -EINVAL;
+        }
         uint64_t low, width;
-        if (!index_value(&l, index, &low, &width)) {
+        if (index >= max_index || !index_value(&l, index, &low, &width)) {
             *why = "a count lies beyond 2^63";
             return -EINVAL;
         }

@@ -11,7 +11,9 @@
  * with zlib behind an 8-byte header. ek_hist is HdrHistogram's bucket
  * layout at 2 significant digits and lowest value 1, so encoding one
  * loses nothing but its exact sum; one from another tool (other digits,
- * other units) is re-bucketed, each count at its bucket's lowest value.
+ * other units) is re-bucketed, each count at the middle of its bucket.
+ * A histogram that claims more than 2^63 values in all, or counts past
+ * its end, is refused.
  *
  * A log: HdrHistogram's interval log, version 1.3: "#[StartTime: ...]"
  * and "#[BaseTime: ...]" headers (seconds since the epoch), a legend, and
@@ -32,8 +34,8 @@
 char *ek_hdr_encode(const struct ek_hist *h);
 
 /* Adds the histogram that text (len bytes of base64) encodes to *h.
- * Returns 0, or -EINVAL (not a V2 histogram, or damaged) or -ENOMEM,
- * with *why. */
+ * Returns 0, or -EINVAL (not a V2 histogram, or damaged; *h may then
+ * hold part of it) or -ENOMEM, with *why. */
 int ek_hdr_decode_add(const char *text, size_t len, struct ek_hist *h,
                       const char **why);
 

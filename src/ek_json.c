@@ -7,11 +7,14 @@
 #include <string.h>
 
 #define MAX_DEPTH 64
+/* Values recorded at most: bench's result has about a hundred; a file of
+ * millions (a huge array) is refused before its fields take gigabytes. */
+#define MAX_FIELDS 65536
 
 /* The parse: where it is, and where the fields go (NULL: check only). */
 struct parser {
     struct ek_json *out;
-    int err; /* -ENOMEM once an allocation failed */
+    int err; /* -ENOMEM or -E2BIG once recording failed */
 };
 
 static const char *value(struct parser *ps, const char *p, const char *path,
@@ -86,6 +89,10 @@ static void record(struct parser *ps, const char *path, const char *v,
     struct ek_json *j = ps->out;
     if (j == NULL || ps->err != 0 || strlen(path) >= sizeof(j->fields->path))
         return;
+    if (j->n == MAX_FIELDS) {
+        ps->err = -E2BIG;
+        return;
+    }
     if (j->n == j->cap) {
         size_t cap = j->cap ? 2 * j->cap : 32;
         struct ek_json_field *f = realloc(j->fields, cap * sizeof(*f));
@@ -102,14 +109,85 @@ static void record(struct parser *ps, const char *path, const char *v,
     f->len = (size_t)(end - v);
 }
 
-/* path + "." + the key or index (a key's text without its quotes). Cut
- * at size - 1 characters, too long for a field (record leaves it out),
- * and so are its children's. */
-static void child_path(char *out, size_t size, const char *path,
-                       const char *key, size_t key_len)
+static int hex_digit(char c)
 {
-    snprintf(out, size, "%s%s%.*s", path, path[0] ? "." : "", (int)key_len,
-             key);
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Appends code point cp as UTF-8 to out[*n..size - 1). */
+static void put_utf8(char *out, size_t size, size_t *n, unsigned cp)
+{
+    unsigned char b[4];
+    size_t len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    static const unsigned char lead[] = {0, 0, 0xc0, 0xe0, 0xf0};
+    for (size_t i = len; i-- > 1; cp >>= 6)
+        b[i] = (unsigned char)(0x80 | (cp & 0x3f));
+    b[0] = (unsigned char)(lead[len] | cp);
+    for (size_t i = 0; i < len && *n + 1 < size; i++)
+        out[(*n)++] = (char)b[i];
+}
+
+/* Four hex digits (checked by string()) at p. */
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++)
+        v = v << 4 | (unsigned)hex_digit(p[k]);
+    return v;
+}
+
+/* The contents of a checked string (in: after its opening quote, len
+ * bytes up to its closing one) with escapes undone, into out
+ * (NUL-terminated, cut at size - 1 bytes). A lone surrogate becomes
+ * U+FFFD. Returns the length. */
+static size_t unescape(const char *in, size_t len, char *out, size_t size)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < size; i++) {
+        if (in[i] != '\\') {
+            out[n++] = in[i];
+            continue;
+        }
+        char c = in[++i];
+        if (c != 'u') {
+            out[n++] = to[strchr(from, c) - from];
+            continue;
+        }
+        unsigned cp = hex4(in + i + 1);
+        i += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < len && in[i + 1] == '\\' &&
+            in[i + 2] == 'u') { /* a surrogate pair */
+            unsigned lo = hex4(in + i + 3);
+            if (lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                i += 6;
+            }
+        }
+        if (cp >= 0xd800 && cp < 0xe000)
+            cp = 0xfffd;
+        put_utf8(out, size, &n, cp);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* path + "." + a key (the checked string at key, quotes included, up to
+ * end) or an index. Cut at size - 1 characters, too long for a field
+ * (record leaves it out), and so are its children's. */
+static void child_path(char *out, size_t size, const char *path,
+                       const char *key, const char *end)
+{
+    int n = snprintf(out, size, "%s%s", path, path[0] ? "." : "");
+    if (n < 0 || (size_t)n >= size)
+        return;
+    if (key[0] == '"')
+        unescape(key + 1, (size_t)(end - key) - 2, out + n, size - (size_t)n);
+    else
+        snprintf(out + n, size - (size_t)n, "%.*s", (int)(end - key), key);
 }
 
 static const char *members(struct parser *ps, const char *p, const char *path,
@@ -123,15 +201,15 @@ static const char *members(struct parser *ps, const char *p, const char *path,
         char sub[sizeof(((struct ek_json_field *)0)->path) + 1];
         if (keyed) {
             const char *key = ws(p);
-            p = string(key);
-            if (p == NULL || *(p = ws(p)) != ':')
+            const char *key_end = string(key);
+            if (key_end == NULL || *(p = ws(key_end)) != ':')
                 return NULL;
-            child_path(sub, sizeof(sub), path, key + 1, (size_t)(p - key) - 2);
+            child_path(sub, sizeof(sub), path, key, key_end);
             p++;
         } else {
             char num[16];
-            snprintf(num, sizeof(num), "%u", index);
-            child_path(sub, sizeof(sub), path, num, strlen(num));
+            int len = snprintf(num, sizeof(num), "%u", index);
+            child_path(sub, sizeof(sub), path, num, num + len);
         }
         p = value(ps, p, sub, depth + 1);
         if (p == NULL)
@@ -223,14 +301,17 @@ bool ek_json_double(const struct ek_json *j, const char *path, double *out)
     return true;
 }
 
-const char *ek_json_string(const struct ek_json *j, const char *path,
-                           size_t *len)
+char *ek_json_string(const struct ek_json *j, const char *path)
 {
     const struct ek_json_field *f = ek_json_get(j, path);
     if (f == NULL || f->value[0] != '"')
         return NULL;
-    *len = f->len - 2;
-    return f->value + 1;
+    /* Unescaped, it is never longer: \uXXXX (6) gives 3 bytes at most,
+     * a pair (12) 4. */
+    char *out = malloc(f->len);
+    if (out != NULL)
+        unescape(f->value + 1, f->len - 2, out, f->len);
+    return out;
 }
 
 void ek_json_free(struct ek_json *j)

@@ -52,6 +52,9 @@ int ek_net_connect_start(const struct ek_sockaddr *sa,
                          bool *done);
 int ek_net_connect_result(int fd);
 
+/* setsockopt of an int. Returns 0 or -errno. */
+int ek_net_set_int(int fd, int level, int name, int value);
+
 /* getsockname into *out. Returns 0 or -errno. */
 int ek_net_local_addr(int fd, struct ek_sockaddr *out);
 

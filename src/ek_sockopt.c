@@ -1,5 +1,6 @@
 #include "ek_sockopt.h"
 #include "ek_acl.h"
+#include "ek_net.h"
 #include "ek_platform.h"
 
 #include <arpa/inet.h>
@@ -177,19 +178,25 @@ int ek_dscp_parse(const char *text, int *dscp, const char **why)
     return 0;
 }
 
-static int set_opt(int fd, int level, int name, const void *v, socklen_t len,
-                   const char *option, const char **which)
+#ifdef EK_LINUX_SOCKOPTS
+/* A string option (an interface's or a congestion control's name). */
+static int set_name(int fd, int level, int name, const char *v,
+                    const char *option, const char **which)
 {
-    if (setsockopt(fd, level, name, v, len) == 0)
+    if (setsockopt(fd, level, name, v, (socklen_t)strlen(v)) == 0)
         return 0;
     *which = option;
     return -errno;
 }
+#endif
 
 static int set_int(int fd, int level, int name, int value, const char *option,
                    const char **which)
 {
-    return set_opt(fd, level, name, &value, sizeof(value), option, which);
+    int err = ek_net_set_int(fd, level, name, value);
+    if (err < 0)
+        *which = option;
+    return err;
 }
 
 static int bind_source(const struct ek_sockopts *o, int fd, bool stream,
@@ -222,14 +229,13 @@ int ek_sockopts_apply(const struct ek_sockopts *o, int fd, int family,
     int err = 0;
 #ifdef EK_LINUX_SOCKOPTS
     if (err == 0 && o->dev[0] != '\0')
-        err = set_opt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->dev,
-                      (socklen_t)strlen(o->dev), "--bind-dev", which);
+        err = set_name(fd, SOL_SOCKET, SO_BINDTODEVICE, o->dev, "--bind-dev",
+                       which);
     if (err == 0 && o->mark >= 0)
         err = set_int(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)o->mark, "--mark",
                       which);
     if (err == 0 && stream && o->cc[0] != '\0')
-        err = set_opt(fd, IPPROTO_TCP, TCP_CONGESTION, o->cc,
-                      (socklen_t)strlen(o->cc), "--cc", which);
+        err = set_name(fd, IPPROTO_TCP, TCP_CONGESTION, o->cc, "--cc", which);
 #else
     if (o->dev[0] != '\0' || o->mark >= 0 || o->cc[0] != '\0') {
         *which = o->dev[0] != '\0' ? "--bind-dev"

@@ -16,7 +16,8 @@
  *   cc       TCP_CONGESTION: the congestion control of each connection
  *            (one the kernel has loaded; unprivileged, one of
  *            net.ipv4.tcp_allowed_congestion_control).
- *   mss      TCP_MAXSEG: the MSS this end announces (88..65535 bytes).
+ *   mss      TCP_MAXSEG: the MSS this end announces (88..32767 bytes,
+ *            Linux's bounds).
  *
  * SO_BINDTODEVICE, SO_MARK, TCP_CONGESTION and IP_BIND_ADDRESS_NO_PORT
  * are Linux's; a build without them (EK_LINUX_EXT=OFF) refuses the first

@@ -19,6 +19,7 @@ static const char usage_text[] =
     "echo\n"
     "  ping    measure round trips to an echo server, like ping(8)\n"
     "  bench   load an echo server and measure it: rate, latency, memory\n"
+    "          (bench merge: add up runs from several hosts)\n"
     "\n"
     "`echokit <command> --help` shows a command's options; "
     "`echokit --version`\n"

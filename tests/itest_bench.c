@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,7 @@ void case_bench_source(void)
         {"send", "--tos", "8", "--dscp", "ef", a, "x"},
         {"send", "--mark", "-1", a, "x"},
         {"send", "--mss", "20", a, "x"},
+        {"send", "--mss", "40000", a, "x"}, /* past Linux's 32767 */
         {"send", "--cc", "no such", a, "x"},
         {"send", "--udp", "--cc", "reno", a, "x"},
         {"send", "--tos", "8", "unix:/nonexistent", "x"},
@@ -324,9 +326,9 @@ void case_bench_hdr_log(void)
     for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
         struct ek_json j;
         CHECK_INT(ek_json_parse(line, &j), ==, 0);
-        size_t len;
-        const char *ev = ek_json_string(&j, "event", &len);
+        char *ev = ek_json_string(&j, "event");
         CHECK(ev != NULL);
+        size_t len = strlen(ev) + 1; /* the prefixes below end with it */
         uint64_t msgs = 0;
         if (strncmp(ev, "interval", len) == 0) {
             CHECK(ek_json_u64(&j, "data.msgs", &msgs));
@@ -341,6 +343,7 @@ void case_bench_hdr_log(void)
             ek_json_free(&j);
         }
         CHECK(events++ > 0 || strncmp(ev, "start", len) == 0);
+        free(ev);
     }
     printf("--json-stream: %d intervals of %llu messages in all, the summary "
            "%llu\n",
@@ -365,6 +368,95 @@ void case_bench_hdr_log(void)
     CHECK(same_bucket(p50, java.p50));
     CHECK(same_bucket(p99, java.p99));
     ek_json_free(&end);
+
+    /* Stopped in the warm-up: nothing measured, no interval of no length
+     * (one was printed, and logged, before). */
+    const char *early[] = {"bench",         "-c", "1", "-w", "5", "-t", "1",
+                           "--json-stream", a,    NULL};
+    CHECK_INT(h_run_echokit_signal(early, -1, 20000, 300, SIGINT, &r), ==, 0);
+    CHECK(strstr(r.out, "\"event\":\"interval\"") == NULL);
+    CHECK_CONTAINS(r.out, "\"event\":\"end\"");
+    stop_ok(&s);
+}
+
+/* Runs echokit argv with stdout into a pipe of one page that nobody
+ * reads for stall_ms, then reads it all into out. Returns the exit
+ * status. */
+static int run_stalled(const char *const *argv, int stall_ms, char *out,
+                       size_t size)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    (void)fcntl(p[0], F_SETPIPE_SZ, 4096); /* at its smallest */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (dup2(p[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        const char *full[32] = {h_echokit};
+        for (int i = 0; argv[i] != NULL && i < 30; i++)
+            full[i + 1] = argv[i];
+        execv(h_echokit, (char *const *)full);
+        _exit(127);
+    }
+    close(p[1]);
+    h_sleep_ms(stall_ms);
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(p[0], out + n, size - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = '\0';
+    close(p[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A reader of the intervals that stops reading (stdout a one-page pipe
+ * nobody reads for 3 s; 8 lines fill it in 0.8 s) must not stall the
+ * load: the intervals it missed come as one longer interval, every one of
+ * them at the offered rate. Before the fix the workers waited for it:
+ * intervals of no messages, and the stall in the latency. */
+void case_bench_stalled_reader(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *argv[] = {
+        "bench", "-c",  "2",  "-r",  "2000",          "-t",       "3",
+        "-w",    "0.1", "-i", "0.1", "--json-stream", s.addrs[0], NULL};
+    static char out[1 << 18];
+    CHECK_INT(run_stalled(argv, 3000, out, sizeof(out)), ==, 0);
+    uint64_t sum = 0, end_msgs = 0, longest = 0;
+    int events = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        struct ek_json j;
+        CHECK_INT(ek_json_parse(line, &j), ==, 0);
+        uint64_t msgs, spans;
+        double seconds;
+        if (ek_json_u64(&j, "data.intervals", &spans)) {
+            CHECK(ek_json_u64(&j, "data.msgs", &msgs));
+            CHECK(ek_json_double(&j, "data.seconds", &seconds));
+            /* Open loop at 2000/s: each interval near it (half, to allow
+             * for the edges), the long one too. */
+            if ((double)msgs < 0.5 * 2000 * seconds)
+                fprintf(stderr, "interval of %.3f s: %llu msgs\n", seconds,
+                        (unsigned long long)msgs);
+            CHECK((double)msgs >= 0.5 * 2000 * seconds);
+            sum += msgs;
+            longest = spans > longest ? spans : longest;
+            events++;
+        } else if (ek_json_u64(&j, "data.msgs", &msgs)) {
+            end_msgs = msgs;
+        }
+        ek_json_free(&j);
+    }
+    printf("reader stalled 3 s: %d interval events, the longest %llu "
+           "intervals; %llu msgs in them, %llu in the summary\n",
+           events, (unsigned long long)longest, (unsigned long long)sum,
+           (unsigned long long)end_msgs);
+    CHECK(longest > 1);
+    CHECK(sum == end_msgs && end_msgs > 4000);
     stop_ok(&s);
 }
 
@@ -487,6 +579,62 @@ void case_bench_merge(void)
     CHECK_INT(h_run_echokit(text, -1, 30000, &r), ==, 0);
     CHECK_CONTAINS(r.out, "echokit bench merge: 2 runs");
     CHECK_CONTAINS(r.out, "latency      min ");
+
+    /* The same result written otherwise (spaces around colons, every '/'
+     * escaped, as other JSON writers do) merges the same; an error text
+     * with a quote and an escape character goes through merges intact. */
+    static char text_a[1 << 18], other[1 << 19];
+    read_text_file(aj, text_a, sizeof(text_a));
+    size_t o = 0;
+    bool in_string = false;
+    for (const char *p = text_a; *p && o + 8 < sizeof(other); p++) {
+        if (*p == '"' && p[-1] != '\\')
+            in_string = !in_string;
+        if (in_string && *p == '/')
+            o += (size_t)snprintf(other + o, 3, "\\/");
+        else if (!in_string && *p == ':')
+            o += (size_t)snprintf(other + o, 4, " : ");
+        else if (!in_string && *p == '}' && p[1] == '\n')
+            o += (size_t)snprintf(
+                other + o, 60,
+                ",\"first_error\":\"said \\\"no\\\" \\u001b[31m\"}");
+        else
+            other[o++] = *p;
+    }
+    other[o] = '\0';
+    char oj[256];
+    snprintf(oj, sizeof(oj), "%s/other.json", dir);
+    fd = open(oj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, other, o) == (ssize_t)o);
+    close(fd);
+    const char *spaced[] = {"bench", "merge", "--json", oj, NULL};
+    CHECK_INT(h_run_echokit(spaced, -1, 30000, &r), ==, 0);
+    CHECK(h_json_valid(r.out));
+    CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == ma);
+    snprintf(mj, sizeof(mj), "%s/m2.json", dir);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) == (ssize_t)r.out_len);
+    close(fd);
+    const char *twice[] = {"bench", "merge", "--json", mj, NULL};
+    CHECK_INT(h_run_echokit(twice, -1, 30000, &r), ==, 0);
+    struct ek_json jt;
+    char *tt = strdup(r.out);
+    CHECK(tt != NULL && ek_json_parse(tt, &jt) == 0);
+    char *said = ek_json_string(&jt, "first_error");
+    CHECK(said != NULL);
+    printf("first_error after two merges: %s\n", said + strlen(oj) + 2);
+    CHECK(strstr(said, ": said \"no\" \x1b[31m") != NULL);
+    free(said);
+    ek_json_free(&jt);
+    free(tt);
+
+    /* The spectrum: HdrHistogram's levels. */
+    const char *spectrum[] = {"bench", "merge", "--percentiles", aj, NULL};
+    CHECK_INT(h_run_echokit(spectrum, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, " 0.100000000000 ");
+    CHECK_CONTAINS(r.out, " 0.550000000000 ");
+    CHECK_CONTAINS(r.out, " 0.775000000000 ");
+    CHECK_CONTAINS(r.out, "#[Max     = ");
 
     /* What cannot be merged, said. */
     const char *none[] = {"bench", "merge", NULL};

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static struct ek_hist a, b;
 
@@ -133,6 +134,83 @@ static void test_hdr_refused(void)
     free(text);
 }
 
+/* A compressed V2 histogram (2 digits, lowest 1) holding the given
+ * ZigZag LEB128 words, as base64: what a hostile file may carry. */
+static char *encode_words(const int64_t *words, size_t n)
+{
+    uint8_t raw[40 + 16 * 10] = {0};
+    size_t len = 40;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = ((uint64_t)words[i] << 1) ^ (uint64_t)(words[i] >> 63);
+        for (int k = 0; k < 8 && v >= 0x80; k++, v >>= 7)
+            raw[len++] = (uint8_t)(v | 0x80);
+        raw[len++] = (uint8_t)v;
+    }
+    const uint64_t fields[] = {0x1c849313, len - 40, 0, 2};
+    for (int f = 0; f < 4; f++)
+        for (int k = 0; k < 4; k++)
+            raw[f * 4 + k] = (uint8_t)(fields[f] >> (24 - 8 * k));
+    raw[23] = 1;                    /* lowest discernible value */
+    raw[31] = 255;                  /* highest trackable value */
+    raw[32] = 0x3f, raw[33] = 0xf0; /* 1.0 */
+    uint8_t packed[512];
+    uLongf plen = sizeof(packed) - 8;
+    CHECK(compress2(packed + 8, &plen, raw, (uLong)len, 6) == Z_OK);
+    const uint32_t head[] = {0x1c849314, (uint32_t)plen};
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 4; k++)
+            packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t total = plen + 8;
+    char *out = malloc(total / 3 * 4 + 8);
+    CHECK(out != NULL);
+    size_t o = 0;
+    for (size_t i = 0; i < total; i += 3) {
+        uint32_t v = (uint32_t)packed[i] << 16 |
+                     (i + 1 < total ? (uint32_t)packed[i + 1] << 8 : 0) |
+                     (i + 2 < total ? packed[i + 2] : 0);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < total ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < total ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Counts that wrap: runs of zeros that carry the index round 2^64 back
+ * to a small value, a run of INT64_MIN, counts past 2^63 in all: each
+ * refused (a review found the first and the last accepted, as 7 values
+ * at 0.1 us and as one value). */
+static void test_hdr_wraps_refused(void)
+{
+    const int64_t big = -((int64_t)1 << 62);
+    const int64_t wrap[] = {big, big, big, big, -100, 7};
+    const int64_t min_run[] = {INT64_MIN, 1};
+    const int64_t too_many[] = {INT64_MAX, 3};
+    const int64_t fine[] = {-100, 7, 0, 5};
+    const struct {
+        const int64_t *w;
+        size_t n;
+        int want;
+    } cases[] = {{wrap, 6, -EINVAL},
+                 {min_run, 2, -EINVAL},
+                 {too_many, 2, -EINVAL},
+                 {fine, 4, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *text = encode_words(cases[i].w, cases[i].n);
+        const char *why = "";
+        ek_hist_reset(&b);
+        CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==,
+                  cases[i].want);
+        free(text);
+    }
+    CHECK_INT(b.count, ==, 12); /* the fine one: 7 at 100, 5 at 102 */
+    CHECK_INT(b.buckets[100], ==, 7);
+    CHECK_INT(b.buckets[102], ==, 5);
+}
+
 int main(void)
 {
     test_precision();
@@ -140,6 +218,7 @@ int main(void)
     test_merge_and_empty();
     test_hdr_round_trip();
     test_hdr_refused();
+    test_hdr_wraps_refused();
     printf("PASS: hist\n");
     return 0;
 }
