@@ -388,11 +388,18 @@ void case_bench_hdr_log(void)
 
     /* Stopped in the warm-up: nothing measured, no interval of no length
      * (one was printed, and logged, before). */
+#ifdef EK_TEST_TSAN
+    printf("note: SIGINT in the warm-up not checked: ThreadSanitizer holds "
+           "a signal back until the thread's next intercepted call, which "
+           "bench's clock makes only when the run ends (checked in the "
+           "other builds)\n");
+#else
     const char *early[] = {"bench",         "-c", "1", "-w", "5", "-t", "1",
                            "--json-stream", a,    NULL};
     CHECK_INT(h_run_echokit_signal(early, -1, 20000, 300, SIGINT, &r), ==, 0);
     CHECK(strstr(r.out, "\"event\":\"interval\"") == NULL);
     CHECK_CONTAINS(r.out, "\"event\":\"end\"");
+#endif
     stop_ok(&s);
 }
 
