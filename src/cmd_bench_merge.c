@@ -67,11 +67,10 @@ struct run {
 
 /* ---- bench's JSON ---------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
+/* All of f, NUL-terminated, malloc'd; NULL with errno set (EFBIG past
+ * MERGE_FILE_MAX). */
+static char *read_all(FILE *f, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-    if (f == NULL)
-        return NULL;
     size_t cap = 0, n = 0;
     char *buf = NULL;
     for (;;) {
@@ -91,10 +90,7 @@ static char *read_file(const char *path, size_t *len)
         if (got == 0)
             break;
     }
-    bool bad = buf == NULL || ferror(f) || !feof(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
+    if (buf == NULL || ferror(f) || !feof(f)) {
         if (errno == 0)
             errno = EIO;
         free(buf);
@@ -103,6 +99,21 @@ static char *read_file(const char *path, size_t *len)
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* The file at path ("-": standard input), as read_all. */
+static char *read_file(const char *path, size_t *len)
+{
+    if (strcmp(path, "-") == 0)
+        return read_all(stdin, len);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    char *text = read_all(f, len);
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return text;
 }
 
 /* A result being read: its fields, under prefix ("" or a --json-stream's

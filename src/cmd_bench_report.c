@@ -105,7 +105,7 @@ void bench_print_text(const struct report *rp)
     const struct ek_bench_result *r = &rp->r;
 
     bool connect = o->mode == EK_BENCH_CONNECT;
-    char peer[4 * EK_ADDRSTR_MAX], first[4 * sizeof(r->first_error)];
+    char peer[4 * EK_ADDRSTR_MAX];
     printf("echokit bench: %s%s%s to %s, %llu %s%s x %llu B",
            bench_mode_name(o->mode), o->udp ? " over UDP" : "",
            o->tls_on ? " over TLS" : "",
@@ -160,9 +160,11 @@ void bench_print_text(const struct report *rp)
                "late\n",
                (unsigned long long)r->lost, (unsigned long long)r->reordered,
                (unsigned long long)r->duplicates);
-    if (r->first_error[0] != '\0')
+    if (r->first_error[0] != '\0') {
+        char first[4 * sizeof(r->first_error)];
         printf("first error  %s\n",
                escaped(r->first_error, false, first, sizeof(first)));
+    }
     if (o->server_pid) {
         long long us = rp->after.server_us - rp->before.server_us;
         printf("server       pid %d:", (int)o->server_pid);
@@ -238,7 +240,7 @@ void bench_print_json(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
-    char peer[6 * EK_ADDRSTR_MAX], first[6 * sizeof(r->first_error)];
+    char peer[6 * EK_ADDRSTR_MAX];
 
     printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
            "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
@@ -281,9 +283,11 @@ void bench_print_json(const struct report *rp)
                    (double)(rp->pss_kb - rp->pss_base_kb) * 1024.0 /
                        r->conns_made);
     }
-    if (r->first_error[0] != '\0')
+    if (r->first_error[0] != '\0') {
+        char first[6 * sizeof(r->first_error)];
         printf(",\"first_error\":\"%s\"",
                escaped(r->first_error, true, first, sizeof(first)));
+    }
     printf("}");
 }
 
@@ -329,13 +333,13 @@ int bench_emit_interval(const struct report *rp,
         json_counts(o, r, seconds);
         printf("\"start_time\":%.6f}}\n", rp->start_time + from);
     } else if (o->interval_ms > 0 && !o->json) {
-        char a[32], b[32], c[32], d[32];
         printf("[%6.1f-%6.1f s] ", from, to);
         if (o->mode == EK_BENCH_CONNECT)
             printf("%8.0f conns/s ", (double)r->conns_done / seconds);
         printf("%10.0f msgs/s %9.2f MiB/s", (double)r->msgs / seconds,
                (double)r->bytes / seconds / 1048576.0);
-        if (r->latency.count > 0)
+        if (r->latency.count > 0) {
+            char a[32], b[32], c[32], d[32];
             printf(
                 "  p50 %s  p99 %s  p99.9 %s  max %s",
                 bench_fmt_ns(ek_hist_quantile(&r->latency, 0.5), a, sizeof(a)),
@@ -343,6 +347,7 @@ int bench_emit_interval(const struct report *rp,
                 bench_fmt_ns(ek_hist_quantile(&r->latency, 0.999), c,
                              sizeof(c)),
                 bench_fmt_ns(r->latency.max, d, sizeof(d)));
+        }
         if (o->udp)
             printf("  lost %llu", (unsigned long long)r->lost);
         printf("  errors %llu\n", (unsigned long long)bench_errors_of(r));

@@ -36,7 +36,7 @@ static uint64_t get_be(const uint8_t *p, unsigned bytes)
 /* HdrHistogram's LEB128 stops at 9 bytes: the ninth carries 8 bits. */
 static size_t put_word(uint8_t *p, int64_t value)
 {
-    uint64_t v = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    uint64_t v = ((uint64_t)value << 1) ^ (value < 0 ? UINT64_MAX : 0);
     size_t n = 0;
     while (n < 8 && v >= 0x80) {
         p[n++] = (uint8_t)(v | 0x80);
@@ -69,8 +69,10 @@ static size_t get_word(const uint8_t *p, const uint8_t *end, int64_t *value)
     return n;
 }
 
+/* The 64 digits, then the padding at 64. */
 static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+#define B64_PAD 64
 
 static char *base64_encode(const uint8_t *in, size_t n)
 {
@@ -86,8 +88,8 @@ static char *base64_encode(const uint8_t *in, size_t n)
             v |= in[i + 2];
         *o++ = b64_chars[v >> 18 & 63];
         *o++ = b64_chars[v >> 12 & 63];
-        *o++ = i + 1 < n ? b64_chars[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? b64_chars[v & 63] : '=';
+        *o++ = b64_chars[i + 1 < n ? v >> 6 & 63 : B64_PAD];
+        *o++ = b64_chars[i + 2 < n ? v & 63 : B64_PAD];
     }
     *o = '\0';
     return out;
@@ -96,7 +98,7 @@ static char *base64_encode(const uint8_t *in, size_t n)
 static int b64_value(char c)
 {
     const char *p = c != '\0' ? strchr(b64_chars, c) : NULL;
-    return p != NULL ? (int)(p - b64_chars) : -1;
+    return p != NULL && p - b64_chars < B64_PAD ? (int)(p - b64_chars) : -1;
 }
 
 /* Into out (at least len * 3 / 4 bytes). Returns the length, or -1. */

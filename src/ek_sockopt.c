@@ -47,7 +47,7 @@ static void addr_add(uint8_t *a, unsigned len, uint64_t v)
 static uint64_t addr_span(const uint8_t *first, const uint8_t *last,
                           unsigned len)
 {
-    uint8_t diff[16];
+    uint8_t diff[16] = {0};
     unsigned borrow = 0;
     for (unsigned i = len; i-- > 0;) {
         int d = (int)last[i] - (int)first[i] - (int)borrow;
@@ -228,7 +228,7 @@ int ek_sockopts_apply(const struct ek_sockopts *o, int fd, int family,
 {
     int err = 0;
 #ifdef EK_LINUX_SOCKOPTS
-    if (err == 0 && o->dev[0] != '\0')
+    if (o->dev[0] != '\0')
         err = set_name(fd, SOL_SOCKET, SO_BINDTODEVICE, o->dev, "--bind-dev",
                        which);
     if (err == 0 && o->mark >= 0)

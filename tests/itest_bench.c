@@ -403,6 +403,16 @@ void case_bench_hdr_log(void)
     stop_ok(&s);
 }
 
+/* In a child: execs echokit with argv (NULL-terminated, at most 30). */
+static void exec_echokit(const char *const *argv)
+{
+    const char *full[32] = {h_echokit};
+    for (int i = 0; i < 30 && argv[i] != NULL; i++)
+        full[i + 1] = argv[i];
+    execv(h_echokit, (char *const *)full);
+    _exit(127);
+}
+
 /* Runs echokit argv with stdout into a pipe of one page that nobody
  * reads for stall_ms, then reads it all into out. Returns the exit
  * status. */
@@ -417,11 +427,7 @@ static int run_stalled(const char *const *argv, int stall_ms, char *out,
     if (pid == 0) {
         if (dup2(p[1], STDOUT_FILENO) < 0)
             _exit(127);
-        const char *full[32] = {h_echokit};
-        for (int i = 0; argv[i] != NULL && i < 30; i++)
-            full[i + 1] = argv[i];
-        execv(h_echokit, (char *const *)full);
-        _exit(127);
+        exec_echokit(argv);
     }
     close(p[1]);
     h_sleep_ms(stall_ms);
@@ -494,11 +500,7 @@ static pid_t spawn_to(const char *const *argv, const char *path)
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
             _exit(127);
-        const char *full[32] = {h_echokit};
-        for (int i = 0; argv[i] != NULL && i < 30; i++)
-            full[i + 1] = argv[i];
-        execv(h_echokit, (char *const *)full);
-        _exit(127);
+        exec_echokit(argv);
     }
     return pid;
 }
@@ -665,8 +667,9 @@ void case_bench_merge(void)
     CHECK_INT(h_run_echokit(none, -1, 10000, &r), ==, 64);
     const char *missing[] = {"bench", "merge", "/nonexistent/x.json", NULL};
     CHECK_INT(h_run_echokit(missing, -1, 10000, &r), ==, 66);
-    const char *garbage[] = {
-        "bench", "merge", "--json", aj, EK_SOURCE_DIR "/README.md", NULL};
+    char readme[512];
+    snprintf(readme, sizeof(readme), "%s/README.md", EK_SOURCE_DIR);
+    const char *garbage[] = {"bench", "merge", "--json", aj, readme, NULL};
     CHECK_INT(h_run_echokit(garbage, -1, 10000, &r), ==, 65);
     const char *conn[] = {"bench", "-m", "connect", "-c",     "1",        "-t",
                           "0.2",   "-w", "0",       "--json", s.addrs[0], NULL};

@@ -141,7 +141,8 @@ static char *encode_words(const int64_t *words, size_t n)
     uint8_t raw[40 + 16 * 10] = {0};
     size_t len = 40;
     for (size_t i = 0; i < n; i++) {
-        uint64_t v = ((uint64_t)words[i] << 1) ^ (uint64_t)(words[i] >> 63);
+        uint64_t v =
+            ((uint64_t)words[i] << 1) ^ (words[i] < 0 ? UINT64_MAX : 0);
         for (int k = 0; k < 8 && v >= 0x80; k++, v >>= 7)
             raw[len++] = (uint8_t)(v | 0x80);
         raw[len++] = (uint8_t)v;
@@ -161,7 +162,7 @@ static char *encode_words(const int64_t *words, size_t n)
         for (int k = 0; k < 4; k++)
             packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
     static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
     size_t total = plen + 8;
     char *out = malloc(total / 3 * 4 + 8);
     CHECK(out != NULL);
@@ -172,8 +173,8 @@ static char *encode_words(const int64_t *words, size_t n)
                      (i + 2 < total ? packed[i + 2] : 0);
         out[o++] = b64[v >> 18 & 63];
         out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < total ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < total ? b64[v & 63] : '=';
+        out[o++] = b64[i + 1 < total ? v >> 6 & 63 : 64];
+        out[o++] = b64[i + 2 < total ? v & 63 : 64];
     }
     out[o] = '\0';
     return out;
