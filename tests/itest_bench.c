@@ -458,7 +458,7 @@ void case_bench_stalled_reader(void)
     static char out[1 << 18];
     CHECK_INT(run_stalled(argv, 3000, out, sizeof(out)), ==, 0);
     uint64_t sum = 0, end_msgs = 0, longest = 0;
-    int events = 0;
+    int events = 0, short_ones = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
         struct ek_json j;
         CHECK_INT(ek_json_parse(line, &j), ==, 0);
@@ -467,12 +467,14 @@ void case_bench_stalled_reader(void)
         if (ek_json_u64(&j, "data.intervals", &spans)) {
             CHECK(ek_json_u64(&j, "data.msgs", &msgs));
             CHECK(ek_json_double(&j, "data.seconds", &seconds));
-            /* Open loop at 2000/s: each interval near it (half, to allow
-             * for the edges), the long one too. */
-            if ((double)msgs < 0.5 * 2000 * seconds)
+            /* Open loop at 2000/s: each interval near it (half), the
+             * long one too; a loaded machine may starve the client for
+             * one or two, where the stall left twenty empty. */
+            if ((double)msgs < 0.5 * 2000 * seconds) {
                 fprintf(stderr, "interval of %.3f s: %llu msgs\n", seconds,
                         (unsigned long long)msgs);
-            CHECK((double)msgs >= 0.5 * 2000 * seconds);
+                short_ones++;
+            }
             sum += msgs;
             longest = spans > longest ? spans : longest;
             events++;
@@ -486,6 +488,7 @@ void case_bench_stalled_reader(void)
            events, (unsigned long long)longest, (unsigned long long)sum,
            (unsigned long long)end_msgs);
     CHECK(longest > 1);
+    CHECK(short_ones <= 2);
     CHECK(sum == end_msgs && end_msgs > 4000);
     stop_ok(&s);
 }
