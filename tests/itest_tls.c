@@ -176,6 +176,18 @@ static size_t exchange(struct child *c, const unsigned char *data, size_t n,
     return recvd;
 }
 
+/* Sends line (to an s_client child) and checks that it comes back as it
+ * was, within 5 s. */
+static void echo_line(struct child *c, const char *line)
+{
+    unsigned char got[64];
+    size_t n = strlen(line);
+    CHECK(n <= sizeof(got));
+    CHECK_INT(exchange(c, (const unsigned char *)line, n, got, n, 5000, false),
+              ==, n);
+    CHECK(memcmp(got, line, n) == 0);
+}
+
 /* One MiB through a client command, checked byte for byte. The command
  * gets stdin's end once the echo is all back (s_client would otherwise
  * quit at stdin's end with the echo still on its way), or, with
@@ -790,20 +802,14 @@ void case_tls_features(void)
         "-key",    path("client.key"), "-quiet",   NULL};
     struct child c;
     spawn(&c, keep);
-    unsigned char got[5];
-    CHECK_INT(
-        exchange(&c, (const unsigned char *)"one\n", 4, got, 4, 5000, false),
-        ==, 4);
+    echo_line(&c, "one\n");
     char swap[1024];
     snprintf(swap, sizeof(swap), "cp %s %s && cp %s %s", path("other.pem"),
              path("server.pem"), path("other.key"), path("server.key"));
     CHECK_INT(system(swap), ==, 0);
     kill(s.pid, SIGHUP);
     CHECK(log_shows(&s, "SIGHUP: 2 certificates reloaded", 5000));
-    CHECK_INT(
-        exchange(&c, (const unsigned char *)"two\n", 4, got, 4, 5000, false),
-        ==, 4);
-    CHECK(memcmp(got, "two\n", 4) == 0);
+    echo_line(&c, "two\n");
     child_end(&c, 5000);
     const char *fresh[] = {
         "-cert",       path("client.pem"), "-key", path("client.key"),
@@ -846,26 +852,18 @@ void case_tls_idle_drain(void)
     const char *argv[] = {"openssl",        "s_client", "-connect",
                           bare(s.addrs[0]), "-CAfile",  path("ca.pem"),
                           "-quiet",         NULL};
-    unsigned char got[4];
     struct child idle, busy;
     spawn(&idle, argv);
-    CHECK_INT(
-        exchange(&idle, (const unsigned char *)"one\n", 4, got, 4, 5000, false),
-        ==, 4);
+    echo_line(&idle, "one\n");
     CHECK_INT(metric_becomes(maddr, "echokit_connections_idle_closed_total", 1),
               ==, 1);
     child_end(&idle, 5000);
 
     spawn(&busy, argv);
-    CHECK_INT(
-        exchange(&busy, (const unsigned char *)"two\n", 4, got, 4, 5000, false),
-        ==, 4);
+    echo_line(&busy, "two\n");
     kill(s.pid, SIGTERM);
     CHECK(log_shows(&s, "draining 1 connection", 5000));
-    CHECK_INT(
-        exchange(&busy, (const unsigned char *)"six\n", 4, got, 4, 5000, false),
-        ==, 4);
-    CHECK(memcmp(got, "six\n", 4) == 0);
+    echo_line(&busy, "six\n");
     child_end(&busy, 5000);
     CHECK_INT(h_server_wait(&s, 10000), ==, 0);
 }
