@@ -56,6 +56,24 @@ struct report {
     double common_s; /* bench merge: how long they all ran together */
 };
 
+/* The histograms of a result, by name: the key under "hdr" in --json, the
+ * tag of its --hdr-log lines (none for the latency's) and, with "_us",
+ * the key of its percentiles. The latency first; the others are connect
+ * mode's. */
+enum {
+    BENCH_LATENCY,
+    BENCH_CONNECT_LAT,
+    BENCH_HANDSHAKE_LAT,
+    BENCH_FIRST_ECHO_LAT,
+    BENCH_HISTOGRAMS
+};
+extern const char *const bench_hist_names[BENCH_HISTOGRAMS];
+struct ek_hist *bench_hist(struct ek_bench_result *r, int which);
+const struct ek_hist *bench_hist_of(const struct ek_bench_result *r, int which);
+
+/* How many of them a mode fills: 4 connect, 1 rr, 0 the others. */
+int bench_hists_of(enum ek_bench_mode m);
+
 /* "rr", "stream", "idle", "connect". */
 const char *bench_mode_name(enum ek_bench_mode m);
 

@@ -174,9 +174,10 @@ static char *get_string(const struct result_view *v, const char *name)
 /* Histogram name's counts from "hdr.NAME", and its exact minimum, maximum
  * and mean from "NAME_us.min" etc. (microseconds to the nanosecond). */
 static int read_hist(const struct result_view *v, const char *name,
-                     const char *us_name, struct ek_hist *h, const char **why)
+                     struct ek_hist *h, const char **why)
 {
-    char key[64];
+    char key[40], us_name[24]; /* "first_echo_us.mean" at most */
+    snprintf(us_name, sizeof(us_name), "%s_us", name);
     snprintf(key, sizeof(key), "hdr.%s", name);
     char *text = get_string(v, key);
     if (text == NULL)
@@ -289,15 +290,8 @@ static int read_json(struct run *run, char *text, const char **why)
     struct ek_bench_result *r = &run->r;
     if (rc == 0)
         rc = read_fields(run, &v, why);
-    if (rc == 0)
-        rc = read_hist(&v, "latency", "latency_us", &r->latency, why);
-    if (rc == 0)
-        rc = read_hist(&v, "connect", "connect_us", &r->connect_lat, why);
-    if (rc == 0)
-        rc = read_hist(&v, "handshake", "handshake_us", &r->handshake_lat, why);
-    if (rc == 0)
-        rc = read_hist(&v, "first_echo", "first_echo_us", &r->first_echo_lat,
-                       why);
+    for (int i = 0; i < BENCH_HISTOGRAMS && rc == 0; i++)
+        rc = read_hist(&v, bench_hist_names[i], bench_hist(r, i), why);
     if (rc == -ENOMEM)
         *why = "out of memory";
     ek_json_free(&j);
@@ -316,15 +310,11 @@ static int read_log(struct run *run, char *text, size_t len, const char **why)
     int rc = ek_hdr_log_read(f, &log, why, &line);
     fclose(f);
     if (rc == 0) {
-        static const char *const tags[] = {"", "connect", "handshake",
-                                           "first_echo"};
-        struct ek_hist *into[] = {&run->r.latency, &run->r.connect_lat,
-                                  &run->r.handshake_lat,
-                                  &run->r.first_echo_lat};
-        for (size_t i = 0; i < 4; i++) {
-            const struct ek_hist *h = ek_hdr_log_hist(&log, tags[i]);
+        for (int i = 0; i < BENCH_HISTOGRAMS; i++) {
+            const struct ek_hist *h =
+                ek_hdr_log_hist(&log, i ? bench_hist_names[i] : "");
             if (h != NULL)
-                ek_hist_merge(into[i], h);
+                ek_hist_merge(bench_hist(&run->r, i), h);
         }
         run->log = true;
         run->mode = ek_hdr_log_hist(&log, "connect") != NULL ? EK_BENCH_CONNECT

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,30 @@ const char *bench_mode_name(enum ek_bench_mode m)
            : m == EK_BENCH_IDLE    ? "idle"
            : m == EK_BENCH_CONNECT ? "connect"
                                    : "rr";
+}
+
+const char *const bench_hist_names[BENCH_HISTOGRAMS] = {
+    "latency", "connect", "handshake", "first_echo"};
+
+static const size_t hist_offset[BENCH_HISTOGRAMS] = {
+    offsetof(struct ek_bench_result, latency),
+    offsetof(struct ek_bench_result, connect_lat),
+    offsetof(struct ek_bench_result, handshake_lat),
+    offsetof(struct ek_bench_result, first_echo_lat)};
+
+struct ek_hist *bench_hist(struct ek_bench_result *r, int which)
+{
+    return (struct ek_hist *)((char *)r + hist_offset[which]);
+}
+
+const struct ek_hist *bench_hist_of(const struct ek_bench_result *r, int which)
+{
+    return (const struct ek_hist *)((const char *)r + hist_offset[which]);
+}
+
+int bench_hists_of(enum ek_bench_mode m)
+{
+    return m == EK_BENCH_CONNECT ? BENCH_HISTOGRAMS : m == EK_BENCH_RR ? 1 : 0;
 }
 
 bool bench_parse_mode(const char *s, enum ek_bench_mode *m)
@@ -217,18 +242,10 @@ static void json_counts(const struct bench_options *o,
 static void json_histograms(const struct bench_options *o,
                             const struct ek_bench_result *r)
 {
-    const struct {
-        const char *name;
-        const struct ek_hist *h;
-    } all[] = {{"latency", &r->latency},
-               {"connect", &r->connect_lat},
-               {"handshake", &r->handshake_lat},
-               {"first_echo", &r->first_echo_lat}};
-    size_t n = o->mode == EK_BENCH_CONNECT ? 4 : o->mode == EK_BENCH_RR ? 1 : 0;
     printf("\"hdr\":{");
-    for (size_t i = 0; i < n; i++) {
-        char *text = ek_hdr_encode(all[i].h);
-        printf("%s\"%s\":", i ? "," : "", all[i].name);
+    for (int i = 0; i < bench_hists_of(o->mode); i++) {
+        char *text = ek_hdr_encode(bench_hist_of(r, i));
+        printf("%s\"%s\":", i ? "," : "", bench_hist_names[i]);
         printf(text != NULL ? "\"%s\"" : "null", text);
         free(text);
     }
@@ -355,18 +372,13 @@ int bench_emit_interval(const struct report *rp,
     fflush(stdout);
     if (rp->hdr_log == NULL || rp->status != 0)
         return 0; /* no log, or one that failed already (said once) */
-    int err =
-        ek_hdr_log_interval(rp->hdr_log, NULL, from, seconds, &r->latency);
-    if (err == 0 && o->mode == EK_BENCH_CONNECT) {
-        err = ek_hdr_log_interval(rp->hdr_log, "connect", from, seconds,
-                                  &r->connect_lat);
-        if (err == 0 && o->tls_on)
-            err = ek_hdr_log_interval(rp->hdr_log, "handshake", from, seconds,
-                                      &r->handshake_lat);
-        if (err == 0)
-            err = ek_hdr_log_interval(rp->hdr_log, "first_echo", from, seconds,
-                                      &r->first_echo_lat);
-    }
+    /* The latency untagged; a handshake only over TLS. */
+    int err = 0;
+    for (int i = 0; i < bench_hists_of(o->mode) && err == 0; i++)
+        if (i != BENCH_HANDSHAKE_LAT || o->tls_on)
+            err =
+                ek_hdr_log_interval(rp->hdr_log, i ? bench_hist_names[i] : NULL,
+                                    from, seconds, bench_hist_of(r, i));
     if (err == 0 && fflush(rp->hdr_log) != 0)
         err = -errno;
     if (err < 0) {
