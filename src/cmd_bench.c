@@ -77,7 +77,10 @@ static const char usage_text[] =
     "                        -i), end with the summary\n"
     "      --hdr-log FILE    HdrHistogram interval log of the latency (ns; 1 "
     "s\n"
-    "                        intervals unless -i); rr and connect\n";
+    "                        intervals unless -i); rr and connect\n"
+    "      --share I/N       take the I-th (from 0) of N shares of -c and -r: "
+    "N\n"
+    "                        benches with the same options make one load\n";
 /* After the TLS options. */
 static const char usage_tail[] =
     "  -h, --help            this text\n"
@@ -219,38 +222,74 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
 #define OPT_TIMEOUT 1002
 #define OPT_JSON_STREAM 1003
 #define OPT_HDR_LOG 1004
+#define OPT_SHARE 1005
+
+/* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+const struct option ek_bench_options[] = {
+    {"mode", required_argument, NULL, 'm'},
+    {"conns", required_argument, NULL, 'c'},
+    {"size", required_argument, NULL, 's'},
+    {"depth", required_argument, NULL, 'd'},
+    {"rate", required_argument, NULL, 'r'},
+    {"duration", required_argument, NULL, 't'},
+    {"warmup", required_argument, NULL, 'w'},
+    {"threads", required_argument, NULL, 'T'},
+    {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"json-stream", no_argument, NULL, OPT_JSON_STREAM},
+    {"interval", required_argument, NULL, 'i'},
+    {"hdr-log", required_argument, NULL, OPT_HDR_LOG},
+    {"share", required_argument, NULL, OPT_SHARE},
+    {"udp", no_argument, NULL, 'u'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"exchanges", required_argument, NULL, 'n'},
+    {"help", no_argument, NULL, 'h'},
+    EK_CLIENT_TLS_LONGOPTS,
+    {"tls-resume", no_argument, NULL, EK_OPT_TLS_RESUME},
+    EK_CLIENT_SOCK_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+const char ek_bench_shortopts[] = ":m:c:s:d:r:t:w:T:n:i:hu";
+
+/* --share I/N: 0 <= I < N <= 100000. */
+static int parse_share(const char *s, struct bench_options *o, const char **why)
+{
+    const char *slash = strchr(s, '/');
+    char index[16];
+    uint64_t i, n;
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(index)) {
+        *why = "expected I/N, e.g. 0/4 (the first of four)";
+        return -1;
+    }
+    memcpy(index, s, (size_t)(slash - s));
+    index[slash - s] = '\0';
+    if (ek_parse_uint(index, 0, 99999, &i, why) < 0 ||
+        ek_parse_uint(slash + 1, 1, 100000, &n, why) < 0)
+        return -1;
+    if (i >= n) {
+        *why = "I counts from 0: it must be below N";
+        return -1;
+    }
+    o->share_index = (uint32_t)i;
+    o->share_count = (uint32_t)n;
+    return 0;
+}
+
+/* The index-th of count shares of total, the remainder going one each to
+ * the lowest indices, so that the shares add up to total exactly. */
+static uint64_t share_of(uint64_t total, uint32_t index, uint32_t count)
+{
+    return total / count + (index < total % count ? 1 : 0);
+}
 
 static int parse_options(int argc, char **argv, struct bench_options *o)
 {
-    static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},
-        {"conns", required_argument, NULL, 'c'},
-        {"size", required_argument, NULL, 's'},
-        {"depth", required_argument, NULL, 'd'},
-        {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 't'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"threads", required_argument, NULL, 'T'},
-        {"server-pid", required_argument, NULL, OPT_SERVER_PID},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"json-stream", no_argument, NULL, OPT_JSON_STREAM},
-        {"interval", required_argument, NULL, 'i'},
-        {"hdr-log", required_argument, NULL, OPT_HDR_LOG},
-        {"udp", no_argument, NULL, 'u'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"exchanges", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        EK_CLIENT_TLS_LONGOPTS,
-        {"tls-resume", no_argument, NULL, EK_OPT_TLS_RESUME},
-        EK_CLIENT_SOCK_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
     const char *why = NULL;
     uint64_t pid;
     int c, bad = 0, rc;
     bool depth_given = false;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:c:s:d:r:t:w:T:n:i:hu", longopts,
+    while ((c = getopt_long(argc, argv, ek_bench_shortopts, ek_bench_options,
                             NULL)) != -1) {
         const char *name = NULL;
         switch (c) {
@@ -331,6 +370,10 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
                 return ek_usage_error("bench", "invalid --hdr-log '': empty");
             o->hdr_log = optarg;
             break;
+        case OPT_SHARE:
+            name = "--share";
+            bad = parse_share(optarg, o, &why);
+            break;
         case OPT_TIMEOUT:
             name = "--timeout";
             bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->timeout_ms, &why);
@@ -399,6 +442,19 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     if (o->udp && (o->size < 8 || o->size > 65507))
         return ek_usage_error("bench", "invalid --size for --udp: 8 to 65507 "
                                        "bytes (a datagram)");
+    if (o->share_count > 0) {
+        uint64_t all_conns = o->conns, all_rate = o->rate;
+        o->conns = share_of(all_conns, o->share_index, o->share_count);
+        o->rate = share_of(all_rate, o->share_index, o->share_count);
+        if (o->conns == 0 || (all_rate > 0 && o->rate == 0))
+            return ek_usage_error(
+                "bench",
+                "--share %u/%u leaves this run no %s (-c %llu, -r "
+                "%llu: give at least N of each)",
+                o->share_index, o->share_count,
+                o->conns == 0 ? "connection" : "rate",
+                (unsigned long long)all_conns, (unsigned long long)all_rate);
+    }
     return -1;
 }
 

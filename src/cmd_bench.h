@@ -31,6 +31,9 @@ struct bench_options {
     int64_t interval_ms; /* -i; 0: no intervals */
     bool json_stream;
     const char *hdr_log;
+    /* --share I/N: this run is the I-th of N that together make the load
+     * of -c and -r (conns and rate are already this run's share). */
+    uint32_t share_index, share_count; /* 0 and 0 without --share */
 };
 
 /* What --server-pid and getrusage say about one moment. */
@@ -105,8 +108,5 @@ void bench_json_stream_start(const struct report *rp);
  * not be written; it is not written to again once rp->status says so). */
 int bench_emit_interval(const struct report *rp,
                         const struct ek_bench_interval *iv, int64_t measure);
-
-/* echokit bench merge FILE...: argv[0] is "merge". */
-int ek_cmd_bench_merge(int argc, char **argv);
 
 #endif

@@ -471,20 +471,24 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
     return 0;
 }
 
+/* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+const struct option ek_bench_merge_options[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"percentiles", no_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+const char ek_bench_merge_shortopts[] = ":h";
+
 int ek_cmd_bench_merge(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"percentiles", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct bench_options o = {.json = false};
     bool percentiles = false;
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ek_bench_merge_shortopts,
+                            ek_bench_merge_options, NULL)) != -1) {
         if (c == 'h') {
             fputs(usage_text, stdout);
             return 0;

@@ -145,9 +145,12 @@ void bench_print_text(const struct report *rp)
                (unsigned long long)(o->rate ? o->rate : o->depth));
     else if (connect && o->rate)
         printf(", open loop at %llu conns/s", (unsigned long long)o->rate);
-    printf(", %llu thread%s, %.1f s measured after %.1f s warm-up\n",
+    printf(", %llu thread%s, %.1f s measured after %.1f s warm-up",
            (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
            rp->seconds, (double)o->warmup_ms / 1000.0);
+    if (o->share_count > 0)
+        printf(", share %u/%u", o->share_index, o->share_count);
+    putchar('\n');
     if (o->tls_on && o->tls_what[0] != '\0')
         printf("tls          %s\n", o->tls_what);
     if (connect && o->tls_on)
@@ -273,6 +276,8 @@ void bench_print_json(const struct report *rp)
            rp->start_time + rp->seconds);
     if (rp->runs > 0)
         printf("\"runs\":%zu,\"common_s\":%.3f,", rp->runs, rp->common_s);
+    if (o->share_count > 0)
+        printf("\"share\":\"%u/%u\",", o->share_index, o->share_count);
     printf("\"udp\":%s,\"tls\":%s,", o->udp ? "true" : "false",
            o->tls_on ? "true" : "false");
     if (o->mode == EK_BENCH_CONNECT)

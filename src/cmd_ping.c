@@ -420,25 +420,28 @@ static void ping_loop(struct ping_state *st)
     print_summary(st, (ek_now_ns() - start) / 1000000);
 }
 
+/* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+const struct option ek_ping_options[] = {
+    {"count", required_argument, NULL, 'c'},
+    {"interval", required_argument, NULL, 'i'},
+    {"size", required_argument, NULL, 's'},
+    {"timeout", required_argument, NULL, 'W'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"udp", no_argument, NULL, 'u'},
+    {"help", no_argument, NULL, 'h'},
+    EK_CLIENT_TLS_LONGOPTS,
+    EK_CLIENT_SOCK_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+const char ek_ping_shortopts[] = ":c:i:s:W:quh";
+
 static int parse_options(int argc, char **argv, struct ping_options *o)
 {
-    static const struct option longopts[] = {
-        {"count", required_argument, NULL, 'c'},
-        {"interval", required_argument, NULL, 'i'},
-        {"size", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 'W'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"udp", no_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        EK_CLIENT_TLS_LONGOPTS,
-        EK_CLIENT_SOCK_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
     const char *why;
     int c, rc;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:i:s:W:quh", longopts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, ek_ping_shortopts, ek_ping_options,
+                            NULL)) != -1) {
         switch (c) {
         case 'c':
             if (ek_parse_uint(optarg, 1, UINT32_MAX, &o->count, &why) < 0)

@@ -68,24 +68,26 @@ static const char usage_text[] =
     "empty from\n"
     "the start, like /dev/null, sends the default message instead.)\n"
     "\n"
-    "  -t, --timeout SECS  give up when the server makes no progress for "
+    "  -t, --timeout SECS    give up when the server makes no progress for "
     "SECS\n"
-    "                      (default 10); also bounds the connect\n"
-    "      --verify        exit 1 unless the echo equals what was sent "
+    "                        (default 10); also bounds the connect\n"
+    "      --verify          exit 1 unless the echo equals what was sent "
     "(default\n"
-    "                      for a message)\n"
-    "      --no-verify     do not compare; pipe mode then ends when the "
+    "                        for a message)\n"
+    "      --no-verify       do not compare; pipe mode then ends when the "
     "server\n"
-    "                      closes (default for pipe mode)\n"
-    "  -u, --udp           over UDP (also: udp:HOST:PORT): the message is one "
-    "datagram;\n"
-    "                      stdin goes a read at a time (at most 1400 bytes), "
-    "each\n"
-    "                      sent again every second until its echo comes\n"
+    "                        closes (default for pipe mode)\n"
+    "  -u, --udp             over UDP (also: udp:HOST:PORT): the message is "
+    "one\n"
+    "                        datagram; stdin goes a read at a time (at most "
+    "1400\n"
+    "                        bytes), each sent again every second until its "
+    "echo\n"
+    "                        comes\n"
     "";
 /* After the TLS options. */
 static const char usage_tail[] =
-    "  -h, --help          this text\n"
+    "  -h, --help            this text\n"
     "\n"
     "HOST:PORT may also be [IPV6]:PORT, unix:PATH or tls:HOST:PORT.\n"
     "Exit status: 0 ok; 1 the echo differs, is short or broke off; 64 bad "
@@ -483,25 +485,29 @@ static char *join_words(char **words, int n, size_t *len)
 
 static int set_message(struct send_options *o, char **words, int n);
 
+/* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+const struct option ek_send_options[] = {
+    {"timeout", required_argument, NULL, 't'},
+    {"verify", no_argument, NULL, 'y'},
+    {"no-verify", no_argument, NULL, 'n'},
+    {"udp", no_argument, NULL, 'u'},
+    {"help", no_argument, NULL, 'h'},
+    EK_CLIENT_TLS_LONGOPTS,
+    EK_CLIENT_SOCK_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+const char ek_send_shortopts[] = "+:t:hu";
+
 static int parse_options(int argc, char **argv, struct send_options *o)
 {
-    static const struct option longopts[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"verify", no_argument, NULL, 'y'},
-        {"no-verify", no_argument, NULL, 'n'},
-        {"udp", no_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        EK_CLIENT_TLS_LONGOPTS,
-        EK_CLIENT_SOCK_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
     const char *why;
     int c, rc;
 
     opterr = 0;
     /* "+": options end at the first operand, so a message may start with
      * '-' after the address ("echokit send host:7 -- -x" also works). */
-    while ((c = getopt_long(argc, argv, "+:t:hu", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ek_send_shortopts, ek_send_options,
+                            NULL)) != -1) {
         switch (c) {
         case 't':
             if (ek_parse_seconds(optarg, 86400 * 1000LL, &o->timeout_ms, &why) <
@@ -522,8 +528,8 @@ static int parse_options(int argc, char **argv, struct send_options *o)
             break;
         case 'h':
             fputs(usage_text, stdout);
-            ek_client_tls_usage(22, false);
-            ek_client_sock_usage(22);
+            ek_client_tls_usage(24, false);
+            ek_client_sock_usage(24);
             fputs(usage_tail, stdout);
             return 0;
         default:

@@ -397,48 +397,51 @@ static int tls_option(struct serve_options *o, int c, const char *arg)
 
 /* Returns -1 when the options are fine and the server should run, else
  * the exit status. */
+/* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+const struct option ek_serve_options[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"io", required_argument, NULL, 'i'},
+    {"max-conns", required_argument, NULL, 'c'},
+    {"max-queue", required_argument, NULL, 'Q'},
+    {"drain-timeout", required_argument, NULL, 'd'},
+    {"threads", required_argument, NULL, 't'},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"deny", required_argument, NULL, OPT_DENY},
+    {"user", required_argument, NULL, OPT_USER},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"inetd", no_argument, NULL, OPT_INETD},
+    {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+    {"proxy-from", required_argument, NULL, OPT_PROXY_FROM},
+    {"udp", no_argument, NULL, 'u'},
+    {"udp-low-ports", no_argument, NULL, OPT_UDP_LOW_PORTS},
+    {"udp-rate", required_argument, NULL, OPT_UDP_RATE},
+    {"udp-rate-total", required_argument, NULL, OPT_UDP_RATE_TOTAL},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+    {"tls-alpn", required_argument, NULL, OPT_TLS_ALPN},
+    {"tls-min-version", required_argument, NULL, OPT_TLS_MIN_VERSION},
+    {"tls-handshake-timeout", required_argument, NULL,
+     OPT_TLS_HANDSHAKE_TIMEOUT},
+    {"ktls", no_argument, NULL, OPT_KTLS},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+const char ek_serve_shortopts[] = ":l:i:c:Q:d:t:vqhVu";
+
 static int parse_options(int argc, char **argv, struct serve_options *o)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"io", required_argument, NULL, 'i'},
-        {"max-conns", required_argument, NULL, 'c'},
-        {"max-queue", required_argument, NULL, 'Q'},
-        {"drain-timeout", required_argument, NULL, 'd'},
-        {"threads", required_argument, NULL, 't'},
-        {"metrics", required_argument, NULL, OPT_METRICS},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
-        {"allow", required_argument, NULL, OPT_ALLOW},
-        {"deny", required_argument, NULL, OPT_DENY},
-        {"user", required_argument, NULL, OPT_USER},
-        {"pidfile", required_argument, NULL, OPT_PIDFILE},
-        {"inetd", no_argument, NULL, OPT_INETD},
-        {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
-        {"proxy-from", required_argument, NULL, OPT_PROXY_FROM},
-        {"udp", no_argument, NULL, 'u'},
-        {"udp-low-ports", no_argument, NULL, OPT_UDP_LOW_PORTS},
-        {"udp-rate", required_argument, NULL, OPT_UDP_RATE},
-        {"udp-rate-total", required_argument, NULL, OPT_UDP_RATE_TOTAL},
-        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
-        {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
-        {"tls-alpn", required_argument, NULL, OPT_TLS_ALPN},
-        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN_VERSION},
-        {"tls-handshake-timeout", required_argument, NULL,
-         OPT_TLS_HANDSHAKE_TIMEOUT},
-        {"ktls", no_argument, NULL, OPT_KTLS},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     const char *why;
     int c, rc;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:i:c:Q:d:t:vqhVu", longopts,
+    while ((c = getopt_long(argc, argv, ek_serve_shortopts, ek_serve_options,
                             NULL)) != -1) {
         switch (c) {
         case 'l':

@@ -357,8 +357,8 @@ void ek_client_tls_usage(int column, bool with_resume)
         {"--insecure", "do not verify the server's certificate"},
         {"--sni NAME", "the name to ask for and to verify (default: the"},
         {"", "address's host name)"},
-        {"--tls-cert FILE", "our certificate, for mutual TLS (with"},
-        {"", "--tls-key FILE, its key)"},
+        {"--tls-cert FILE", "our certificate, for mutual TLS"},
+        {"--tls-key FILE", "the private key of --tls-cert"},
         {"--tls-alpn LIST", "protocols to offer by ALPN (e.g. echo,h2)"},
         {"--tls-resume", "resume the last session in each new connection"},
     };

@@ -6,6 +6,7 @@
 #ifndef EK_CLI_H
 #define EK_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,39 @@ int ek_cmd_serve(int argc, char **argv);
 int ek_cmd_send(int argc, char **argv);
 int ek_cmd_ping(int argc, char **argv);
 int ek_cmd_bench(int argc, char **argv);
+int ek_cmd_bench_merge(int argc, char **argv); /* argv[0] = "merge" */
+int ek_cmd_completion(int argc, char **argv);
+
+/* Each command's options, as getopt_long takes them: the one table both
+ * the parser and `echokit completion` read, so that completions cannot
+ * drift from what is accepted (a test checks them against --help). */
+extern const struct option ek_serve_options[], ek_send_options[],
+    ek_ping_options[], ek_bench_options[], ek_bench_merge_options[],
+    ek_completion_options[];
+extern const char ek_serve_shortopts[], ek_send_shortopts[],
+    ek_ping_shortopts[], ek_bench_shortopts[], ek_bench_merge_shortopts[],
+    ek_completion_shortopts[];
+
+/* What a command takes after its options, for completion. */
+enum ek_operands {
+    EK_OPERANDS_ADDRESS, /* an echo server's address */
+    EK_OPERANDS_NONE,
+    EK_OPERANDS_FILES,
+    EK_OPERANDS_SHELL, /* bash, zsh or fish */
+};
+
+struct ek_command {
+    const char *name;    /* as typed: "serve", "bench merge" */
+    const char *summary; /* its line in `echokit --help` */
+    int (*run)(int argc, char **argv);
+    const struct option *options; /* ends with a NULL name */
+    const char *shortopts;
+    enum ek_operands operands;
+};
+
+/* Every command, the ones under another ("bench merge") right after it;
+ * ends with a NULL name. main() dispatches through it. */
+extern const struct ek_command ek_commands[];
 
 void ek_print_version(void);
 

@@ -692,3 +692,64 @@ void case_bench_merge(void)
     free(merged);
     stop_ok(&s);
 }
+
+/* --share I/N: four benches with the same -c 10 -r 2000 take 3, 3, 2 and
+ * 2 connections and 500 msgs/s each, and their merge is one run of 10
+ * connections; shares that cannot be made are usage errors. */
+void case_bench_share(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *dir = h_tmpdir();
+    enum { N = 4 };
+    char out[N][256], share[N][16];
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(out[i], sizeof(out[i]), "%s/share%d.json", dir, i);
+        snprintf(share[i], sizeof(share[i]), "%d/%d", i, N);
+        const char *argv[] = {"bench",     "-c",      "10",       "-r",
+                              "2000",      "-t",      "1",        "-w",
+                              "0.2",       "--share", share[i],   "--json",
+                              "--timeout", "5",       s.addrs[0], NULL};
+        pid[i] = spawn_to(argv, out[i]);
+    }
+    static const uint64_t want_conns[N] = {3, 3, 2, 2};
+    uint64_t msgs = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK_INT(wait_status(pid[i]), ==, 0);
+        struct ek_json j;
+        char *text = parse_file(out[i], &j);
+        uint64_t conns, rate, m;
+        CHECK(ek_json_u64(&j, "conns", &conns) &&
+              ek_json_u64(&j, "rate", &rate) && ek_json_u64(&j, "msgs", &m));
+        char *said = ek_json_string(&j, "share");
+        printf("share %s: %llu connections at %llu msgs/s: %llu msgs\n",
+               share[i], (unsigned long long)conns, (unsigned long long)rate,
+               (unsigned long long)m);
+        CHECK_INT(conns, ==, want_conns[i]);
+        CHECK_INT(rate, ==, 500);
+        CHECK(said != NULL && strcmp(said, share[i]) == 0);
+        msgs += m;
+        free(said);
+        free(text);
+    }
+    struct h_run r;
+    const char *merge[] = {"bench", "merge", "--json", out[0],
+                           out[1],  out[2],  out[3],   NULL};
+    CHECK_INT(h_run_echokit(merge, -1, 30000, &r), ==, 0);
+    double v;
+    CHECK(h_json_number(r.out, "conns", &v) && v == 10);
+    CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == msgs);
+
+    static const char *const bad[][2] = {
+        {"4/4", "10"}, {"1/0", "10"},  {"x", "10"}, {"-1/4", "10"},
+        {"1/", "10"},  {"15/20", "10"} /* no connection left */};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *argv[] = {"bench",   "-c",      bad[i][1],  "-t", "1",
+                              "--share", bad[i][0], s.addrs[0], NULL};
+        CHECK_INT(h_run_echokit(argv, -1, 10000, &r), ==, 64);
+        CHECK_CONTAINS(r.err, "--share");
+    }
+    stop_ok(&s);
+}
