@@ -17,6 +17,11 @@
 #                        fails (make cppcheck / tidy / fanalyzer: one of them)
 #   make soak            10 minutes of changing load; RSS and fds must stay flat
 #   make install         PREFIX=/usr/local DESTDIR=
+#   make deb             the Debian package (debian/): dpkg-buildpackage -b
+#                        -us -uc, then the .deb files, .changes and
+#                        .buildinfo moved from .. into dist/ (needs
+#                        dpkg-dev, debhelper and the Build-Depends of
+#                        debian/control); tests/pkg/deb-check checks it
 #   make format / check-format
 
 BUILD    ?= build
@@ -35,7 +40,7 @@ FUZZ_TIME ?= 300
 .PHONY: all build run test test-asan test-tsan test-clang test-portable \
         test-kqueue \
         fuzz fuzz-smoke fuzz-build analyze cppcheck tidy fanalyzer soak \
-        test-valgrind install clean format check-format
+        test-valgrind install deb clean format check-format
 
 all: build
 
@@ -168,9 +173,21 @@ fanalyzer:
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
+# dpkg-buildpackage writes its results to the parent directory; they are
+# moved to dist/, each file the .changes lists, and the .changes itself.
+# debian/rules builds in build-deb/ and runs the unit tests only (see there).
+DEB_CHANGES = echokit_$(shell dpkg-parsechangelog -S Version 2>/dev/null)_$(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null).changes
+deb:
+	rm -rf dist
+	dpkg-buildpackage -b -us -uc -J$(JOBS)
+	mkdir -p dist
+	@set -e; for f in $$(awk '/^Files:/ { f = 1; next } /^[^ ]/ { f = 0 } f { print $$5 }' ../$(DEB_CHANGES)); do \
+	  mv -f ../$$f dist/; \
+	done; mv -f ../$(DEB_CHANGES) dist/; ls -l dist
+
 clean:
 	rm -rf build build-asan build-tsan build-clang build-portable build-kqueue \
-	  build-fuzz build-fanalyzer
+	  build-fuzz build-fanalyzer build-deb
 
 format:
 	clang-format -i $(SOURCES)
