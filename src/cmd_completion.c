@@ -112,9 +112,6 @@ static void fill_model_words(void)
  * saying why. */
 static char *help_of(const struct ek_command *c)
 {
-    const char *word = strrchr(c->name, ' ');
-    char *argv[] = {(char *)(word != NULL ? word + 1 : c->name),
-                    (char *)"--help", NULL};
     int p[2];
     if (pipe(p) != 0) {
         fprintf(stderr, "echokit: completion: pipe: %s\n", strerror(errno));
@@ -129,6 +126,9 @@ static char *help_of(const struct ek_command *c)
         return NULL;
     }
     if (pid == 0) {
+        const char *word = strrchr(c->name, ' ');
+        char *argv[] = {(char *)(word != NULL ? word + 1 : c->name),
+                        (char *)"--help", NULL};
         close(p[0]);
         if (dup2(p[1], STDOUT_FILENO) < 0)
             _exit(EX_OSERR);
