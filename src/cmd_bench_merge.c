@@ -63,6 +63,7 @@ struct run {
     double warmup_s, start, seconds, client_cpu_s;
     uint64_t runs; /* 1, or what a merged result says it holds */
     char server[EK_ADDRSTR_MAX];
+    char share[24]; /* its --share "I/N", or "" */
 };
 
 /* ---- bench's JSON ---------------------------------------------------- */
@@ -263,6 +264,10 @@ static int read_fields(struct run *run, const struct result_view *v,
     if (server != NULL)
         snprintf(run->server, sizeof(run->server), "%s", server);
     free(server);
+    char *share = get_string(v, "share");
+    if (share != NULL)
+        snprintf(run->share, sizeof(run->share), "%s", share);
+    free(share);
     char *first = get_string(v, "first_error");
     if (first != NULL)
         snprintf(r->first_error, sizeof(r->first_error), "%s: %.200s",
@@ -471,6 +476,46 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
     return 0;
 }
 
+/* Runs made with --share I/N are parts of one load: a warning when the
+ * parts given are not each of 0/N..(N-1)/N once, for then the merged
+ * result is not the load the runs were given. */
+static void check_shares(const struct run *runs, size_t n)
+{
+    size_t shared = 0;
+    unsigned long count = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long index, of;
+        if (runs[i].share[0] == '\0')
+            continue;
+        if (sscanf(runs[i].share, "%lu/%lu", &index, &of) != 2 || of == 0 ||
+            index >= of) {
+            ek_warnx("bench merge: warning: %s: share \"%s\" is not I/N",
+                     runs[i].file, runs[i].share);
+            return;
+        }
+        if (count != 0 && of != count) {
+            ek_warnx("bench merge: warning: %s is share %s, another run's "
+                     "are of %lu: not parts of one load",
+                     runs[i].file, runs[i].share, count);
+            return;
+        }
+        count = of;
+        shared++;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(runs[k].share, runs[i].share) == 0) {
+                ek_warnx("bench merge: warning: share %s is given twice "
+                         "(%s and %s)",
+                         runs[i].share, runs[k].file, runs[i].file);
+                return;
+            }
+    }
+    if (shared > 0 && (shared != n || shared != count))
+        ek_warnx("bench merge: warning: %zu of the %zu runs are shares of "
+                 "%lu: the merged load is not the whole of what they were "
+                 "given",
+                 shared, n, count);
+}
+
 /* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
 const struct option ek_bench_merge_options[] = {
     {"json", no_argument, NULL, 'j'},
@@ -521,8 +566,10 @@ int ek_cmd_bench_merge(int argc, char **argv)
         ek_bench_result_reset(&runs[i].r);
         status = read_run(&runs[i]);
     }
-    if (status == 0)
+    if (status == 0) {
+        check_shares(runs, n);
         status = combine(runs, n, &o, rp);
+    }
     if (status == 0) {
         rp->o = &o;
         rp->rss_kb = rp->pss_kb = -1;

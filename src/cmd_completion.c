@@ -12,6 +12,7 @@
 #include "ek_model.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,10 @@ static void fill_model_words(void)
 {
     size_t off = 0;
     for (size_t i = 0; ek_models[i] != NULL; i++)
-        off += (size_t)snprintf(model_words + off, sizeof(model_words) - off,
-                                "%s ", ek_models[i]->name);
+        if (ek_model_unavailable(ek_models[i]) == NULL) /* this build's */
+            off +=
+                (size_t)snprintf(model_words + off, sizeof(model_words) - off,
+                                 "%s ", ek_models[i]->name);
     snprintf(model_words + off, sizeof(model_words) - off, "auto list");
 }
 
@@ -118,6 +121,8 @@ static char *help_of(const struct ek_command *c)
         return NULL;
     }
     fflush(stdout);
+    /* waitpid needs the child kept: an inherited SIG_IGN would reap it. */
+    signal(SIGCHLD, SIG_DFL);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "echokit: completion: fork: %s\n", strerror(errno));
@@ -197,10 +202,14 @@ static void describe(const char *help, struct opt *o)
         const char *s = line;
         while (*s == ' ')
             s++;
+        /* An option's own line is indented by at most six spaces; its
+         * description's continuations, which may start with another
+         * option's name, are indented further. */
+        bool introduces = s > line && s - line <= 6;
         if (s[0] == '-' && s[1] != '-' && s[1] != '\0' && s[2] == ',' &&
             s[3] == ' ')
             s += 4; /* "-l, " */
-        if (s > line && s[0] == '-' && s[1] == '-' &&
+        if (introduces && s[0] == '-' && s[1] == '-' &&
             strncmp(s + 2, o->name, name_len) == 0 &&
             (s[2 + name_len] == ' ' || s + 2 + name_len == end)) {
             s += 2 + name_len;
@@ -286,24 +295,24 @@ static void bash_values(const struct opt *o)
     switch (o->kind) {
     case VALUE_FILE:
         puts("            compopt -o filenames 2>/dev/null\n"
-             "            COMPREPLY=($(compgen -f -- \"$cur\"))");
+             "            mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")");
         break;
     case VALUE_WORDS:
     case VALUE_MODEL:
         printf("            COMPREPLY=($(compgen -W '%s' -- \"$cur\"))\n",
                o->words);
         break;
-    case VALUE_INTERFACE:
-        puts("            COMPREPLY=($(compgen -W \"$(ls /sys/class/net "
-             "2>/dev/null)\" -- \"$cur\"))");
+    case VALUE_INTERFACE: /* names as words, never as shell code */
+        puts("            _echokit_words /sys/class/net/*");
         break;
     case VALUE_USER:
         puts("            COMPREPLY=($(compgen -u -- \"$cur\"))");
         break;
     case VALUE_CC:
-        puts("            COMPREPLY=($(compgen -W \"$(cat "
-             "/proc/sys/net/ipv4/tcp_available_congestion_control "
-             "2>/dev/null)\" -- \"$cur\"))");
+        puts("            local algos\n"
+             "            read -ra algos < "
+             "/proc/sys/net/ipv4/tcp_available_congestion_control\n"
+             "            _echokit_words \"${algos[@]}\"");
         break;
     case VALUE_ANY: /* free text: offer nothing */
         break;
@@ -351,7 +360,7 @@ static void bash_command(const struct command *k)
     case EK_OPERANDS_FILES:
         puts("        if [[ $cur != -* ]]; then\n"
              "            compopt -o filenames 2>/dev/null\n"
-             "            COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+             "            mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
              "            return\n"
              "        fi ;;");
         break;
@@ -372,6 +381,18 @@ static void emit_bash(const struct command *k, size_t n)
 {
     puts("# bash completion for echokit; made by `echokit completion bash`\n"
          "# from the option tables echokit parses with.\n"
+         "\n"
+         "# The words (paths: their last part) that start with $cur, taken\n"
+         "# as they are: compgen -W would expand what they hold.\n"
+         "_echokit_words()\n"
+         "{\n"
+         "    local w\n"
+         "    for w in \"$@\"; do\n"
+         "        w=${w##*/}\n"
+         "        [[ $w == \"$cur\"* ]] && COMPREPLY+=(\"$w\")\n"
+         "    done\n"
+         "}\n"
+         "\n"
          "_echokit()\n"
          "{\n"
          "    local cur=${COMP_WORDS[COMP_CWORD]} "
@@ -410,20 +431,26 @@ static void emit_bash(const struct command *k, size_t n)
 
 /* ---- zsh --------------------------------------------------------------- */
 
-/* s inside a zsh _arguments [description] or :message: the characters
- * _arguments gives meaning to there, escaped; then quoted for the shell. */
+/* s with the characters zsh's _arguments gives meaning to in a
+ * [description] or a :message: escaped, into out (cut to fit). */
+static void zsh_escape(const char *s, char *out, size_t size)
+{
+    size_t off = 0;
+    for (; *s != '\0' && off + 3 < size; s++) {
+        if (*s == '[' || *s == ']' || *s == ':' || *s == '\\')
+            out[off++] = '\\';
+        out[off++] = *s;
+    }
+    out[off] = '\0';
+}
+
+/* One _arguments spec, head[description]tail, quoted for the shell. */
 static void put_zsh_spec(const char *head, const struct opt *o,
                          const char *tail)
 {
-    char spec[512];
-    size_t off = (size_t)snprintf(spec, sizeof(spec), "%s[", head);
-    for (const char *s = o->summary; *s != '\0' && off + 3 < sizeof(spec);
-         s++) {
-        if (*s == '[' || *s == ']' || *s == ':' || *s == '\\')
-            spec[off++] = '\\';
-        spec[off++] = *s;
-    }
-    snprintf(spec + off, sizeof(spec) - off, "]%s", tail);
+    char summary[2 * sizeof(o->summary)], spec[512];
+    zsh_escape(o->summary, summary, sizeof(summary));
+    snprintf(spec, sizeof(spec), "%s[%s]%s", head, summary, tail);
     fputs(" \\\n    ", stdout);
     put_quoted(spec, false);
 }
@@ -459,7 +486,9 @@ static void zsh_command(const struct command *k)
             case VALUE_ANY:
                 break;
             }
-            snprintf(action, sizeof(action), ":%s:%s", o->value, what);
+            char value[2 * sizeof(o->value)];
+            zsh_escape(o->value, value, sizeof(value));
+            snprintf(action, sizeof(action), ":%s:%s", value, what);
         }
         char head[64];
         snprintf(head, sizeof(head), "*--%s%s", o->name,

@@ -733,7 +733,7 @@ int h_streams_run(struct h_stream *v, size_t n, int timeout_ms, int stall_ms)
             /* Why the kernel dropped segments, since boot: a stall with
              * data queued in the sender's socket (Send-Q) and a backed-off
              * retransmission timer is TCP's, not the server's. */
-            if (system("nstat -az 2>/dev/null | grep -E "
+            if (system("nstat -saz 2>/dev/null | grep -E "
                        "'Drop|Window|Backlog|PAWS|Prune|Collapse|Pressure' "
                        "| awk '$2 != 0' >&2") == -1)
                 fprintf(stderr, "  cannot run nstat: %s\n", strerror(errno));

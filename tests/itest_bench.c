@@ -741,6 +741,16 @@ void case_bench_share(void)
     double v;
     CHECK(h_json_number(r.out, "conns", &v) && v == 10);
     CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == msgs);
+    CHECK(strstr(r.err, "share") == NULL); /* all four: no warning */
+    /* A share missing, or one given twice, is said. */
+    const char *three[] = {"bench", "merge", "--json", out[0],
+                           out[1],  out[2],  NULL};
+    CHECK_INT(h_run_echokit(three, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.err, "3 of the 3 runs are shares of 4");
+    const char *twice[] = {"bench", "merge", "--json", out[0],
+                           out[1],  out[2],  out[1],   NULL};
+    CHECK_INT(h_run_echokit(twice, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.err, "share 1/4 is given twice");
 
     static const char *const bad[][2] = {
         {"4/4", "10"}, {"1/0", "10"},  {"x", "10"}, {"-1/4", "10"},

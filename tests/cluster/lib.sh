@@ -10,13 +10,33 @@ pids=
 namespaces=
 
 cleanup() {
+    # $pids holds only processes not yet waited for (reap takes them out):
+    # a PID already reaped may be another process's by now.
     for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
     for p in $pids; do wait "$p" 2>/dev/null || true; done
+    pkill -P "$watchdog" 2>/dev/null || true
+    kill "$watchdog" 2>/dev/null || true
     for n in $namespaces; do ip netns delete "$n" 2>/dev/null || true; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'echo "FAIL: stopped by a signal (or the ${deadline} s deadline)"; exit 1' INT TERM
+
+# A deadline of its own, under ctest's TIMEOUT: ctest ends a test that
+# overruns with SIGKILL (CMake before 3.27), which leaves no chance to
+# delete the namespaces. The watchdog's output goes nowhere, so that a
+# sleep left behind cannot hold ctest's pipe open.
+deadline=${EK_CLUSTER_DEADLINE:-180}
+(exec >/dev/null 2>&1; sleep "$deadline" && kill -TERM $$) &
+watchdog=$!
+
+# Namespaces left by a run of these tests that was killed anyway: ek<PID>
+# and a name, whose PID is gone.
+for n in $(ip netns list 2>/dev/null | sed -n 's/^\(ek[0-9][0-9]*[a-z][a-z0-9]*\).*/\1/p'); do
+    p=${n#ek}
+    p=${p%%[a-z]*}
+    kill -0 "$p" 2>/dev/null || ip netns delete "$n" 2>/dev/null || true
+done
 
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
@@ -79,6 +99,14 @@ start() {
     ip netns exec "$ns_prefix$n" "$@" >"$out" 2>&1 &
     last_pid=$!
     pids="$pids $last_pid"
+}
+
+# reap PID: waits for PID (started by start), its exit status into
+# $reaped; cleanup leaves it alone from then on.
+reap() {
+    reaped=0
+    wait "$1" || reaped=$?
+    pids=$(echo " $pids " | sed "s/ $1 / /; s/^ *//; s/ *$//")
 }
 
 # listening OUTFILE: waits (10 s at most) for an echokit serve's
