@@ -21,6 +21,24 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+const char *ek_tls_alpn_check(const char *alpn)
+{
+    size_t total = 0;
+    for (const char *p = alpn;; p++) {
+        size_t n = strcspn(p, ",");
+        if (n == 0)
+            return "an empty protocol name (expected NAME[,NAME...])";
+        if (n > 255)
+            return "a protocol name longer than 255 bytes";
+        total += n + 1;
+        if (total > EK_TLS_ALPN_WIRE_MAX)
+            return "the list is longer than 256 bytes";
+        p += n;
+        if (*p == '\0')
+            return NULL;
+    }
+}
+
 void ek_print_version(void)
 {
     printf("echokit %s\n", EK_VERSION);

@@ -53,7 +53,13 @@ struct ek_tls_server_options {
 
 struct ek_tls_server;
 
-/* Checks o (ALPN syntax); returns NULL, or why not (static text). */
+/* The longest --tls-alpn list in ALPN's wire form (each name preceded by
+ * its length). */
+#define EK_TLS_ALPN_WIRE_MAX 256
+
+/* Checks o (ALPN syntax); returns NULL, or why not (static text). In
+ * ek_cli.c: the options are parsed, then refused with the reason, in a
+ * build without TLS too. */
 const char *ek_tls_alpn_check(const char *alpn);
 
 /* Loads the certificates and keys. Returns 0 with *out set, or -EINVAL
