@@ -10,20 +10,27 @@
  * so a reload drops nothing. Session tickets stay valid across a reload:
  * the new generation takes over the ticket keys.
  *
- * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why,
+ * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why
+ * (EK_TLS_WHY_NOT: not found, configured OFF, or a static musl build),
  * and every TLS option is refused with it (exit 69), never ignored.
  */
 #ifndef EK_TLS_H
 #define EK_TLS_H
+
+#include "ek_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifndef EK_HAVE_TLS
-#define EK_TLS_UNAVAILABLE                                                     \
-    "this build has no TLS: OpenSSL 3 was not found when it was configured "   \
-    "(Debian: libssl-dev)"
+#ifdef EK_TLS_OFF_REASON
+#define EK_TLS_WHY_NOT EK_TLS_OFF_REASON
+#else
+#define EK_TLS_WHY_NOT                                                         \
+    "OpenSSL 3 was not found when it was configured (Debian: libssl-dev)"
+#endif
+#define EK_TLS_UNAVAILABLE "this build has no TLS: " EK_TLS_WHY_NOT
 #endif
 
 /* How long a TLS handshake may take by default (--tls-handshake-timeout),

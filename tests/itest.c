@@ -1043,7 +1043,12 @@ static void case_serve_usage(void)
     CHECK_CONTAINS(r.out, "serve");
     const char *ver[] = {"--version", NULL};
     CHECK_INT(h_run_echokit(ver, -1, 10000, &r), ==, 0);
-    CHECK_STR(r.out, "echokit " EK_VERSION "\n");
+    /* The version line, then what the optional features are built with or
+     * why they are not in this build. */
+    const char first[] = "echokit " EK_VERSION "\n";
+    CHECK(strncmp(r.out, first, sizeof(first) - 1) == 0);
+    CHECK_CONTAINS(r.out, "\nuring model: ");
+    CHECK_CONTAINS(r.out, "\nTLS: ");
 }
 
 /* Runs `serve --listen unix:DIR/sock` where DIR is not writable for the
@@ -1198,6 +1203,7 @@ static void case_serve_errors(void)
      * model in its place. */
     const char *list[] = {"serve", "--io", "list", NULL};
     CHECK_INT(h_run_echokit(list, -1, 10000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "\nTLS: ");
     char listing[sizeof(r.out)];
     memcpy(listing, r.out, sizeof(listing));
     int unavailable = 0;
