@@ -22,6 +22,15 @@
 #                        .buildinfo moved from .. into dist/ (needs
 #                        dpkg-dev, debhelper and the Build-Depends of
 #                        debian/control); tests/pkg/deb-check checks it
+#   make static          build-static/echokit: fully static, on musl
+#                        (Debian: musl-tools); `--version` says what it has
+#                        and why not the rest (cmake/musl-static*.cmake)
+#   make image           make static, then the image localhost/echokit:VERSION
+#                        (contrib/container/Containerfile: FROM scratch, the
+#                        binary alone, user 65534) with buildah, or podman
+#                        where buildah is missing (IMAGE_TOOL=), in Docker
+#                        format (which keeps HEALTHCHECK); building needs
+#                        no container runtime. tests/pkg/image-check checks it
 #   make format / check-format
 
 BUILD    ?= build
@@ -140,6 +149,36 @@ test-valgrind: build
 
 soak: build
 	tests/soak $(BUILD)/echokit
+
+# A static musl binary and a FROM scratch image of it. The image's build
+# context is build-static/image/, which holds the stripped binary alone.
+.PHONY: static image clean-static
+IMAGE_NAME ?= localhost/echokit
+IMAGE_SOURCE ?= $(shell git remote get-url origin 2>/dev/null)
+IMAGE_TOOL ?= $(firstword $(foreach t,buildah podman,$(if $(shell command -v $(t) 2>/dev/null),$(t))))
+static:
+	$(call configure,build-static,-DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/musl-static.cmake)
+	$(CMAKE) --build build-static -j $(JOBS) --target echokit
+	build-static/echokit --version
+
+image: static
+	rm -rf build-static/image && mkdir build-static/image
+	strip -o build-static/image/echokit build-static/echokit
+	@v=$$(build-static/echokit --version | sed -n '1s/^echokit //p'); \
+	case "$(IMAGE_TOOL)" in \
+	buildah) b="buildah bud" ;; podman) b="podman build" ;; \
+	*) echo "make image: needs buildah or podman (Debian: buildah)"; exit 69 ;; \
+	esac; \
+	set -x; $$b --format docker -f contrib/container/Containerfile \
+	  --build-arg VERSION="$$v" \
+	  --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null)" \
+	  --build-arg CREATED="$$(git log -1 --format=%cI 2>/dev/null)" \
+	  $(if $(IMAGE_SOURCE),--label org.opencontainers.image.source=$(IMAGE_SOURCE)) \
+	  -t $(IMAGE_NAME):$$v build-static/image
+
+clean: clean-static
+clean-static:
+	rm -rf build-static
 
 # Static analysis. Any finding fails; the escape is an inline suppression
 # that gives its reason, or a check left out in .clang-tidy with one.

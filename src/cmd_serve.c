@@ -255,6 +255,7 @@ static void print_models(void)
                why ? why : m->summary);
     }
     printf("%-10s %-11s uses %s here\n", "auto", "available", best->name);
+    ek_print_tls_support();
 }
 
 struct serve_options {

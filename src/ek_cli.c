@@ -21,9 +21,45 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+const char *ek_tls_alpn_check(const char *alpn)
+{
+    size_t total = 0;
+    for (const char *p = alpn;; p++) {
+        size_t n = strcspn(p, ",");
+        if (n == 0)
+            return "an empty protocol name (expected NAME[,NAME...])";
+        if (n > 255)
+            return "a protocol name longer than 255 bytes";
+        total += n + 1;
+        if (total > EK_TLS_ALPN_WIRE_MAX)
+            return "the list is longer than 256 bytes";
+        p += n;
+        if (*p == '\0')
+            return NULL;
+    }
+}
+
+void ek_print_tls_support(void)
+{
+#ifdef EK_HAVE_TLS
+    printf("TLS: built with %s\n", EK_TLS_SOURCE);
+#else
+    printf("TLS: not in this build: %s\n", EK_TLS_WHY_NOT);
+#endif
+}
+
 void ek_print_version(void)
 {
     printf("echokit %s\n", EK_VERSION);
+#ifdef EK_MUSL_STATIC
+    printf("build: static, musl libc\n");
+#endif
+#ifdef EK_HAVE_URING
+    printf("uring model: built with %s\n", EK_URING_SOURCE);
+#else
+    printf("uring model: %s\n", ek_platform_no_uring());
+#endif
+    ek_print_tls_support();
 }
 
 int ek_usage_error(const char *cmd, const char *fmt, ...)

@@ -50,7 +50,12 @@ struct ek_command {
  * ends with a NULL name. main() dispatches through it. */
 extern const struct ek_command ek_commands[];
 
+/* --version: the version, then what the optional features are built with
+ * or why this build has none (static musl build, uring model, TLS). */
 void ek_print_version(void);
+/* One line, "TLS: built with OpenSSL 3.0.17" or "TLS: not in this build:
+ * WHY" (--version, serve --io list). */
+void ek_print_tls_support(void);
 
 /* "echokit: <cmd>: <problem>" plus "Try 'echokit <cmd> --help'." on
  * stderr; returns EX_USAGE for `return ek_usage_error(...)`. */

@@ -99,7 +99,7 @@ static int open_copies(struct ek_group *g, int *fds, uint8_t *tps, bool udp)
          * takes from the same socket, through a descriptor of its own. */
         int fd = l->inherited ? fcntl(l->fd, F_DUPFD_CLOEXEC, 3)
                  : udp        ? ek_net_bind_udp(&l->addr, true)
-                              : ek_net_listen(&l->addr, SOMAXCONN, true);
+                       : ek_net_listen(&l->addr, EK_LISTEN_BACKLOG, true);
         if (fd < 0 && l->inherited)
             fd = -errno;
         if (fd < 0) {

@@ -100,7 +100,7 @@ static int bind_group(struct ek_server *srv, const char *text,
         set_port(&addrs[i], port);
         bool many = srv->cfg->threads > 1;
         int fd = udp ? ek_net_bind_udp(&addrs[i], many)
-                     : ek_net_listen(&addrs[i], SOMAXCONN, many);
+                     : ek_net_listen(&addrs[i], EK_LISTEN_BACKLOG, many);
         int err = fd < 0 ? fd : add_listener(srv, fd, udp, spec->tls);
         if (err < 0 && fd >= 0)
             close(fd);

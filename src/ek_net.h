@@ -19,6 +19,13 @@
  * EADDRINUSE. Returns the fd, or -errno. */
 int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport);
 
+/* The servers' listen backlog. Not SOMAXCONN, which is the C library's
+ * guess (glibc 4096, musl 128): the kernel caps the backlog at its own
+ * limit (Linux: net.core.somaxconn, 4096 since 5.4; BSD:
+ * kern.ipc.somaxconn), so this asks for that much everywhere. A static
+ * musl build with 128 dropped SYNs of 200 clients connecting at once. */
+#define EK_LISTEN_BACKLOG 4096
+
 /* A bound, non-blocking, close-on-exec UDP socket (SO_REUSEADDR; IPv6
  * V6ONLY; SO_REUSEPORT if asked; IP_PKTINFO / IPV6_RECVPKTINFO so that the
  * destination address of each datagram is known). Returns the fd or

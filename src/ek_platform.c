@@ -616,6 +616,8 @@ const char *ek_platform_no_uring(void)
 #if defined(__linux__) && defined(EK_PORTABLE_BUILD)
     return "not available in this build: configured with -DEK_LINUX_EXT=OFF "
            "(portable calls only)";
+#elif defined(__linux__) && defined(EK_URING_OFF_REASON)
+    return "not available in this build: " EK_URING_OFF_REASON;
 #elif defined(__linux__)
     return "not available in this build: built without liburing (install "
            "liburing-dev and rebuild)";

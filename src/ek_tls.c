@@ -22,27 +22,9 @@
 
 /* ALPN in its wire form: each name preceded by its length. */
 struct alpn {
-    unsigned char wire[256];
+    unsigned char wire[EK_TLS_ALPN_WIRE_MAX];
     unsigned len;
 };
-
-const char *ek_tls_alpn_check(const char *alpn)
-{
-    size_t total = 0;
-    for (const char *p = alpn;; p++) {
-        size_t n = strcspn(p, ",");
-        if (n == 0)
-            return "an empty protocol name (expected NAME[,NAME...])";
-        if (n > 255)
-            return "a protocol name longer than 255 bytes";
-        total += n + 1;
-        if (total > sizeof(((struct alpn *)0)->wire))
-            return "the list is longer than 256 bytes";
-        p += n;
-        if (*p == '\0')
-            return NULL;
-    }
-}
 
 /* alpn was checked by ek_tls_alpn_check. */
 static void alpn_wire(const char *alpn, struct alpn *out)

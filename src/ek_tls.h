@@ -10,20 +10,27 @@
  * so a reload drops nothing. Session tickets stay valid across a reload:
  * the new generation takes over the ticket keys.
  *
- * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why,
+ * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why
+ * (EK_TLS_WHY_NOT: not found, configured OFF, or a static musl build),
  * and every TLS option is refused with it (exit 69), never ignored.
  */
 #ifndef EK_TLS_H
 #define EK_TLS_H
+
+#include "ek_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifndef EK_HAVE_TLS
-#define EK_TLS_UNAVAILABLE                                                     \
-    "this build has no TLS: OpenSSL 3 was not found when it was configured "   \
-    "(Debian: libssl-dev)"
+#ifdef EK_TLS_OFF_REASON
+#define EK_TLS_WHY_NOT EK_TLS_OFF_REASON
+#else
+#define EK_TLS_WHY_NOT                                                         \
+    "OpenSSL 3 was not found when it was configured (Debian: libssl-dev)"
+#endif
+#define EK_TLS_UNAVAILABLE "this build has no TLS: " EK_TLS_WHY_NOT
 #endif
 
 /* How long a TLS handshake may take by default (--tls-handshake-timeout),
@@ -53,7 +60,13 @@ struct ek_tls_server_options {
 
 struct ek_tls_server;
 
-/* Checks o (ALPN syntax); returns NULL, or why not (static text). */
+/* The longest --tls-alpn list in ALPN's wire form (each name preceded by
+ * its length). */
+#define EK_TLS_ALPN_WIRE_MAX 256
+
+/* Checks o (ALPN syntax); returns NULL, or why not (static text). In
+ * ek_cli.c: the options are parsed, then refused with the reason, in a
+ * build without TLS too. */
 const char *ek_tls_alpn_check(const char *alpn);
 
 /* Loads the certificates and keys. Returns 0 with *out set, or -EINVAL

@@ -633,8 +633,8 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
  * closes; TLS first says close_notify (queued, sent, then this again). */
 static void conn_end(struct uloop *lp, int fd)
 {
-    struct uconn *u = uconn(lp, fd);
 #ifdef EK_HAVE_TLS
+    struct uconn *u = uconn(lp, fd);
     if (is_tls(u) && !(u->c.flags & EK_CONN_FINISHING)) {
         u->c.flags |= EK_CONN_FINISHING;
         int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into memory */

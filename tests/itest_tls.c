@@ -10,6 +10,8 @@
 #include "itest.h"
 
 #ifndef EK_HAVE_TLS
+#include "ek_tls.h"
+
 #define NO_TLS(name)                                                           \
     void case_##name(void)                                                     \
     {                                                                          \
