@@ -732,6 +732,7 @@ void case_bench_share(void)
         CHECK(said != NULL && strcmp(said, share[i]) == 0);
         msgs += m;
         free(said);
+        ek_json_free(&j);
         free(text);
     }
     struct h_run r;
