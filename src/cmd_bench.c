@@ -251,27 +251,27 @@ const struct option ek_bench_options[] = {
 };
 const char ek_bench_shortopts[] = ":m:c:s:d:r:t:w:T:n:i:hu";
 
-/* --share I/N: 0 <= I < N <= 100000. */
-static int parse_share(const char *s, struct bench_options *o, const char **why)
+int bench_parse_share(const char *s, uint32_t *index, uint32_t *count,
+                      const char **why)
 {
     const char *slash = strchr(s, '/');
-    char index[16];
+    char first[16];
     uint64_t i, n;
-    if (slash == NULL || (size_t)(slash - s) >= sizeof(index)) {
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(first)) {
         *why = "expected I/N, e.g. 0/4 (the first of four)";
         return -1;
     }
-    memcpy(index, s, (size_t)(slash - s));
-    index[slash - s] = '\0';
-    if (ek_parse_uint(index, 0, 99999, &i, why) < 0 ||
+    memcpy(first, s, (size_t)(slash - s));
+    first[slash - s] = '\0';
+    if (ek_parse_uint(first, 0, 99999, &i, why) < 0 ||
         ek_parse_uint(slash + 1, 1, 100000, &n, why) < 0)
         return -1;
     if (i >= n) {
         *why = "I counts from 0: it must be below N";
         return -1;
     }
-    o->share_index = (uint32_t)i;
-    o->share_count = (uint32_t)n;
+    *index = (uint32_t)i;
+    *count = (uint32_t)n;
     return 0;
 }
 
@@ -372,7 +372,8 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             break;
         case OPT_SHARE:
             name = "--share";
-            bad = parse_share(optarg, o, &why);
+            bad = bench_parse_share(optarg, &o->share_index, &o->share_count,
+                                    &why);
             break;
         case OPT_TIMEOUT:
             name = "--timeout";

@@ -83,6 +83,10 @@ const char *bench_mode_name(enum ek_bench_mode m);
 /* Whether s names a mode ("rr", ...); if so, it is in *m. */
 bool bench_parse_mode(const char *s, enum ek_bench_mode *m);
 
+/* --share's "I/N", 0 <= I < N <= 100000: 0, or -1 with *why. */
+int bench_parse_share(const char *s, uint32_t *index, uint32_t *count,
+                      const char **why);
+
 /* "21.3 us", "1.25 ms", "2.10 s" into buf. */
 const char *bench_fmt_ns(uint64_t ns, char *buf, size_t size);
 

@@ -482,20 +482,20 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
 static void check_shares(const struct run *runs, size_t n)
 {
     size_t shared = 0;
-    unsigned long count = 0;
+    uint32_t count = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned long index, of;
+        uint32_t part, of;
+        const char *why;
         if (runs[i].share[0] == '\0')
             continue;
-        if (sscanf(runs[i].share, "%lu/%lu", &index, &of) != 2 || of == 0 ||
-            index >= of) {
-            ek_warnx("bench merge: warning: %s: share \"%s\" is not I/N",
-                     runs[i].file, runs[i].share);
+        if (bench_parse_share(runs[i].share, &part, &of, &why) < 0) {
+            ek_warnx("bench merge: warning: %s: share \"%s\": %s", runs[i].file,
+                     runs[i].share, why);
             return;
         }
         if (count != 0 && of != count) {
             ek_warnx("bench merge: warning: %s is share %s, another run's "
-                     "are of %lu: not parts of one load",
+                     "are of %u: not parts of one load",
                      runs[i].file, runs[i].share, count);
             return;
         }
@@ -511,7 +511,7 @@ static void check_shares(const struct run *runs, size_t n)
     }
     if (shared > 0 && (shared != n || shared != count))
         ek_warnx("bench merge: warning: %zu of the %zu runs are shares of "
-                 "%lu: the merged load is not the whole of what they were "
+                 "%u: the merged load is not the whole of what they were "
                  "given",
                  shared, n, count);
 }
