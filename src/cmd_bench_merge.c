@@ -15,6 +15,7 @@
 #include "ek_hdr.h"
 #include "ek_json.h"
 #include "ek_log.h"
+#include "ek_util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -68,49 +69,15 @@ struct run {
 
 /* ---- bench's JSON ---------------------------------------------------- */
 
-/* All of f, NUL-terminated, malloc'd; NULL with errno set (EFBIG past
- * MERGE_FILE_MAX). */
-static char *read_all(FILE *f, size_t *len)
-{
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (n + 4096 > cap) {
-            size_t bigger = cap ? 2 * cap : 65536;
-            char *b =
-                bigger <= MERGE_FILE_MAX ? realloc(buf, bigger + 1) : NULL;
-            if (b == NULL) {
-                errno = bigger > MERGE_FILE_MAX ? EFBIG : ENOMEM;
-                break;
-            }
-            buf = b;
-            cap = bigger;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (buf == NULL || ferror(f) || !feof(f)) {
-        if (errno == 0)
-            errno = EIO;
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* The file at path ("-": standard input), as read_all. */
+/* The file at path ("-": standard input), as ek_read_all reads it. */
 static char *read_file(const char *path, size_t *len)
 {
     if (strcmp(path, "-") == 0)
-        return read_all(stdin, len);
+        return ek_read_all(stdin, MERGE_FILE_MAX, len);
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return NULL;
-    char *text = read_all(f, len);
+    char *text = ek_read_all(f, MERGE_FILE_MAX, len);
     int saved = errno;
     fclose(f);
     errno = saved;

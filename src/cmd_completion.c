@@ -10,6 +10,7 @@
  */
 #include "ek_cli.h"
 #include "ek_model.h"
+#include "ek_util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -144,39 +145,20 @@ static char *help_of(const struct ek_command *c)
         _exit(rc);
     }
     close(p[1]);
-    size_t size = 8192, len = 0;
-    char *text = malloc(size);
-    bool failed = text == NULL;
-    for (;;) {
-        if (!failed && len + 1 == size) {
-            char *bigger = realloc(text, size * 2);
-            if (bigger == NULL)
-                failed = true;
-            else {
-                text = bigger;
-                size *= 2;
-            }
-        }
-        char sink[512];
-        ssize_t n = failed ? read(p[0], sink, sizeof(sink))
-                           : read(p[0], text + len, size - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            failed |= n < 0;
-            break;
-        }
-        if (!failed)
-            len += (size_t)n;
-    }
-    close(p[0]);
+    size_t len;
+    FILE *from = fdopen(p[0], "r");
+    char *text = from != NULL ? ek_read_all(from, 1u << 20, &len) : NULL;
+    if (from != NULL)
+        fclose(from); /* closes p[0] */
+    else
+        close(p[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
             status = -1;
             break;
         }
-    if (failed || status != 0) {
+    if (text == NULL || status != 0) {
         fprintf(stderr,
                 "echokit: completion: could not read `echokit %s "
                 "--help`\n",
@@ -184,7 +166,6 @@ static char *help_of(const struct ek_command *c)
         free(text);
         return NULL;
     }
-    text[len] = '\0';
     return text;
 }
 

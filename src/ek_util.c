@@ -240,3 +240,34 @@ uint64_t ek_siphash(const void *data, size_t n, const uint64_t key[2])
         sip_round(v);
     return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
+
+char *ek_read_all(FILE *f, size_t max, size_t *len)
+{
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (n + 4096 > cap) {
+            size_t bigger = cap ? 2 * cap : 65536;
+            char *b = bigger <= max ? realloc(buf, bigger + 1) : NULL;
+            if (b == NULL) {
+                errno = bigger > max ? EFBIG : ENOMEM;
+                break;
+            }
+            buf = b;
+            cap = bigger;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (buf == NULL || ferror(f) || !feof(f)) {
+        if (errno == 0)
+            errno = EIO;
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}

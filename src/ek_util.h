@@ -8,6 +8,7 @@
 #define EK_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* EK_TSAN: built with ThreadSanitizer (gcc or clang), whose runtime needs
@@ -55,5 +56,10 @@ int ek_timeout_min(int a, int b);
 /* write(2) until all of buf is written (EINTR retried). Returns 0 or
  * -errno. */
 int ek_write_all(int fd, const void *buf, size_t len);
+
+/* All of f, to its end, NUL-terminated, malloc'd, its length in *len;
+ * NULL with errno set (EFBIG when it is longer than max, which is at
+ * least 64 KiB; EIO on a read error). */
+char *ek_read_all(FILE *f, size_t max, size_t *len);
 
 #endif
