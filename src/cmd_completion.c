@@ -49,11 +49,24 @@ enum value_kind {
     VALUE_ANY, /* free text: nothing to offer */
     VALUE_FILE,
     VALUE_WORDS, /* one of value_kinds[].words */
-    VALUE_MODEL, /* an I/O model, from ek_models */
     VALUE_INTERFACE,
     VALUE_USER,
     VALUE_CC, /* a congestion control the kernel has loaded */
 };
+
+/* The I/O models this build can run, and auto and list: --io's words. */
+static char model_words[256];
+
+static void fill_model_words(void)
+{
+    size_t off = 0;
+    for (size_t i = 0; ek_models[i] != NULL; i++)
+        if (ek_model_unavailable(ek_models[i]) == NULL) /* this build's */
+            off +=
+                (size_t)snprintf(model_words + off, sizeof(model_words) - off,
+                                 "%s ", ek_models[i]->name);
+    snprintf(model_words + off, sizeof(model_words) - off, "auto list");
+}
 
 static const struct {
     const char *option;
@@ -66,7 +79,7 @@ static const struct {
     {"tls-client-ca", VALUE_FILE, NULL},
     {"pidfile", VALUE_FILE, NULL},
     {"hdr-log", VALUE_FILE, NULL},
-    {"io", VALUE_MODEL, NULL},
+    {"io", VALUE_WORDS, model_words},
     {"mode", VALUE_WORDS, "rr stream idle connect"},
     {"log-format", VALUE_WORDS, "text json"},
     {"tls-min-version", VALUE_WORDS, "1.2 1.3"},
@@ -84,7 +97,7 @@ struct opt {
     char letter;      /* its short option, or 0 */
     bool takes_value;
     enum value_kind kind;
-    const char *words; /* VALUE_WORDS; the model names for VALUE_MODEL */
+    const char *words; /* VALUE_WORDS */
     char value[24];    /* its value's name in --help: "ADDR" */
     char summary[120]; /* the first line of its description */
 };
@@ -94,19 +107,6 @@ struct command {
     struct opt opts[64];
     size_t n;
 };
-
-static char model_words[256];
-
-static void fill_model_words(void)
-{
-    size_t off = 0;
-    for (size_t i = 0; ek_models[i] != NULL; i++)
-        if (ek_model_unavailable(ek_models[i]) == NULL) /* this build's */
-            off +=
-                (size_t)snprintf(model_words + off, sizeof(model_words) - off,
-                                 "%s ", ek_models[i]->name);
-    snprintf(model_words + off, sizeof(model_words) - off, "auto list");
-}
 
 /* ---- reading a command's --help --------------------------------------- */
 
@@ -240,8 +240,6 @@ static bool load_command(const struct ek_command *c, struct command *out)
                 o->kind = value_kinds[i].kind;
                 o->words = value_kinds[i].words;
             }
-        if (o->kind == VALUE_MODEL)
-            o->words = model_words;
         describe(help, o);
         if (o->value[0] == '\0')
             snprintf(o->value, sizeof(o->value), "%s",
@@ -249,6 +247,36 @@ static bool load_command(const struct ek_command *c, struct command *out)
     }
     free(help);
     return true;
+}
+
+/* ---- commands under commands ----------------------------------------- */
+
+/* A command under another, as "bench merge": the length of the name of
+ * the one it is under ("bench"), or 0. */
+static size_t parent_len(const struct ek_command *c)
+{
+    const char *space = strchr(c->name, ' ');
+    return space != NULL ? (size_t)(space - c->name) : 0;
+}
+
+/* The word that follows its parent's name on the command line. */
+static const char *sub_word(const struct ek_command *c)
+{
+    return c->name + parent_len(c) + 1;
+}
+
+/* The words of the commands under parent, space-separated, into out
+ * (empty when there is none). */
+static void sub_words(const struct command *k, size_t n,
+                      const struct ek_command *parent, char *out, size_t size)
+{
+    size_t off = 0, len = strlen(parent->name);
+    out[0] = '\0';
+    for (size_t i = 0; i < n && off < size; i++)
+        if (parent_len(k[i].c) == len &&
+            strncmp(k[i].c->name, parent->name, len) == 0)
+            off += (size_t)snprintf(out + off, size - off, "%s%s",
+                                    off > 0 ? " " : "", sub_word(k[i].c));
 }
 
 /* ---- quoting ----------------------------------------------------------- */
@@ -279,7 +307,6 @@ static void bash_values(const struct opt *o)
              "            mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")");
         break;
     case VALUE_WORDS:
-    case VALUE_MODEL:
         printf("            COMPREPLY=($(compgen -W '%s' -- \"$cur\"))\n",
                o->words);
         break;
@@ -300,11 +327,9 @@ static void bash_values(const struct opt *o)
     }
 }
 
-static void bash_command(const struct command *k)
+static void bash_command(const struct command *k, const char *subs)
 {
-    printf("    %s)\n        case $prev in\n",
-           strcmp(k->c->name, "bench merge") == 0 ? "'bench merge'"
-                                                  : k->c->name);
+    printf("    '%s')\n        case $prev in\n", k->c->name);
     /* The options whose value is free text first, in one pattern. */
     const char *sep = "        ";
     for (size_t i = 0; i < k->n; i++) {
@@ -350,10 +375,10 @@ static void bash_command(const struct command *k)
         break;
     case EK_OPERANDS_ADDRESS:
     case EK_OPERANDS_NONE:
-        /* bench's first operand may be merge */
-        puts(strcmp(k->c->name, "bench") == 0
-                 ? "        ((COMP_CWORD == 2)) && words=merge ;;"
-                 : "        ;;");
+        if (subs[0] != '\0') /* its first operand may be one of them */
+            printf("        ((COMP_CWORD == 2)) && words='%s' ;;\n", subs);
+        else
+            puts("        ;;");
         break;
     }
 }
@@ -387,18 +412,25 @@ static void emit_bash(const struct command *k, size_t n)
          "    if ((COMP_CWORD == 1)); then");
     fputs("        COMPREPLY=($(compgen -W '", stdout);
     for (size_t i = 0; i < n; i++)
-        if (strchr(k[i].c->name, ' ') == NULL)
+        if (parent_len(k[i].c) == 0)
             printf("%s ", k[i].c->name);
     puts("help --help --version' -- \"$cur\"))\n"
          "        return\n"
-         "    fi\n"
-         "    if [[ $cmd == bench && ${COMP_WORDS[2]} == merge ]] && "
-         "((COMP_CWORD > 2)); then\n"
-         "        cmd='bench merge'\n"
-         "    fi\n"
-         "    case $cmd in");
+         "    fi");
     for (size_t i = 0; i < n; i++)
-        bash_command(&k[i]);
+        if (parent_len(k[i].c) > 0)
+            printf("    if [[ $cmd == %.*s && ${COMP_WORDS[2]} == %s ]] && "
+                   "((COMP_CWORD > 2)); then\n"
+                   "        cmd='%s'\n"
+                   "    fi\n",
+                   (int)parent_len(k[i].c), k[i].c->name, sub_word(k[i].c),
+                   k[i].c->name);
+    puts("    case $cmd in");
+    for (size_t i = 0; i < n; i++) {
+        char subs[128];
+        sub_words(k, n, k[i].c, subs, sizeof(subs));
+        bash_command(&k[i], subs);
+    }
     puts("    *) return ;;\n"
          "    esac\n"
          "    if [[ $cur == -* ]]; then\n"
@@ -436,10 +468,18 @@ static void put_zsh_spec(const char *head, const struct opt *o,
     put_quoted(spec, false);
 }
 
-static void zsh_command(const struct command *k)
+/* The zsh function that completes c: _echokit_bench_merge. */
+static void put_zsh_function(const struct ek_command *c)
 {
-    printf("_echokit_%s()\n{\n    _arguments -s -S",
-           strcmp(k->c->name, "bench merge") == 0 ? "bench_merge" : k->c->name);
+    fputs("_echokit_", stdout);
+    for (const char *s = c->name; *s != '\0'; s++)
+        putchar(*s == ' ' ? '_' : *s);
+}
+
+static void zsh_command(const struct command *k, const char *subs)
+{
+    put_zsh_function(k->c);
+    fputs("()\n{\n    _arguments -s -S", stdout);
     for (size_t i = 0; i < k->n; i++) {
         const struct opt *o = &k->opts[i];
         char action[400] = "";
@@ -451,7 +491,6 @@ static void zsh_command(const struct command *k)
                 what = "_files";
                 break;
             case VALUE_WORDS:
-            case VALUE_MODEL:
                 snprintf(words, sizeof(words), "(%s)", o->words);
                 what = words;
                 break;
@@ -489,10 +528,10 @@ static void zsh_command(const struct command *k)
         fputs(" \\\n    '1:shell:(bash zsh fish)'", stdout);
         break;
     case EK_OPERANDS_ADDRESS:
-        fputs(strcmp(k->c->name, "bench") == 0
-                  ? " \\\n    '1:address (or merge):(merge)'"
-                  : " \\\n    '*:address: '",
-              stdout);
+        if (subs[0] != '\0') /* its first operand may be one of them */
+            printf(" \\\n    '1:address (or %s):(%s)'", subs, subs);
+        else
+            fputs(" \\\n    '*:address: '", stdout);
         break;
     case EK_OPERANDS_NONE:
         break;
@@ -513,8 +552,11 @@ static void emit_zsh(const struct command *k, size_t n)
          "/proc/sys/net/ipv4/tcp_available_congestion_control)\"})\n"
          "    compadd -a algos\n"
          "}\n");
-    for (size_t i = 0; i < n; i++)
-        zsh_command(&k[i]);
+    for (size_t i = 0; i < n; i++) {
+        char subs[128];
+        sub_words(k, n, k[i].c, subs, sizeof(subs));
+        zsh_command(&k[i], subs);
+    }
     puts("_echokit()\n"
          "{\n"
          "    local curcontext=$curcontext state line\n"
@@ -528,7 +570,7 @@ static void emit_zsh(const struct command *k, size_t n)
          "        local -a commands\n"
          "        commands=(");
     for (size_t i = 0; i < n; i++)
-        if (strchr(k[i].c->name, ' ') == NULL) {
+        if (parent_len(k[i].c) == 0) {
             char item[200];
             snprintf(item, sizeof(item), "%s:%s", k[i].c->name,
                      k[i].c->summary);
@@ -538,13 +580,20 @@ static void emit_zsh(const struct command *k, size_t n)
         }
     puts("        )\n"
          "        _describe command commands ;;\n"
-         "    argument)\n"
-         "        if [[ $words[1] == bench && $words[2] == merge ]] &&\n"
-         "            ((CURRENT > 2)); then\n"
-         "            shift words\n"
-         "            ((CURRENT--))\n"
-         "            _echokit_bench_merge\n"
-         "        elif (($+functions[_echokit_$words[1]])); then\n"
+         "    argument)");
+    fputs("        ", stdout);
+    for (size_t i = 0; i < n; i++)
+        if (parent_len(k[i].c) > 0) {
+            printf("if [[ $words[1] == %.*s && $words[2] == %s ]] &&\n"
+                   "            ((CURRENT > 2)); then\n"
+                   "            shift words\n"
+                   "            ((CURRENT--))\n"
+                   "            ",
+                   (int)parent_len(k[i].c), k[i].c->name, sub_word(k[i].c));
+            put_zsh_function(k[i].c);
+            fputs("\n        el", stdout);
+        }
+    puts("if (($+functions[_echokit_$words[1]])); then\n"
          "            _echokit_$words[1]\n"
          "        fi ;;\n"
          "    esac\n"
@@ -574,7 +623,6 @@ static void fish_command(const struct command *k)
                 fputs(" -r -F", stdout);
                 break;
             case VALUE_WORDS:
-            case VALUE_MODEL:
                 printf(" -x -a '%s'", o->words);
                 break;
             case VALUE_INTERFACE:
@@ -618,12 +666,20 @@ static void emit_fish(const struct command *k, size_t n)
          "# The command being completed: the first word after echokit, or\n"
          "# 'bench merge'; empty before one is given.\n"
          "function __echokit_command\n"
-         "    set -l words (commandline -opc)\n"
-         "    if test (count $words) -ge 3; and test \"$words[2]\" = bench\n"
-         "        and test \"$words[3]\" = merge\n"
-         "        echo 'bench merge'\n"
-         "    else if test (count $words) -ge 2\n"
-         "        echo $words[2]\n"
+         "    set -l words (commandline -opc)");
+    const char *branch = "if";
+    for (size_t i = 0; i < n; i++)
+        if (parent_len(k[i].c) > 0) {
+            printf("    %s test (count $words) -ge 3; and test \"$words[2]\" = "
+                   "%.*s\n"
+                   "        and test \"$words[3]\" = %s\n"
+                   "        echo '%s'\n",
+                   branch, (int)parent_len(k[i].c), k[i].c->name,
+                   sub_word(k[i].c), k[i].c->name);
+            branch = "else if";
+        }
+    printf("    %s test (count $words) -ge 2\n", branch);
+    puts("        echo $words[2]\n"
          "    end\n"
          "end\n"
          "\n"
@@ -636,16 +692,18 @@ static void emit_fish(const struct command *k, size_t n)
          "-d 'the commands'\n"
          "complete -c echokit -n \"__echokit_command_is ''\" -s V -l version "
          "-d 'print the version'");
-    for (size_t i = 0; i < n; i++)
-        if (strchr(k[i].c->name, ' ') == NULL) {
+    for (size_t i = 0; i < n; i++) {
+        if (parent_len(k[i].c) == 0)
             printf("complete -c echokit -n \"__echokit_command_is ''\" -a %s "
                    "-d ",
                    k[i].c->name);
-            put_quoted(k[i].c->summary, true);
-            putchar('\n');
-        }
-    puts("complete -c echokit -n \"__echokit_command_is bench; and test "
-         "(count (commandline -opc)) -eq 2\" -a merge -d 'add up bench runs'");
+        else /* as its parent's first operand */
+            printf("complete -c echokit -n \"__echokit_command_is %.*s; and "
+                   "test (count (commandline -opc)) -eq 2\" -a %s -d ",
+                   (int)parent_len(k[i].c), k[i].c->name, sub_word(k[i].c));
+        put_quoted(k[i].c->summary, true);
+        putchar('\n');
+    }
     for (size_t i = 0; i < n; i++)
         fish_command(&k[i]);
 }
