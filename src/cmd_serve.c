@@ -396,8 +396,6 @@ static int tls_option(struct serve_options *o, int c, const char *arg)
     }
 }
 
-/* Returns -1 when the options are fine and the server should run, else
- * the exit status. */
 /* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
 const struct option ek_serve_options[] = {
     {"listen", required_argument, NULL, 'l'},
@@ -436,6 +434,8 @@ const struct option ek_serve_options[] = {
 };
 const char ek_serve_shortopts[] = ":l:i:c:Q:d:t:vqhVu";
 
+/* Returns -1 when the options are fine and the server should run, else
+ * the exit status. */
 static int parse_options(int argc, char **argv, struct serve_options *o)
 {
     const char *why;
