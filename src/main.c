@@ -53,7 +53,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     /* "bench merge" is bench's to dispatch: only one-word names here. */
     for (const struct ek_command *c = ek_commands; c->name != NULL; c++)
-        if (strcmp(cmd, c->name) == 0)
+        if (strchr(c->name, ' ') == NULL && strcmp(cmd, c->name) == 0)
             return c->run(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "help") == 0) {
