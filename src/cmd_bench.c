@@ -44,16 +44,30 @@ static const char usage_text[] =
     "                        connection at a time)\n"
     "  -n, --exchanges N     connect: request/responses per connection "
     "(default 1)\n"
-    "  -s, --size BYTES      message size (default 64)\n"
+    "  -s, --size BYTES      message size (default 64); stream: the size of "
+    "each\n"
+    "                        write (as iperf3's -l, at most 16M)\n"
     "  -d, --depth N         rr: messages in flight per connection "
     "(default 1)\n"
     "  -r, --rate N          rr: open loop, N messages/s over all "
     "connections;\n"
-    "                        latency runs from the intended send time; "
+    "                        latency runs from the intended send time "
+    "(also\n"
+    "                        reported: from the actual send, and the send "
+    "lag);\n"
+    "                        below 95% of N achieved, the run fails; "
     "connect:\n"
     "                        N connections/s, time to first echo from the "
     "intended\n"
     "                        start\n"
+    "      --spin-us N       open loop: spin, not sleep, the last N us "
+    "before each\n"
+    "                        send is due (a core for punctuality)\n"
+    "      --timestamps      rr, plain TCP or UDP: also the kernel's round "
+    "trip\n"
+    "                        (SO_TIMESTAMPING: the device's send to the "
+    "echo's\n"
+    "                        arrival), without the client's scheduling\n"
     "  -t, --duration SECS   measured time (default 10)\n"
     "  -w, --warmup SECS     unmeasured time before it (default 1)\n"
     "  -T, --threads N       client threads (default 1)\n"
@@ -65,10 +79,15 @@ static const char usage_text[] =
     "                        nothing for this long fails (default 10)\n"
     "  -u, --udp             rr over UDP (also: udp:HOST:PORT): a datagram "
     "per\n"
-    "                        message, 8 to 65507 bytes; loss (no echo "
-    "within 1 s),\n"
-    "                        reordering and duplicates are counted, not "
-    "errors\n"
+    "                        message, 8 to 65507 bytes; loss, late echoes, "
+    "reordering\n"
+    "                        and duplicates are counted, not errors\n"
+    "      --udp-timeout SECS  UDP: no echo within SECS (default 1): lost, "
+    "or late\n"
+    "                        if it still comes\n"
+    "  -f, --format UNIT     rates in k, m, g bits or K, M, G bytes per "
+    "second\n"
+    "                        (decimal; default: the bits that fit)\n"
     "      --json            print the result as one JSON object on stdout\n"
     "                        (histograms included, for bench merge)\n"
     "  -i, --interval SECS   a line per interval of the window (>= 0.1 s)\n"
@@ -92,21 +111,28 @@ static const char usage_tail[] =
     "terminal.\n"
     "Exit status: 0 every echo verified and no connection failed; 1 "
     "mismatch,\n"
-    "reset, early close, timeout, failed connect or TLS handshake; 64 bad "
-    "usage;\n"
-    "68 host not found; 69 cannot connect at all (or no TLS in this build); "
-    "76 the\n"
-    "first TLS handshake failed; 78 unusable --tls-cert, --tls-key or "
-    "--tls-ca;\n"
-    "71 a socket option the kernel refused; 73/74 --hdr-log cannot be "
-    "made/written.\n";
+    "reset, early close, timeout, failed connect or TLS handshake, or the "
+    "open\n"
+    "loop's rate not achieved; 64 bad usage; 68 host not found; 69 cannot "
+    "connect\n"
+    "at all (or no TLS or --timestamps in this build); 71 a socket option "
+    "the\n"
+    "kernel refused, or out of file descriptors (RLIMIT_NOFILE); 73/74 "
+    "--hdr-log\n"
+    "cannot be made/written; 75 no TLS handshake within --timeout; 76 the "
+    "first\n"
+    "TLS handshake failed; 78 unusable --tls-cert, --tls-key or --tls-ca; "
+    "130/143\n"
+    "interrupted by SIGINT/SIGTERM (after the warm-up, the report of what "
+    "was\n"
+    "measured comes first).\n";
 
+/* The signal (SIGINT, SIGTERM) that stopped the run, or 0. */
 static volatile sig_atomic_t interrupted;
 
-static void on_sigint(int signo)
+static void on_signal(int signo)
 {
-    (void)signo;
-    interrupted = 1;
+    interrupted = signo;
 }
 
 static long long client_cpu_us(void)
@@ -146,7 +172,7 @@ static uint64_t drain_intervals(struct ek_bench *b, struct report *rp)
 
 /* Runs the clock: warm-up, samples at the window's edges, the intervals
  * as they complete, a progress line each second. Returns the measured
- * seconds. */
+ * seconds; 0 when a signal came in the warm-up (nothing was measured). */
 static double run_clock(struct ek_bench *b, const struct bench_options *o,
                         int64_t start, struct report *rp)
 {
@@ -206,13 +232,13 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
     if (progress)
         fprintf(stderr, "\n");
     int64_t stopped = ek_now_ns();
-    if (!sampled) { /* interrupted in the warm-up: nothing was measured */
-        sample(o, &rp->before);
-        measure = stopped;
-    }
     ek_bench_stop(b);
+    if (!sampled) /* interrupted in the warm-up: nothing was measured */
+        return 0;
     sample(o, &rp->after);
     int64_t last = stopped < end ? stopped : end;
+    if (interrupted && stopped < end)
+        rp->interrupted = interrupted;
     double s = (double)(last - measure) / 1e9;
     return s > 0 ? s : 1e-9;
 }
@@ -223,6 +249,9 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
 #define OPT_JSON_STREAM 1003
 #define OPT_HDR_LOG 1004
 #define OPT_SHARE 1005
+#define OPT_SPIN_US 1006
+#define OPT_TIMESTAMPS 1007
+#define OPT_UDP_TIMEOUT 1008
 
 /* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
 const struct option ek_bench_options[] = {
@@ -241,6 +270,10 @@ const struct option ek_bench_options[] = {
     {"hdr-log", required_argument, NULL, OPT_HDR_LOG},
     {"share", required_argument, NULL, OPT_SHARE},
     {"udp", no_argument, NULL, 'u'},
+    {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
+    {"spin-us", required_argument, NULL, OPT_SPIN_US},
+    {"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
+    {"format", required_argument, NULL, 'f'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"exchanges", required_argument, NULL, 'n'},
     {"help", no_argument, NULL, 'h'},
@@ -249,7 +282,7 @@ const struct option ek_bench_options[] = {
     EK_CLIENT_SOCK_LONGOPTS,
     {NULL, 0, NULL, 0},
 };
-const char ek_bench_shortopts[] = ":m:c:s:d:r:t:w:T:n:i:hu";
+const char ek_bench_shortopts[] = ":m:c:s:d:r:t:w:T:n:i:f:hu";
 
 int bench_parse_share(const char *s, uint32_t *index, uint32_t *count,
                       const char **why)
@@ -287,7 +320,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     const char *why = NULL;
     uint64_t pid;
     int c, bad = 0, rc;
-    bool depth_given = false;
+    bool depth_given = false, udp_timeout_given = false;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ek_bench_shortopts, ek_bench_options,
                             NULL)) != -1) {
@@ -375,6 +408,33 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             bad = bench_parse_share(optarg, &o->share_index, &o->share_count,
                                     &why);
             break;
+        case OPT_SPIN_US:
+            name = "--spin-us";
+            bad = ek_parse_uint(optarg, 0, 1000000, &o->spin_us, &why);
+            break;
+        case OPT_TIMESTAMPS:
+            o->timestamps = true;
+            break;
+        case OPT_UDP_TIMEOUT:
+            name = "--udp-timeout";
+            bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->udp_timeout_ms,
+                                   &why);
+            if (bad == 0 && o->udp_timeout_ms == 0) {
+                bad = -1;
+                why = "must be > 0";
+            }
+            udp_timeout_given = true;
+            break;
+        case 'f':
+            name = "--format";
+            if (optarg[0] == '\0' || optarg[1] != '\0' ||
+                strchr("kmgKMG", optarg[0]) == NULL) {
+                bad = -1;
+                why = "one of k, m, g (bits) or K, M, G (bytes), decimal";
+            } else {
+                o->format = optarg[0];
+            }
+            break;
         case OPT_TIMEOUT:
             name = "--timeout";
             bad = ek_parse_seconds(optarg, 3600 * 1000LL, &o->timeout_ms, &why);
@@ -443,6 +503,20 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     if (o->udp && (o->size < 8 || o->size > 65507))
         return ek_usage_error("bench", "invalid --size for --udp: 8 to 65507 "
                                        "bytes (a datagram)");
+    if (o->mode == EK_BENCH_STREAM && o->size > BENCH_STREAM_WRITE_MAX)
+        return ek_usage_error("bench", "invalid --size for --mode stream: at "
+                                       "most 16M (the size of each write)");
+    if (udp_timeout_given && !o->udp)
+        return ek_usage_error("bench", "--udp-timeout applies to --udp");
+    if (o->spin_us > 0 && (o->mode != EK_BENCH_RR || o->rate == 0))
+        return ek_usage_error("bench", "--spin-us applies to an open loop "
+                                       "(--mode rr with --rate)");
+    if (o->timestamps && o->mode != EK_BENCH_RR)
+        return ek_usage_error("bench", "--timestamps applies to --mode rr");
+    if (o->timestamps && (o->tls.on || o->tls.asked))
+        return ek_usage_error("bench", "--timestamps: over TLS the kernel "
+                                       "stamps records, not messages (use "
+                                       "plain TCP or UDP)");
     if (o->share_count > 0) {
         uint64_t all_conns = o->conns, all_rate = o->rate;
         o->conns = share_of(all_conns, o->share_index, o->share_count);
@@ -455,6 +529,22 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
                 o->share_index, o->share_count,
                 o->conns == 0 ? "connection" : "rate",
                 (unsigned long long)all_conns, (unsigned long long)all_rate);
+    }
+    if (o->udp && o->rate > 0) {
+        struct ek_bench_config want = {.conns = (uint32_t)o->conns,
+                                       .rate = o->rate,
+                                       .depth = (uint32_t)o->depth,
+                                       .udp_timeout_ns =
+                                           o->udp_timeout_ms * 1000000};
+        if (ek_bench_udp_records(&want) == 0)
+            return ek_usage_error(
+                "bench",
+                "--udp-timeout %.3f s at %llu datagrams/s per connection "
+                "would keep more than %u records a connection: a shorter "
+                "--udp-timeout, or more -c",
+                (double)o->udp_timeout_ms / 1000.0,
+                (unsigned long long)(o->rate / o->conns),
+                EK_BENCH_UDP_RECORDS_MAX);
     }
     return -1;
 }
@@ -530,9 +620,66 @@ static int close_outputs(const struct bench_options *o, struct report *rp,
     return status;
 }
 
+/* Out of descriptors (err: EMFILE or ENFILE) after made of want
+ * connections: said with the limits, for the report is of fewer
+ * connections than asked for. connect mode counts the connects that could
+ * not be made instead (want 0). */
+static void say_no_fd(uint64_t made, uint64_t want, int err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_cur = rl.rlim_max = 0;
+    char what[96];
+    if (want > 0)
+        snprintf(what, sizeof(what), "after %llu of %llu connections",
+                 (unsigned long long)made, (unsigned long long)want);
+    else
+        snprintf(what, sizeof(what), "for %llu connects",
+                 (unsigned long long)made);
+    ek_warnx("bench: out of file descriptors (%s) %s: RLIMIT_NOFILE is %llu "
+             "(hard limit %llu)%s; %s",
+             strerror(err), what, (unsigned long long)rl.rlim_cur,
+             (unsigned long long)rl.rlim_max,
+             err == ENFILE ? ", and the system's table is full" : "",
+             made > 0 && want > 0
+                 ? "the report is of the connections made"
+                 : "raise the limit (ulimit -n) or ask for fewer (-c)");
+}
+
+/* The exit status of a run that was reported: 74 the log failed; 71 out
+ * of descriptors; 130/143 interrupted; 1 an echo failed or the open
+ * loop's rate was not achieved; else 0. Says why for the last two that
+ * the report does not. */
+static int verdict(const struct bench_options *o, const struct report *rp)
+{
+    const struct ek_bench_result *r = &rp->r;
+    if (rp->status != 0)
+        return rp->status;
+    if (r->conns_no_fd > 0) {
+        if (o->mode == EK_BENCH_CONNECT)
+            say_no_fd(r->conns_no_fd, 0, EMFILE);
+        else
+            say_no_fd(r->conns_made, r->conns_made + r->conns_no_fd, EMFILE);
+        return EX_OSERR;
+    }
+    if (rp->interrupted)
+        return 128 + rp->interrupted;
+    if (bench_errors_of(r) > 0)
+        return 1;
+    const char *why = bench_rate_missed(rp);
+    if (why != NULL) {
+        ek_warnx("bench: the offered rate was not achieved (%s): %s", why,
+                 o->mode == EK_BENCH_CONNECT
+                     ? "the times to first echo include the wait for a slot"
+                     : "the latencies describe the client's queue, not the "
+                       "server");
+        return 1;
+    }
+    return 0;
+}
+
 /* The run, from its connections to its report. Returns the exit status:
- * 0, 1 when an echo failed, 74 when the log could not be written, or why
- * nothing could run. */
+ * as verdict() says, or why nothing could run. */
 static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
                struct report *rp)
 {
@@ -543,15 +690,20 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
         rp->pss_base_kb = ek_proc_mem_kb(o->server_pid, "Pss");
     struct ek_bench *b = NULL;
     int err = ek_bench_new(cfg, &b);
+    if (err == -EMFILE || err == -ENFILE) {
+        say_no_fd(0, o->conns, -err);
+        return close_outputs(o, rp, EX_OSERR);
+    }
     if (err < 0) {
         ek_warnx("bench: no connection to %s could be made: %s", rp->peer,
                  strerror(-err));
         return close_outputs(o, rp, EX_UNAVAILABLE);
     }
 
-    struct sigaction sa = {.sa_handler = on_sigint};
+    struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int64_t start = ek_now_ns();
     err = ek_bench_start(b, start);
     if (err < 0) {
@@ -570,6 +722,11 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
     }
     rp->seconds = run_clock(b, o, start, rp);
     ek_bench_finish(b, &rp->r);
+    if (rp->seconds == 0) { /* a signal in the warm-up */
+        ek_bench_free(b);
+        ek_warnx("bench: interrupted in the warm-up: nothing was measured");
+        return close_outputs(o, rp, 128 + interrupted);
+    }
     drain_intervals(b, rp); /* the last, cut short by the end */
     if (o->server_pid) {
         rp->rss_kb = ek_proc_mem_kb(o->server_pid, "Rss");
@@ -588,8 +745,7 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
         bench_print_text(rp);
     }
     fflush(stdout);
-    status = rp->status != 0 ? rp->status : bench_errors_of(&rp->r) > 0 ? 1 : 0;
-    return close_outputs(o, rp, status);
+    return close_outputs(o, rp, verdict(o, rp));
 }
 
 int ek_cmd_bench(int argc, char **argv)
@@ -606,11 +762,22 @@ int ek_cmd_bench(int argc, char **argv)
                               .duration_ms = 10000,
                               .warmup_ms = 1000,
                               .timeout_ms = 10000,
+                              .udp_timeout_ms = 1000,
                               .sock = EK_SOCKOPTS_NONE};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
+    const char *missing = o.timestamps ? ek_tstamp_missing() : NULL;
+    if (missing != NULL) {
+        ek_warnx("bench: --timestamps: %s", missing);
+        return EX_UNAVAILABLE;
+    }
+    o.argc = argc;
+    o.argv = argv;
     signal(SIGPIPE, SIG_IGN);
+    /* A load of many connections wants many descriptors: the soft limit
+     * goes up to the hard one (what is left short is said, 71). */
+    ek_fd_limit_raise(NULL, NULL);
 
     char peer[EK_ADDRSTR_MAX];
     struct ek_tls_client *tls = NULL;
@@ -635,6 +802,9 @@ int ek_cmd_bench(int argc, char **argv)
         .duration_ns = o.duration_ms * 1000000,
         .interval_ns = o.interval_ms * 1000000,
         .timeout_ns = o.timeout_ms * 1000000,
+        .spin_ns = (int64_t)o.spin_us * 1000,
+        .udp_timeout_ns = o.udp_timeout_ms * 1000000,
+        .timestamps = o.timestamps,
     };
     status = find_target(&o, tls, &cfg.target, peer, sizeof(peer));
     if (status != 0) {

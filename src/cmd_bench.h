@@ -34,6 +34,13 @@ struct bench_options {
     /* --share I/N: this run is the I-th of N that together make the load
      * of -c and -r (conns and rate are already this run's share). */
     uint32_t share_index, share_count; /* 0 and 0 without --share */
+    uint64_t spin_us;       /* --spin-us */
+    bool timestamps;        /* --timestamps */
+    int64_t udp_timeout_ms; /* --udp-timeout */
+    char format;            /* --format: k m g K M G, or 0: what fits */
+    /* The command line, for the report (NULL in a merged result). */
+    int argc;
+    char **argv;
 };
 
 /* What --server-pid and getrusage say about one moment. */
@@ -57,6 +64,7 @@ struct report {
     long rss_kb, pss_kb, pss_base_kb; /* -1 if unknown */
     size_t runs;     /* bench merge: how many runs; 0 for one bench */
     double common_s; /* bench merge: how long they all ran together */
+    int interrupted; /* the signal that cut the window short, or 0 */
 };
 
 /* The histograms of a result, by name: the key under "hdr" in --json, the
@@ -68,14 +76,27 @@ enum {
     BENCH_CONNECT_LAT,
     BENCH_HANDSHAKE_LAT,
     BENCH_FIRST_ECHO_LAT,
+    BENCH_UNCORRECTED, /* open loop rr */
+    BENCH_SEND_LAG,    /* open loop rr */
+    BENCH_KERNEL_RTT,  /* --timestamps */
     BENCH_HISTOGRAMS
 };
 extern const char *const bench_hist_names[BENCH_HISTOGRAMS];
 struct ek_hist *bench_hist(struct ek_bench_result *r, int which);
 const struct ek_hist *bench_hist_of(const struct ek_bench_result *r, int which);
 
-/* How many of them a mode fills: 4 connect, 1 rr, 0 the others. */
-int bench_hists_of(enum ek_bench_mode m);
+/* Whether a run made with o fills histogram `which`: the latency in rr
+ * and connect, the phases in connect, the uncorrected latency and the
+ * send lag in open-loop rr, the kernel's round trip with --timestamps. */
+bool bench_hist_used(const struct bench_options *o, int which);
+
+/* stream mode: the largest write (-s). */
+#define BENCH_STREAM_WRITE_MAX ((uint64_t)16 << 20)
+
+/* Why an open loop did not achieve the rate it was offered (below 95%
+ * of it: what was achieved and the likely cause), or NULL if it did, or
+ * was no open loop. */
+const char *bench_rate_missed(const struct report *rp);
 
 /* "rr", "stream", "idle", "connect". */
 const char *bench_mode_name(enum ek_bench_mode m);

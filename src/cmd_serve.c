@@ -605,19 +605,14 @@ static const struct ek_model *pick_model(const char *io, int *status)
     return m;
 }
 
-/* Servers for many connections want many descriptors: raise the soft limit
- * to the hard one, as Go's runtime does. Lower the hard limit to bound
- * echokit (ulimit -Hn, LimitNOFILE=). */
+/* Servers for many connections want many descriptors (as Go's runtime
+ * does, ek_fd_limit_raise). */
 static void raise_fd_limit(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-        return;
-    rlim_t old = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    unsigned long long from, to;
+    if (ek_fd_limit_raise(&from, &to))
         ek_log(EK_LOG_DEBUG, "raised the open-file limit from %llu to %llu",
-               (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+               from, to);
 }
 
 static void log_summary(struct ek_server *srv)

@@ -20,10 +20,12 @@
 #include <unistd.h>
 
 /* Scratch per worker: one send and one receive buffer, reused for every
- * connection and message. */
+ * connection and message (stream mode: the send buffer holds a write of
+ * `size` bytes when that is larger). */
 #define BENCH_BUF ((size_t)64 * 1024)
-/* stream mode: bytes a connection may have sent and not yet had back. */
-#define STREAM_WINDOW (4u << 20)
+/* stream mode: bytes a connection may have sent and not yet had back, at
+ * least two writes' worth. */
+#define STREAM_WINDOW ((uint64_t)4 << 20)
 /* How often a worker looks up from its events (stop flag, stalls). */
 #define BENCH_TICK_NS (100 * 1000000LL)
 #define BENCH_EVENTS 256
@@ -42,18 +44,25 @@ struct bconn {
     uint32_t key;  /* pattern stream: the connection's global index */
     uint32_t slot; /* index within its worker (open-loop schedule) */
     bool out_armed;
-    bool heard; /* received something in the measured window */
-    bool again; /* TLS: records already read: read again without waiting */
+    bool heard;   /* received something in the measured window */
+    bool again;   /* TLS: records already read: read again without waiting */
+    bool blocked; /* open loop: messages due that it cannot send yet */
+    bool sent_since_echo; /* UDP: an echo is owed since the last one */
     uint64_t sent, recvd;  /* bytes */
     uint64_t started;      /* messages whose first byte went out */
     uint64_t due;          /* open loop: messages scheduled so far */
     int64_t waiting_since; /* since when an echo is owed without news */
-    int64_t *stamps;       /* closed-loop rr: send times, `depth` entries */
-    /* UDP: the datagrams in flight, slot m % udp_slots holding m + 1 (0:
-     * free) and its send time in stamps. */
+    /* Message m's actual send time is stamps[m % b->slots] (rr, connect,
+     * UDP) and, with timestamps, the kernel's in ktx (0: not known yet). */
+    int64_t *stamps;
+    int64_t *ktx;
+    uint64_t ts_msgs; /* TCP timestamps: messages whose send stamp came */
+    /* UDP: the record of datagram m is inflight[m % b->slots]: m + 1 and
+     * its state (UDP_* below), 0 when there is none. */
     uint64_t *inflight;
-    uint32_t in_flight;
-    uint64_t highest;  /* the highest datagram number back so far */
+    uint32_t in_flight;   /* datagrams awaited and not yet expired */
+    uint64_t expire_next; /* the oldest datagram that may be awaited */
+    uint64_t highest;     /* the highest datagram number back so far */
     struct ek_conn tc; /* its transport: plain, or TLS's client side */
     uint8_t phase;     /* enum phase */
     /* connect mode: when this connection's connect started, what its time
@@ -108,6 +117,8 @@ struct ek_bench {
     struct ek_bench_config cfg;
     struct worker *workers;
     uint32_t nworkers, made, failed;
+    uint32_t no_fd;         /* connections not tried: no descriptor left */
+    uint32_t slots;         /* per connection: stamps (and records) */
     char connect_error[96]; /* why the first failed connection failed */
     int64_t t_start, t_measure, t_end;
     atomic_bool stop;
@@ -200,13 +211,27 @@ static void arm_out(struct worker *w, struct bconn *c, bool on)
         c->out_armed = on;
 }
 
+static bool in_window(const struct ek_bench *b, int64_t t)
+{
+    return t >= b->t_measure && t < b->t_end;
+}
+
+/* b - a, or 0 when b is earlier (a histogram holds no negative time). */
+static uint64_t span(int64_t a, int64_t b)
+{
+    return b > a ? (uint64_t)(b - a) : 0;
+}
+
 /* How far the stream of c may be sent now, in bytes. */
 static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
 {
     const struct ek_bench_config *cfg = &b->cfg;
     switch (cfg->mode) {
-    case EK_BENCH_STREAM:
-        return c->recvd + STREAM_WINDOW;
+    case EK_BENCH_STREAM: {
+        uint64_t window = STREAM_WINDOW > 2 * cfg->size ? STREAM_WINDOW
+                                                        : 2 * cfg->size;
+        return c->recvd + window;
+    }
     case EK_BENCH_IDLE:
         return cfg->size;
     case EK_BENCH_CONNECT: { /* one exchange at a time, `exchanges` in all */
@@ -216,22 +241,62 @@ static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
     }
     case EK_BENCH_RR:
     default:
-        if (cfg->rate > 0)
-            return c->due * cfg->size;
+        if (cfg->rate > 0) { /* what is due, within the window */
+            uint64_t window = c->recvd / cfg->size + b->slots;
+            return (c->due < window ? c->due : window) * cfg->size;
+        }
         return (c->recvd / cfg->size + cfg->depth) * cfg->size;
     }
 }
 
+/* The last write, made at `at`, took c's stream up to c->sent: the
+ * messages whose first byte it carried get their send time, and those of
+ * the window are counted. */
+static void note_started(struct worker *w, struct bconn *c, int64_t at)
+{
+    const struct ek_bench *b = w->b;
+    uint64_t size = b->cfg.size;
+    uint64_t started = (c->sent + size - 1) / size;
+    if (in_window(b, at))
+        w->cur.msgs_sent += started - c->started;
+    for (uint64_t m = c->started; c->stamps != NULL && m < started; m++) {
+        c->stamps[m % b->slots] = at;
+        if (c->ktx != NULL)
+            c->ktx[m % b->slots] = 0;
+    }
+    c->started = started;
+}
+
+/* Open loop: whether c has messages due that it could not send (its
+ * socket full, or its window in flight); each time it comes to that in
+ * the window is counted. */
+static void note_blocked(struct worker *w, struct bconn *c, int64_t now)
+{
+    bool blocked = c->started < c->due;
+    if (blocked && !c->blocked && in_window(w->b, now))
+        w->cur.send_blocked++;
+    c->blocked = blocked;
+}
+
+/* Writes one connection makes per turn: a stream of small writes must
+ * not keep the worker from its other connections and its clock. */
+#define BENCH_WRITES_PER_TURN 64
+
 static void conn_send(struct worker *w, struct bconn *c, int64_t now)
 {
-    const struct ek_bench_config *cfg = &w->b->cfg;
-    uint64_t target = send_target(w->b, c);
+    const struct ek_bench *b = w->b;
+    uint64_t target = send_target(b, c);
+    /* stream: a write is `size` bytes, as asked (iperf3's -l). */
+    size_t chunk =
+        b->cfg.mode == EK_BENCH_STREAM ? (size_t)b->cfg.size : BENCH_BUF;
 
     if (c->sent == c->recvd && target > c->sent)
         c->waiting_since = now; /* an echo is owed from now on */
-    while (c->fd >= 0 && c->sent < target) {
+    for (int writes = 0;
+         c->fd >= 0 && c->sent < target && writes < BENCH_WRITES_PER_TURN;
+         writes++) {
         uint64_t left = target - c->sent;
-        size_t n = left < BENCH_BUF ? (size_t)left : BENCH_BUF;
+        size_t n = left < chunk ? (size_t)left : chunk;
         ek_pattern_fill(c->key, c->sent, w->sbuf, n);
         /* The clock before the send: on loopback the echo may be back
          * before send() returns. And the clock now, not the batch's:
@@ -246,14 +311,17 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
             return;
         }
         c->sent += (uint64_t)k;
-        if (c->stamps != NULL)
-            while (c->started * cfg->size < c->sent)
-                c->stamps[c->started++ % cfg->depth] = at;
+        note_started(w, c, at);
         if ((size_t)k < n)
             break;
     }
-    if (c->fd >= 0)
-        arm_out(w, c, c->sent < target);
+    if (c->fd < 0)
+        return;
+    if (b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0)
+        note_blocked(w, c, now);
+    /* Room is waited for only when the socket took less than was there to
+     * send (or the turn ended first); a full window waits for echoes. */
+    arm_out(w, c, c->sent < target);
 }
 
 /* When message m of c was meant to go out (open loop). */
@@ -264,6 +332,69 @@ static int64_t intended(const struct worker *w, const struct bconn *c,
     return w->b->t_start + (int64_t)j * w->interval_ns;
 }
 
+/* The kernel's round trip of an echo: from the send stamp of its
+ * message to the arrival stamp of the echo, when both are known and on
+ * one clock. */
+static void add_kernel_rtt(struct ek_bench_result *r, int64_t tx, int64_t rx)
+{
+    if (tx != 0 && rx != 0 && ((tx ^ rx) & EK_TSTAMP_HW) == 0 && rx >= tx)
+        ek_hist_add(&r->kernel_rtt, (uint64_t)(rx - tx));
+}
+
+/* The echo of message m of c came back whole at now (the kernel's
+ * arrival stamp rx, or 0), in the measured window: its latencies. */
+static void count_echo(struct worker *w, const struct bconn *c, uint64_t m,
+                       int64_t now, int64_t rx)
+{
+    const struct ek_bench *b = w->b;
+    struct ek_bench_result *r = &w->cur;
+    uint32_t s = (uint32_t)(m % b->slots);
+    int64_t sent = c->stamps[s];
+    if (b->cfg.rate > 0 && !connect_mode(b)) {
+        /* Open loop: from when it was meant to go, as a user who sent
+         * it then would wait; from when it went; and how late it went. */
+        int64_t due = intended(w, c, m);
+        ek_hist_add(&r->latency, span(due, now));
+        ek_hist_add(&r->uncorrected, span(sent, now));
+        ek_hist_add(&r->send_lag, span(due, sent));
+    } else {
+        ek_hist_add(&r->latency, span(sent, now));
+    }
+    if (c->ktx != NULL)
+        add_kernel_rtt(r, c->ktx[s], rx);
+}
+
+static void udp_tx_stamp(struct worker *w, struct bconn *c, uint32_t key,
+                         int64_t tx);
+
+/* timestamps: the send stamps the kernel has queued for c. TCP's key is
+ * the offset of the last byte of the send it stamps: the messages whose
+ * last byte that send carried went out then. */
+static void collect_tx_stamps(struct worker *w, struct bconn *c)
+{
+    const struct ek_bench *b = w->b;
+    uint32_t key;
+    int64_t tx;
+    while (ek_tstamp_next_tx(c->fd, &key, &tx) == 1) {
+        if (b->cfg.udp) {
+            udp_tx_stamp(w, c, key, tx);
+            continue;
+        }
+        if (c->sent == 0)
+            continue;
+        /* 32 bits of a byte offset: widened against what was sent, which
+         * a stamp is never 4 GiB behind. */
+        uint64_t last =
+            c->sent - 1 - (uint32_t)((uint32_t)(c->sent - 1) - key);
+        uint64_t end = (last + 1) / b->cfg.size;
+        uint64_t m = c->recvd / b->cfg.size;
+        for (m = m > c->ts_msgs ? m : c->ts_msgs; m < end; m++)
+            c->ktx[m % b->slots] = tx;
+        if (end > c->ts_msgs)
+            c->ts_msgs = end;
+    }
+}
+
 static void conn_done(struct worker *w, struct bconn *c, int64_t now);
 
 /* One read of c's echo. Returns true when another may follow at once
@@ -271,7 +402,14 @@ static void conn_done(struct worker *w, struct bconn *c, int64_t now);
 static bool conn_recv_once(struct worker *w, struct bconn *c)
 {
     const struct ek_bench *b = w->b;
-    ssize_t n = ek_conn_tp(&c->tc)->read(&c->tc, c->fd, w->rbuf, BENCH_BUF);
+    ssize_t n;
+    int64_t rx = 0;
+    if (c->ktx != NULL) { /* timestamps: plain TCP, never TLS */
+        collect_tx_stamps(w, c);
+        n = ek_tstamp_recv(c->fd, w->rbuf, BENCH_BUF, 0, &rx);
+    } else {
+        n = ek_conn_tp(&c->tc)->read(&c->tc, c->fd, w->rbuf, BENCH_BUF);
+    }
     int64_t now = ek_now_ns(); /* when this echo arrived, exactly */
     if (n == -EAGAIN)
         return false;
@@ -301,18 +439,14 @@ static bool conn_recv_once(struct worker *w, struct bconn *c)
     c->recvd += (uint64_t)n;
     c->waiting_since = now;
     uint64_t done = c->recvd / size;
-    bool measured = now >= b->t_measure && now < b->t_end;
+    bool measured = in_window(b, now);
     c->heard |= measured;
 
-    if (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) {
-        for (uint64_t m = done_before; m < done && measured; m++) {
-            int64_t from = b->cfg.rate > 0 && !connect_mode(b)
-                               ? intended(w, c, m)
-                               : c->stamps[m % b->cfg.depth];
-            ek_hist_add(&w->cur.latency, (uint64_t)(now - from));
-        }
-        if (connect_mode(b) && done_before == 0 && done > 0 && measured)
-            ek_hist_add(&w->cur.first_echo_lat, (uint64_t)(now - c->t_from));
+    if (c->stamps != NULL && measured) {
+        for (uint64_t m = done_before; m < done; m++)
+            count_echo(w, c, m, now, rx);
+        if (connect_mode(b) && done_before == 0 && done > 0)
+            ek_hist_add(&w->cur.first_echo_lat, span(c->t_from, now));
     }
     if (measured) {
         w->cur.msgs += done - done_before;
@@ -417,9 +551,14 @@ static void conn_connected(struct worker *w, struct bconn *c, int64_t now)
  * slot waits BENCH_RETRY_NS. */
 static void connect_failed_in(struct worker *w, struct bconn *c, int err)
 {
-    w->cur.conns_failed++;
-    atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
-    set_error(w, "connect: %s", strerror(err));
+    if (err == EMFILE || err == ENFILE) { /* the client's limit, not the
+                                             server's failure */
+        w->cur.conns_no_fd++;
+    } else {
+        w->cur.conns_failed++;
+        atomic_fetch_add_explicit(&w->live.errors, 1, memory_order_relaxed);
+        set_error(w, "connect: %s", strerror(err));
+    }
     if (c->fd >= 0)
         conn_close(w, c);
     c->retry_at = ek_now_ns() + BENCH_RETRY_NS;
@@ -515,13 +654,26 @@ static void conn_event(struct worker *w, struct bconn *c, unsigned e,
 
 /* ---- UDP: datagrams matched by number --------------------------------- */
 
-/* Open loop: datagrams a connection remembers in flight (older ones still
- * out when their slot comes round again count as lost). */
-#define EK_BENCH_UDP_RING 256
+/* A record's state, beside its datagram's number + 1 (UDP_NUMBER). */
+#define UDP_EXPIRED ((uint64_t)1 << 62) /* no echo within udp_timeout_ns */
+#define UDP_ANSWERED ((uint64_t)1 << 63)
+#define UDP_NUMBER (UDP_EXPIRED - 1)
 
-static uint32_t udp_slots(const struct ek_bench *b)
+uint32_t ek_bench_udp_records(const struct ek_bench_config *cfg)
 {
-    return b->cfg.rate > 0 ? EK_BENCH_UDP_RING : b->cfg.depth;
+    /* Closed loop: the latest `depth` are in flight, so a record is let
+     * go at least `records - depth` datagrams after its own; open loop:
+     * twice the timeout's worth at the connection's rate, so that an echo
+     * up to twice the timeout late is still known for one. */
+    uint64_t n = 2 * (uint64_t)cfg->depth;
+    if (cfg->rate > 0 && cfg->conns > 0) {
+        double per_conn = (double)cfg->rate / cfg->conns;
+        double want = 2.0 * per_conn * (double)cfg->udp_timeout_ns / 1e9;
+        if (want > (double)EK_BENCH_UDP_RECORDS_MAX)
+            return 0;
+        n = (uint64_t)want + 1;
+    }
+    return n < 256 ? 256 : (uint32_t)n;
 }
 
 /* Datagram m of c: its number (8 bytes, big-endian), then the pattern. */
@@ -533,25 +685,33 @@ static void udp_fill(struct worker *w, const struct bconn *c, uint64_t m,
     ek_pattern_fill(c->key, m * size + 8, w->sbuf + 8, size - 8);
 }
 
-/* A datagram in flight is given up on (lost): its slot is free again. */
-static void udp_forget(struct worker *w, struct bconn *c, uint32_t slot,
-                       int64_t now)
+/* The record in slot is let go: if its datagram expired unanswered, it is
+ * lost (counted when it was sent in the window). */
+static void udp_release(struct worker *w, struct bconn *c, uint32_t slot)
 {
-    c->inflight[slot] = 0;
-    c->in_flight--;
-    if (now >= w->b->t_measure)
+    uint64_t rec = c->inflight[slot];
+    if ((rec & UDP_EXPIRED) && !(rec & UDP_ANSWERED) &&
+        in_window(w->b, c->stamps[slot]))
         w->cur.lost++;
+    c->inflight[slot] = 0;
 }
 
 static void udp_send(struct worker *w, struct bconn *c, int64_t now)
 {
-    const struct ek_bench_config *cfg = &w->b->cfg;
-    uint32_t slots = udp_slots(w->b);
+    const struct ek_bench *b = w->b;
+    const struct ek_bench_config *cfg = &b->cfg;
     size_t size = (size_t)cfg->size;
+    bool full = false;
     while (c->fd >= 0 &&
            (cfg->rate > 0 ? c->started < c->due : c->in_flight < cfg->depth)) {
         uint64_t m = c->started;
-        uint32_t slot = (uint32_t)(m % slots);
+        uint32_t slot = (uint32_t)(m % b->slots);
+        uint64_t rec = c->inflight[slot];
+        /* Its slot's datagram is still awaited (open loop, the client
+         * having caught up in a burst): the next waits for it to come
+         * back or expire, as a TCP window would. */
+        if (rec != 0 && !(rec & (UDP_EXPIRED | UDP_ANSWERED)))
+            break;
         udp_fill(w, c, m, size);
         int64_t at = ek_now_ns();
         ssize_t k = send(c->fd, w->sbuf, size, 0);
@@ -559,25 +719,43 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
             continue;
         if (k < 0 &&
             (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-            arm_out(w, c, true);
-            return;
+            full = true;
+            break;
         }
         if (k < 0) { /* ECONNREFUSED: nothing listens there */
             conn_fail(w, c, FAIL_RESET, errno);
             return;
         }
-        if (c->inflight[slot] != 0)
-            udp_forget(w, c, slot, now); /* its slot came round: lost */
-        if (c->in_flight == 0)
-            c->waiting_since = now; /* an echo is owed from now on */
+        udp_release(w, c, slot);
         c->inflight[slot] = m + 1;
-        c->stamps[slot] = cfg->rate > 0 ? intended(w, c, m) : at;
+        c->stamps[slot] = at;
+        if (c->ktx != NULL)
+            c->ktx[slot] = 0;
         c->in_flight++;
         c->started++;
         c->sent += size;
+        c->sent_since_echo = true;
+        if (in_window(b, at))
+            w->cur.msgs_sent++;
     }
-    if (c->fd >= 0)
-        arm_out(w, c, false);
+    if (c->fd < 0)
+        return;
+    if (cfg->rate > 0)
+        note_blocked(w, c, now);
+    arm_out(w, c, full);
+}
+
+/* timestamps: UDP's key counts the datagrams sent, from 0: datagram m. */
+static void udp_tx_stamp(struct worker *w, struct bconn *c, uint32_t key,
+                         int64_t tx)
+{
+    if (c->started == 0)
+        return;
+    uint64_t m =
+        c->started - 1 - (uint32_t)((uint32_t)(c->started - 1) - key);
+    uint32_t slot = (uint32_t)(m % w->b->slots);
+    if ((c->inflight[slot] & UDP_NUMBER) == m + 1)
+        c->ktx[slot] = tx;
 }
 
 /* A datagram that is not an echo of ours. */
@@ -590,8 +768,10 @@ static void udp_mismatch(struct worker *w, const struct bconn *c,
               (unsigned long long)m, what);
 }
 
-/* One datagram in w->rbuf (n bytes, its real length) arrived at now. */
-static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
+/* One datagram in w->rbuf (n bytes, its real length) arrived at now
+ * (the kernel's stamp rx, or 0). */
+static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now,
+                      int64_t rx)
 {
     const struct ek_bench *b = w->b;
     size_t size = (size_t)b->cfg.size;
@@ -606,14 +786,20 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
         udp_mismatch(w, c, "never sent", m);
         return;
     }
-    uint32_t slot = (uint32_t)(m % udp_slots(b));
-    bool measured = now >= b->t_measure && now < b->t_end;
-    if (c->inflight[slot] != m + 1) { /* answered already, or given up */
+    uint32_t slot = (uint32_t)(m % b->slots);
+    uint64_t rec = c->inflight[slot];
+    bool measured = in_window(b, now);
+    /* Answered already, or older than every record kept (twice the
+     * timeout): either way, not an echo still owed. */
+    if ((rec & UDP_NUMBER) != m + 1 || (rec & UDP_ANSWERED)) {
         w->cur.duplicates += measured;
         return;
     }
-    c->inflight[slot] = 0;
-    c->in_flight--;
+    bool late = (rec & UDP_EXPIRED) ||
+                now - c->stamps[slot] > b->cfg.udp_timeout_ns;
+    if (!(rec & UDP_EXPIRED))
+        c->in_flight--;
+    c->inflight[slot] = rec | UDP_ANSWERED;
     if (ek_pattern_check(c->key, m * size + 8, w->rbuf + 8, size - 8) !=
         size - 8) {
         udp_mismatch(w, c, "the echo differs", m);
@@ -621,13 +807,15 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
     }
     c->recvd += size;
     c->waiting_since = now;
+    c->sent_since_echo = false;
     c->heard |= measured;
     bool reordered = m < c->highest;
     if (!reordered)
         c->highest = m;
     if (measured) {
         w->cur.reordered += reordered;
-        ek_hist_add(&w->cur.latency, (uint64_t)(now - c->stamps[slot]));
+        w->cur.late += late;
+        count_echo(w, c, m, now, rx);
         w->cur.msgs++;
         w->cur.bytes += size;
     }
@@ -637,36 +825,73 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now)
 
 static void udp_recv(struct worker *w, struct bconn *c)
 {
+    if (c->ktx != NULL)
+        collect_tx_stamps(w, c);
     for (;;) {
         ssize_t n;
-        do
-            n = recv(c->fd, w->rbuf, BENCH_BUF, MSG_DONTWAIT | EK_MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
+        int64_t rx = 0;
+        if (c->ktx != NULL) {
+            n = ek_tstamp_recv(c->fd, w->rbuf, BENCH_BUF, EK_MSG_TRUNC, &rx);
+        } else {
+            do
+                n = recv(c->fd, w->rbuf, BENCH_BUF,
+                         MSG_DONTWAIT | EK_MSG_TRUNC);
+            while (n < 0 && errno == EINTR);
+            if (n < 0)
+                n = -errno;
+        }
         if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_fail(w, c, FAIL_RESET, errno);
+            if (n != -EAGAIN && n != -EWOULDBLOCK)
+                conn_fail(w, c, FAIL_RESET, (int)-n);
             break;
         }
-        udp_reply(w, c, (size_t)n, ek_now_ns());
+        udp_reply(w, c, (size_t)n, ek_now_ns(), rx);
     }
-    if (c->fd >= 0)
+    if (c->fd >= 0 && !c->out_armed)
         udp_send(w, c, ek_now_ns());
 }
 
-/* Datagrams out for longer than EK_BENCH_UDP_LOSS_NS are lost; closed
- * loop sends the next ones in their place. */
+/* Datagrams awaited for longer than udp_timeout_ns expire: no longer in
+ * flight (closed loop sends the next ones in their place), lost unless
+ * their echo still comes. Sends go in order, so the oldest come first. */
 static void udp_expire(struct worker *w, int64_t now)
 {
-    uint32_t slots = udp_slots(w->b);
+    const struct ek_bench *b = w->b;
     for (uint32_t i = 0; i < w->n; i++) {
         struct bconn *c = &w->conns[i];
-        if (c->fd < 0 || c->in_flight == 0)
+        if (c->fd < 0)
             continue;
-        for (uint32_t s = 0; s < slots; s++)
-            if (c->inflight[s] != 0 &&
-                now - c->stamps[s] > EK_BENCH_UDP_LOSS_NS)
-                udp_forget(w, c, s, now);
-        udp_send(w, c, now);
+        while (c->expire_next < c->started) {
+            uint32_t slot = (uint32_t)(c->expire_next % b->slots);
+            uint64_t rec = c->inflight[slot];
+            if (rec == c->expire_next + 1) { /* awaited */
+                if (now - c->stamps[slot] <= b->cfg.udp_timeout_ns)
+                    break;
+                c->inflight[slot] = rec | UDP_EXPIRED;
+                c->in_flight--;
+            }
+            c->expire_next++;
+        }
+        if (!c->out_armed)
+            udp_send(w, c, now);
+    }
+}
+
+/* The end of the run: every record of a datagram that expired (or would
+ * have, by now) unanswered is let go: lost. The younger ones are still in
+ * flight and counted neither way. */
+static void udp_finish(struct worker *w, int64_t now)
+{
+    const struct ek_bench *b = w->b;
+    for (uint32_t i = 0; i < w->n; i++) {
+        struct bconn *c = &w->conns[i];
+        for (uint32_t s = 0; c->inflight != NULL && s < b->slots; s++) {
+            uint64_t rec = c->inflight[s];
+            if (rec != 0 && !(rec & UDP_ANSWERED) &&
+                now - c->stamps[s] > b->cfg.udp_timeout_ns)
+                c->inflight[s] = rec | UDP_EXPIRED;
+            udp_release(w, c, s);
+        }
     }
 }
 
@@ -689,24 +914,61 @@ static void issue_due_connections(struct worker *w, int64_t now)
     }
 }
 
-/* Open loop: hands every message now due to its connection. */
+/* Open loop: c has more messages due. A connection waiting for room in
+ * its socket is not written to (one write per due message into a full
+ * socket is how a client collapses): the messages wait in the schedule
+ * and go out together once there is room. */
+static void send_due(struct worker *w, struct bconn *c, int64_t now)
+{
+    if (c->fd < 0)
+        return;
+    if (c->out_armed)
+        note_blocked(w, c, now);
+    else if (w->b->cfg.udp)
+        udp_send(w, c, now);
+    else
+        conn_send(w, c, now);
+}
+
+/* Open loop: hands every message now due to its connection. Message j
+ * of this worker falls due at start + j * interval_ns and goes to
+ * connection j % n. */
 static void issue_due(struct worker *w, int64_t now)
 {
-    if (w->n == 0) /* never: a worker exists for a connection */
+    const struct ek_bench *b = w->b;
+    if (w->n == 0 || now < b->t_start) /* never: a worker has connections */
         return;
-    if (connect_mode(w->b)) {
+    if (connect_mode(b)) {
         issue_due_connections(w, now);
         return;
     }
-    while (w->b->t_start + (int64_t)w->next_j * w->interval_ns <= now) {
-        struct bconn *c = &w->conns[w->next_j % w->n];
-        c->due = w->next_j / w->n + 1;
-        w->next_j++;
-        if (c->fd >= 0 && w->b->cfg.udp)
-            udp_send(w, c, now);
-        else if (c->fd >= 0)
-            conn_send(w, c, now);
+    uint64_t last = (uint64_t)((now - b->t_start) / w->interval_ns);
+    if (last < w->next_j)
+        return;
+    if (last - w->next_j >= w->n) { /* a round or more: every connection */
+        for (uint32_t i = 0; i < w->n; i++) {
+            struct bconn *c = &w->conns[i];
+            c->due = last >= i ? (last - i) / w->n + 1 : 0;
+            send_due(w, c, now);
+        }
+    } else { /* fewer than a round: each connection at most once */
+        for (uint64_t j = w->next_j; j <= last; j++) {
+            struct bconn *c = &w->conns[j % w->n];
+            c->due = j / w->n + 1;
+            send_due(w, c, now);
+        }
     }
+    w->next_j = last + 1;
+}
+
+/* Whether c is owed an echo: over TCP, bytes sent that have not come
+ * back (or, before it runs, the handshake); over UDP, a datagram sent
+ * since the last echo. */
+static bool owed(const struct ek_bench *b, const struct bconn *c)
+{
+    if (b->cfg.udp)
+        return c->sent_since_echo;
+    return c->phase != PH_RUNNING || c->sent > c->recvd;
 }
 
 /* A connection owed an echo that has heard nothing for the timeout. */
@@ -715,8 +977,8 @@ static void check_stalls(struct worker *w, int64_t now)
     const struct ek_bench *b = w->b;
     for (uint32_t i = 0; i < w->n; i++) {
         struct bconn *c = &w->conns[i];
-        bool owed = c->phase != PH_RUNNING || c->sent > c->recvd;
-        if (c->fd >= 0 && owed && now - c->waiting_since > b->cfg.timeout_ns)
+        if (c->fd >= 0 && owed(b, c) &&
+            now - c->waiting_since > b->cfg.timeout_ns)
             conn_fail(w, c, FAIL_TIMEOUT, 0);
         /* connect mode, closed loop: a failed slot tries again. */
         if (connect_mode(b) && b->cfg.rate == 0 && c->fd < 0 &&
@@ -729,6 +991,9 @@ void ek_bench_result_reset(struct ek_bench_result *r)
 {
     memset(r, 0, sizeof(*r));
     ek_hist_reset(&r->latency);
+    ek_hist_reset(&r->uncorrected);
+    ek_hist_reset(&r->send_lag);
+    ek_hist_reset(&r->kernel_rtt);
     ek_hist_reset(&r->connect_lat);
     ek_hist_reset(&r->handshake_lat);
     ek_hist_reset(&r->first_echo_lat);
@@ -743,6 +1008,9 @@ void ek_bench_result_add(struct ek_bench_result *into,
     EK_BENCH_COUNTERS(ADD_COUNTER)
 #undef ADD_COUNTER
     ek_hist_merge(&into->latency, &from->latency);
+    ek_hist_merge(&into->uncorrected, &from->uncorrected);
+    ek_hist_merge(&into->send_lag, &from->send_lag);
+    ek_hist_merge(&into->kernel_rtt, &from->kernel_rtt);
     ek_hist_merge(&into->connect_lat, &from->connect_lat);
     ek_hist_merge(&into->handshake_lat, &from->handshake_lat);
     ek_hist_merge(&into->first_echo_lat, &from->first_echo_lat);
@@ -830,30 +1098,31 @@ static void *worker_main(void *arg)
     w->k_end =
         b->cfg.interval_ns > 0 ? b->t_measure + b->cfg.interval_ns : INT64_MAX;
 
+    bool open_loop =
+        (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) && b->cfg.rate > 0;
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
         now = ek_now_ns();
         if (now >= b->t_end)
             break;
         while (now >= w->k_end)
             publish(w, false);
-        bool open_loop =
-            (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) && b->cfg.rate > 0;
         if (open_loop)
             issue_due(w, now);
         if (now >= w->next_check) {
             if (b->cfg.udp)
                 udp_expire(w, now);
-            else
-                check_stalls(w, now);
+            check_stalls(w, now);
             w->next_check = now + BENCH_TICK_NS;
         }
         int64_t until = b->t_end < w->next_check ? b->t_end : w->next_check;
         if (w->k_end < until)
             until = w->k_end;
         if (open_loop) {
+            /* --spin-us: the last stretch before a message falls due is
+             * spent polling without sleeping, no wake-up to be late. */
             int64_t due = b->t_start + (int64_t)w->next_j * w->interval_ns;
-            if (due < until)
-                until = due;
+            if (due - b->cfg.spin_ns < until)
+                until = due - b->cfg.spin_ns;
         }
         int n = ek_poller_wait(w->poller, ev, BENCH_EVENTS,
                                until > now && !w->again ? until - now : 0);
@@ -878,20 +1147,62 @@ static void *worker_main(void *arg)
         if (w->again)
             recv_again(w);
     }
+    now = ek_now_ns();
+    if (b->cfg.udp)
+        udp_finish(w, now < b->t_end ? now : b->t_end);
     if (b->cfg.mode != EK_BENCH_IDLE && !connect_mode(b))
         count_silent(w);
     publish(w, true);
     return NULL;
 }
 
+/* The per-connection memory of rr and UDP: send times (and kernel send
+ * stamps, and UDP's records), b->slots each. */
+static int conn_alloc(const struct ek_bench *b, struct bconn *c)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    bool rr = cfg->mode == EK_BENCH_RR || connect_mode(b);
+    if (!rr)
+        return 0;
+    c->stamps = calloc(b->slots, sizeof(*c->stamps));
+    if (cfg->timestamps)
+        c->ktx = calloc(b->slots, sizeof(*c->ktx));
+    if (cfg->udp)
+        c->inflight = calloc(b->slots, sizeof(*c->inflight));
+    if (c->stamps == NULL || (cfg->timestamps && c->ktx == NULL) ||
+        (cfg->udp && c->inflight == NULL))
+        return -ENOMEM;
+    return 0;
+}
+
+/* The stamps each connection keeps: closed loop, its depth; open loop,
+ * EK_BENCH_OPEN_WINDOW_S of its schedule (within the window's bounds);
+ * UDP, its records. */
+static uint32_t slots_of(const struct ek_bench *b)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    if (cfg->udp) {
+        struct ek_bench_config made = *cfg;
+        made.conns = b->made;
+        uint32_t n = ek_bench_udp_records(&made);
+        return n > 0 ? n : EK_BENCH_UDP_RECORDS_MAX;
+    }
+    if (cfg->mode != EK_BENCH_RR || cfg->rate == 0)
+        return cfg->depth;
+    uint64_t n = cfg->rate * EK_BENCH_OPEN_WINDOW_S / b->made;
+    return n < EK_BENCH_OPEN_WINDOW_MIN   ? EK_BENCH_OPEN_WINDOW_MIN
+           : n > EK_BENCH_OPEN_WINDOW_MAX ? EK_BENCH_OPEN_WINDOW_MAX
+                                          : (uint32_t)n;
+}
+
 static int worker_init(struct ek_bench *b, struct worker *w)
 {
-    w->b = b;
-    w->sbuf = malloc(BENCH_BUF);
+    /* stream: one write of `size` bytes must fit the send buffer. */
+    size_t sbuf = b->cfg.mode == EK_BENCH_STREAM && b->cfg.size > BENCH_BUF
+                      ? (size_t)b->cfg.size
+                      : BENCH_BUF;
+    w->sbuf = malloc(sbuf);
     w->rbuf = malloc(BENCH_BUF);
-    int err = ek_poller_open(&w->poller, w->n);
-    if (err < 0)
-        return err;
     if (w->sbuf == NULL || w->rbuf == NULL)
         return -ENOMEM;
     ek_bench_result_reset(&w->cur);
@@ -902,6 +1213,7 @@ static int worker_init(struct ek_bench *b, struct worker *w)
         if (w->interval_ns < 1)
             w->interval_ns = 1;
     }
+    int err = 0;
     for (uint32_t i = 0; i < w->n && err == 0; i++)
         if (w->conns[i].fd >= 0)
             err = ek_poller_add(w->poller, w->conns[i].fd, i, POLLIN);
@@ -912,14 +1224,27 @@ static int worker_init(struct ek_bench *b, struct worker *w)
  * fraction of a second, few enough not to flood a small listen backlog. */
 #define CONNECT_BATCH 64
 
-/* Opens every connection, CONNECT_BATCH at a time, all within
- * cfg->timeout_ns: a server whose backlog drops SYNs costs a bounded wait
- * and shows up as failed connections, not as a hang. */
 static void connect_failed(struct ek_bench *b, int err)
 {
     if (b->failed++ == 0)
         snprintf(b->connect_error, sizeof(b->connect_error), "%s",
                  err ? strerror(err) : "timed out");
+}
+
+static bool no_fd_left(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+/* A new socket of the run: with timestamps, asked for them before it
+ * sends anything (TCP: once connected, the only state the kernel keys
+ * send stamps from 0 in). Returns 0 or -errno, fd closed. */
+static int socket_ready(const struct ek_bench *b, int fd)
+{
+    int err = b->cfg.timestamps ? ek_tstamp_enable(fd) : 0;
+    if (err < 0)
+        close(fd);
+    return err;
 }
 
 /* UDP: connected datagram sockets, nothing to wait for. */
@@ -942,6 +1267,12 @@ static int open_udp_all(struct ek_bench *b, int *fds)
             close(fd);
             fd = err;
         }
+        if (fd >= 0)
+            fd = socket_ready(b, fd) < 0 ? -errno : fd;
+        if (fd < 0 && no_fd_left(-fd)) { /* the rest are not tried */
+            b->no_fd = cfg->conns - i;
+            break;
+        }
         if (fd < 0)
             connect_failed(b, -fd);
         else
@@ -950,6 +1281,10 @@ static int open_udp_all(struct ek_bench *b, int *fds)
     return 0;
 }
 
+/* Opens every connection, CONNECT_BATCH at a time, all within
+ * cfg->timeout_ns: a server whose backlog drops SYNs costs a bounded wait
+ * and shows up as failed connections, not as a hang. Out of descriptors,
+ * it stops opening: the run goes on with those made. */
 static int connect_all(struct ek_bench *b, int **fds)
 {
     const struct ek_bench_config *cfg = &b->cfg;
@@ -969,12 +1304,19 @@ static int connect_all(struct ek_bench *b, int **fds)
             int fd =
                 ek_net_connect_start(&cfg->target, cfg->sockopts, next, &done);
             next++;
-            if (fd < 0)
+            if (fd < 0 && no_fd_left(-fd)) {
+                b->no_fd = cfg->conns - next + 1;
+                next = cfg->conns;
+            } else if (fd < 0) {
                 connect_failed(b, -fd);
-            else if (done)
-                (*fds)[b->made++] = fd;
-            else
+            } else if (done) {
+                if ((fd = socket_ready(b, fd)) >= 0)
+                    (*fds)[b->made++] = fd;
+                else
+                    connect_failed(b, -fd);
+            } else {
                 p[pending++] = (struct pollfd){.fd = fd, .events = POLLOUT};
+            }
         }
         int64_t left = (deadline - ek_now_ns()) / 1000000;
         int n = left > 0 ? poll(p, pending, (int)left) : 0;
@@ -985,12 +1327,14 @@ static int connect_all(struct ek_bench *b, int **fds)
                 continue;
             int fd = p[i].fd;
             int err = p[i].revents != 0 ? ek_net_connect_result(fd) : 0;
-            if (p[i].revents != 0 && err == 0) {
-                (*fds)[b->made++] = fd;
-            } else {
+            if (p[i].revents != 0 && err == 0)
+                err = socket_ready(b, fd);
+            else
                 close(fd); /* refused, or out of time */
+            if (p[i].revents != 0 && err == 0)
+                (*fds)[b->made++] = fd;
+            else
                 connect_failed(b, -err);
-            }
             p[i] = p[--pending];
         }
         if (left <= 0) { /* out of time: the rest are not even tried */
@@ -1001,6 +1345,36 @@ static int connect_all(struct ek_bench *b, int **fds)
         }
     }
     return 0;
+}
+
+/* The workers and their pollers, before any connection: a poller is a
+ * descriptor too, and must not be the one that cannot be had once the
+ * connections took them all. */
+static int workers_open(struct ek_bench *b)
+{
+    const struct ek_bench_config *cfg = &b->cfg;
+    b->nworkers = cfg->threads < cfg->conns ? cfg->threads : cfg->conns;
+    b->workers = calloc(b->nworkers, sizeof(*b->workers));
+    if (b->workers == NULL)
+        return -ENOMEM;
+    uint32_t most = (cfg->conns + b->nworkers - 1) / b->nworkers;
+    for (uint32_t t = 0; t < b->nworkers; t++) {
+        b->workers[t].b = b;
+        int err = ek_poller_open(&b->workers[t].poller, most);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+/* Fewer connections made than workers opened: the extra ones go. */
+static void workers_trim(struct ek_bench *b)
+{
+    while (b->nworkers > b->made) {
+        struct worker *w = &b->workers[--b->nworkers];
+        ek_poller_close(w->poller);
+        w->poller = NULL;
+    }
 }
 
 int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
@@ -1017,22 +1391,22 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
         return -ENOMEM;
     }
     b->lock_made = true;
+    int err = workers_open(b);
     /* connect mode: the slots open their connections as they run. */
-    int err = 0;
-    if (connect_mode(b))
+    if (err == 0 && connect_mode(b))
         b->made = cfg->conns;
-    else
+    else if (err == 0)
         err = connect_all(b, &fds);
-    if (err < 0 || b->made == 0) {
+    if (err == 0 && b->made == 0)
+        err = b->no_fd > 0 ? -EMFILE : -ECONNREFUSED;
+    if (err < 0) {
         free(fds);
         ek_bench_free(b);
-        return err < 0 ? err : -ECONNREFUSED;
+        return err;
     }
+    workers_trim(b);
+    b->slots = slots_of(b);
     err = -ENOMEM;
-    b->nworkers = cfg->threads < b->made ? cfg->threads : b->made;
-    b->workers = calloc(b->nworkers, sizeof(*b->workers));
-    if (b->workers == NULL)
-        goto fail;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
         w->n = b->made / b->nworkers + (t < b->made % b->nworkers);
@@ -1066,17 +1440,8 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
             c->phase = PH_HANDSHAKE;
         }
 #endif
-        if (cfg->udp) {
-            c->stamps = calloc(udp_slots(b), sizeof(*c->stamps));
-            c->inflight = calloc(udp_slots(b), sizeof(*c->inflight));
-            if (c->stamps == NULL || c->inflight == NULL)
-                goto fail;
-        } else if ((cfg->mode == EK_BENCH_RR && cfg->rate == 0) ||
-                   connect_mode(b)) {
-            c->stamps = calloc(cfg->depth, sizeof(*c->stamps));
-            if (c->stamps == NULL)
-                goto fail;
-        }
+        if (conn_alloc(b, c) < 0)
+            goto fail;
     }
     err = 0;
     for (uint32_t t = 0; t < b->nworkers && err == 0; t++)
@@ -1153,7 +1518,7 @@ static void count_silent(struct worker *w)
         /* Owed an echo for at least half the window and heard nothing in
          * it (half: a first message sent just as the window began still
          * counts; one sent just before the end does not). */
-        if (c->fd >= 0 && c->sent > c->recvd && !c->heard && window > 0 &&
+        if (c->fd >= 0 && owed(w->b, c) && !c->heard && window > 0 &&
             end - c->waiting_since >= window / 2)
             conn_fail(w, c, FAIL_TIMEOUT, 0);
     }
@@ -1211,6 +1576,7 @@ void ek_bench_finish(struct ek_bench *b, struct ek_bench_result *r)
     memcpy(r, &b->total, sizeof(*r));
     r->conns_made = b->made;
     r->conns_failed += b->failed;
+    r->conns_no_fd += b->no_fd;
     for (uint32_t t = 0; t < b->nworkers && r->first_error[0] == '\0'; t++)
         memcpy(r->first_error, b->workers[t].first_error,
                sizeof(r->first_error));
@@ -1235,6 +1601,7 @@ void ek_bench_free(struct ek_bench *b)
             if (w->conns[i].fd >= 0)
                 close(w->conns[i].fd);
             free(w->conns[i].stamps);
+            free(w->conns[i].ktx);
             free(w->conns[i].inflight);
         }
         ek_poller_close(w->poller);

@@ -10,11 +10,21 @@
  * Modes:
  *  - rr: request/response. Closed loop: each connection keeps `depth`
  *    messages in flight and sends the next when one is echoed; latency runs
- *    from the send. Open loop (rate > 0): messages go out on a fixed
+ *    from the send. Open loop (rate > 0): messages fall due on a fixed
  *    schedule whatever is in flight, and latency runs from the *intended*
  *    send time, so a stalled server is charged for the whole stall (no
- *    coordinated omission, as in wrk2).
- *  - stream: every connection sends without pause and checks the echo.
+ *    coordinated omission, as in wrk2). Each echo of the open loop gives
+ *    three figures: that latency, the latency from the actual send
+ *    (uncorrected, wrk2's -U) and the send lag, actual minus intended send
+ *    time: how late the client itself was, or how long a full socket held
+ *    the message back. A connection whose socket is full, or which has
+ *    EK_BENCH_OPEN_WINDOW_S of its schedule in flight, writes nothing until
+ *    it drains: what falls due meanwhile waits in the schedule, still
+ *    charged from its intended time, and goes out in one write when it
+ *    can. The run counts the messages sent, so the report can say when
+ *    the rate offered was not achieved.
+ *  - stream: every connection writes without pause, `size` bytes a write
+ *    (iperf3's -l), and checks the echo.
  *  - idle: connections echo one message each, then stay open and quiet.
  *  - connect: the connection rate (tcpkali --connect-rate, netperf
  *    TCP_CRR): each of `conns` slots opens a connection, does `exchanges`
@@ -34,8 +44,17 @@
  * --udp (rr only): each "connection" is a connected UDP socket and each
  * message one datagram carrying its number; replies are matched by it, so
  * loss, reordering and duplicates are counted rather than fatal. A
- * datagram not back within EK_BENCH_UDP_LOSS_NS is lost, and its slot in
- * the window goes to the next message.
+ * datagram with no echo within udp_timeout_ns of its send stops holding
+ * its place in the window (closed loop: the next one goes); if its echo
+ * still comes, it is late (its latency counted), else, once its record is
+ * let go (at least twice udp_timeout_ns after its send, or at the end of
+ * the run), lost: never both.
+ *
+ * timestamps (rr over plain TCP or UDP): every socket asks the kernel for
+ * its send and arrival times (SO_TIMESTAMPING, ek_platform.h), and each
+ * echo also gives the kernel's round trip: from the device taking the
+ * message's last byte to the arrival of its echo's, the path and the
+ * server without the client's scheduling.
  */
 #ifndef EK_BENCH_H
 #define EK_BENCH_H
@@ -57,8 +76,15 @@ enum ek_bench_mode {
 
 struct ek_tls_client;
 
-/* UDP: how long a datagram may take before it counts as lost. */
-#define EK_BENCH_UDP_LOSS_NS 1000000000LL
+/* Open loop: how much of its schedule a connection may have in flight
+ * (at least EK_BENCH_OPEN_WINDOW_MIN messages, at most _MAX): more, and
+ * it waits for echoes before it writes again. */
+#define EK_BENCH_OPEN_WINDOW_S 1
+#define EK_BENCH_OPEN_WINDOW_MIN 256u
+#define EK_BENCH_OPEN_WINDOW_MAX 65536u
+/* UDP: the most datagrams a connection keeps a record of (2 x the
+ * udp_timeout's worth at its rate): 2^22, 64 MiB. */
+#define EK_BENCH_UDP_RECORDS_MAX (1u << 22)
 
 struct ek_bench_config {
     enum ek_bench_mode mode;
@@ -66,7 +92,7 @@ struct ek_bench_config {
     struct ek_sockaddr target;
     uint32_t conns;
     uint32_t threads;
-    uint64_t size;      /* message size */
+    uint64_t size;      /* message size; stream: the size of a write */
     uint32_t depth;     /* rr closed loop: messages in flight per connection */
     uint64_t rate;      /* rr: messages per second over all connections;
                            connect: connections per second; 0 = closed loop */
@@ -80,7 +106,15 @@ struct ek_bench_config {
                             length, each reported (ek_bench_next_interval) */
     int64_t timeout_ns;  /* connect; and a connection owed an echo that sees
                             nothing for this long has failed */
+    int64_t spin_ns;     /* open loop: spin, not sleep, for the last spin_ns
+                            before a message falls due */
+    int64_t udp_timeout_ns; /* UDP: no echo within this: lost, or late */
+    bool timestamps;        /* the kernel's round trip too (see above) */
 };
+
+/* The records a UDP connection of cfg keeps (see above), or 0 when that
+ * would pass EK_BENCH_UDP_RECORDS_MAX. */
+uint32_t ek_bench_udp_records(const struct ek_bench_config *cfg);
 
 /* Counters a worker updates as it goes (relaxed atomics, read by the main
  * thread for the progress line). */
@@ -105,7 +139,11 @@ struct ek_bench_live {
     X(reordered)                                                               \
     X(duplicates)                                                              \
     X(conns_done)                                                              \
-    X(conns_resumed)
+    X(conns_resumed)                                                           \
+    X(msgs_sent)                                                               \
+    X(late)                                                                    \
+    X(send_blocked)                                                            \
+    X(conns_no_fd)
 
 /* What a run found, over the measured window only (or one interval of
  * it, or several runs merged). */
@@ -114,8 +152,24 @@ struct ek_bench_result {
     uint64_t msgs, bytes; /* in the window */
     uint64_t mismatches, resets, closed, timeouts;
     uint64_t lost, reordered, duplicates; /* UDP */
-    uint64_t tls_failed;                  /* TLS handshakes that failed */
-    struct ek_hist latency;               /* ns; rr and connect */
+    uint64_t late;       /* UDP: echoes after udp_timeout_ns (in msgs too) */
+    uint64_t tls_failed; /* TLS handshakes that failed */
+    /* Messages (datagrams; stream: writes' worth of bytes) whose first
+     * byte went out in the window: the rate achieved. */
+    uint64_t msgs_sent;
+    /* Open loop: how often a connection with messages due could not send
+     * them (its socket full, or its window of the schedule in flight). */
+    uint64_t send_blocked;
+    /* Connections not made for want of a descriptor (EMFILE, ENFILE): the
+     * client's limit, not the server's failure. */
+    uint64_t conns_no_fd;
+    struct ek_hist latency; /* ns; rr and connect; open loop: from the
+                               intended send time */
+    /* Open loop rr: from the actual send, and actual minus intended. */
+    struct ek_hist uncorrected, send_lag;
+    /* timestamps: the kernel's send to the kernel's arrival (ns), for
+     * the echoes both stamps were found for, on one clock. */
+    struct ek_hist kernel_rtt;
     /* connect mode */
     uint64_t conns_done, conns_resumed; /* closed after their exchanges */
     struct ek_hist connect_lat, handshake_lat, first_echo_lat; /* ns */
@@ -144,7 +198,10 @@ struct ek_bench;
 
 /* Connects every connection (counting failures) and prepares the
  * workers. Returns 0 with *out, or -errno when nothing could be set up
- * (-ECONNREFUSED: no connection could be made). */
+ * (-ECONNREFUSED: no connection could be made; -EMFILE or -ENFILE: none
+ * for want of descriptors). Running out of descriptors part way stops the
+ * connecting: the run goes on with those made, and its result counts the
+ * rest in conns_no_fd. */
 int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out);
 
 /* Runs the workload from now: warm-up, then the measured window.

@@ -28,6 +28,10 @@
 #ifdef EK_HAVE_TIMERSLACK
 #include <sys/prctl.h>
 #endif
+#ifdef EK_HAVE_TIMESTAMPING
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#endif
 
 /* ---- descriptors -------------------------------------------------------- */
 
@@ -416,6 +420,148 @@ void ek_timer_slack_min(void)
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 #endif
 }
+
+/* ---- kernel timestamps -------------------------------------------------- */
+
+const char *ek_tstamp_missing(void)
+{
+#ifdef EK_HAVE_TIMESTAMPING
+    return NULL;
+#elif defined(__linux__) && defined(EK_PORTABLE_BUILD)
+    return "not available in this build: configured with -DEK_LINUX_EXT=OFF "
+           "(portable calls only)";
+#else
+    return "not available here: SO_TIMESTAMPING is Linux's";
+#endif
+}
+
+#ifdef EK_HAVE_TIMESTAMPING
+
+/* The stamp a SCM_TIMESTAMPING message carries: the hardware one when
+ * there is one (ts[2]), else the software one (ts[0]); 0 if neither. */
+static int64_t stamp_of(const struct cmsghdr *cm)
+{
+    struct timespec ts[3];
+    memcpy(ts, CMSG_DATA(cm), sizeof(ts));
+    bool hw = ts[2].tv_sec != 0 || ts[2].tv_nsec != 0;
+    const struct timespec *t = hw ? &ts[2] : &ts[0];
+    int64_t ns = (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+    if (ns == 0)
+        return 0;
+    return (ns & ~(int64_t)EK_TSTAMP_HW) | (hw ? EK_TSTAMP_HW : 0);
+}
+
+int ek_tstamp_enable(int fd)
+{
+    /* OPT_ID keys the send stamps; OPT_TSONLY leaves the packet itself
+     * off the error queue (the key says which it was). */
+    unsigned flags = SOF_TIMESTAMPING_TX_SOFTWARE |
+                     SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
+                     SOF_TIMESTAMPING_TX_HARDWARE |
+                     SOF_TIMESTAMPING_RX_HARDWARE |
+                     SOF_TIMESTAMPING_RAW_HARDWARE | SOF_TIMESTAMPING_OPT_ID |
+                     SOF_TIMESTAMPING_OPT_TSONLY;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) <
+                   0
+               ? -errno
+               : 0;
+}
+
+ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx)
+{
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control.buf,
+                         .msg_controllen = sizeof(control.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(fd, &msg, MSG_DONTWAIT | flags);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    *rx = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL;
+         cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPING)
+            *rx = stamp_of(cm);
+    return n;
+}
+
+int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx)
+{
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+                 CMSG_SPACE(sizeof(struct sock_extended_err) +
+                            sizeof(struct sockaddr_in6))];
+        struct cmsghdr align;
+    } control;
+    for (;;) {
+        struct msghdr msg = {.msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf)};
+        ssize_t n;
+        do
+            n = recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        int64_t stamp = 0;
+        const struct sock_extended_err *ee = NULL;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL;
+             cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET &&
+                cm->cmsg_type == SCM_TIMESTAMPING)
+                stamp = stamp_of(cm);
+            else if ((cm->cmsg_level == SOL_IP &&
+                      cm->cmsg_type == IP_RECVERR) ||
+                     (cm->cmsg_level == SOL_IPV6 &&
+                      cm->cmsg_type == IPV6_RECVERR))
+                ee = (const struct sock_extended_err *)(const void *)CMSG_DATA(
+                    cm);
+        }
+        /* Only the send stamps asked for; anything else queued there (an
+         * ICMP error, say) is not ours to report: the next. */
+        if (ee != NULL && ee->ee_errno == ENOMSG &&
+            ee->ee_origin == SO_EE_ORIGIN_TIMESTAMPING &&
+            ee->ee_info == SCM_TSTAMP_SND && stamp != 0) {
+            *key = ee->ee_data;
+            *tx = stamp;
+            return 1;
+        }
+    }
+}
+
+#else
+
+int ek_tstamp_enable(int fd)
+{
+    (void)fd;
+    return -ENOTSUP;
+}
+
+ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    (void)flags;
+    *rx = 0;
+    return -ENOTSUP;
+}
+
+int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx)
+{
+    (void)fd;
+    (void)key;
+    (void)tx;
+    return -ENOTSUP;
+}
+
+#endif
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -22,6 +22,9 @@
  *   epoll, epoll_pwait2 in the bench client: Linux. struct ek_poller;
  *     fallback: poll(2), waits rounded up to the millisecond.
  *   prctl(PR_SET_TIMERSLACK): Linux. ek_timer_slack_min; fallback: none.
+ *   SO_TIMESTAMPING (the kernel's own send and arrival times of a packet,
+ *     bench --timestamps): Linux. ek_tstamp_*; fallback: -ENOTSUP, and
+ *     bench refuses the option with the reason.
  *   MSG_TRUNC as a recv flag (the datagram's real length, not the length
  *     read): Linux. EK_MSG_TRUNC; fallback: 0. Callers read into a buffer
  *     one byte larger than they expect, so "too long" shows all the same.
@@ -163,6 +166,42 @@ int ek_sleep_until_ns(int64_t t);
 /* Makes this thread's timers as punctual as the kernel allows (Linux
  * slackens them by 50 us by default). Best effort. */
 void ek_timer_slack_min(void);
+
+/* ---- kernel timestamps (bench --timestamps) ------------------------------ */
+
+/*
+ * A stamp is in nanoseconds on the clock of whoever took it: the kernel's
+ * CLOCK_REALTIME for a software stamp, the NIC's for a hardware one (only
+ * where the device was set up for them, SIOCSHWTSTAMP). Its lowest bit
+ * says which (EK_TSTAMP_HW: hardware), at the cost of a nanosecond: two
+ * stamps can be subtracted only when that bit agrees.
+ *
+ * Send stamps are the moment the device took the packet (SCM_TSTAMP_SND:
+ * the driver for a NIC, the loopback or veth transmit for those); each
+ * comes back on the socket's error queue with a key: for TCP the offset
+ * of the last byte of that send, for UDP the datagram's number, both
+ * counted from 0 at ek_tstamp_enable (32 bits, wrapping). Arrival stamps
+ * come with the data; for a TCP read that took several segments, the
+ * last one's.
+ */
+#define EK_TSTAMP_HW 1
+
+/* Whether this build has kernel timestamps; NULL if so, else why not. */
+const char *ek_tstamp_missing(void);
+
+/* Asks for send and arrival stamps on fd, a socket that has sent nothing
+ * yet. Returns 0 or -errno (-ENOTSUP in a build without them). */
+int ek_tstamp_enable(int fd);
+
+/* recv(fd, buf, len, MSG_DONTWAIT | flags), retrying EINTR, with the
+ * arrival stamp of what it read in *rx (0 when the kernel gave none).
+ * Returns the bytes read (for a datagram its real length with
+ * EK_MSG_TRUNC in flags), or -errno. */
+ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx);
+
+/* The next send stamp waiting on fd's error queue: 1 with *key and *tx,
+ * 0 when none waits, or -errno. */
+int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx);
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,4 +271,20 @@ char *ek_read_all(FILE *f, size_t max, size_t *len)
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+int ek_fd_limit_raise(unsigned long long *from, unsigned long long *to)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (from != NULL)
+        *from = (unsigned long long)old;
+    if (to != NULL)
+        *to = (unsigned long long)rl.rlim_cur;
+    return 1;
 }

@@ -53,6 +53,12 @@ int ek_timeout_until(int64_t deadline_ms);
 /* The smaller of two poll()-style timeouts, where -1 means forever. */
 int ek_timeout_min(int a, int b);
 
+/* Raises the soft RLIMIT_NOFILE to the hard one (a process for many
+ * connections wants many descriptors; lower the hard limit to bound it:
+ * ulimit -Hn, LimitNOFILE=). Returns 1 when it did, with the limits
+ * before and after in *from and *to (each may be NULL), else 0. */
+int ek_fd_limit_raise(unsigned long long *from, unsigned long long *to);
+
 /* write(2) until all of buf is written (EINTR retried). Returns 0 or
  * -errno. */
 int ek_write_all(int fd, const void *buf, size_t len);
