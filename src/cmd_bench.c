@@ -232,7 +232,10 @@ static double run_clock(struct ek_bench *b, const struct bench_options *o,
     if (progress)
         fprintf(stderr, "\n");
     int64_t stopped = ek_now_ns();
-    ek_bench_stop(b);
+    /* Stopped by a signal; else the workers end with the window (and UDP
+     * waits for the echoes of what the window sent). */
+    if (interrupted)
+        ek_bench_stop(b);
     if (!sampled) /* interrupted in the warm-up: nothing was measured */
         return 0;
     sample(o, &rp->after);

@@ -34,10 +34,10 @@ struct bench_options {
     /* --share I/N: this run is the I-th of N that together make the load
      * of -c and -r (conns and rate are already this run's share). */
     uint32_t share_index, share_count; /* 0 and 0 without --share */
-    uint64_t spin_us;       /* --spin-us */
-    bool timestamps;        /* --timestamps */
-    int64_t udp_timeout_ms; /* --udp-timeout */
-    char format;            /* --format: k m g K M G, or 0: what fits */
+    uint64_t spin_us;                  /* --spin-us */
+    bool timestamps;                   /* --timestamps */
+    int64_t udp_timeout_ms;            /* --udp-timeout */
+    char format; /* --format: k m g K M G, or 0: what fits */
     /* The command line, for the report (NULL in a merged result). */
     int argc;
     char **argv;

@@ -80,7 +80,8 @@ static double achieved_rate(const struct report *rp)
     const struct bench_options *o = rp->o;
     if (o->rate == 0 || (o->mode != EK_BENCH_RR && o->mode != EK_BENCH_CONNECT))
         return -1;
-    uint64_t n = o->mode == EK_BENCH_CONNECT ? rp->r.conns_done : rp->r.msgs_sent;
+    uint64_t n =
+        o->mode == EK_BENCH_CONNECT ? rp->r.conns_done : rp->r.msgs_sent;
     return (double)n / rp->seconds;
 }
 
@@ -105,11 +106,11 @@ const char *bench_rate_missed(const struct report *rp)
         snprintf(why + n, sizeof(why) - (size_t)n,
                  ": every slot was busy (more -c, or the server is slower "
                  "than the rate)");
-    else if (rp->r.send_blocked > 0)
+    else if (rp->r.held_back > 0)
         snprintf(why + n, sizeof(why) - (size_t)n,
-                 ": connections were held back %llu times by a full socket "
-                 "or window: the server or the path did not keep up",
-                 (unsigned long long)rp->r.send_blocked);
+                 ": %llu messages were held back by a full socket or "
+                 "window: the server or the path did not keep up",
+                 (unsigned long long)rp->r.held_back);
     else
         snprintf(why + n, sizeof(why) - (size_t)n,
                  ": the client fell behind its schedule (its CPU: more "
@@ -199,8 +200,7 @@ static void print_cpu(const struct ek_bench_result *r,
     if (o->mode == EK_BENCH_STREAM)
         printf(" CPU %.2f s = %.3f s/GiB", (double)us / 1e6, per_gib(r, us));
     else
-        printf(" CPU %.2f s = %.2f us/%s", (double)us / 1e6,
-               per_unit(r, o, us),
+        printf(" CPU %.2f s = %.2f us/%s", (double)us / 1e6, per_unit(r, o, us),
                o->mode == EK_BENCH_CONNECT ? "conn" : "msg");
 }
 
@@ -228,8 +228,7 @@ static const struct run_context *run_context(void)
         return &ctx;
     struct utsname u;
     if (uname(&u) == 0)
-        snprintf(ctx.kernel, sizeof(ctx.kernel), "%s %s", u.sysname,
-                 u.release);
+        snprintf(ctx.kernel, sizeof(ctx.kernel), "%s %s", u.sysname, u.release);
     else
         snprintf(ctx.kernel, sizeof(ctx.kernel), "unknown");
     if (gethostname(ctx.host, sizeof(ctx.host) - 1) < 0)
@@ -251,8 +250,11 @@ static const char *fmt_rate(double bytes_per_s, char format, char *buf,
     bool bytes = f >= 'A' && f <= 'Z';
     int k = (int)(strchr(units, bytes ? f - 'A' + 'a' : f) - units);
     double v = (bytes ? bytes_per_s : bits) / pow(1000.0, k + 1);
-    snprintf(buf, size, "%.*f %c%s/s", v < 10 ? 2 : v < 100 ? 1 : 0, v,
-             "kMG"[k], bytes ? "B" : "bit");
+    snprintf(buf, size, "%.*f %c%s/s",
+             v < 10    ? 2
+             : v < 100 ? 1
+                       : 0,
+             v, "kMG"[k], bytes ? "B" : "bit");
     return buf;
 }
 
@@ -264,16 +266,14 @@ static const char *source_text(const struct ek_source_pool *p, char *buf,
     char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
     ek_source_addr(p, 0, &first);
     ek_source_addr(p, p->count - 1, &last);
-    const void *fa = p->family == AF_INET
-                         ? (const void *)&((struct sockaddr_in *)&first.ss)
-                               ->sin_addr
-                         : (const void *)&((struct sockaddr_in6 *)&first.ss)
-                               ->sin6_addr;
-    const void *la = p->family == AF_INET
-                         ? (const void *)&((struct sockaddr_in *)&last.ss)
-                               ->sin_addr
-                         : (const void *)&((struct sockaddr_in6 *)&last.ss)
-                               ->sin6_addr;
+    const void *fa =
+        p->family == AF_INET
+            ? (const void *)&((struct sockaddr_in *)&first.ss)->sin_addr
+            : (const void *)&((struct sockaddr_in6 *)&first.ss)->sin6_addr;
+    const void *la =
+        p->family == AF_INET
+            ? (const void *)&((struct sockaddr_in *)&last.ss)->sin_addr
+            : (const void *)&((struct sockaddr_in6 *)&last.ss)->sin6_addr;
     if (inet_ntop(p->family, fa, a, sizeof(a)) == NULL ||
         inet_ntop(p->family, la, b, sizeof(b)) == NULL)
         snprintf(buf, size, "?");
@@ -287,7 +287,9 @@ static const char *source_text(const struct ek_source_pool *p, char *buf,
 
 static const char *signal_name(int signo)
 {
-    return signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal";
+    return signo == SIGINT    ? "SIGINT"
+           : signo == SIGTERM ? "SIGTERM"
+                              : "a signal";
 }
 
 /* An argument as a shell would need it: as is when it is made of safe
@@ -594,7 +596,8 @@ static void json_run_context(const struct report *rp)
         json_string(so->dev);
     else
         printf("null");
-    printf(so->tos >= 0 ? ",\"tos\":%d,\"dscp\":%d" : ",\"tos\":null,\"dscp\":null",
+    printf(so->tos >= 0 ? ",\"tos\":%d,\"dscp\":%d"
+                        : ",\"tos\":null,\"dscp\":null",
            so->tos, so->tos >> 2);
     printf(so->mark >= 0 ? ",\"mark\":%lld" : ",\"mark\":null",
            (long long)so->mark);
@@ -652,10 +655,9 @@ void bench_print_json(const struct report *rp)
         printf("\"exchanges\":%llu,", (unsigned long long)o->exchanges);
     json_counts(o, r, rp->seconds);
     double got = achieved_rate(rp);
-    printf("\"rate_achieved\":%s,",
-           got < 0                         ? "null"
-           : bench_rate_missed(rp) == NULL ? "true"
-                                           : "false");
+    printf("\"rate_achieved\":%s,", got < 0                         ? "null"
+                                    : bench_rate_missed(rp) == NULL ? "true"
+                                                                    : "false");
     json_histograms(o, r);
     long long client_us = rp->after.client_us - rp->before.client_us;
     printf("\"client_cpu_s\":%.3f", (double)client_us / 1e6);

@@ -46,11 +46,12 @@ struct bconn {
     bool out_armed;
     bool heard;   /* received something in the measured window */
     bool again;   /* TLS: records already read: read again without waiting */
-    bool blocked; /* open loop: messages due that it cannot send yet */
-    bool sent_since_echo; /* UDP: an echo is owed since the last one */
+    bool refused; /* its socket refused the last send: waiting for room */
+    bool sent_since_echo;  /* UDP: an echo is owed since the last one */
     uint64_t sent, recvd;  /* bytes */
     uint64_t started;      /* messages whose first byte went out */
     uint64_t due;          /* open loop: messages scheduled so far */
+    uint64_t held;         /* open loop: messages counted as held back */
     int64_t waiting_since; /* since when an echo is owed without news */
     /* Message m's actual send time is stamps[m % b->slots] (rr, connect,
      * UDP) and, with timestamps, the kernel's in ktx (0: not known yet). */
@@ -63,8 +64,8 @@ struct bconn {
     uint32_t in_flight;   /* datagrams awaited and not yet expired */
     uint64_t expire_next; /* the oldest datagram that may be awaited */
     uint64_t highest;     /* the highest datagram number back so far */
-    struct ek_conn tc; /* its transport: plain, or TLS's client side */
-    uint8_t phase;     /* enum phase */
+    struct ek_conn tc;    /* its transport: plain, or TLS's client side */
+    uint8_t phase;        /* enum phase */
     /* connect mode: when this connection's connect started, what its time
      * to first echo counts from (the intended start, in open loop), and
      * when a slot whose connection failed may try again. */
@@ -95,6 +96,9 @@ struct worker {
     uint64_t next_j;
     int64_t next_check;
     bool again; /* some connection has again set */
+    /* UDP, after the window: waiting for the echoes of what the window
+     * sent, sending nothing more. */
+    bool draining;
 };
 
 /* Intervals k_first..k_last as the workers have published them so far,
@@ -228,8 +232,8 @@ static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
     const struct ek_bench_config *cfg = &b->cfg;
     switch (cfg->mode) {
     case EK_BENCH_STREAM: {
-        uint64_t window = STREAM_WINDOW > 2 * cfg->size ? STREAM_WINDOW
-                                                        : 2 * cfg->size;
+        uint64_t window =
+            STREAM_WINDOW > 2 * cfg->size ? STREAM_WINDOW : 2 * cfg->size;
         return c->recvd + window;
     }
     case EK_BENCH_IDLE:
@@ -267,19 +271,23 @@ static void note_started(struct worker *w, struct bconn *c, int64_t at)
     c->started = started;
 }
 
-/* Open loop: whether c has messages due that it could not send (its
- * socket full, or its window in flight); each time it comes to that in
- * the window is counted. */
-static void note_blocked(struct worker *w, struct bconn *c, int64_t now)
+/* Open loop: the messages of c that are due and could not go out (its
+ * socket full, or its window in flight) are held back: each counted
+ * once, in the window. */
+static void note_held(struct worker *w, struct bconn *c, int64_t now)
 {
-    bool blocked = c->started < c->due;
-    if (blocked && !c->blocked && in_window(w->b, now))
-        w->cur.send_blocked++;
-    c->blocked = blocked;
+    uint64_t from = c->started > c->held ? c->started : c->held;
+    if (c->due <= from)
+        return;
+    if (in_window(w->b, now))
+        w->cur.held_back += c->due - from;
+    c->held = c->due;
 }
 
-/* Writes one connection makes per turn: a stream of small writes must
- * not keep the worker from its other connections and its clock. */
+/* Writes (datagrams) one connection makes per turn: a stream of small
+ * writes, or an open loop's backlog, must not keep the worker from its
+ * other connections, from reading their echoes, and from its clock. A
+ * connection with more to send waits for POLLOUT, its next turn. */
 #define BENCH_WRITES_PER_TURN 64
 
 static void conn_send(struct worker *w, struct bconn *c, int64_t now)
@@ -292,6 +300,7 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
 
     if (c->sent == c->recvd && target > c->sent)
         c->waiting_since = now; /* an echo is owed from now on */
+    c->refused = false;
     for (int writes = 0;
          c->fd >= 0 && c->sent < target && writes < BENCH_WRITES_PER_TURN;
          writes++) {
@@ -304,6 +313,7 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
         int64_t at = ek_now_ns();
         struct iovec iov = {.iov_base = w->sbuf, .iov_len = n};
         ssize_t k = ek_conn_tp(&c->tc)->writev(&c->tc, c->fd, &iov, 1);
+        c->refused = k == -EAGAIN || (k >= 0 && (size_t)k < n);
         if (k == -EAGAIN)
             break;
         if (k < 0) {
@@ -312,13 +322,16 @@ static void conn_send(struct worker *w, struct bconn *c, int64_t now)
         }
         c->sent += (uint64_t)k;
         note_started(w, c, at);
-        if ((size_t)k < n)
+        if (c->refused)
             break;
     }
     if (c->fd < 0)
         return;
-    if (b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0)
-        note_blocked(w, c, now);
+    /* Held back: by the socket, or by the window (what is due is past
+     * the target); not by the turn's end, which is the client's pace. */
+    if (b->cfg.mode == EK_BENCH_RR && b->cfg.rate > 0 &&
+        (c->refused || target < c->due * b->cfg.size))
+        note_held(w, c, now);
     /* Room is waited for only when the socket took less than was there to
      * send (or the turn ended first); a full window waits for echoes. */
     arm_out(w, c, c->sent < target);
@@ -384,8 +397,7 @@ static void collect_tx_stamps(struct worker *w, struct bconn *c)
             continue;
         /* 32 bits of a byte offset: widened against what was sent, which
          * a stamp is never 4 GiB behind. */
-        uint64_t last =
-            c->sent - 1 - (uint32_t)((uint32_t)(c->sent - 1) - key);
+        uint64_t last = c->sent - 1 - (uint32_t)((uint32_t)(c->sent - 1) - key);
         uint64_t end = (last + 1) / b->cfg.size;
         uint64_t m = c->recvd / b->cfg.size;
         for (m = m > c->ts_msgs ? m : c->ts_msgs; m < end; m++)
@@ -701,17 +713,26 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
     const struct ek_bench *b = w->b;
     const struct ek_bench_config *cfg = &b->cfg;
     size_t size = (size_t)cfg->size;
-    bool full = false;
-    while (c->fd >= 0 &&
-           (cfg->rate > 0 ? c->started < c->due : c->in_flight < cfg->depth)) {
+    bool held = false, more = false;
+    c->refused = false;
+    for (int sends = 0;
+         c->fd >= 0 && !w->draining &&
+         (cfg->rate > 0 ? c->started < c->due : c->in_flight < cfg->depth);
+         sends++) {
+        if (sends == BENCH_WRITES_PER_TURN) {
+            more = true;
+            break;
+        }
         uint64_t m = c->started;
         uint32_t slot = (uint32_t)(m % b->slots);
         uint64_t rec = c->inflight[slot];
         /* Its slot's datagram is still awaited (open loop, the client
          * having caught up in a burst): the next waits for it to come
          * back or expire, as a TCP window would. */
-        if (rec != 0 && !(rec & (UDP_EXPIRED | UDP_ANSWERED)))
+        if (rec != 0 && !(rec & (UDP_EXPIRED | UDP_ANSWERED))) {
+            held = true;
             break;
+        }
         udp_fill(w, c, m, size);
         int64_t at = ek_now_ns();
         ssize_t k = send(c->fd, w->sbuf, size, 0);
@@ -719,7 +740,7 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
             continue;
         if (k < 0 &&
             (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-            full = true;
+            c->refused = true;
             break;
         }
         if (k < 0) { /* ECONNREFUSED: nothing listens there */
@@ -740,9 +761,9 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
     }
     if (c->fd < 0)
         return;
-    if (cfg->rate > 0)
-        note_blocked(w, c, now);
-    arm_out(w, c, full);
+    if (cfg->rate > 0 && (held || c->refused))
+        note_held(w, c, now);
+    arm_out(w, c, c->refused || more);
 }
 
 /* timestamps: UDP's key counts the datagrams sent, from 0: datagram m. */
@@ -751,8 +772,7 @@ static void udp_tx_stamp(struct worker *w, struct bconn *c, uint32_t key,
 {
     if (c->started == 0)
         return;
-    uint64_t m =
-        c->started - 1 - (uint32_t)((uint32_t)(c->started - 1) - key);
+    uint64_t m = c->started - 1 - (uint32_t)((uint32_t)(c->started - 1) - key);
     uint32_t slot = (uint32_t)(m % w->b->slots);
     if ((c->inflight[slot] & UDP_NUMBER) == m + 1)
         c->ktx[slot] = tx;
@@ -769,7 +789,9 @@ static void udp_mismatch(struct worker *w, const struct bconn *c,
 }
 
 /* One datagram in w->rbuf (n bytes, its real length) arrived at now
- * (the kernel's stamp rx, or 0). */
+ * (the kernel's stamp rx, or 0). An echo counts in the result of the
+ * window its datagram was sent in (so that what the window sent is each
+ * either echoed or lost), and in the interval it arrives in. */
 static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now,
                       int64_t rx)
 {
@@ -788,15 +810,15 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now,
     }
     uint32_t slot = (uint32_t)(m % b->slots);
     uint64_t rec = c->inflight[slot];
-    bool measured = in_window(b, now);
     /* Answered already, or older than every record kept (twice the
      * timeout): either way, not an echo still owed. */
     if ((rec & UDP_NUMBER) != m + 1 || (rec & UDP_ANSWERED)) {
-        w->cur.duplicates += measured;
+        w->cur.duplicates += now >= b->t_measure;
         return;
     }
-    bool late = (rec & UDP_EXPIRED) ||
-                now - c->stamps[slot] > b->cfg.udp_timeout_ns;
+    bool measured = in_window(b, c->stamps[slot]);
+    bool late =
+        (rec & UDP_EXPIRED) || now - c->stamps[slot] > b->cfg.udp_timeout_ns;
     if (!(rec & UDP_EXPIRED))
         c->in_flight--;
     c->inflight[slot] = rec | UDP_ANSWERED;
@@ -877,9 +899,43 @@ static void udp_expire(struct worker *w, int64_t now)
     }
 }
 
+/* Whether a datagram is still awaited, not yet expired. */
+static bool udp_awaited(const struct worker *w)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->conns[i].fd >= 0 && w->conns[i].in_flight > 0)
+            return true;
+    return false;
+}
+
+/* After the window: the echoes of what it sent, for up to the timeout,
+ * so that each datagram it sent is echoed or lost (none left "in
+ * flight"); nothing more is sent. Ends early when nothing is awaited, or
+ * the run is stopped. */
+static void udp_drain(struct worker *w, struct ek_poller_event *ev)
+{
+    const struct ek_bench *b = w->b;
+    int64_t until = b->t_end + b->cfg.udp_timeout_ns + BENCH_TICK_NS;
+    w->draining = true;
+    for (int64_t now = ek_now_ns();
+         now < until && udp_awaited(w) &&
+         !atomic_load_explicit(&b->stop, memory_order_relaxed);
+         now = ek_now_ns()) {
+        int64_t wait =
+            until - now < BENCH_TICK_NS ? until - now : BENCH_TICK_NS;
+        int n = ek_poller_wait(w->poller, ev, BENCH_EVENTS, wait);
+        for (int i = 0; i < n; i++) {
+            struct bconn *c = &w->conns[ev[i].slot];
+            if (c->fd >= 0 && (ev[i].events & (POLLIN | POLLERR)))
+                udp_recv(w, c);
+        }
+        udp_expire(w, ek_now_ns());
+    }
+}
+
 /* The end of the run: every record of a datagram that expired (or would
- * have, by now) unanswered is let go: lost. The younger ones are still in
- * flight and counted neither way. */
+ * have, by now) unanswered is let go: lost. Younger ones (a run stopped
+ * early) are still in flight and counted neither way. */
 static void udp_finish(struct worker *w, int64_t now)
 {
     const struct ek_bench *b = w->b;
@@ -915,15 +971,17 @@ static void issue_due_connections(struct worker *w, int64_t now)
 }
 
 /* Open loop: c has more messages due. A connection waiting for room in
- * its socket is not written to (one write per due message into a full
- * socket is how a client collapses): the messages wait in the schedule
- * and go out together once there is room. */
+ * its socket (or for its next turn) is not written to (one write per due
+ * message into a full socket is how a client collapses): the messages
+ * wait in the schedule and go out together once it can. */
 static void send_due(struct worker *w, struct bconn *c, int64_t now)
 {
     if (c->fd < 0)
         return;
-    if (c->out_armed)
-        note_blocked(w, c, now);
+    if (c->out_armed && c->refused)
+        note_held(w, c, now);
+    else if (c->out_armed)
+        return;
     else if (w->b->cfg.udp)
         udp_send(w, c, now);
     else
@@ -1147,9 +1205,10 @@ static void *worker_main(void *arg)
         if (w->again)
             recv_again(w);
     }
-    now = ek_now_ns();
-    if (b->cfg.udp)
-        udp_finish(w, now < b->t_end ? now : b->t_end);
+    if (b->cfg.udp) {
+        udp_drain(w, ev);
+        udp_finish(w, ek_now_ns());
+    }
     if (b->cfg.mode != EK_BENCH_IDLE && !connect_mode(b))
         count_silent(w);
     publish(w, true);

@@ -102,12 +102,12 @@ struct ek_bench_config {
                                            source address i */
     const char *tls_host;               /* the name TLS verifies (and sends) */
     int64_t warmup_ns, duration_ns;
-    int64_t interval_ns; /* > 0: the window is cut into intervals of this
-                            length, each reported (ek_bench_next_interval) */
-    int64_t timeout_ns;  /* connect; and a connection owed an echo that sees
-                            nothing for this long has failed */
-    int64_t spin_ns;     /* open loop: spin, not sleep, for the last spin_ns
-                            before a message falls due */
+    int64_t interval_ns;    /* > 0: the window is cut into intervals of this
+                               length, each reported (ek_bench_next_interval) */
+    int64_t timeout_ns;     /* connect; and a connection owed an echo that sees
+                               nothing for this long has failed */
+    int64_t spin_ns;        /* open loop: spin, not sleep, for the last spin_ns
+                               before a message falls due */
     int64_t udp_timeout_ns; /* UDP: no echo within this: lost, or late */
     bool timestamps;        /* the kernel's round trip too (see above) */
 };
@@ -142,7 +142,7 @@ struct ek_bench_live {
     X(conns_resumed)                                                           \
     X(msgs_sent)                                                               \
     X(late)                                                                    \
-    X(send_blocked)                                                            \
+    X(held_back)                                                               \
     X(conns_no_fd)
 
 /* What a run found, over the measured window only (or one interval of
@@ -157,9 +157,10 @@ struct ek_bench_result {
     /* Messages (datagrams; stream: writes' worth of bytes) whose first
      * byte went out in the window: the rate achieved. */
     uint64_t msgs_sent;
-    /* Open loop: how often a connection with messages due could not send
-     * them (its socket full, or its window of the schedule in flight). */
-    uint64_t send_blocked;
+    /* Open loop: messages that could not go out when due, their
+     * connection's socket full or its window of the schedule in flight
+     * (they went later, charged from their intended time). */
+    uint64_t held_back;
     /* Connections not made for want of a descriptor (EMFILE, ENFILE): the
      * client's limit, not the server's failure. */
     uint64_t conns_no_fd;

@@ -455,12 +455,11 @@ int ek_tstamp_enable(int fd)
 {
     /* OPT_ID keys the send stamps; OPT_TSONLY leaves the packet itself
      * off the error queue (the key says which it was). */
-    unsigned flags = SOF_TIMESTAMPING_TX_SOFTWARE |
-                     SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
-                     SOF_TIMESTAMPING_TX_HARDWARE |
-                     SOF_TIMESTAMPING_RX_HARDWARE |
-                     SOF_TIMESTAMPING_RAW_HARDWARE | SOF_TIMESTAMPING_OPT_ID |
-                     SOF_TIMESTAMPING_OPT_TSONLY;
+    unsigned flags =
+        SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
+        SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_TX_HARDWARE |
+        SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE |
+        SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
     return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) <
                    0
                ? -errno

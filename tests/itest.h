@@ -154,6 +154,15 @@ void case_bench_hdr_log(void);
 void case_bench_merge(void);
 void case_bench_share(void);
 void case_bench_stalled_reader(void);
+void case_bench_udp_silent(void); /* itest_trust.c */
+void case_bench_open_loop_capacity(void);
+void case_bench_send_lag(void);
+void case_bench_udp_stall(void);
+void case_bench_stream_size(void);
+void case_bench_fd_limit(void);
+void case_bench_interrupt(void);
+void case_bench_self_describing(void);
+void case_bench_agreement(void);
 
 /* The cases of itest_stress.c. */
 void case_stress_10k(void);

@@ -386,8 +386,8 @@ void case_bench_hdr_log(void)
     CHECK(same_bucket(p99, java.p99));
     ek_json_free(&end);
 
-    /* Stopped in the warm-up: nothing measured, no interval of no length
-     * (one was printed, and logged, before). */
+    /* Stopped in the warm-up: nothing measured, so no interval and no
+     * end event, and the exit status says so (130). */
 #ifdef EK_TEST_TSAN
     printf("note: SIGINT in the warm-up not checked: ThreadSanitizer holds "
            "a signal back until the thread's next intercepted call, which "
@@ -396,9 +396,9 @@ void case_bench_hdr_log(void)
 #else
     const char *early[] = {"bench",         "-c", "1", "-w", "5", "-t", "1",
                            "--json-stream", a,    NULL};
-    CHECK_INT(h_run_echokit_signal(early, -1, 20000, 300, SIGINT, &r), ==, 0);
+    CHECK_INT(h_run_echokit_signal(early, -1, 20000, 300, SIGINT, &r), ==, 130);
     CHECK(strstr(r.out, "\"event\":\"interval\"") == NULL);
-    CHECK_CONTAINS(r.out, "\"event\":\"end\"");
+    CHECK(strstr(r.out, "\"event\":\"end\"") == NULL);
 #endif
     stop_ok(&s);
 }
