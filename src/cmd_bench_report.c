@@ -459,11 +459,16 @@ void bench_print_text(const struct report *rp)
     if (o->udp) {
         uint64_t fate = r->msgs + r->lost; /* late ones are in msgs */
         printf("datagrams    lost %llu (%.2f%%), late %llu, reordered %llu, "
-               "duplicates %llu\n",
+               "duplicates %llu",
                (unsigned long long)r->lost,
                fate > 0 ? 100.0 * (double)r->lost / (double)fate : 0.0,
                (unsigned long long)r->late, (unsigned long long)r->reordered,
                (unsigned long long)r->duplicates);
+        if (r->rcvbuf_drops > 0) /* the client's own part of the loss */
+            printf("; rcvbuf_drops %llu (echoes bench's own sockets had no "
+                   "room for)",
+                   (unsigned long long)r->rcvbuf_drops);
+        putchar('\n');
     }
     if (r->first_error[0] != '\0') {
         char first[4 * sizeof(r->first_error)];

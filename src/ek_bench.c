@@ -935,12 +935,16 @@ static void udp_drain(struct worker *w, struct ek_poller_event *ev)
 
 /* The end of the run: every record of a datagram that expired (or would
  * have, by now) unanswered is let go: lost. Younger ones (a run stopped
- * early) are still in flight and counted neither way. */
+ * early) are still in flight and counted neither way. And how many
+ * echoes the sockets themselves dropped. */
 static void udp_finish(struct worker *w, int64_t now)
 {
     const struct ek_bench *b = w->b;
     for (uint32_t i = 0; i < w->n; i++) {
         struct bconn *c = &w->conns[i];
+        int64_t drops = c->fd >= 0 ? ek_socket_drops(c->fd) : 0;
+        if (drops > 0)
+            w->cur.rcvbuf_drops += (uint64_t)drops;
         for (uint32_t s = 0; c->inflight != NULL && s < b->slots; s++) {
             uint64_t rec = c->inflight[s];
             if (rec != 0 && !(rec & UDP_ANSWERED) &&
@@ -1322,6 +1326,8 @@ static int open_udp_all(struct ek_bench *b, int *fds)
             connect(fd, (const struct sockaddr *)&cfg->target.ss,
                     cfg->target.len) < 0)
             err = -errno;
+        if (fd >= 0 && err == 0)
+            ek_rcvbuf_ask(fd, EK_BENCH_UDP_RCVBUF);
         if (fd >= 0 && err < 0) {
             close(fd);
             fd = err;

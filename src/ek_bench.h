@@ -82,6 +82,9 @@ struct ek_tls_client;
 #define EK_BENCH_OPEN_WINDOW_S 1
 #define EK_BENCH_OPEN_WINDOW_MIN 256u
 #define EK_BENCH_OPEN_WINDOW_MAX 65536u
+/* UDP: the receive buffer each socket asks for (ek_rcvbuf_ask): a burst
+ * of echoes after a stall must not be lost in the client itself. */
+#define EK_BENCH_UDP_RCVBUF (4 << 20)
 /* UDP: the most datagrams a connection keeps a record of (2 x the
  * udp_timeout's worth at its rate): 2^22, 64 MiB. */
 #define EK_BENCH_UDP_RECORDS_MAX (1u << 22)
@@ -164,6 +167,10 @@ struct ek_bench_result {
     /* Connections not made for want of a descriptor (EMFILE, ENFILE): the
      * client's limit, not the server's failure. */
     uint64_t conns_no_fd;
+    /* UDP: echoes bench's own sockets dropped, their receive buffers full
+     * (over the whole run, warm-up included; SO_MEMINFO): of the loss,
+     * the part that is the client's. */
+    uint64_t rcvbuf_drops;
     struct ek_hist latency; /* ns; rr and connect; open loop: from the
                                intended send time */
     /* Open loop rr: from the actual send, and actual minus intended. */

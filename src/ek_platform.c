@@ -421,6 +421,31 @@ void ek_timer_slack_min(void)
 #endif
 }
 
+void ek_rcvbuf_ask(int fd, int bytes)
+{
+#ifdef SO_RCVBUFFORCE
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0)
+        return;
+#endif
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
+int64_t ek_socket_drops(int fd)
+{
+#if defined(SO_MEMINFO) && !defined(EK_PORTABLE_BUILD)
+    /* struct sock's meminfo: SK_MEMINFO_DROPS is the ninth of them
+     * (linux/sock_diag.h), unchanged since it came (Linux 4.12). */
+    uint32_t info[16] = {0};
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) < 0)
+        return -errno;
+    return len >= 9 * sizeof(uint32_t) ? (int64_t)info[8] : -ENOTSUP;
+#else
+    (void)fd;
+    return -ENOTSUP;
+#endif
+}
+
 /* ---- kernel timestamps -------------------------------------------------- */
 
 const char *ek_tstamp_missing(void)

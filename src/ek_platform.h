@@ -25,6 +25,10 @@
  *   SO_TIMESTAMPING (the kernel's own send and arrival times of a packet,
  *     bench --timestamps): Linux. ek_tstamp_*; fallback: -ENOTSUP, and
  *     bench refuses the option with the reason.
+ *   SO_RCVBUFFORCE, SO_MEMINFO (a receive buffer past rmem_max, and the
+ *     datagrams a socket dropped for want of one): Linux. ek_rcvbuf_ask,
+ *     ek_socket_drops; fallback: SO_RCVBUF (as the system caps it), and
+ *     -ENOTSUP.
  *   MSG_TRUNC as a recv flag (the datagram's real length, not the length
  *     read): Linux. EK_MSG_TRUNC; fallback: 0. Callers read into a buffer
  *     one byte larger than they expect, so "too long" shows all the same.
@@ -150,6 +154,15 @@ int ek_dst_addr_enable(int fd, int family);
  * destination becomes the answer's source. Writes at most size bytes to
  * out (zeroed first) and returns how many, 0 when `in` carries none. */
 size_t ek_dst_addr_reply(const struct msghdr *in, void *out, size_t size);
+
+/* Asks for a receive buffer of `bytes` on fd: past net.core.rmem_max
+ * where the process may (SO_RCVBUFFORCE, CAP_NET_ADMIN), else as much of
+ * it as SO_RCVBUF gives. Best effort. */
+void ek_rcvbuf_ask(int fd, int bytes);
+
+/* How many packets fd's receive queue has dropped for want of room, or
+ * -errno (-ENOTSUP where the system cannot tell). */
+int64_t ek_socket_drops(int fd);
 
 /* ---- listeners ---------------------------------------------------------- */
 
