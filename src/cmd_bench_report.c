@@ -314,6 +314,11 @@ static void print_shell_word(const char *arg)
     putchar('\'');
 }
 
+/* Which kernel stamps --timestamps subtracts (ek_platform.h). */
+#define TIMESTAMPS_FROM                                                        \
+    "SCM_TSTAMP_SND, the device taking the last byte, to its echo's "          \
+    "arrival"
+
 /* The options that shape the traffic beyond the header line, as text:
  * "--source ..., --dscp 46"; "" when none. */
 static void print_shaping(const struct bench_options *o)
@@ -339,7 +344,7 @@ static void print_shaping(const struct bench_options *o)
     if (o->spin_us > 0)
         ITEM("--spin-us %llu", (unsigned long long)o->spin_us);
     if (o->timestamps)
-        ITEM("--timestamps");
+        ITEM("--timestamps (%s)", TIMESTAMPS_FROM);
     if (o->udp)
         ITEM("--udp-timeout %.3g s", (double)o->udp_timeout_ms / 1000.0);
     ITEM("--timeout %.3g s", (double)o->timeout_ms / 1000.0);
@@ -588,7 +593,8 @@ static void json_run_context(const struct report *rp)
     printf(",\"interval_s\":%.3f,\"timeout_s\":%.3f,\"spin_us\":%llu,"
            "\"timestamps\":%s,",
            (double)o->interval_ms / 1000.0, (double)o->timeout_ms / 1000.0,
-           (unsigned long long)o->spin_us, o->timestamps ? "true" : "false");
+           (unsigned long long)o->spin_us,
+           o->timestamps ? "\"" TIMESTAMPS_FROM "\"" : "false");
     if (o->udp)
         printf("\"udp_timeout_s\":%.3f,", (double)o->udp_timeout_ms / 1000.0);
     printf("\"sockopts\":{\"source\":");
