@@ -31,6 +31,9 @@
  *     client command), so a missed socket costs nothing.
  *   clock_nanosleep: POSIX, but not macOS. ek_sleep_until_ns; fallback:
  *     nanosleep for what is left.
+ *   getentropy (getrandom(2) on Linux): POSIX.1-2024, on every target
+ *     (glibc 2.25, musl, the BSDs, macOS). ek_random_bytes; fallback:
+ *     /dev/urandom.
  *   IP_PKTINFO (a datagram's destination, which its echo leaves from):
  *     Linux, macOS, NetBSD; IPV6_RECVPKTINFO / IPV6_PKTINFO: RFC 3542,
  *     everywhere. ek_dst_addr_enable, ek_dst_addr_reply. Not written:
@@ -163,6 +166,10 @@ int ek_sleep_until_ns(int64_t t);
 /* Makes this thread's timers as punctual as the kernel allows (Linux
  * slackens them by 50 us by default). Best effort. */
 void ek_timer_slack_min(void);
+
+/* n random bytes from the kernel (getentropy, or /dev/urandom): 0 or
+ * -errno. */
+int ek_random_bytes(void *buf, size_t n);
 
 /* ---- readiness for the bench client ------------------------------------- */
 
