@@ -152,6 +152,7 @@ void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);
 void case_bench_merge(void);
+void case_bench_merge_crafted(void);
 void case_bench_share(void);
 void case_bench_stalled_reader(void);
 
