@@ -18,8 +18,8 @@
  *
  * The files may come from anywhere: every value is range-checked before
  * it is summed or cast, and what decoding histograms may cost is bounded
- * per file (MERGE_FILE_WORDS), so that the worst file accepted costs a
- * few seconds of CPU.
+ * by the file's size (MERGE_WORDS_PER_BYTE), so that the worst file
+ * accepted costs a few seconds of CPU.
  */
 #include "cmd_bench.h"
 #include "ek_hdr.h"
@@ -82,18 +82,22 @@ static const char usage_text[] =
 /* The largest file read: a result is a few KiB, a day's log some MiB. */
 #define MERGE_FILE_MAX (256u << 20)
 
-/* What the histograms of one file may cost to decode (ek_hdr_budget):
- * words of counts and inflated bytes. A day's --hdr-log at 1 s intervals,
- * even with 1500 words a line (ours have at most 7424, a busy run a few
- * hundred), holds 130 million words; a real log that fits in 256 MiB
- * holds about one word a byte of its text. At about 15 ns a word here,
- * the worst file accepted costs about 2 s of CPU to decode (4 s with the
- * reading of 256 MiB); before the bound, 17 minutes. */
-#define MERGE_FILE_WORDS (1u << 27)    /* 134,217,728 */
-#define MERGE_FILE_INFLATED (1u << 29) /* bytes: 512 MiB */
+/* What the histograms of one file may cost to decode (ek_hdr_budget), in
+ * proportion to its size: 2 words of counts a byte of its text (4 Mi at
+ * least, two of the largest histograms), 4 bytes inflated a byte (32 MiB
+ * at least). bench's own logs hold 0.55 words a byte (measured on dense
+ * and sparse runs at 0.1 s intervals), a few KiB crafted to inflate to
+ * millions of counts 800: so decoding costs at most a few times what
+ * reading the file does. Measured here: the worst file accepted, 256 MiB
+ * holding 2^29 words, takes 7 s (256 MiB of the smallest intervals, 4 s);
+ * before the bound, 256 MiB of crafted lines took 30 minutes. */
+#define MERGE_WORDS_PER_BYTE 2
+#define MERGE_WORDS_MIN (4u << 20)
+#define MERGE_INFLATED_PER_BYTE 4
+#define MERGE_INFLATED_MIN (32u << 20)
 #define MERGE_FILE_PAST                                                        \
-    "more counts than a file may hold (2^27 words, 512 MiB inflated): no "     \
-    "real run has as many"
+    "more counts than the file's size allows (2 a byte of it, or 4 Mi): "      \
+    "real histograms are not that dense"
 
 /* How many runs a merge may hold: the ids of more would not fit in what
  * the JSON reader reads back (65536 values, with room for the rest). */
@@ -549,8 +553,13 @@ static int read_run(struct run *run)
         free(text);
         return EX_DATAERR;
     }
-    struct ek_hdr_budget budget = {.words = MERGE_FILE_WORDS,
-                                   .bytes = MERGE_FILE_INFLATED};
+    struct ek_hdr_budget budget = {
+        .words = (uint64_t)len * MERGE_WORDS_PER_BYTE,
+        .bytes = (uint64_t)len * MERGE_INFLATED_PER_BYTE};
+    if (budget.words < MERGE_WORDS_MIN)
+        budget.words = MERGE_WORDS_MIN;
+    if (budget.bytes < MERGE_INFLATED_MIN)
+        budget.bytes = MERGE_INFLATED_MIN;
     bool json = text[strspn(text, " \t\r\n")] == '{';
     int rc = json ? read_json(run, text, &budget, &why)
                   : read_log(run, text, len, &budget, &why);

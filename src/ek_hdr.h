@@ -36,7 +36,7 @@ char *ek_hdr_encode(const struct ek_hist *h);
 
 /* The most words of counts (a word is one count, or one run of zeros)
  * one histogram may hold: what decoding it costs is linear in them (about
- * 15 ns each here), and a few KiB of deflate can carry millions. No real
+ * 10 ns each here), and a few KiB of deflate can carry millions. No real
  * histogram comes near: ours (2 significant digits) have at most 7424
  * buckets; HdrHistogram's finest, 5 digits, with every count set from 1 us
  * to 1 s (1.8 million distinct values), 1.83 million. It bounds what one
