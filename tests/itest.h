@@ -131,6 +131,7 @@ void case_user(void);
 void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
+void case_socket_memory(void);
 void case_proxy_protocol(void); /* itest_proxy.c */
 void case_proxy_idle(void);
 void case_haproxy_failover(void);
