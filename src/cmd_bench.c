@@ -26,7 +26,7 @@
 
 static const char usage_text[] =
     "usage: echokit bench [options] [HOST:PORT]\n"
-    "       echokit bench merge [--json | --percentiles] FILE...\n"
+    "       echokit bench merge [options] FILE...\n"
     "\n"
     "Load an echo service and measure it; every byte of every echo is "
     "checked.\n"
