@@ -95,9 +95,11 @@ static int merge(const char *const *opts, size_t nopts, const int *fds,
     if (len < 0)
         abort();
     if ((size_t)len + 1 > out_cap) {
-        out_cap = (size_t)len + 1;
-        if ((out = realloc(out, out_cap)) == NULL)
+        char *bigger = realloc(out, (size_t)len + 1);
+        if (bigger == NULL)
             abort();
+        out = bigger;
+        out_cap = (size_t)len + 1;
     }
     if (pread(out_fd, out, (size_t)len, 0) != len)
         abort();

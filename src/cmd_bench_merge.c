@@ -136,10 +136,10 @@ static bool run_id_valid(const char *id)
 
 void bench_new_run_id(char id[BENCH_RUN_ID_SIZE])
 {
-    static uint64_t made;
     uint64_t bytes[2];
     if (ek_random_bytes(bytes, sizeof(bytes)) < 0) {
         /* Not secret, only unique: the time, the process, a count. */
+        static uint64_t made;
         uint64_t key[2] = {(uint64_t)ek_now_ns(), (uint64_t)getpid()};
         uint64_t n = ++made;
         bytes[0] = ek_siphash(&n, sizeof(n), key);

@@ -6,6 +6,7 @@
  * at the same time.
  */
 #include "check.h"
+#include "hdr_crafted.h"
 #include "ek_config.h"
 #include "ek_hdr.h"
 #include "ek_json.h"
@@ -21,7 +22,6 @@
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
-#include <zlib.h>
 
 /* What --bind-dev, --mark and --cc exit with when they work: 0, but 69
  * in a build without Linux's extensions, which refuses them (they are
@@ -783,49 +783,6 @@ static void write_with(const char *text, const char *key, const char *value,
     CHECK(fclose(f) == 0);
 }
 
-/* A compressed V2 histogram of n words of count 1 at 5 significant
- * digits, as base64 (unit.test_hist has the same for ek_hdr alone): a
- * few KiB that decode to millions of counts. */
-static char *crafted_histogram(size_t n)
-{
-    size_t len = 40 + n;
-    uint8_t *raw = calloc(1, len);
-    uLongf plen = compressBound((uLong)len);
-    uint8_t *packed = malloc(8 + plen);
-    CHECK(raw != NULL && packed != NULL);
-    memset(raw + 40, 2, n); /* ZigZag 2: a count of 1 */
-    const uint64_t fields[] = {0x1c849313, n, 0, 5};
-    for (int f = 0; f < 4; f++)
-        for (int k = 0; k < 4; k++)
-            raw[f * 4 + k] = (uint8_t)(fields[f] >> (24 - 8 * k));
-    raw[23] = 1;                    /* lowest discernible value */
-    raw[24] = 0x40;                 /* highest trackable: 2^62 */
-    raw[32] = 0x3f, raw[33] = 0xf0; /* 1.0 */
-    CHECK(compress2(packed + 8, &plen, raw, (uLong)len, 9) == Z_OK);
-    const uint32_t head[] = {0x1c849314, (uint32_t)plen};
-    for (int f = 0; f < 2; f++)
-        for (int k = 0; k < 4; k++)
-            packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t total = plen + 8, o = 0;
-    char *out = malloc((total + 2) / 3 * 4 + 1);
-    CHECK(out != NULL);
-    for (size_t i = 0; i < total; i += 3) {
-        uint32_t v = (uint32_t)packed[i] << 16 |
-                     (i + 1 < total ? (uint32_t)packed[i + 1] << 8 : 0) |
-                     (i + 2 < total ? packed[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < total ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < total ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    free(raw);
-    free(packed);
-    return out;
-}
-
 /* An interval log of `lines` lines, each the histogram text. */
 static void write_log(const char *path, const char *hist, int lines)
 {
@@ -910,7 +867,7 @@ void case_bench_merge_crafted(void)
     CHECK_CONTAINS(r.err, "more values than a bench result holds");
 
     /* A log line of 2^21 + 1 counts, a few KiB: refused, at once. */
-    char *big = crafted_histogram(EK_HDR_WORDS_MAX + 1);
+    char *big = hdr_crafted_ones(EK_HDR_WORDS_MAX + 1);
     write_log(a, big, 20);
     const char *one_line[] = {"bench", "merge", a, NULL};
     int64_t t0 = h_now_ms();
@@ -925,7 +882,7 @@ void case_bench_merge_crafted(void)
     /* 2^21 counts a line is one histogram's most, but three of them in a
      * file of 200 KB pass what its size allows (2 counts a byte, 2^22 at
      * least): refused at line 3 (before: read in full, 56 ms a line). */
-    big = crafted_histogram(EK_HDR_WORDS_MAX);
+    big = hdr_crafted_ones(EK_HDR_WORDS_MAX);
     write_log(a, big, 70);
     t0 = h_now_ms();
     CHECK_INT(h_run_echokit(one_line, -1, 60000, &r), ==, 65);

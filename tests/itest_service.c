@@ -570,9 +570,9 @@ void case_socket_memory(void)
     } runs[] = {
         {"Linux's defaults", "4096 131072 6291456", "4096 16384 4194304", 0, 0},
         {"tcp_rmem, tcp_wmem max 256 KiB (the pods)", "4096 131072 262144",
-         "4096 16384 262144", 0, 256 * 1024},
+         "4096 16384 262144", 0, 256 * 1024L},
         {"listener's buffers 128K (echokit.socket)", "4096 131072 6291456",
-         "4096 16384 4194304", 128 * 1024, 256 * 1024},
+         "4096 16384 4194304", 128 * 1024, 256 * 1024L},
     };
     for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
         write_sysctl("tcp_rmem", runs[k].rmem);
@@ -600,7 +600,7 @@ void case_socket_memory(void)
         CHECK_INT(n, ==, N);
         /* A socket may go past its buffer by what one write queued. */
         if (runs[k].cap > 0)
-            CHECK(most <= 2 * runs[k].cap + 64 * 1024);
+            CHECK(most <= 2 * runs[k].cap + 64 * 1024L);
         for (int i = 0; i < N; i++)
             close(fds[i]);
         if (pid == 0) {

@@ -2,6 +2,7 @@
  * HdrHistogram encoding (the test that another implementation reads it is
  * cli.bench_hdr_log, with HdrHistogram's own Java library). */
 #include "check.h"
+#include "hdr_crafted.h"
 #include "ek_hdr.h"
 #include "ek_hist.h"
 
@@ -9,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 static struct ek_hist a, b;
 
@@ -139,8 +139,8 @@ static void test_hdr_refused(void)
  * ZigZag LEB128 words, as base64: what a hostile file may carry. */
 static char *encode_words(const int64_t *words, size_t n)
 {
-    uint8_t raw[40 + 16 * 10] = {0};
-    size_t len = 40;
+    uint8_t raw[16 * 10];
+    size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t v =
             ((uint64_t)words[i] << 1) ^ (words[i] < 0 ? UINT64_MAX : 0);
@@ -148,37 +148,7 @@ static char *encode_words(const int64_t *words, size_t n)
             raw[len++] = (uint8_t)(v | 0x80);
         raw[len++] = (uint8_t)v;
     }
-    const uint64_t fields[] = {0x1c849313, len - 40, 0, 2};
-    for (int f = 0; f < 4; f++)
-        for (int k = 0; k < 4; k++)
-            raw[f * 4 + k] = (uint8_t)(fields[f] >> (24 - 8 * k));
-    raw[23] = 1;                    /* lowest discernible value */
-    raw[31] = 255;                  /* highest trackable value */
-    raw[32] = 0x3f, raw[33] = 0xf0; /* 1.0 */
-    uint8_t packed[512];
-    uLongf plen = sizeof(packed) - 8;
-    CHECK(compress2(packed + 8, &plen, raw, (uLong)len, 6) == Z_OK);
-    const uint32_t head[] = {0x1c849314, (uint32_t)plen};
-    for (int f = 0; f < 2; f++)
-        for (int k = 0; k < 4; k++)
-            packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-    size_t total = plen + 8;
-    char *out = malloc(total / 3 * 4 + 8);
-    CHECK(out != NULL);
-    size_t o = 0;
-    for (size_t i = 0; i < total; i += 3) {
-        uint32_t v = (uint32_t)packed[i] << 16 |
-                     (i + 1 < total ? (uint32_t)packed[i + 1] << 8 : 0) |
-                     (i + 2 < total ? packed[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = b64[i + 1 < total ? v >> 6 & 63 : 64];
-        out[o++] = b64[i + 2 < total ? v & 63 : 64];
-    }
-    out[o] = '\0';
-    return out;
+    return hdr_crafted(raw, len, 2);
 }
 
 /* Counts that wrap: runs of zeros that carry the index round 2^64 back
@@ -213,50 +183,6 @@ static void test_hdr_wraps_refused(void)
     CHECK_INT(b.buckets[102], ==, 5);
 }
 
-/* A compressed V2 histogram of n words of count 1 (ZigZag 2, one byte
- * each) at 5 significant digits, HdrHistogram's finest, where the most
- * words fit (6.16 million before 2^63): what a crafted file may carry. */
-static char *encode_ones(size_t n)
-{
-    size_t len = 40 + n;
-    uint8_t *raw = calloc(1, len);
-    uLongf plen = compressBound((uLong)len);
-    uint8_t *packed = malloc(8 + plen);
-    CHECK(raw != NULL && packed != NULL);
-    memset(raw + 40, 2, n);
-    const uint64_t fields[] = {0x1c849313, n, 0, 5};
-    for (int f = 0; f < 4; f++)
-        for (int k = 0; k < 4; k++)
-            raw[f * 4 + k] = (uint8_t)(fields[f] >> (24 - 8 * k));
-    raw[23] = 1;                    /* lowest discernible value */
-    raw[24] = 0x40;                 /* highest trackable: 2^62 */
-    raw[32] = 0x3f, raw[33] = 0xf0; /* 1.0 */
-    CHECK(compress2(packed + 8, &plen, raw, (uLong)len, 6) == Z_OK);
-    const uint32_t head[] = {0x1c849314, (uint32_t)plen};
-    for (int f = 0; f < 2; f++)
-        for (int k = 0; k < 4; k++)
-            packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t total = plen + 8;
-    char *out = malloc((total + 2) / 3 * 4 + 1);
-    CHECK(out != NULL);
-    size_t o = 0;
-    for (size_t i = 0; i < total; i += 3) {
-        uint32_t v = (uint32_t)packed[i] << 16 |
-                     (i + 1 < total ? (uint32_t)packed[i + 1] << 8 : 0) |
-                     (i + 2 < total ? packed[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < total ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < total ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    free(raw);
-    free(packed);
-    return out;
-}
-
 /* What decoding may cost is bounded: a histogram of more than
  * EK_HDR_WORDS_MAX words is refused (a few KiB of base64 decoded to 6.16
  * million before: 31 ms each), and a budget shared by several decodes
@@ -264,8 +190,8 @@ static char *encode_ones(size_t n)
 static void test_hdr_bounds(void)
 {
     const char *why = "";
-    char *most = encode_ones(EK_HDR_WORDS_MAX);
-    char *more = encode_ones(EK_HDR_WORDS_MAX + 1);
+    char *most = hdr_crafted_ones(EK_HDR_WORDS_MAX);
+    char *more = hdr_crafted_ones(EK_HDR_WORDS_MAX + 1);
     printf("2^21 words: %zu bytes of base64; 2^21 + 1: %zu\n", strlen(most),
            strlen(more));
     ek_hist_reset(&b);
@@ -277,7 +203,7 @@ static void test_hdr_bounds(void)
     free(most);
     free(more);
 
-    char *some = encode_ones(600);
+    char *some = hdr_crafted_ones(600);
     struct ek_hdr_budget budget = {.words = 1000, .bytes = 1 << 20};
     ek_hist_reset(&b);
     CHECK_INT(ek_hdr_decode_add(some, strlen(some), &b, &budget, &why), ==, 0);
