@@ -120,7 +120,8 @@ struct run {
     bool udp, tls;
     uint64_t conns, size, depth, rate, threads, exchanges;
     double warmup_s, start, seconds, client_cpu_s;
-    uint64_t runs; /* 1, or what a merged result says it holds */
+    uint64_t runs;  /* 1, or what a merged result says it holds */
+    double overlap; /* 1, or what a merged result says of its runs */
     char server[EK_ADDRSTR_MAX];
     char share[24];                 /* its --share "I/N", or "" */
     char (*ids)[BENCH_RUN_ID_SIZE]; /* the run ids it holds, malloc'd */
@@ -226,21 +227,19 @@ static bool read_count(const struct result_view *v, const char *name,
     return true;
 }
 
-/* The number of seconds at name, from 0 to max, into *s (0 when missing
- * or null). Returns false, with *why, for anything else. */
-static bool read_seconds(const struct result_view *v, const char *name,
-                         double max, double *s, const char **why)
+/* The number at name, from 0 to max, into *x (dflt when missing or
+ * null). Returns false, with *why, for anything else. */
+static bool read_range(const struct result_view *v, const char *name,
+                       double max, double dflt, double *x, const char **why)
 {
     char path[64];
     const struct ek_json_field *f =
         ek_json_get(v->j, path_of(v, name, path, sizeof(path)));
-    *s = 0;
+    *x = dflt;
     if (f == NULL || is_null(f))
         return true;
-    if (!ek_json_double(v->j, path, s) || !(*s >= 0 && *s <= max)) {
-        *why = bad_field(v, name,
-                         "not a number of seconds in the range a "
-                         "run can have");
+    if (!ek_json_double(v->j, path, x) || !(*x >= 0 && *x <= max)) {
+        *why = bad_field(v, name, "not a number in the range a run can have");
         return false;
     }
     return true;
@@ -413,10 +412,12 @@ static int read_fields(struct run *run, const struct result_view *v,
         read_count(v, "rate", UINT64_MAX, &run->rate, why) &&
         read_count(v, "threads", UINT64_MAX, &run->threads, why) &&
         read_count(v, "exchanges", 1000000, &run->exchanges, why) &&
-        read_seconds(v, "warmup_s", MERGE_WARMUP_MAX, &run->warmup_s, why) &&
-        read_seconds(v, "duration_s", MERGE_SECONDS_MAX, &run->seconds, why) &&
-        read_seconds(v, "start_time", MERGE_EPOCH_MAX, &run->start, why) &&
-        read_seconds(v, "client_cpu_s", MERGE_CPU_MAX, &run->client_cpu_s, why);
+        read_range(v, "warmup_s", MERGE_WARMUP_MAX, 0, &run->warmup_s, why) &&
+        read_range(v, "duration_s", MERGE_SECONDS_MAX, 0, &run->seconds, why) &&
+        read_range(v, "start_time", MERGE_EPOCH_MAX, 0, &run->start, why) &&
+        read_range(v, "client_cpu_s", MERGE_CPU_MAX, 0, &run->client_cpu_s,
+                   why) &&
+        read_range(v, "overlap", 1, 1, &run->overlap, why);
     if (!ok)
         return -EINVAL;
     r->conns_made = (uint32_t)made;
@@ -441,9 +442,11 @@ static int read_fields(struct run *run, const struct result_view *v,
         snprintf(r->first_error, sizeof(r->first_error), "%s: %.200s",
                  run->file, first);
     free(first);
+    /* A merge may hold runs without ids (from before them), never more
+     * ids than runs. */
     int rc = read_ids(run, v, why);
-    if (rc == 0 && run->nids > 1 && run->runs != run->nids) {
-        *why = "\"runs\" is not the number of its run ids";
+    if (rc == 0 && run->nids > (run->runs > 0 ? run->runs : 1)) {
+        *why = "more run ids than runs";
         rc = -EINVAL;
     }
     return rc;
@@ -503,6 +506,7 @@ static int read_log(struct run *run, char *text, size_t len,
                 ek_hist_merge(bench_hist(&run->r, i), h);
         }
         run->unknown = true;
+        run->overlap = 1;
         run->mode = ek_hdr_log_hist(&log, "connect") != NULL ? EK_BENCH_CONNECT
                                                              : EK_BENCH_RR;
         run->r.msgs = run->r.latency.count;
@@ -660,7 +664,8 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
         ref = &runs[i]; /* the first that knows its options, if any */
     double latest_start = first->start,
            earliest_end = first->start + first->seconds;
-    double shortest = first->seconds, rate = 0, cpu_s = 0;
+    double shortest = first->seconds, rate = 0, cpu_s = 0, inner = 1;
+    const struct run *apart = NULL; /* the merge that holds runs apart */
     size_t unknown = 0, without_id = 0;
     uint64_t count = 0;
     ek_bench_result_reset(&rp->r);
@@ -718,6 +723,10 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
             earliest_end = run->start + run->seconds;
         if (run->seconds < shortest)
             shortest = run->seconds;
+        if (run->overlap < inner) {
+            inner = run->overlap;
+            apart = run;
+        }
     }
     if (cpu_s > MERGE_CPU_MAX) {
         ek_warnx("bench merge: the runs' client CPU times add up past %.0e "
@@ -737,6 +746,12 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
                  "%.0f%% of %.2f s (the shortest): the summed rate holds for "
                  "that time",
                  common, 100 * rp->overlap, shortest);
+    if (apart != NULL && inner < 0.9)
+        ek_warnx("bench merge: warning: %s is a merge of runs that overlap "
+                 "for %.0f%% of the shortest only",
+                 apart->file, 100 * inner);
+    if (inner < rp->overlap)
+        rp->overlap = inner; /* the least of all the runs held */
     if (unknown > 0)
         ek_warnx("bench merge: note: %zu of the %zu inputs are HdrHistogram "
                  "logs (or merges of logs alone), which carry no errors, "
@@ -899,7 +914,7 @@ int ek_cmd_bench_merge(int argc, char **argv)
         rp->nrun_ids = ids;
         rp->o = &o;
         rp->rss_kb = rp->pss_kb = -1;
-        apart = n > 1 && rp->overlap < MERGE_OVERLAP_MIN;
+        apart = rp->runs > 1 && rp->overlap < MERGE_OVERLAP_MIN;
         if (percentiles) {
             bench_print_percentiles(&rp->r.latency);
         } else if (o.json) {

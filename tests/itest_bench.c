@@ -753,6 +753,43 @@ void case_bench_merge(void)
                               aj,      cj,      NULL};
     CHECK_INT(h_run_echokit(apart_ok, -1, 30000, &r), ==, 0);
     CHECK_CONTAINS(r.out, "(0% of the shortest)");
+    /* A merge keeps the least overlap of the runs it holds: merged again,
+     * alone, they still did not run together. */
+    const char *apart_json[] = {
+        "bench", "merge", "--json", "--no-overlap-check", aj, cj, NULL};
+    CHECK_INT(h_run_echokit(apart_json, -1, 30000, &r), ==, 0);
+    snprintf(mj, sizeof(mj), "%s/apart.json", dir);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) == (ssize_t)r.out_len);
+    close(fd);
+    const char *alone[] = {"bench", "merge", mj, NULL};
+    CHECK_INT(h_run_echokit(alone, -1, 30000, &r), ==, 1);
+    CHECK_CONTAINS(r.err, "did not run together");
+
+    /* A result from before run ids (none in it) merges, said (a run
+     * given twice among such is not seen); the merge holds more runs than
+     * ids, and merges again. */
+    static char no_id[1 << 16];
+    read_text_file(aj, no_id, sizeof(no_id));
+    char *at = strstr(no_id, "\"run_id\":");
+    CHECK(at != NULL);
+    memmove(at, at + 44, strlen(at + 44) + 1); /* "run_id":"<32>", */
+    char oldj[256];
+    snprintf(oldj, sizeof(oldj), "%s/old.json", dir);
+    fd = open(oldj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, no_id, strlen(no_id)) > 0);
+    close(fd);
+    const char *with_old[] = {"bench", "merge", "--json", oldj, bj, NULL};
+    CHECK_INT(h_run_echokit(with_old, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.err, "1 of the 2 inputs carry no run id");
+    CHECK(h_json_number(r.out, "runs", &v) && v == 2);
+    CHECK_CONTAINS(r.out, idb);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) == (ssize_t)r.out_len);
+    close(fd);
+    CHECK_INT(h_run_echokit(alone, -1, 30000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "runs", &v) == false); /* text */
+    CHECK_CONTAINS(r.out, "echokit bench merge: 2 runs");
     free(ida);
     free(idb);
     free(m0);
@@ -826,7 +863,7 @@ void case_bench_merge_crafted(void)
     static const struct {
         const char *key, *value, *said;
     } bad[] = {
-        {"warmup_s", "1e300", "\"warmup_s\": not a number of seconds"},
+        {"warmup_s", "1e300", "\"warmup_s\": not a number in the range"},
         {"warmup_s", "-1", "\"warmup_s\""},
         {"duration_s", "1e300", "\"duration_s\""},
         {"start_time", "-5", "\"start_time\""},
