@@ -83,20 +83,21 @@ static const char usage_text[] =
 #define MERGE_FILE_MAX (256u << 20)
 
 /* What the histograms of one file may cost to decode (ek_hdr_budget), in
- * proportion to its size: 2 words of counts a byte of its text (4 Mi at
- * least, two of the largest histograms), 4 bytes inflated a byte (32 MiB
- * at least). bench's own logs hold 0.55 words a byte (measured on dense
- * and sparse runs at 0.1 s intervals), a few KiB crafted to inflate to
- * millions of counts 800: so decoding costs at most a few times what
- * reading the file does. Measured here: the worst file accepted, 256 MiB
- * holding 2^29 words, takes 7 s (256 MiB of the smallest intervals, 4 s);
- * before the bound, 256 MiB of crafted lines took 30 minutes. */
+ * proportion to its size: 2 words of counts a byte of its text (2 Mi at
+ * least: one of the largest histograms, EK_HDR_WORDS_MAX; a real one that
+ * dense is a MiB of text), 4 bytes inflated a byte (32 MiB at least). bench's
+ * own logs hold 0.55 words a byte (measured on dense and sparse runs at 0.1 s
+ * intervals), a few KiB crafted to inflate to millions of counts 800: so
+ * decoding costs at most a few times what reading the file does. Measured here:
+ * the worst file accepted, 256 MiB holding 2^29 words, takes 7 s (256 MiB of
+ * the smallest intervals, 4 s); before the bound, 256 MiB of crafted lines took
+ * 30 minutes. */
 #define MERGE_WORDS_PER_BYTE 2
-#define MERGE_WORDS_MIN (4u << 20)
+#define MERGE_WORDS_MIN EK_HDR_WORDS_MAX
 #define MERGE_INFLATED_PER_BYTE 4
 #define MERGE_INFLATED_MIN (32u << 20)
 #define MERGE_FILE_PAST                                                        \
-    "more counts than the file's size allows (2 a byte of it, or 4 Mi): "      \
+    "more counts than the file's size allows (2 a byte of it, or 2 Mi): "      \
     "real histograms are not that dense"
 
 /* How many runs a merge may hold: the ids of more would not fit in what
