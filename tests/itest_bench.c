@@ -342,6 +342,7 @@ void case_bench_hdr_log(void)
     int intervals = 0, events = 0;
     struct ek_json end;
     memset(&end, 0, sizeof(end));
+    char *start_id = NULL, *end_id = NULL; /* the run's, at both ends */
     for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
         struct ek_json j;
         CHECK_INT(ek_json_parse(line, &j), ==, 0);
@@ -354,9 +355,12 @@ void case_bench_hdr_log(void)
             sum += msgs;
             intervals++;
         }
+        if (strncmp(ev, "start", len) == 0)
+            start_id = ek_json_string(&j, "data.run_id");
         if (strncmp(ev, "end", len) == 0) {
             CHECK(ek_json_u64(&j, "data.msgs", &msgs));
             end_msgs = msgs;
+            end_id = ek_json_string(&j, "data.run_id");
             end = j;
         } else {
             ek_json_free(&j);
@@ -369,6 +373,11 @@ void case_bench_hdr_log(void)
            intervals, sum, end_msgs);
     CHECK_INT(intervals, ==, 3);
     CHECK(sum == end_msgs && end_msgs > 1000);
+    CHECK(start_id != NULL && end_id != NULL);
+    CHECK_INT(strspn(start_id, "0123456789abcdef"), ==, 32);
+    CHECK_STR(end_id, start_id);
+    free(start_id);
+    free(end_id);
 
     /* The log: 3 interval lines, read by echokit and by HdrHistogram. */
     static char text[1 << 16];
