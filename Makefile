@@ -43,7 +43,7 @@ CTEST_FLAGS ?=
 
 SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h fuzz/*.c)
 FUZZ_TARGETS = proxy args queue udp_filter log_escape metrics_request \
-               tls_server merge_input
+               tls_server merge_input merge
 FUZZ_TIME ?= 300
 
 .PHONY: all build run test test-asan test-tsan test-clang test-portable \

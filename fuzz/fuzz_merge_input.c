@@ -8,7 +8,8 @@
  * and recording fields give the same verdict) and every field must lie
  * within the input; a histogram decoded must count what its buckets hold;
  * nothing may read past the input or allocate without bound (a few bytes
- * of deflate claiming gigabytes are refused at 64 MiB).
+ * of deflate claiming gigabytes are refused at 18 MiB, and past what a
+ * budget leaves).
  */
 #include "ek_hdr.h"
 #include "ek_json.h"
@@ -50,14 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct ek_hist h;
     const char *why;
     ek_hist_reset(&h);
-    if (ek_hdr_decode_add(text, size, &h, &why) == 0)
+    struct ek_hdr_budget budget = {.words = 1u << 16, .bytes = 1u << 20};
+    if (ek_hdr_decode_add(text, size, &h, &budget, &why) == 0)
         check_hist(&h);
 
     FILE *f = fmemopen(text, size ? size : 1, "r");
     if (f != NULL) {
         struct ek_hdr_log log;
         size_t line;
-        if (ek_hdr_log_read(f, &log, &why, &line) == 0)
+        budget = (struct ek_hdr_budget){.words = 1u << 16, .bytes = 1u << 20};
+        if (ek_hdr_log_read(f, &log, &budget, &why, &line) == 0)
             for (size_t i = 0; i < log.ntags; i++)
                 check_hist(log.hist[i]);
         ek_hdr_log_free(&log);

@@ -26,7 +26,7 @@
 
 static const char usage_text[] =
     "usage: echokit bench [options] [HOST:PORT]\n"
-    "       echokit bench merge [--json | --percentiles] FILE...\n"
+    "       echokit bench merge [options] FILE...\n"
     "\n"
     "Load an echo service and measure it; every byte of every echo is "
     "checked.\n"
@@ -716,10 +716,11 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
     }
     rp->t_measure = start + o->warmup_ms * 1000000;
     rp->start_time = epoch_of(rp->t_measure);
+    bench_new_run_id(rp->run_id); /* what bench merge tells runs by */
     if (o->json_stream)
         bench_json_stream_start(rp);
     if (rp->hdr_log != NULL &&
-        (err = ek_hdr_log_begin(rp->hdr_log, rp->start_time)) < 0) {
+        (err = ek_hdr_log_begin(rp->hdr_log, rp->start_time, rp->run_id)) < 0) {
         ek_warnx("bench: --hdr-log %s: %s", o->hdr_log, strerror(-err));
         rp->status = EX_IOERR;
     }

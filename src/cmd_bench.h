@@ -49,6 +49,13 @@ struct cpu_sample {
     long long client_us;
 };
 
+/* A run's id: 16 random bytes as 32 lowercase hex digits, and its NUL. */
+#define BENCH_RUN_ID_SIZE 33
+
+/* A new run id into id: random (from the kernel; from the clock, the pid
+ * and a counter should that fail: unique all the same). */
+void bench_new_run_id(char id[BENCH_RUN_ID_SIZE]);
+
 /* A run's report (or several runs', merged). */
 struct report {
     const struct bench_options *o;
@@ -65,6 +72,15 @@ struct report {
     size_t runs;     /* bench merge: how many runs; 0 for one bench */
     double common_s; /* bench merge: how long they all ran together */
     int interrupted; /* the signal that cut the window short, or 0 */
+    char run_id[BENCH_RUN_ID_SIZE]; /* bench: random, what merge tells by */
+    /* bench merge: common_s over the shortest run's seconds (0 to 1); the
+     * ids of the runs it holds (results from before run ids have none);
+     * whether its inputs were HdrHistogram logs alone, which carry
+     * latencies only (connections, bytes, errors... are not known). */
+    double overlap;
+    const char (*run_ids)[BENCH_RUN_ID_SIZE];
+    size_t nrun_ids;
+    bool log_only;
 };
 
 /* The histograms of a result, by name: the key under "hdr" in --json, the

@@ -351,10 +351,18 @@ static void print_shaping(const struct bench_options *o)
 #undef ITEM
 }
 
+static void print_log_only_text(const struct report *rp);
+static void print_log_only_json(const struct report *rp);
+static void json_merge_fields(const struct report *rp);
+
 void bench_print_text(const struct report *rp)
 {
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
+    if (rp->log_only) {
+        print_log_only_text(rp);
+        return;
+    }
     const struct run_context *ctx = run_context();
     char buf[64];
 
@@ -641,6 +649,10 @@ void bench_print_json(const struct report *rp)
     const struct bench_options *o = rp->o;
     const struct ek_bench_result *r = &rp->r;
     char peer[6 * EK_ADDRSTR_MAX];
+    if (rp->log_only) {
+        print_log_only_json(rp);
+        return;
+    }
 
     printf("{\"server\":\"%s\",\"mode\":\"%s\",\"conns\":%llu,"
            "\"conns_made\":%u,\"conns_failed\":%u,\"size\":%llu,"
@@ -657,7 +669,9 @@ void bench_print_json(const struct report *rp)
     if (o->argv != NULL)
         json_run_context(rp);
     if (rp->runs > 0)
-        printf("\"runs\":%zu,\"common_s\":%.3f,", rp->runs, rp->common_s);
+        json_merge_fields(rp);
+    else
+        printf("\"run_id\":\"%s\",", rp->run_id);
     if (o->share_count > 0)
         printf("\"share\":\"%u/%u\",", o->share_index, o->share_count);
     printf("\"udp\":%s,\"tls\":%s,", o->udp ? "true" : "false",
@@ -722,7 +736,8 @@ void bench_json_stream_start(const struct report *rp)
            o->udp ? "true" : "false", o->tls_on ? "true" : "false");
     if (o->argv != NULL)
         json_run_context(rp);
-    printf("\"start_time\":%.6f}}\n", rp->start_time);
+    printf("\"start_time\":%.6f,\"run_id\":\"%s\"}}\n", rp->start_time,
+           rp->run_id);
     fflush(stdout);
 }
 
@@ -827,4 +842,90 @@ void bench_print_percentiles(const struct ek_hist *h)
     printf("#[Max     = %12.3f, Total count    = %12llu]\n",
            (double)h->max / 1e3, (unsigned long long)h->count);
     printf("#[Buckets = %12d, SubBuckets     = %12d]\n", 56, 256);
+}
+
+/* ---- bench merge ------------------------------------------------------ */
+
+/* What a merge adds to the JSON: how many runs, how long in common, how
+ * much of the shortest that is, and the runs' ids (what a later merge
+ * tells them by). */
+static void json_merge_fields(const struct report *rp)
+{
+    printf("\"runs\":%zu,\"common_s\":%.3f,\"overlap\":%.3f,\"run_ids\":[",
+           rp->runs, rp->common_s, rp->overlap);
+    for (size_t i = 0; i < rp->nrun_ids; i++)
+        printf("%s\"%s\"", i ? "," : "", rp->run_ids[i]);
+    printf("],");
+}
+
+/* A merge of HdrHistogram logs alone: they hold latencies and so their
+ * counts, and when they were taken; nothing else is known, and the
+ * report says so rather than print zeros. */
+static void print_log_only_text(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+    bool connect = o->mode == EK_BENCH_CONNECT;
+    printf("echokit bench: %s, from HdrHistogram logs: server, connections, "
+           "size, %s, threads and warm-up not known; %.1f s measured\n",
+           bench_mode_name(o->mode), connect ? "exchanges" : "depth or rate",
+           rp->seconds);
+    if (connect)
+        printf("connections  %.0f/s: %llu done (first echoes logged), failed "
+               "not known\n",
+               (double)r->conns_done / rp->seconds,
+               (unsigned long long)r->conns_done);
+    else
+        printf("connections  not known\n");
+    for (int i = BENCH_CONNECT_LAT; connect && i < BENCH_HISTOGRAMS; i++)
+        if (bench_hist_of(r, i)->count > 0)
+            print_quantiles(i == BENCH_CONNECT_LAT     ? "connect"
+                            : i == BENCH_HANDSHAKE_LAT ? "handshake"
+                                                       : "first echo",
+                            bench_hist_of(r, i));
+    printf("throughput   %.0f msgs/s (the latencies logged); bytes not "
+           "known\n",
+           (double)r->msgs / rp->seconds);
+    if (r->latency.count > 0)
+        print_quantiles("latency", &r->latency);
+    printf("errors       not known\n");
+    printf("client       CPU not known\n");
+}
+
+static void print_log_only_json(const struct report *rp)
+{
+    const struct bench_options *o = rp->o;
+    const struct ek_bench_result *r = &rp->r;
+    bool connect = o->mode == EK_BENCH_CONNECT;
+    printf("{\"server\":null,\"mode\":\"%s\",\"conns\":null,"
+           "\"conns_made\":null,\"conns_failed\":null,\"size\":null,"
+           "\"depth\":null,\"rate\":null,\"threads\":null,"
+           "\"warmup_s\":null,\"duration_s\":%.3f,\"start_time\":%.6f,"
+           "\"end_time\":%.6f,",
+           bench_mode_name(o->mode), rp->seconds, rp->start_time,
+           rp->start_time + rp->seconds);
+    json_merge_fields(rp);
+    printf("\"udp\":null,\"tls\":null,");
+    if (connect)
+        printf("\"exchanges\":null,");
+        /* The counts the histograms make: messages (latencies), and in
+         * connect mode connections (first echoes); null for the rest. */
+#define PRINT_COUNTER(f)                                                       \
+    if (strcmp(#f, "msgs") == 0 || strcmp(#f, "conns_done") == 0)              \
+        printf("\"" #f "\":%llu,", (unsigned long long)r->f);                  \
+    else                                                                       \
+        printf("\"" #f "\":null,");
+    EK_BENCH_COUNTERS(PRINT_COUNTER)
+#undef PRINT_COUNTER
+    printf("\"msgs_per_s\":%.1f,\"mib_per_s\":null,\"errors\":null,",
+           (double)r->msgs / rp->seconds);
+    if (connect) {
+        printf("\"conns_per_s\":%.1f,", (double)r->conns_done / rp->seconds);
+        json_quantiles("connect_us", &r->connect_lat);
+        json_quantiles("handshake_us", &r->handshake_lat);
+        json_quantiles("first_echo_us", &r->first_echo_lat);
+    }
+    json_quantiles("latency_us", &r->latency);
+    json_histograms(o, r);
+    printf("\"client_cpu_s\":null}");
 }

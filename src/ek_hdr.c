@@ -13,9 +13,12 @@
 #define V2_COMPRESSED_COOKIE 0x1c849314u /* the same, deflated */
 #define V2_HEADER 40
 #define COMPRESSED_HEADER 8
-#define WORD_MAX 9              /* a ZigZag LEB128 word, in bytes */
-#define DECODED_MAX (64u << 20) /* what a histogram may inflate to */
+#define WORD_MAX 9 /* a ZigZag LEB128 word, in bytes */
+/* What a histogram may inflate to: EK_HDR_WORDS_MAX words at most. */
+#define DECODED_MAX (V2_HEADER + WORD_MAX * (size_t)EK_HDR_WORDS_MAX)
 #define EK_SIGNIFICANT_DIGITS 2 /* ek_hist's layout, see ek_hist.h */
+#define EK_STR_(x) #x
+#define EK_STR(x) EK_STR_(x) /* a number's macro as a string literal */
 
 /* ---- big-endian fields, ZigZag LEB128 words, base64 ----------------- */
 
@@ -95,10 +98,16 @@ static char *base64_encode(const uint8_t *in, size_t n)
     return out;
 }
 
+/* Without a search of b64_chars: a file of histograms may be 256 MiB. */
 static int b64_value(char c)
 {
-    const char *p = c != '\0' ? strchr(b64_chars, c) : NULL;
-    return p != NULL && p - b64_chars < B64_PAD ? (int)(p - b64_chars) : -1;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
 }
 
 /* Into out (at least len * 3 / 4 bytes). Returns the length, or -1. */
@@ -220,8 +229,30 @@ static bool index_value(const struct layout *l, uint64_t i, uint64_t *low,
     return true;
 }
 
+/* Takes one word from the words left to this histogram and from *budget
+ * (NULL: none to take from). Returns 0, -EINVAL when the histogram has
+ * none left, -E2BIG when the budget has none, with *why. */
+static int take_word(struct ek_hdr_budget *budget, uint64_t *left,
+                     const char **why)
+{
+    if (*left == 0) {
+        *why = "more than " EK_STR(
+            EK_HDR_WORDS_MAX) " counts in one "
+                              "histogram (no real one comes near)";
+        return -EINVAL;
+    }
+    if (budget != NULL && budget->words == 0) {
+        *why = "more counts in all than the budget of words";
+        return -E2BIG;
+    }
+    --*left;
+    if (budget != NULL)
+        budget->words--;
+    return 0;
+}
+
 static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
-                         const char **why)
+                         struct ek_hdr_budget *budget, const char **why)
 {
     if (n < V2_HEADER || get_be(raw, 4) != V2_COOKIE) {
         *why = "not an HdrHistogram V2 encoding (a DoubleHistogram, or an "
@@ -247,7 +278,7 @@ static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
     /* Past 64 buckets every index lies beyond 2^63 (index_value says
      * so): a bound that keeps runs of zeros from wrapping the index. */
     const uint64_t max_index = (uint64_t)64 << l.half_magnitude;
-    uint64_t index = 0;
+    uint64_t index = 0, left = EK_HDR_WORDS_MAX;
     while (p < end) {
         int64_t word;
         size_t used = get_word(p, end, &word);
@@ -255,6 +286,9 @@ static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
             *why = "a count runs past the payload";
             return -EINVAL;
         }
+        int rc = take_word(budget, &left, why);
+        if (rc < 0)
+            return rc;
         p += used;
         if (word < 0) { /* a run of zeros */
             if (word == INT64_MIN || (uint64_t)-word > max_index - index) {
@@ -282,7 +316,7 @@ static int decode_counts(const uint8_t *raw, size_t n, struct ek_hist *h,
 }
 
 int ek_hdr_decode_add(const char *text, size_t len, struct ek_hist *h,
-                      const char **why)
+                      struct ek_hdr_budget *budget, const char **why)
 {
     uint8_t *packed = malloc(len / 4 * 3 + 3);
     uint8_t *raw = NULL;
@@ -308,6 +342,9 @@ int ek_hdr_decode_add(const char *text, size_t len, struct ek_hist *h,
     }
     /* Inflate with a growing buffer, bounded: a few bytes of deflate can
      * claim gigabytes. */
+    size_t max = DECODED_MAX;
+    if (budget != NULL && budget->bytes < max)
+        max = (size_t)budget->bytes;
     size_t cap = 4096;
     z_stream z = {.next_in = packed + COMPRESSED_HEADER,
                   .avail_in = (uInt)packed_len};
@@ -318,15 +355,23 @@ int ek_hdr_decode_add(const char *text, size_t len, struct ek_hist *h,
     }
     int zr = Z_OK;
     while (zr == Z_OK) {
-        uint8_t *bigger = cap <= DECODED_MAX ? realloc(raw, cap) : NULL;
-        if (bigger == NULL) {
-            *why = cap > DECODED_MAX ? "histogram inflates past 64 MiB"
-                                     : "out of memory";
-            break;
+        size_t room = cap < max ? cap : max;
+        uint8_t *bigger = room > z.total_out ? realloc(raw, room) : NULL;
+        if (bigger == NULL && room > z.total_out) {
+            *why = "out of memory";
+            rc = -ENOMEM;
+        } else if (bigger == NULL && max == DECODED_MAX) {
+            *why = "histogram inflates past 18 MiB (more than " EK_STR(
+                EK_HDR_WORDS_MAX) " words)";
+        } else if (bigger == NULL) {
+            *why = "the histograms inflate past the budget of bytes";
+            rc = -E2BIG;
         }
+        if (bigger == NULL)
+            break;
         raw = bigger;
         z.next_out = raw + z.total_out;
-        z.avail_out = (uInt)(cap - z.total_out);
+        z.avail_out = (uInt)(room - z.total_out);
         zr = inflate(&z, Z_NO_FLUSH);
         cap *= 2;
     }
@@ -337,7 +382,9 @@ int ek_hdr_decode_add(const char *text, size_t len, struct ek_hist *h,
             *why = "the compressed data is damaged";
         goto out;
     }
-    rc = decode_counts(raw, raw_len, h, why);
+    if (budget != NULL)
+        budget->bytes -= raw_len;
+    rc = decode_counts(raw, raw_len, h, budget, why);
 out:
     free(packed);
     free(raw);
@@ -346,13 +393,15 @@ out:
 
 /* ---- the interval log ---------------------------------------------- */
 
-int ek_hdr_log_begin(FILE *f, double start_s)
+int ek_hdr_log_begin(FILE *f, double start_s, const char *run_id)
 {
     char date[64] = "";
     time_t t = (time_t)start_s;
     struct tm tm;
     if (gmtime_r(&t, &tm) != NULL)
         strftime(date, sizeof(date), "%a %b %d %H:%M:%S UTC %Y", &tm);
+    if (run_id != NULL && fprintf(f, "#[RunId: %s]\n", run_id) < 0)
+        return -EIO;
     if (fprintf(f,
                 "#[Logged with echokit bench]\n"
                 "#[Histogram log format version 1.3]\n"
@@ -421,7 +470,8 @@ static bool field(char **p, double *v)
 }
 
 static int log_line(struct ek_hdr_log *log, char *s, double start_time,
-                    double base_time, const char **why)
+                    double base_time, struct ek_hdr_budget *budget,
+                    const char **why)
 {
     const char *tag = "";
     size_t tag_len = 0;
@@ -444,7 +494,7 @@ static int log_line(struct ek_hdr_log *log, char *s, double start_time,
     int rc = log_tag_hist(log, tag, tag_len, &h, why);
     if (rc < 0)
         return rc;
-    rc = ek_hdr_decode_add(s, strcspn(s, "\r\n"), h, why);
+    rc = ek_hdr_decode_add(s, strcspn(s, "\r\n"), h, budget, why);
     if (rc < 0)
         return rc;
     /* HdrHistogram's rule: a time stamp less than a year since the epoch
@@ -459,7 +509,32 @@ static int log_line(struct ek_hdr_log *log, char *s, double start_time,
     return 0;
 }
 
-int ek_hdr_log_read(FILE *f, struct ek_hdr_log *log, const char **why,
+/* A "#[RunId: ID]" line (ID printable, no spaces, under 64 bytes) into
+ * log->run_id: 0, or -EINVAL with *why (not such a line, or a second run
+ * id: a log holds one run). */
+static int log_run_id(struct ek_hdr_log *log, const char *s, const char **why)
+{
+    size_t n = strcspn(s, "] \t\r\n");
+    bool printable = true;
+    for (size_t i = 0; i < n; i++)
+        printable &= s[i] > ' ' && s[i] < 0x7f;
+    if (n == 0 || n >= sizeof(log->run_id) || s[n] != ']' || !printable) {
+        *why = "a #[RunId: ...] line that is not one";
+        return -EINVAL;
+    }
+    if (log->run_id[0] != '\0' &&
+        (strlen(log->run_id) != n || memcmp(log->run_id, s, n) != 0)) {
+        *why = "a second #[RunId: ...]: a log holds one run (two logs put "
+               "together? give each its own file)";
+        return -EINVAL;
+    }
+    memcpy(log->run_id, s, n);
+    log->run_id[n] = '\0';
+    return 0;
+}
+
+int ek_hdr_log_read(FILE *f, struct ek_hdr_log *log,
+                    struct ek_hdr_budget *budget, const char **why,
                     size_t *line)
 {
     memset(log, 0, sizeof(*log));
@@ -474,9 +549,11 @@ int ek_hdr_log_read(FILE *f, struct ek_hdr_log *log, const char **why,
             start_time = strtod(buf + 13, NULL);
         else if (strncmp(buf, "#[BaseTime: ", 12) == 0)
             base_time = strtod(buf + 12, NULL);
+        else if (strncmp(buf, "#[RunId: ", 9) == 0)
+            rc = log_run_id(log, buf + 9, why);
         else if (buf[0] != '#' && buf[0] != '"' &&
                  buf[strspn(buf, " \t\r\n")] != '\0')
-            rc = log_line(log, buf, start_time, base_time, why);
+            rc = log_line(log, buf, start_time, base_time, budget, why);
     }
     free(buf);
     if (rc == 0 && ferror(f)) {

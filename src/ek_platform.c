@@ -586,6 +586,34 @@ int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx)
 }
 
 #endif
+int ek_random_bytes(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+#ifdef EK_HAVE_GETENTROPY
+    for (size_t k = 0; k < n; k += 256) /* its most at a time */
+        if (getentropy(p + k, n - k < 256 ? n - k : 256) < 0)
+            return -errno;
+    return 0;
+#else
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int err = r < 0 ? -errno : -EIO;
+            close(fd);
+            return err;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    return 0;
+#endif
+}
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -38,6 +38,9 @@
  *     client command), so a missed socket costs nothing.
  *   clock_nanosleep: POSIX, but not macOS. ek_sleep_until_ns; fallback:
  *     nanosleep for what is left.
+ *   getentropy (getrandom(2) on Linux): POSIX.1-2024, on every target
+ *     (glibc 2.25, musl, the BSDs, macOS). ek_random_bytes; fallback:
+ *     /dev/urandom.
  *   IP_PKTINFO (a datagram's destination, which its echo leaves from):
  *     Linux, macOS, NetBSD; IPV6_RECVPKTINFO / IPV6_PKTINFO: RFC 3542,
  *     everywhere. ek_dst_addr_enable, ek_dst_addr_reply. Not written:
@@ -215,6 +218,9 @@ ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx);
 /* The next send stamp waiting on fd's error queue: 1 with *key and *tx,
  * 0 when none waits, or -errno. */
 int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx);
+/* n random bytes from the kernel (getentropy, or /dev/urandom): 0 or
+ * -errno. */
+int ek_random_bytes(void *buf, size_t n);
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -150,21 +150,18 @@ static bool take_token(double *tokens, int64_t *last_ns, double rate,
     return true;
 }
 
-/* The per-process key of the sources' hash: from /dev/urandom, so that a
- * peer cannot choose addresses that share a slot. */
+/* The per-process key of the sources' hash: random, so that a peer
+ * cannot choose addresses that share a slot. */
 static uint64_t source_key[2];
 
 static void load_source_key(void)
 {
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, source_key, sizeof(source_key)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n != (ssize_t)sizeof(source_key)) { /* weaker, but not constant */
+    int err = ek_random_bytes(source_key, sizeof(source_key));
+    if (err < 0) { /* weaker, but not constant */
         ek_log(EK_LOG_WARN,
-               "/dev/urandom: %s; the UDP rate table's hash "
-               "key comes from the clock",
-               n < 0 ? strerror(errno) : "short read");
+               "random bytes: %s; the UDP rate table's hash key comes from "
+               "the clock",
+               strerror(-err));
         source_key[0] = (uint64_t)ek_now_ns() ^ (uint64_t)getpid() << 32;
         source_key[1] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
     }

@@ -131,6 +131,7 @@ void case_user(void);
 void case_inetd(void);
 void case_socket_activation(void);
 void case_contrib_units(void);
+void case_socket_memory(void);
 void case_proxy_protocol(void); /* itest_proxy.c */
 void case_proxy_idle(void);
 void case_haproxy_failover(void);
@@ -152,6 +153,7 @@ void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);
 void case_bench_merge(void);
+void case_bench_merge_crafted(void);
 void case_bench_share(void);
 void case_bench_stalled_reader(void);
 void case_bench_udp_silent(void); /* itest_trust.c */

@@ -6,7 +6,9 @@
  * at the same time.
  */
 #include "check.h"
+#include "hdr_crafted.h"
 #include "ek_config.h"
+#include "ek_hdr.h"
 #include "ek_json.h"
 #include "itest.h"
 
@@ -340,6 +342,7 @@ void case_bench_hdr_log(void)
     int intervals = 0, events = 0;
     struct ek_json end;
     memset(&end, 0, sizeof(end));
+    char *start_id = NULL, *end_id = NULL; /* the run's, at both ends */
     for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
         struct ek_json j;
         CHECK_INT(ek_json_parse(line, &j), ==, 0);
@@ -352,9 +355,12 @@ void case_bench_hdr_log(void)
             sum += msgs;
             intervals++;
         }
+        if (strncmp(ev, "start", len) == 0)
+            start_id = ek_json_string(&j, "data.run_id");
         if (strncmp(ev, "end", len) == 0) {
             CHECK(ek_json_u64(&j, "data.msgs", &msgs));
             end_msgs = msgs;
+            end_id = ek_json_string(&j, "data.run_id");
             end = j;
         } else {
             ek_json_free(&j);
@@ -367,6 +373,11 @@ void case_bench_hdr_log(void)
            intervals, sum, end_msgs);
     CHECK_INT(intervals, ==, 3);
     CHECK(sum == end_msgs && end_msgs > 1000);
+    CHECK(start_id != NULL && end_id != NULL);
+    CHECK_INT(strspn(start_id, "0123456789abcdef"), ==, 32);
+    CHECK_STR(end_id, start_id);
+    free(start_id);
+    free(end_id);
 
     /* The log: 3 interval lines, read by echokit and by HdrHistogram. */
     static char text[1 << 16];
@@ -577,8 +588,25 @@ void case_bench_merge(void)
     CHECK(mm == ma + mb);
     for (int i = 0; i < 2; i++)
         CHECK(qm[i] >= fmin(qa[i], qb[i]) && qm[i] <= fmax(qa[i], qb[i]));
-    double common;
+    double common, overlap;
     CHECK(ek_json_double(&jm, "common_s", &common) && common > 1.0);
+    CHECK(ek_json_double(&jm, "overlap", &overlap) && overlap > 0.5);
+    /* Each run's id: in its result, its log's header, and the merge's. */
+    char *ida = ek_json_string(&ja, "run_id"),
+         *idb = ek_json_string(&jb, "run_id");
+    char *m0 = ek_json_string(&jm, "run_ids.0"),
+         *m1 = ek_json_string(&jm, "run_ids.1");
+    CHECK(ida != NULL && idb != NULL && m0 != NULL && m1 != NULL);
+    CHECK_INT(strlen(ida), ==, 32);
+    CHECK(strcmp(ida, idb) != 0);
+    CHECK_STR(m0, ida);
+    CHECK_STR(m1, idb);
+    static char log_a[1 << 16];
+    read_text_file(al, log_a, sizeof(log_a));
+    char head[64];
+    snprintf(head, sizeof(head), "#[RunId: %s]\n", ida);
+    CHECK(strncmp(log_a, head, strlen(head)) == 0);
+    printf("run ids: a %s, b %s; overlap %.3f\n", ida, idb, overlap);
 
     snprintf(both, sizeof(both), "%s %s", al, bl);
     struct java_view java;
@@ -600,14 +628,48 @@ void case_bench_merge(void)
     int fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     CHECK(fd >= 0 && write(fd, merged, strlen(merged)) > 0);
     close(fd);
+    /* A run given twice is refused, on its own, as its log (the same
+     * id in its header), or inside a merged result; --allow-same-run
+     * merges it all the same. (The previous build added them up.) */
     const char *again[] = {"bench", "merge", "--json", mj, aj, NULL};
-    CHECK_INT(h_run_echokit(again, -1, 30000, &r), ==, 0);
+    CHECK_INT(h_run_echokit(again, -1, 30000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, "hold the same run");
+    CHECK_CONTAINS(r.err, "inside a merged result");
+    const char *same[] = {"bench", "merge", aj, aj, NULL};
+    CHECK_INT(h_run_echokit(same, -1, 30000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, ida);
+    const char *its_log[] = {"bench", "merge", aj, al, NULL};
+    CHECK_INT(h_run_echokit(its_log, -1, 30000, &r), ==, 65);
+    const char *allowed[] = {"bench", "merge", "--json", mj, "--allow-same-run",
+                             aj,      NULL};
+    CHECK_INT(h_run_echokit(allowed, -1, 30000, &r), ==, 0);
     CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == mm + ma);
     CHECK(h_json_number(r.out, "runs", &v) && v == 3);
     const char *text[] = {"bench", "merge", aj, bj, NULL};
     CHECK_INT(h_run_echokit(text, -1, 30000, &r), ==, 0);
     CHECK_CONTAINS(r.out, "echokit bench merge: 2 runs");
+    CHECK_CONTAINS(r.out, "% of the shortest)");
     CHECK_CONTAINS(r.out, "latency      min ");
+
+    /* Logs alone carry latencies only: the rest is "not known" (null),
+     * not zeros. (The previous build printed "0 connections x 0 B,
+     * depth 0" and "errors 0".) */
+    const char *logs_text[] = {"bench", "merge", al, bl, NULL};
+    CHECK_INT(h_run_echokit(logs_text, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "connections  not known");
+    CHECK_CONTAINS(r.out, "errors       not known");
+    CHECK(strstr(r.out, "0 connections") == NULL);
+    CHECK(strstr(r.out, "depth 0") == NULL);
+    CHECK(strstr(r.out, "errors       0") == NULL);
+    const char *logs_json[] = {"bench", "merge", "--json", al, bl, NULL};
+    CHECK_INT(h_run_echokit(logs_json, -1, 30000, &r), ==, 0);
+    CHECK(h_json_valid(r.out));
+    CHECK(h_json_number(r.out, "msgs", &v) && (uint64_t)v == mm);
+    CHECK_CONTAINS(r.out, "\"conns\":null");
+    CHECK_CONTAINS(r.out, "\"size\":null");
+    CHECK_CONTAINS(r.out, "\"errors\":null");
+    CHECK_CONTAINS(r.out, "\"bytes\":null");
+    printf("logs alone: %.0f msgs; connections, size, bytes, errors null\n", v);
 
     /* The same result written otherwise (spaces around colons, every '/'
      * escaped, as other JSON writers do) merges the same; an error text
@@ -684,6 +746,63 @@ void case_bench_merge(void)
     const char *modes[] = {"bench", "merge", aj, mj, NULL};
     CHECK_INT(h_run_echokit(modes, -1, 10000, &r), ==, 65);
     CHECK_CONTAINS(r.err, "runs of one mode only");
+
+    /* A run after the others did not run with them: exit 1, said, unless
+     * --no-overlap-check. (The previous build exited 0, with a note.) */
+    char cj[256];
+    snprintf(cj, sizeof(cj), "%s/c.json", dir);
+    const char *c_argv[] = {"bench", "-c", "1",      "-t",       "0.3",
+                            "-w",    "0",  "--json", s.addrs[0], NULL};
+    CHECK_INT(wait_status(spawn_to(c_argv, cj)), ==, 0);
+    const char *apart[] = {"bench", "merge", "--json", aj, cj, NULL};
+    CHECK_INT(h_run_echokit(apart, -1, 30000, &r), ==, 1);
+    CHECK(h_json_number(r.out, "overlap", &v) && v == 0);
+    CHECK_CONTAINS(r.err, "did not run together");
+    const char *apart_ok[] = {"bench", "merge", "--no-overlap-check",
+                              aj,      cj,      NULL};
+    CHECK_INT(h_run_echokit(apart_ok, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.out, "(0% of the shortest)");
+    /* A merge keeps the least overlap of the runs it holds: merged again,
+     * alone, they still did not run together. */
+    const char *apart_json[] = {
+        "bench", "merge", "--json", "--no-overlap-check", aj, cj, NULL};
+    CHECK_INT(h_run_echokit(apart_json, -1, 30000, &r), ==, 0);
+    snprintf(mj, sizeof(mj), "%s/apart.json", dir);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) == (ssize_t)r.out_len);
+    close(fd);
+    const char *alone[] = {"bench", "merge", mj, NULL};
+    CHECK_INT(h_run_echokit(alone, -1, 30000, &r), ==, 1);
+    CHECK_CONTAINS(r.err, "did not run together");
+
+    /* A result from before run ids (none in it) merges, said (a run
+     * given twice among such is not seen); the merge holds more runs than
+     * ids, and merges again. */
+    static char no_id[1 << 16];
+    read_text_file(aj, no_id, sizeof(no_id));
+    char *at = strstr(no_id, "\"run_id\":");
+    CHECK(at != NULL);
+    memmove(at, at + 44, strlen(at + 44) + 1); /* "run_id":"<32>", */
+    char oldj[256];
+    snprintf(oldj, sizeof(oldj), "%s/old.json", dir);
+    fd = open(oldj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, no_id, strlen(no_id)) > 0);
+    close(fd);
+    const char *with_old[] = {"bench", "merge", "--json", oldj, bj, NULL};
+    CHECK_INT(h_run_echokit(with_old, -1, 30000, &r), ==, 0);
+    CHECK_CONTAINS(r.err, "1 of the 2 inputs carry no run id");
+    CHECK(h_json_number(r.out, "runs", &v) && v == 2);
+    CHECK_CONTAINS(r.out, idb);
+    fd = open(mj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && write(fd, r.out, r.out_len) == (ssize_t)r.out_len);
+    close(fd);
+    CHECK_INT(h_run_echokit(alone, -1, 30000, &r), ==, 0);
+    CHECK(h_json_number(r.out, "runs", &v) == false); /* text */
+    CHECK_CONTAINS(r.out, "echokit bench merge: 2 runs");
+    free(ida);
+    free(idb);
+    free(m0);
+    free(m1);
     ek_json_free(&ja);
     ek_json_free(&jb);
     ek_json_free(&jm);
@@ -691,6 +810,135 @@ void case_bench_merge(void)
     free(tb);
     free(merged);
     stop_ok(&s);
+}
+
+/* text with the value of "key" (a number, in text's first line)
+ * replaced by value, into path. */
+static void write_with(const char *text, const char *key, const char *value,
+                       const char *path)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *at = strstr(text, pat);
+    CHECK(at != NULL);
+    at += strlen(pat);
+    size_t keep = (size_t)(at - text), skip = strcspn(at, ",}");
+    FILE *f = fopen(path, "we");
+    CHECK(f != NULL);
+    fprintf(f, "%.*s%s%s", (int)keep, text, value, at + skip);
+    CHECK(fclose(f) == 0);
+}
+
+/* An interval log of `lines` lines, each the histogram text. */
+static void write_log(const char *path, const char *hist, int lines)
+{
+    FILE *f = fopen(path, "we");
+    CHECK(f != NULL);
+    for (int i = 0; i < lines; i++)
+        fprintf(f, "%d.000,1.000,1.000,%s\n", i, hist);
+    CHECK(fclose(f) == 0);
+}
+
+/* Files made to hurt bench merge (a review's findings): every value out
+ * of the range a run can have is refused (65) before it is summed or
+ * cast, as are more values than a result holds and histograms that
+ * decode to more counts than a real run has, per line and per file. The
+ * previous build printed a warm-up of 1e300 s as -9223372036854776.000,
+ * overflowed a signed sum of client CPU (UBSan), exited 66 "Argument list
+ * too long", and decoded every line (31 ms each here: 17 minutes for a
+ * 256 MiB file). */
+void case_bench_merge_crafted(void)
+{
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    struct h_run r;
+    const char *run[] = {"bench", "-c", "1",      "-t",       "0.2",
+                         "-w",    "0",  "--json", s.addrs[0], NULL};
+    CHECK_INT(h_run_echokit(run, -1, 30000, &r), ==, 0);
+    static char base[1 << 16], other[1 << 16];
+    snprintf(base, sizeof(base), "%s", r.out);
+    stop_ok(&s);
+    /* The same result as another run (another id), to merge with it. */
+    char *id = strstr(base, "\"run_id\":\"");
+    CHECK(id != NULL);
+    snprintf(other, sizeof(other), "%s", base);
+    memset(other + (id - base) + 10, 'f', 32);
+
+    const char *dir = h_tmpdir();
+    char a[256], b[256];
+    snprintf(a, sizeof(a), "%s/crafted-a.json", dir);
+    snprintf(b, sizeof(b), "%s/crafted-b.json", dir);
+    static const struct {
+        const char *key, *value, *said;
+    } bad[] = {
+        {"warmup_s", "1e300", "\"warmup_s\": not a number in the range"},
+        {"warmup_s", "-1", "\"warmup_s\""},
+        {"duration_s", "1e300", "\"duration_s\""},
+        {"start_time", "-5", "\"start_time\""},
+        {"client_cpu_s", "1e300", "\"client_cpu_s\""},
+        {"conns_made", "4294967296", "\"conns_made\": not a whole number"},
+        {"msgs", "-1", "\"msgs\": not a whole number"},
+        {"msgs", "1.5", "\"msgs\""},
+        {"size", "\"64\"", "\"size\""},
+        {"run_id", "\"not-hex\"", "a run id that is not 32"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_with(base, bad[i].key, bad[i].value, a);
+        const char *argv[] = {"bench", "merge", "--json", a, NULL};
+        CHECK_INT(h_run_echokit(argv, -1, 10000, &r), ==, 65);
+        if (strstr(r.err, bad[i].said) == NULL)
+            fprintf(stderr, "%s: %s\n", bad[i].key, r.err);
+        CHECK_CONTAINS(r.err, bad[i].said);
+    }
+    /* Each in range, their sum not: two of 9e12 s of client CPU. */
+    write_with(base, "client_cpu_s", "9e12", a);
+    write_with(other, "client_cpu_s", "9e12", b);
+    const char *cpu[] = {"bench", "merge", a, b, NULL};
+    CHECK_INT(h_run_echokit(cpu, -1, 10000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, "client CPU times add up past");
+    printf("%zu out-of-range values and a sum past 2^63 us: refused (65)\n",
+           sizeof(bad) / sizeof(bad[0]));
+
+    /* More values than a result holds: 65, not 66. */
+    FILE *f = fopen(a, "we");
+    CHECK(f != NULL);
+    fprintf(f, "{\"mode\":\"rr\",\"msgs\":0,\"pad\":[0");
+    for (int i = 0; i < 70000; i++)
+        fputs(",0", f);
+    fputs("]}\n", f);
+    CHECK(fclose(f) == 0);
+    const char *many[] = {"bench", "merge", a, NULL};
+    CHECK_INT(h_run_echokit(many, -1, 10000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, "more values than a bench result holds");
+
+    /* A log line of 2^21 + 1 counts, a few KiB: refused at line 1
+     * (before: decoded, 56 ms each). */
+    char *big = hdr_crafted_ones(EK_HDR_WORDS_MAX + 1);
+    write_log(a, big, 20);
+    const char *one_line[] = {"bench", "merge", a, NULL};
+    int64_t t0 = h_now_ms();
+    CHECK_INT(h_run_echokit(one_line, -1, 30000, &r), ==, 65);
+    int64_t t1 = h_now_ms();
+    CHECK_CONTAINS(r.err, "line 1: more than 2097152 counts in one histogram");
+    printf("20 lines of %zu bytes, each 2^21 + 1 counts: refused at line 1 "
+           "in %lld ms\n",
+           strlen(big), (long long)(t1 - t0));
+    free(big);
+
+    /* 2^20 counts a line is well within one histogram's bound, but two
+     * of them fill what a file of a few KiB may hold (2 counts a byte,
+     * 2^21 at least): refused at line 3 (before: read in full). */
+    big = hdr_crafted_ones(EK_HDR_WORDS_MAX / 2);
+    write_log(a, big, 70);
+    t0 = h_now_ms();
+    CHECK_INT(h_run_echokit(one_line, -1, 60000, &r), ==, 65);
+    t1 = h_now_ms();
+    CHECK_CONTAINS(r.err, "line 3: more counts than the file's size allows");
+    printf("70 lines of 2^20 counts (%zu bytes each): refused at line 3 in "
+           "%lld ms\n",
+           strlen(big), (long long)(t1 - t0));
+    free(big);
 }
 
 /* --share I/N: four benches with the same -c 10 -r 2000 take 3, 3, 2 and
@@ -748,10 +996,14 @@ void case_bench_share(void)
                            out[1],  out[2],  NULL};
     CHECK_INT(h_run_echokit(three, -1, 30000, &r), ==, 0);
     CHECK_CONTAINS(r.err, "3 of the 3 runs are shares of 4");
-    const char *twice[] = {"bench", "merge", "--json", out[0],
-                           out[1],  out[2],  out[1],   NULL};
+    const char *twice[] = {"bench", "merge", "--json",           out[0],
+                           out[1],  out[2],  "--allow-same-run", out[1],
+                           NULL};
     CHECK_INT(h_run_echokit(twice, -1, 30000, &r), ==, 0);
     CHECK_CONTAINS(r.err, "share 1/4 is given twice");
+    twice[6] = out[3]; /* without --allow-same-run: the same run, refused */
+    CHECK_INT(h_run_echokit(twice, -1, 30000, &r), ==, 65);
+    CHECK_CONTAINS(r.err, "hold the same run");
 
     static const char *const bad[][2] = {
         {"4/4", "10"}, {"1/0", "10"},  {"x", "10"}, {"-1/4", "10"},

@@ -7,12 +7,17 @@
 #include "itest.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -341,6 +346,22 @@ static void copy_unit(const char *name, const char *dir)
     CHECK(fclose(out) == 0);
 }
 
+/* The number after key in text, with systemd's and echokit's K/M/G
+ * suffixes (1024s), or -1 when key is missing. */
+static double unit_number(const char *text, const char *key)
+{
+    const char *at = strstr(text, key);
+    if (at == NULL)
+        return -1;
+    char *end;
+    double v = strtod(at + strlen(key), &end);
+    const char *units = "KMG";
+    const char *u = *end != '\0' ? strchr(units, *end) : NULL;
+    for (long i = 0; u != NULL && i <= u - units; i++)
+        v *= 1024;
+    return v;
+}
+
 void case_contrib_units(void)
 {
     if (access(SYSTEMD_ANALYZE, X_OK) != 0)
@@ -366,6 +387,30 @@ void case_contrib_units(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     printf("contrib: echokit.socket and echokit.service pass systemd-analyze "
            "verify and security --threshold=30\n");
+
+    /* The unit's memory holds what its options and the socket's buffers
+     * let a server hold, kernel buffers included (README, "Memory
+     * bound"); its tasks what --threads auto can run. The previous units
+     * had neither MemoryMax= nor TasksMax=. */
+    static char service[8192], sock[8192];
+    read_source_file("contrib/echokit.service", service, sizeof(service));
+    read_source_file("contrib/echokit.socket", sock, sizeof(sock));
+    double conns = unit_number(service, "--max-conns "),
+           queue = unit_number(service, "--max-queue "),
+           rcv = unit_number(sock, "\nReceiveBuffer="),
+           snd = unit_number(sock, "\nSendBuffer="),
+           max = unit_number(service, "\nMemoryMax="),
+           tasks = unit_number(service, "\nTasksMax=");
+    /* The kernel doubles SO_RCVBUF and SO_SNDBUF. */
+    double bound =
+        conns * (queue + 128 * 1024 + 2 * rcv + 2 * snd) + 8 * 1024 * 1024;
+    printf("contrib: MemoryMax=%.0f MiB, the bound %.0f x (%.0f KiB + 128 KiB "
+           "+ 2 x %.0f KiB + 2 x %.0f KiB) + 8 MiB = %.0f MiB; TasksMax=%.0f\n",
+           max / 1048576, conns, queue / 1024, rcv / 1024, snd / 1024,
+           bound / 1048576, tasks);
+    CHECK(conns > 0 && queue > 0 && rcv > 0 && snd > 0);
+    CHECK(max >= bound);
+    CHECK(tasks >= 256 + 2); /* 256 loops, the main and /metrics threads */
 }
 
 /* --io process: SIGKILL the parent while a child serves a client, and
@@ -400,4 +445,170 @@ void case_process_orphan(void)
     close(fresh);
     close(client); /* the orphan ends */
     stop_ok(&again);
+}
+
+/* ---- socket buffers: the kernel's part of a connection's memory ------- */
+
+/* The sum of r + w + f (received, queued to send, reserved) over the
+ * skmem of every established socket whose local port is port, and the
+ * largest; *n the sockets seen, *rb and *tb the last one's buffer sizes. */
+static void socket_memory(unsigned port, long *sum, long *most, int *n,
+                          long *rb, long *tb)
+{
+    char cmd[128];
+    static char out[1 << 16];
+    snprintf(cmd, sizeof(cmd),
+             "ss -Htmn state established '( sport = :%u )' 2>&1", port);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    size_t len = fread(out, 1, sizeof(out) - 1, p);
+    out[len] = '\0';
+    CHECK(pclose(p) == 0);
+    *sum = *most = 0;
+    *n = 0;
+    for (const char *at = strstr(out, "skmem:("); at != NULL;
+         at = strstr(at + 1, "skmem:(")) {
+        long r, t, f, w;
+        CHECK(sscanf(at, "skmem:(r%ld,rb%ld,t%ld,tb%ld,f%ld,w%ld", &r, rb, &t,
+                     tb, &f, &w) == 6);
+        *sum += r + w + f;
+        *most = r + w + f > *most ? r + w + f : *most;
+        ++*n;
+    }
+}
+
+/* n clients that write and never read (their own receive buffer 4 KiB),
+ * to port, until the server's buffers are full: no write goes through
+ * for 300 ms, or 5 s passed. */
+static void fill(unsigned port, int *fds, int n)
+{
+    static char chunk[64 * 1024];
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < n; i++) {
+        int small = 4096;
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fds[i] >= 0);
+        CHECK(setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small,
+                         sizeof(small)) == 0);
+        CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0);
+        CHECK(fcntl(fds[i], F_SETFL, O_NONBLOCK) == 0);
+    }
+    int64_t deadline = h_now_ms() + 5000, quiet_since = h_now_ms();
+    while (h_now_ms() < deadline && h_now_ms() - quiet_since < 300) {
+        bool wrote = false;
+        for (int i = 0; i < n; i++)
+            while (send(fds[i], chunk, sizeof(chunk), MSG_NOSIGNAL) > 0)
+                wrote = true;
+        if (wrote)
+            quiet_since = h_now_ms();
+        h_sleep_ms(20);
+    }
+}
+
+static void write_sysctl(const char *name, const char *value)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, value, strlen(value)) == (ssize_t)strlen(value));
+    close(fd);
+}
+
+/* echokit serve on a listener made here with SO_RCVBUF and SO_SNDBUF of
+ * size, passed as systemd passes echokit.socket's (LISTEN_FDS). Returns
+ * its pid; *port the listener's. */
+static pid_t serve_on_listener(int size, unsigned *port)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    CHECK(l >= 0);
+    CHECK(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == 0);
+    CHECK(setsockopt(l, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == 0);
+    CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 64) == 0);
+    CHECK(getsockname(l, (struct sockaddr *)&a, &alen) == 0);
+    *port = ntohs(a.sin_port);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char me[32];
+        snprintf(me, sizeof(me), "%d", (int)getpid());
+        int null = open("/dev/null", O_WRONLY);
+        if (dup2(l, 3) < 0 || null < 0 || dup2(null, 1) < 0 ||
+            dup2(null, 2) < 0 || setenv("LISTEN_PID", me, 1) != 0 ||
+            setenv("LISTEN_FDS", "1", 1) != 0 ||
+            prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+            _exit(126);
+        execl(h_echokit, h_echokit, "serve", "--max-queue", "64K",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(l);
+    return pid;
+}
+
+/* What 20 clients that write and never read make the kernel hold for the
+ * server (the issue: 200 of them held 4.7 MiB each, outside the 256Mi the
+ * Kubernetes manifests reasoned with): on Linux's default buffer maxima,
+ * then with the two ways contrib/ caps them, which the memory limits
+ * count: the pod's net.ipv4.tcp_rmem and tcp_wmem maxima (256 KiB), and
+ * echokit.socket's ReceiveBuffer= and SendBuffer= (128K, doubled by the
+ * kernel), which accepted sockets inherit. In a network namespace of the
+ * test's own, whose sysctls are its own. */
+void case_socket_memory(void)
+{
+    own_network(NULL);
+    enum { N = 20 };
+    static const struct {
+        const char *what, *rmem, *wmem;
+        int listener; /* SO_RCVBUF and SO_SNDBUF, 0: none */
+        long cap;     /* each way, per connection; 0: none checked */
+    } runs[] = {
+        {"Linux's defaults", "4096 131072 6291456", "4096 16384 4194304", 0, 0},
+        {"tcp_rmem, tcp_wmem max 256 KiB (the pods)", "4096 131072 262144",
+         "4096 16384 262144", 0, 256 * 1024L},
+        {"listener's buffers 128K (echokit.socket)", "4096 131072 6291456",
+         "4096 16384 4194304", 128 * 1024, 256 * 1024L},
+    };
+    for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+        write_sysctl("tcp_rmem", runs[k].rmem);
+        write_sysctl("tcp_wmem", runs[k].wmem);
+        struct h_server s;
+        pid_t pid = 0;
+        unsigned port;
+        if (runs[k].listener == 0) {
+            const char *args[] = {"--listen", "127.0.0.1:0", "--max-queue",
+                                  "64K", NULL};
+            CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+            port = (unsigned)atoi(strrchr(s.addrs[0], ':') + 1);
+        } else {
+            pid = serve_on_listener(runs[k].listener, &port);
+        }
+        int fds[N];
+        fill(port, fds, N);
+        long sum, most, rb = 0, tb = 0;
+        int n;
+        socket_memory(port, &sum, &most, &n, &rb, &tb);
+        printf("%s: %d connections, the kernel holds %ld KiB each on "
+               "average, %ld KiB at most (buffers %ld and %ld KiB)\n",
+               runs[k].what, n, sum / (n ? n : 1) / 1024, most / 1024,
+               rb / 1024, tb / 1024);
+        CHECK_INT(n, ==, N);
+        /* A socket may go past its buffer by what one write queued. */
+        if (runs[k].cap > 0)
+            CHECK(most <= 2 * runs[k].cap + 64 * 1024L);
+        for (int i = 0; i < N; i++)
+            close(fds[i]);
+        if (pid == 0) {
+            stop_ok(&s);
+        } else {
+            CHECK(kill(pid, SIGTERM) == 0);
+            int st;
+            CHECK(waitpid(pid, &st, 0) == pid);
+        }
+    }
 }

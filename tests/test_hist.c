@@ -2,6 +2,7 @@
  * HdrHistogram encoding (the test that another implementation reads it is
  * cli.bench_hdr_log, with HdrHistogram's own Java library). */
 #include "check.h"
+#include "hdr_crafted.h"
 #include "ek_hdr.h"
 #include "ek_hist.h"
 
@@ -9,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 static struct ek_hist a, b;
 
@@ -91,11 +91,11 @@ static void test_hdr_round_trip(void)
     CHECK(strncmp(text, "HISTF", 5) == 0); /* compressed V2's cookie */
     ek_hist_reset(&b);
     const char *why = NULL;
-    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, NULL, &why), ==, 0);
     CHECK_INT(b.count, ==, a.count);
     CHECK(memcmp(a.buckets, b.buckets, sizeof(a.buckets)) == 0);
     /* Added, not replaced. */
-    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, NULL, &why), ==, 0);
     CHECK_INT(b.count, ==, 2 * a.count);
     free(text);
 
@@ -103,7 +103,7 @@ static void test_hdr_round_trip(void)
     text = ek_hdr_encode(&a);
     CHECK(text != NULL);
     ek_hist_reset(&b);
-    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==, 0);
+    CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, NULL, &why), ==, 0);
     CHECK_INT(b.count, ==, 0);
     free(text);
 }
@@ -118,9 +118,10 @@ static void test_hdr_refused(void)
     CHECK(text != NULL);
     size_t len = strlen(text);
     const char *why = NULL;
-    CHECK_INT(ek_hdr_decode_add("not base64!", 11, &b, &why), ==, -EINVAL);
+    CHECK_INT(ek_hdr_decode_add("not base64!", 11, &b, NULL, &why), ==,
+              -EINVAL);
     CHECK(why != NULL);
-    CHECK_INT(ek_hdr_decode_add(text, len / 2, &b, &why), ==, -EINVAL);
+    CHECK_INT(ek_hdr_decode_add(text, len / 2, &b, NULL, &why), ==, -EINVAL);
     /* Every single-character change: refused or decoded, within bounds
      * (the sanitizers watch the reads). */
     for (size_t i = 0; i < len; i++) {
@@ -128,7 +129,7 @@ static void test_hdr_refused(void)
         CHECK(bad != NULL);
         bad[i] = bad[i] == 'A' ? 'z' : 'A';
         ek_hist_reset(&b);
-        (void)ek_hdr_decode_add(bad, len, &b, &why);
+        (void)ek_hdr_decode_add(bad, len, &b, NULL, &why);
         free(bad);
     }
     free(text);
@@ -138,8 +139,8 @@ static void test_hdr_refused(void)
  * ZigZag LEB128 words, as base64: what a hostile file may carry. */
 static char *encode_words(const int64_t *words, size_t n)
 {
-    uint8_t raw[40 + 16 * 10] = {0};
-    size_t len = 40;
+    uint8_t raw[16 * 10];
+    size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t v =
             ((uint64_t)words[i] << 1) ^ (words[i] < 0 ? UINT64_MAX : 0);
@@ -147,37 +148,7 @@ static char *encode_words(const int64_t *words, size_t n)
             raw[len++] = (uint8_t)(v | 0x80);
         raw[len++] = (uint8_t)v;
     }
-    const uint64_t fields[] = {0x1c849313, len - 40, 0, 2};
-    for (int f = 0; f < 4; f++)
-        for (int k = 0; k < 4; k++)
-            raw[f * 4 + k] = (uint8_t)(fields[f] >> (24 - 8 * k));
-    raw[23] = 1;                    /* lowest discernible value */
-    raw[31] = 255;                  /* highest trackable value */
-    raw[32] = 0x3f, raw[33] = 0xf0; /* 1.0 */
-    uint8_t packed[512];
-    uLongf plen = sizeof(packed) - 8;
-    CHECK(compress2(packed + 8, &plen, raw, (uLong)len, 6) == Z_OK);
-    const uint32_t head[] = {0x1c849314, (uint32_t)plen};
-    for (int f = 0; f < 2; f++)
-        for (int k = 0; k < 4; k++)
-            packed[f * 4 + k] = (uint8_t)(head[f] >> (24 - 8 * k));
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-    size_t total = plen + 8;
-    char *out = malloc(total / 3 * 4 + 8);
-    CHECK(out != NULL);
-    size_t o = 0;
-    for (size_t i = 0; i < total; i += 3) {
-        uint32_t v = (uint32_t)packed[i] << 16 |
-                     (i + 1 < total ? (uint32_t)packed[i + 1] << 8 : 0) |
-                     (i + 2 < total ? packed[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = b64[i + 1 < total ? v >> 6 & 63 : 64];
-        out[o++] = b64[i + 2 < total ? v & 63 : 64];
-    }
-    out[o] = '\0';
-    return out;
+    return hdr_crafted(raw, len, 2);
 }
 
 /* Counts that wrap: runs of zeros that carry the index round 2^64 back
@@ -203,13 +174,78 @@ static void test_hdr_wraps_refused(void)
         char *text = encode_words(cases[i].w, cases[i].n);
         const char *why = "";
         ek_hist_reset(&b);
-        CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, &why), ==,
+        CHECK_INT(ek_hdr_decode_add(text, strlen(text), &b, NULL, &why), ==,
                   cases[i].want);
         free(text);
     }
     CHECK_INT(b.count, ==, 12); /* the fine one: 7 at 100, 5 at 102 */
     CHECK_INT(b.buckets[100], ==, 7);
     CHECK_INT(b.buckets[102], ==, 5);
+}
+
+/* What decoding may cost is bounded: a histogram of more than
+ * EK_HDR_WORDS_MAX words is refused (a few KiB of base64 decoded to 6.16
+ * million before: 31 ms each), and a budget shared by several decodes
+ * (bench merge's per file) refuses what would pass it, -E2BIG. */
+static void test_hdr_bounds(void)
+{
+    const char *why = "";
+    char *most = hdr_crafted_ones(EK_HDR_WORDS_MAX);
+    char *more = hdr_crafted_ones(EK_HDR_WORDS_MAX + 1);
+    printf("2^21 words: %zu bytes of base64; 2^21 + 1: %zu\n", strlen(most),
+           strlen(more));
+    ek_hist_reset(&b);
+    CHECK_INT(ek_hdr_decode_add(most, strlen(most), &b, NULL, &why), ==, 0);
+    CHECK_INT(b.count, ==, EK_HDR_WORDS_MAX);
+    CHECK_INT(ek_hdr_decode_add(more, strlen(more), &b, NULL, &why), ==,
+              -EINVAL);
+    CHECK(strstr(why, "more than 2097152 counts in one histogram") != NULL);
+    free(most);
+    free(more);
+
+    char *some = hdr_crafted_ones(600);
+    struct ek_hdr_budget budget = {.words = 1000, .bytes = 1 << 20};
+    ek_hist_reset(&b);
+    CHECK_INT(ek_hdr_decode_add(some, strlen(some), &b, &budget, &why), ==, 0);
+    CHECK_INT(budget.words, ==, 400);
+    CHECK_INT(budget.bytes, ==, (1 << 20) - 640); /* header and words */
+    CHECK_INT(ek_hdr_decode_add(some, strlen(some), &b, &budget, &why), ==,
+              -E2BIG);
+    budget = (struct ek_hdr_budget){.words = 1000, .bytes = 639};
+    CHECK_INT(ek_hdr_decode_add(some, strlen(some), &b, &budget, &why), ==,
+              -E2BIG);
+
+    /* A log's lines share its budget; its #[RunId: ...] is read, one. */
+    char log[4096];
+    snprintf(log, sizeof(log),
+             "#[RunId: 0123456789abcdef0123456789abcdef]\n"
+             "0.0,1.0,1.0,%s\n1.0,1.0,1.0,%s\n",
+             some, some);
+    FILE *f = fmemopen(log, strlen(log), "r");
+    CHECK(f != NULL);
+    struct ek_hdr_log l;
+    size_t line;
+    budget = (struct ek_hdr_budget){.words = 1000, .bytes = 1 << 20};
+    CHECK_INT(ek_hdr_log_read(f, &l, &budget, &why, &line), ==, -E2BIG);
+    CHECK_INT(line, ==, 3);
+    ek_hdr_log_free(&l);
+    rewind(f);
+    budget.words = 1200;
+    CHECK_INT(ek_hdr_log_read(f, &l, &budget, &why, &line), ==, 0);
+    CHECK_STR(l.run_id, "0123456789abcdef0123456789abcdef");
+    ek_hdr_log_free(&l);
+    fclose(f);
+    snprintf(log, sizeof(log),
+             "#[RunId: 0123456789abcdef0123456789abcdef]\n"
+             "#[RunId: ffffffffffffffffffffffffffffffff]\n0.0,1.0,1.0,%s\n",
+             some);
+    f = fmemopen(log, strlen(log), "r");
+    CHECK(f != NULL);
+    CHECK_INT(ek_hdr_log_read(f, &l, NULL, &why, &line), ==, -EINVAL);
+    CHECK(strstr(why, "a second #[RunId") != NULL);
+    ek_hdr_log_free(&l);
+    fclose(f);
+    free(some);
 }
 
 int main(void)
@@ -220,6 +256,7 @@ int main(void)
     test_hdr_round_trip();
     test_hdr_refused();
     test_hdr_wraps_refused();
+    test_hdr_bounds();
     printf("PASS: hist\n");
     return 0;
 }

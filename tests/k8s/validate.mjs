@@ -12,8 +12,17 @@
 //   - serve: its --listen ports are declared as container ports, it has a
 //     readiness and a liveness probe, each on the echo port (an exec of
 //     `echokit ping` to it, or tcpSocket), the grace period is longer than
-//     --drain-timeout, and the memory limit holds echokit's bound,
-//     max-conns x (max-queue + 128 KiB);
+//     --drain-timeout, it has an --idle-timeout (idle clients would hold
+//     --max-conns' slots for ever), and the memory limit holds the bound,
+//     max-conns x (max-queue + 128 KiB + socket buffers) + 8 MiB, where a
+//     connection's socket buffers are the maxima of net.ipv4.tcp_rmem and
+//     tcp_wmem (the pod's sysctls, or Linux's defaults: 6 MiB + 4 MiB),
+//     which cgroup v2 charges to the pod;
+//   - serve --metrics on an address other pods reach: a NetworkPolicy of
+//     these files selects the pods, admits the metrics port only from the
+//     sources it names (no rule opens it to every source), and admits the
+//     echo ports (not for hostNetwork pods, which no NetworkPolicy
+//     covers: there --metrics must be on loopback);
 //   - bench in a Job: Indexed, completions = parallelism = the N of
 //     `--share $(JOB_COMPLETION_INDEX)/N`, backoffLimit 0, restartPolicy
 //     Never, --json;
@@ -318,17 +327,54 @@ function checkServe(obj, spec, c, argv, where, errors) {
     if (!(grace > drain))
         errors.push(`${where}: terminationGracePeriodSeconds ${grace} is not longer than ` +
             `--drain-timeout ${drain} (SIGTERM drains; SIGKILL would cut it short)`);
+    const idle = optionValues(argv, "--idle-timeout").pop();
+    if (idle === undefined || !(Number(idle) > 0))
+        errors.push(`${where}: no --idle-timeout: clients that connect and go quiet would hold ` +
+            "--max-conns' slots for ever (and the probes would find the pod full)");
     const model = optionValues(argv, "--io", "-i").pop() ?? "auto";
     const conns = Number(optionValues(argv, "--max-conns", "-c").pop() ??
         (model === "thread" || model === "process" ? 1000 : 10000));
     const queue = echokitBytes(optionValues(argv, "--max-queue", "-Q").pop() ?? "256K");
     const limit = c.resources?.limits?.memory;
-    const bound = conns * (queue + 128 * 1024);
+    const kernel = socketBuffers(spec, where, errors);
+    const bound = conns * (queue + 128 * 1024 + kernel.bytes) + 8 * 2 ** 20;
+    const sum = `max-conns x (max-queue + 128 KiB + socket buffers ${kernel.bytes / 1024} KiB) + 8 MiB = ` +
+        `${Math.ceil(bound / 2 ** 20)} MiB (socket buffers: ${kernel.from})`;
     if (limit === undefined)
-        errors.push(`${where}: no memory limit (echokit's bound is ${Math.ceil(bound / 2 ** 20)} MiB)`);
+        errors.push(`${where}: no memory limit (the bound is ${sum})`);
     else if (!(quantityBytes(limit) >= bound))
-        errors.push(`${where}: memory limit ${limit} is under echokit's bound, max-conns x ` +
-            `(max-queue + 128 KiB) = ${Math.ceil(bound / 2 ** 20)} MiB`);
+        errors.push(`${where}: memory limit ${limit} is under the bound, ${sum}`);
+}
+
+// What the kernel may hold for one connection, which cgroup v2 charges to
+// the pod: its receive and send buffers, which autotuning grows up to the
+// maxima of net.ipv4.tcp_rmem and tcp_wmem (a client that writes and never
+// reads fills both). The pod's sysctls set them (Kubernetes 1.32 and later
+// allow these two); otherwise they are the node's: Linux's defaults are
+// assumed. A hostNetwork pod shares the node's and may set none.
+const LINUX_TCP_RMEM_MAX = 6291456, LINUX_TCP_WMEM_MAX = 4194304;
+function socketBuffers(spec, where, errors) {
+    const sysctls = spec.securityContext?.sysctls || [];
+    const max = (name, linux) => {
+        const s = sysctls.find((x) => x.name === name);
+        if (!s) return linux;
+        const v = String(s.value).trim().split(/\s+/).map(Number);
+        if (v.length !== 3 || !v.every((n) => Number.isInteger(n) && n > 0)) {
+            errors.push(`${where}: sysctl ${name} "${s.value}" is not three sizes (min, default, max)`);
+            return linux;
+        }
+        return v[2];
+    };
+    const rmem = max("net.ipv4.tcp_rmem", LINUX_TCP_RMEM_MAX);
+    const wmem = max("net.ipv4.tcp_wmem", LINUX_TCP_WMEM_MAX);
+    const set = sysctls.some((x) => x.name === "net.ipv4.tcp_rmem" || x.name === "net.ipv4.tcp_wmem");
+    if (set && spec.hostNetwork)
+        errors.push(`${where}: net.* sysctls on a hostNetwork pod: the kubelet refuses them (they would be the node's)`);
+    return {
+        bytes: rmem + wmem,
+        from: set ? "the pod's tcp_rmem and tcp_wmem maxima" :
+            "the node's tcp_rmem and tcp_wmem maxima, Linux's defaults 6 MiB + 4 MiB",
+    };
 }
 
 function checkBenchJob(obj, spec, argv, where, errors) {
@@ -374,6 +420,112 @@ function checkWorkload(obj, where, errors) {
         if (argv[0] === "serve") checkServe(obj, spec, c, argv, at, errors);
         if (argv[0] === "bench" && argv[1] !== "merge" && obj.kind === "Job")
             checkBenchJob(obj, spec, argv, at, errors);
+    }
+}
+
+// --- NetworkPolicies and the metrics port --------------------------------
+
+// The ports serve's --metrics listens on where other pods reach it (not
+// loopback, not a unix socket).
+function exposedMetrics(argv) {
+    const ports = [];
+    for (const a of optionValues(argv, "--metrics")) {
+        if (a.startsWith("unix:")) continue;
+        const m = /^(.*):([0-9]+)$/.exec(a);
+        if (!m) continue;
+        const host = m[1].replace(/^\[|\]$/g, "");
+        if (/^127\./.test(host) || host === "::1" || host === "localhost") continue;
+        ports.push(Number(m[2]));
+    }
+    return ports;
+}
+
+// Whether a label selector (matchLabels and matchExpressions) selects labels.
+function selectorMatches(sel, labels) {
+    if (!sel) return false;
+    const okLabels = Object.entries(sel.matchLabels || {}).every(([k, v]) => labels[k] === v);
+    const okExprs = (sel.matchExpressions || []).every((e) => {
+        const has = Object.hasOwn(labels, e.key);
+        switch (e.operator) {
+        case "In": return has && (e.values || []).includes(labels[e.key]);
+        case "NotIn": return !has || !(e.values || []).includes(labels[e.key]);
+        case "Exists": return has;
+        case "DoesNotExist": return !has;
+        default: return false;
+        }
+    });
+    return okLabels && okExprs;
+}
+
+const emptySelector = (sel) => sel !== undefined && sel !== null &&
+    Object.keys(sel.matchLabels || {}).length === 0 && (sel.matchExpressions || []).length === 0;
+
+// Whether a rule's ports admit port/proto of a container whose ports are
+// cports (a rule port may name one of them); no ports: every port.
+function rulePortsAdmit(rule, port, proto, cports) {
+    if (!rule.ports || rule.ports.length === 0) return true;
+    return rule.ports.some((p) => {
+        if ((p.protocol || "TCP") !== proto) return false;
+        if (p.port === undefined) return true;
+        if (typeof p.port === "string")
+            return cports.some((cp) => cp.name === p.port && cp.containerPort === port &&
+                (cp.protocol || "TCP") === proto);
+        return p.endPort !== undefined ? port >= p.port && port <= p.endPort : p.port === port;
+    });
+}
+
+// Whether a rule's sources are every source: no from, an empty list, a
+// peer that is every namespace, or an ipBlock of everything.
+function ruleFromAll(rule) {
+    if (!rule.from || rule.from.length === 0) return true;
+    return rule.from.some((peer) =>
+        (emptySelector(peer.namespaceSelector) && (peer.podSelector === undefined || emptySelector(peer.podSelector))) ||
+        (peer.ipBlock && /\/0$/.test(peer.ipBlock.cidr || "") && (peer.ipBlock.except || []).length === 0));
+}
+
+// For every pod template of the set whose serve exposes --metrics: the
+// NetworkPolicies that select it must keep the metrics port to the
+// sources they name, and admit the echo ports.
+function checkNetworkPolicies(objs) {
+    const policies = objs.filter(({ obj }) => obj.kind === "NetworkPolicy" &&
+        (obj.spec?.policyTypes ? obj.spec.policyTypes.includes("Ingress") : true));
+    for (const { obj, where, errors } of objs) {
+        const spec = podSpecOf(obj);
+        if (!spec) continue;
+        const labels = podLabelsOf(obj);
+        for (const c of spec.containers || []) {
+            const argv = isEchokit(c) ? echokitArgv(c) : null;
+            if (argv === null || argv[0] !== "serve") continue;
+            const metrics = exposedMetrics(argv);
+            if (metrics.length === 0) continue;
+            const at = `${where} container ${c.name}`;
+            const cports = c.ports || [];
+            if (spec.hostNetwork) {
+                errors.push(`${at}: --metrics on port ${metrics.join(", ")} of a hostNetwork pod, which no ` +
+                    "NetworkPolicy covers: every host that reaches the node reads it; bind it to 127.0.0.1");
+                continue;
+            }
+            const mine = policies.filter((p) => selectorMatches(p.obj.spec?.podSelector, labels));
+            if (mine.length === 0) {
+                errors.push(`${at}: --metrics on port ${metrics.join(", ")} is open to every pod of the cluster: ` +
+                    "no NetworkPolicy of these files selects these pods");
+                continue;
+            }
+            for (const p of mine)
+                (p.obj.spec.ingress || []).forEach((rule, i) => {
+                    for (const port of metrics)
+                        if (rulePortsAdmit(rule, port, "TCP", cports) && ruleFromAll(rule))
+                            p.errors.push(`${p.where}: ingress rule ${i + 1} opens the metrics port ${port} ` +
+                                `(--metrics of ${where}) to every source: give it a from`);
+                });
+            for (const l of listeners(argv)) {
+                const admitted = mine.some((p) => (p.obj.spec.ingress || []).some((rule) =>
+                    rulePortsAdmit(rule, l.port, l.proto, cports)));
+                if (!admitted)
+                    errors.push(`${at}: the NetworkPolicies that select these pods admit nothing on the echo ` +
+                        `port ${l.proto} ${l.port}`);
+            }
+        }
     }
 }
 
@@ -455,6 +607,7 @@ async function validateSet(files) {
         }
     }
     checkSelectors(objs);
+    checkNetworkPolicies(objs);
     return perFile;
 }
 
