@@ -509,20 +509,25 @@ int h_run_echokit_signal(const char *const *argv, int in_fd, int timeout_ms,
             close(p[i].fd);
 
     int wstatus;
+    struct rusage ru;
     for (;;) {
-        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+        pid_t w = wait4(pid, &wstatus, WNOHANG, &ru);
         if (w == pid) {
             r->status = decode_status(wstatus);
-            return r->status;
+            break;
         }
         if (h_now_ms() >= deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &wstatus, 0);
+            wait4(pid, &wstatus, 0, &ru);
             r->status = -1;
-            return -1;
+            break;
         }
         h_sleep_ms(5);
     }
+    r->wall_ms = h_now_ms() - t0;
+    r->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return r->status;
 }
 
 /* splitmix64: a counter-based generator, so any offset is computed

@@ -86,6 +86,8 @@ struct h_run {
     char out[1 << 16];
     size_t out_len;
     char err[1 << 14];
+    int64_t wall_ms; /* from the start to the exit (or the kill) */
+    double cpu_s;    /* the command's CPU time, user and system */
 };
 int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
                   struct h_run *r);

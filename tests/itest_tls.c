@@ -26,6 +26,7 @@ NO_TLS(tls_half_close)
 NO_TLS(tls_reload_ca)
 NO_TLS(tls_features)
 NO_TLS(tls_client)
+NO_TLS(tls_client_timeout)
 #else
 #include "ek_cli.h"
 #include "ek_conn.h"
@@ -958,6 +959,32 @@ void case_tls_client(void)
     CHECK_CONTAINS(r.out, "\"tls\":true");
     kill(srv.pid, SIGTERM);
     child_end(&srv, 5000);
+}
+/* send --tls to a peer that accepts and never answers the handshake (a
+ * tarpit, a stalled proxy, a server waiting for a PROXY header): it gives
+ * up at -t, idle while it waits. The previous build polled for
+ * writability while OpenSSL waited to read: 100% CPU, and -t was checked
+ * only when poll timed out, which it never did (killed after 10 s, with
+ * ~9 s of CPU). */
+void case_tls_client_timeout(void)
+{
+    char addr[64];
+    pid_t fake = h_fake_server("silent", 0, addr, sizeof(addr));
+    struct h_run r;
+    const char *argv[] = {"send", "--tls", "--insecure", "-t",
+                          "2",    addr,    "hi",         NULL};
+    int st = h_run_echokit(argv, -1, 10000, &r);
+    printf("send --tls -t 2 to a silent peer: exit %d after %.2f s, "
+           "%.3f s of CPU\n",
+           st, (double)r.wall_ms / 1000.0, r.cpu_s);
+    CHECK_INT(st, ==, 75);
+    CHECK_CONTAINS(r.err, "no handshake within 2.0 s");
+    CHECK_INT(r.wall_ms, >=, 1900);
+    /* 3 s and 0.2 s of CPU (the issue's bounds), with room for the
+     * sanitizers' slower start. */
+    CHECK_INT(r.wall_ms, <, 2000 + 1000 * TIME_SLACK);
+    CHECK(r.cpu_s < 0.2 * TIME_SLACK);
+    h_fake_end(fake);
 }
 #endif /* EK_HAVE_TLS */
 
