@@ -693,7 +693,9 @@ int ek_cmd_send(int argc, char **argv)
         status = EX_OSERR;
     } else {
         enum xfer_result r = xfer_run(&x);
-        if (!o.pipe_mode) {
+        /* "Received" only for an echo: a transfer that failed before
+         * anything came back prints nothing on stdout (issue 19). */
+        if (!o.pipe_mode && (r == XFER_OK || x.out_mem_len > 0)) {
             fputs("Received ", stdout);
             ek_print_quoted(stdout, x.out_mem, x.out_mem_len);
             fputc('\n', stdout);

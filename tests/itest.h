@@ -149,7 +149,8 @@ void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_client_timeout(void);
 void case_tls_usage(void);
-void case_bench_source(void); /* itest_bench.c */
+void case_send_received(void); /* itest_clients.c */
+void case_bench_source(void);  /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);
 void case_bench_merge(void);
