@@ -452,6 +452,15 @@ static int report(const struct xfer *x, enum xfer_result r)
                  (unsigned long long)x->received, (unsigned long long)x->sent);
         return EK_EXIT_MISMATCH;
     case XFER_BROKEN:
+        if (x->error == EPROTO && ek_client_tls_truncated(&x->conn)) {
+            ek_warnx("send: TLS: the server closed the connection without "
+                     "close_notify after %llu of %llu bytes came back: the "
+                     "echo may be cut short (--allow-truncation takes such "
+                     "an end as the end)",
+                     (unsigned long long)x->received,
+                     (unsigned long long)x->sent);
+            return EK_EXIT_MISMATCH;
+        }
         if (x->error == EPROTO && ek_client_tls_error(&x->conn) != NULL) {
             ek_warnx("send: TLS: %s", ek_client_tls_error(&x->conn));
             return EK_EXIT_TLS;

@@ -416,7 +416,12 @@ int ek_tls_client_new(const struct ek_tls_client_options *o,
         SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         SSL_CTX_set_read_ahead(t->ctx, 1);
-        SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        /* Without close_notify an attacker on the path (or a crashed
+         * proxy) can end the stream anywhere with a FIN: an error unless
+         * asked otherwise (the server, which echoes whatever came, lets
+         * clients end with a FIN: server_ctx_setup). */
+        if (o->allow_truncation)
+            SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
         if (SSL_CTX_set1_groups_list(t->ctx, EK_TLS_GROUPS) != 1)
             err = -ENOMEM;
     }

@@ -55,6 +55,7 @@ struct tls_conn {
     bool more;              /* the last read stopped with records held */
     bool renegotiation;     /* TLS 1.2: the client asked to renegotiate */
     bool ktls;              /* log whether the kernel took TLS */
+    bool truncated;         /* client: the server's FIN, no close_notify */
 };
 
 static struct tls_conn *state(const struct ek_conn *c)
@@ -149,6 +150,15 @@ static ssize_t protocol_error(struct tls_conn *t, int fd)
     if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
         verify != X509_V_OK)
         t->why = X509_verify_cert_error_string(verify);
+    /* A FIN without close_notify (the clients: the server ignores it). */
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        t->truncated = t->established;
+        t->why = t->established
+                     ? "the peer closed the connection without a TLS "
+                       "close_notify: the stream may be cut short"
+                     : "the peer closed the connection during the handshake";
+    }
     if (t->why == NULL)
         t->why = "protocol error";
     if (!t->established) {
@@ -423,6 +433,11 @@ int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait)
 const char *ek_tls_error(const struct ek_conn *c)
 {
     return state(c) != NULL ? state(c)->why : NULL;
+}
+
+bool ek_tls_truncated(const struct ek_conn *c)
+{
+    return state(c) != NULL && state(c)->truncated;
 }
 
 bool ek_tls_resumed(const struct ek_conn *c)

@@ -27,6 +27,7 @@ NO_TLS(tls_reload_ca)
 NO_TLS(tls_features)
 NO_TLS(tls_client)
 NO_TLS(tls_client_timeout)
+NO_TLS(tls_truncation)
 #else
 #include "ek_cli.h"
 #include "ek_conn.h"
@@ -45,6 +46,8 @@ NO_TLS(tls_client_timeout)
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -985,6 +988,105 @@ void case_tls_client_timeout(void)
     CHECK_INT(r.wall_ms, <, 2000 + 1000 * TIME_SLACK);
     CHECK(r.cpu_s < 0.2 * TIME_SLACK);
     h_fake_end(fake);
+}
+/* A TLS echo server, in a child, for one connection: it echoes the first
+ * `cut` bytes, then ends TCP (a FIN) with no close_notify, as an attacker
+ * on the path or a crashed proxy would; it reads the rest and drops it,
+ * so that its close sends no reset. Returns its pid (h_fake_end ends it
+ * too); *addr gets "localhost:PORT". */
+static pid_t truncating_server(uint64_t cut, char *addr, size_t size)
+{
+    int lfd = h_client_socket(AF_INET);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+          listen(lfd, 1) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    snprintf(addr, size, "localhost:%u", (unsigned)ntohs(a.sin_port));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid > 0) {
+        close(lfd);
+        return pid;
+    }
+    alarm(20); /* gone by itself, whatever becomes of the test */
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL ||
+        SSL_CTX_use_certificate_chain_file(ctx, path("server.pem")) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, path("server.key"),
+                                    SSL_FILETYPE_PEM) != 1)
+        _exit(2);
+    int fd = accept(lfd, NULL, NULL);
+    SSL *ssl = SSL_new(ctx);
+    struct timeval tv = {.tv_sec = 10};
+    if (fd < 0 || ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        SSL_accept(ssl) != 1)
+        _exit(3);
+    static char buf[16384];
+    uint64_t echoed = 0;
+    while (echoed < cut) {
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0)
+            _exit(4);
+        if ((uint64_t)n > cut - echoed)
+            n = (int)(cut - echoed);
+        if (SSL_write(ssl, buf, n) != n)
+            _exit(5);
+        echoed += (uint64_t)n;
+    }
+    shutdown(fd, SHUT_WR);
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    _exit(0);
+}
+
+/* A server that ends TLS with a FIN and no close_notify: the stream may
+ * be cut anywhere, and send says so and exits 1 (the previous build took
+ * the FIN for the end: exit 0 with 40000 of 200000 bytes); with
+ * --allow-truncation, that is the end, as before. ping too (it exits 1
+ * on any close; now it says what kind). */
+void case_tls_truncation(void)
+{
+    make_certs();
+    enum { SIZE = 200000, CUT = 40000 };
+    static unsigned char want[CUT];
+    h_pattern(81, 0, want, sizeof(want));
+    char addr[64];
+    struct h_run r;
+    const char *strict[] = {"send", "--tls", "--tls-ca", path("ca.pem"),
+                            addr,   "-",     NULL};
+    const char *lax[] = {
+        "send", "--tls", "--tls-ca", path("ca.pem"), "--allow-truncation",
+        addr,   "-",     NULL};
+    const char *const *modes[] = {strict, lax};
+    for (int m = 0; m < 2; m++) {
+        pid_t srv = truncating_server(CUT, addr, sizeof(addr));
+        int in = write_temp_file("cut.bin", 81, SIZE);
+        int st = h_run_echokit(modes[m], in, 20000, &r);
+        close(in);
+        printf("send %s: exit %d, %zu bytes on stdout; %s",
+               m ? "lax" : "strict", st, r.out_len, r.err);
+        CHECK_INT(r.out_len, ==, CUT); /* what came is passed on */
+        CHECK(memcmp(r.out, want, CUT) == 0);
+        if (m == 0) {
+            CHECK_INT(st, ==, 1);
+            CHECK_CONTAINS(r.err, "without close_notify after 40000 of");
+            CHECK_CONTAINS(r.err, "--allow-truncation");
+        } else {
+            CHECK_INT(st, ==, 0);
+        }
+        h_fake_end(srv);
+    }
+
+    pid_t srv = truncating_server(64, addr, sizeof(addr));
+    const char *ping[] = {"ping", "--tls", "--tls-ca", path("ca.pem"), "-c",
+                          "3",    "-i",    "0.05",     addr,           NULL};
+    CHECK_INT(h_run_echokit(ping, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "1 received");
+    CHECK_CONTAINS(r.err, "without a TLS close_notify");
+    h_fake_end(srv);
 }
 #endif /* EK_HAVE_TLS */
 
