@@ -149,6 +149,7 @@ void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_client_timeout(void);
 void case_tls_truncation(void);
+void case_tls_file_errors(void);
 void case_tls_usage(void);
 void case_send_received(void); /* itest_clients.c */
 void case_bench_source(void);  /* itest_bench.c */

@@ -28,6 +28,7 @@ NO_TLS(tls_features)
 NO_TLS(tls_client)
 NO_TLS(tls_client_timeout)
 NO_TLS(tls_truncation)
+NO_TLS(tls_file_errors)
 #else
 #include "ek_cli.h"
 #include "ek_conn.h"
@@ -44,6 +45,7 @@ NO_TLS(tls_truncation)
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1087,6 +1089,101 @@ void case_tls_truncation(void)
     CHECK_CONTAINS(r.out, "1 received");
     CHECK_CONTAINS(r.err, "without a TLS close_notify");
     h_fake_end(srv);
+}
+/* A certificate, key or CA file that cannot be used is named with the
+ * cause, by serve and by the clients alike (one loader): the system's
+ * reason, what the file holds instead of a certificate or a key, a key
+ * that is not the certificate's. And a client whose handshake is answered
+ * by its own ClientHello says the server looks like a plain echo server.
+ * The previous build gave OpenSSL's words: "unknown error; system lib;
+ * system lib", "no start line; PEM lib", "key values mismatch",
+ * "unexpected message". */
+void case_tls_file_errors(void)
+{
+    make_certs();
+    char plain_dir[300];
+    snprintf(plain_dir, sizeof(plain_dir), "%s/a-directory", dir);
+    CHECK(mkdir(plain_dir, 0700) == 0);
+    const struct {
+        const char *opts[5];
+        const char *says;
+    } t[] = {
+        {{"--tls-cert", "/nonexistent.pem", "--tls-key", path("client.key")},
+         "--tls-cert /nonexistent.pem: No such file or directory"},
+        {{"--tls-cert", plain_dir, "--tls-key", path("client.key")},
+         "a-directory: Is a directory"},
+        {{"--tls-cert", path("client.key"), "--tls-key", path("client.pem")},
+         "client.key: not a PEM certificate: it holds a PEM PRIVATE KEY "
+         "(--tls-cert and --tls-key swapped?)"},
+        {{"--tls-cert", path("client.pem"), "--tls-key", path("ca.pem")},
+         "ca.pem: not a PEM private key: it holds a PEM CERTIFICATE"},
+        {{"--tls-cert", path("client.pem"), "--tls-key", path("rogue.key")},
+         "rogue.key: the key does not match the certificate of --tls-cert"},
+        {{"--tls-ca", "/nonexistent.pem"},
+         "--tls-ca /nonexistent.pem: No such file or directory"},
+        {{"--tls-ca", plain_dir}, "a-directory: Is a directory"},
+        {{"--tls-ca", path("ca.key")},
+         "ca.key: not a PEM CA certificate: it holds a PEM PRIVATE KEY"},
+    };
+    struct h_run r;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *says = t[i].says;
+        for (int cmd = 0; cmd < 2; cmd++) {
+            const char *argv[12] = {cmd ? "ping" : "send", "--tls"};
+            size_t n = 2;
+            for (size_t k = 0; k < 4 && t[i].opts[k] != NULL; k++)
+                argv[n++] = t[i].opts[k];
+            argv[n++] = "localhost:9";
+            argv[n] = NULL;
+            CHECK_INT(h_run_echokit(argv, -1, 10000, &r), ==, 78);
+            CHECK_CONTAINS(r.err, says);
+        }
+        /* serve: the certificate and key options are its own too. */
+        if (strcmp(t[i].opts[0], "--tls-cert") == 0) {
+            const char *serve[] = {
+                "serve",      "--listen",   "tls:127.0.0.1:0", t[i].opts[0],
+                t[i].opts[1], t[i].opts[2], t[i].opts[3],      NULL};
+            CHECK_INT(h_run_echokit(serve, -1, 10000, &r), ==, 78);
+            CHECK_CONTAINS(r.err, says);
+        }
+    }
+    /* serve's --tls-client-ca, and bench (the clients' shared path). */
+    const char *client_ca[] = {"serve",
+                               "--listen",
+                               "tls:127.0.0.1:0",
+                               "--tls-cert",
+                               path("server.pem"),
+                               "--tls-key",
+                               path("server.key"),
+                               "--tls-client-ca",
+                               "/nonexistent.pem",
+                               NULL};
+    CHECK_INT(h_run_echokit(client_ca, -1, 10000, &r), ==, 78);
+    CHECK_CONTAINS(
+        r.err, "--tls-client-ca /nonexistent.pem: No such file or directory");
+    const char *bench[] = {"bench",   "--tls",       "--tls-ca",
+                           plain_dir, "localhost:9", NULL};
+    CHECK_INT(h_run_echokit(bench, -1, 10000, &r), ==, 78);
+    CHECK_CONTAINS(r.err, "a-directory: Is a directory");
+
+    /* TLS to a plain echo port: the ClientHello comes back. */
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *send[] = {"send",     "--tls", "--insecure",
+                          s.addrs[0], "hi",    NULL};
+    const char *ping[] = {"ping", "--tls",    "--insecure", "-c",
+                          "1",    s.addrs[0], NULL};
+    const char *bench_plain[] = {"bench", "--tls", "--insecure", "-t", "0.2",
+                                 "-w",    "0",     s.addrs[0],   NULL};
+    const char *const *cmds[] = {send, ping, bench_plain};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_INT(h_run_echokit(cmds[i], -1, 10000, &r), ==, EK_EXIT_TLS);
+        CHECK_CONTAINS(r.err, "the server sent our ClientHello back: it "
+                              "looks like a plain echo server");
+        CHECK_INT(r.out_len, ==, 0);
+    }
+    stop_ok(&s);
 }
 #endif /* EK_HAVE_TLS */
 
