@@ -417,6 +417,17 @@ void ek_timer_slack_min(void)
 #endif
 }
 
+int ek_poll_ns(struct pollfd *fds, nfds_t n, int64_t timeout_ns)
+{
+#ifdef EK_HAVE_PPOLL
+    struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+    return ppoll(fds, n, timeout_ns < 0 ? NULL : &ts, NULL);
+#else
+    int64_t ms = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    return poll(fds, n, ms > INT_MAX ? INT_MAX : (int)ms);
+#endif
+}
+
 /* ---- readiness for the bench client ------------------------------------- */
 
 #ifdef EK_HAVE_EPOLL

@@ -22,6 +22,9 @@
  *   epoll, epoll_pwait2 in the bench client: Linux. struct ek_poller;
  *     fallback: poll(2), waits rounded up to the millisecond.
  *   prctl(PR_SET_TIMERSLACK): Linux. ek_timer_slack_min; fallback: none.
+ *   ppoll, for ping's schedule: Linux, FreeBSD, OpenBSD, NetBSD
+ *     (POSIX.1-2024), not macOS. ek_poll_ns; fallback: poll(2), waits
+ *     rounded up to the millisecond.
  *   MSG_TRUNC as a recv flag (the datagram's real length, not the length
  *     read): Linux. EK_MSG_TRUNC; fallback: 0. Callers read into a buffer
  *     one byte larger than they expect, so "too long" shows all the same.
@@ -58,6 +61,7 @@
 
 #include "ek_config.h"
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -163,6 +167,11 @@ int ek_sleep_until_ns(int64_t t);
 /* Makes this thread's timers as punctual as the kernel allows (Linux
  * slackens them by 50 us by default). Best effort. */
 void ek_timer_slack_min(void);
+
+/* poll(2) with a timeout in nanoseconds (negative: no limit): ppoll where
+ * the build has it, else poll's milliseconds, rounded up. Returns what
+ * poll returns. */
+int ek_poll_ns(struct pollfd *fds, nfds_t n, int64_t timeout_ns);
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -152,7 +152,8 @@ void case_tls_truncation(void);
 void case_tls_file_errors(void);
 void case_tls_usage(void);
 void case_send_received(void); /* itest_clients.c */
-void case_bench_source(void);  /* itest_bench.c */
+void case_ping_interval(void);
+void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);
 void case_bench_merge(void);
