@@ -849,22 +849,43 @@ static _Noreturn void fake_loop(int lfd, enum fake_how how, uint64_t param)
     }
 }
 
+int h_loopback_socket(int type, unsigned *port)
+{
+    /* SO_REUSEADDR, as echokit's listeners: the TIME_WAITs of the
+     * connections it closes first keep it, and never block a server that
+     * later binds its (ephemeral) port. */
+    int fd = type == SOCK_STREAM ? h_client_socket(AF_INET)
+                                 : socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(type != SOCK_STREAM || listen(fd, SOMAXCONN) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+pid_t h_fork_server(int fd, unsigned max_s)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(max_s);
+        return 0;
+    }
+    close(fd);
+    return pid;
+}
+
 pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size)
 {
     enum fake_how h = strcmp(how, "corrupt") == 0 ? FAKE_CORRUPT
                       : strcmp(how, "short") == 0 ? FAKE_SHORT
                                                   : FAKE_SILENT;
-    /* SO_REUSEADDR, as echokit's listeners: the TIME_WAITs of the
-     * connections it closes first keep it, and never block a server that
-     * later binds its (ephemeral) port. */
-    int lfd = h_client_socket(AF_INET);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    CHECK(listen(lfd, SOMAXCONN) == 0);
-    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    unsigned port;
+    int lfd = h_loopback_socket(SOCK_STREAM, &port);
+    snprintf(addr, size, "127.0.0.1:%u", port);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0)

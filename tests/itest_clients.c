@@ -19,13 +19,9 @@
  * addr. Close it when done. */
 static int silent_udp(char *addr, size_t size)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-          getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, size, "udp:127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    unsigned port;
+    int fd = h_loopback_socket(SOCK_DGRAM, &port);
+    snprintf(addr, size, "udp:127.0.0.1:%u", port);
     return fd;
 }
 
@@ -91,23 +87,12 @@ enum { REQ = 64, HELD_MAX = 1024 };
 static pid_t inflight_server(bool udp, unsigned count, char *addr,
                              size_t addr_size)
 {
-    int lfd = udp ? socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
-                  : h_client_socket(AF_INET);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-          (udp || listen(lfd, 1) == 0) &&
-          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, addr_size, "%s127.0.0.1:%u", udp ? "udp:" : "",
-             (unsigned)ntohs(a.sin_port));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid > 0) {
-        close(lfd);
+    unsigned port;
+    int lfd = h_loopback_socket(udp ? SOCK_DGRAM : SOCK_STREAM, &port);
+    snprintf(addr, addr_size, "%s127.0.0.1:%u", udp ? "udp:" : "", port);
+    pid_t pid = h_fork_server(lfd, 30);
+    if (pid > 0)
         return pid;
-    }
-    alarm(30); /* gone by itself, whatever becomes of the test */
     int fd = udp ? lfd : accept(lfd, NULL, NULL);
     if (fd < 0)
         _exit(254);

@@ -998,21 +998,12 @@ void case_tls_client_timeout(void)
  * too); *addr gets "localhost:PORT". */
 static pid_t truncating_server(uint64_t cut, char *addr, size_t size)
 {
-    int lfd = h_client_socket(AF_INET);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-          listen(lfd, 1) == 0 &&
-          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, size, "localhost:%u", (unsigned)ntohs(a.sin_port));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid > 0) {
-        close(lfd);
+    unsigned port;
+    int lfd = h_loopback_socket(SOCK_STREAM, &port);
+    snprintf(addr, size, "localhost:%u", port);
+    pid_t pid = h_fork_server(lfd, 20);
+    if (pid > 0)
         return pid;
-    }
-    alarm(20); /* gone by itself, whatever becomes of the test */
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL ||
         SSL_CTX_use_certificate_chain_file(ctx, path("server.pem")) != 1 ||
