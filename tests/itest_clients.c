@@ -99,12 +99,13 @@ static pid_t inflight_server(bool udp, unsigned count, char *addr,
     /* TCP: the bytes held; UDP: a datagram per REQ bytes. */
     static unsigned char held[HELD_MAX * REQ];
     struct sockaddr_storage peer;
-    socklen_t plen = sizeof(peer);
+    socklen_t plen;
     size_t have = 0;
     unsigned most = 0, served = 0;
     while (!udp || served < count) {
         /* The first request (TCP: its first bytes), then 2 ms, then what
          * came meanwhile. */
+        plen = sizeof(peer);
         ssize_t n =
             udp ? recvfrom(fd, held, REQ, 0, (struct sockaddr *)&peer, &plen)
                 : read(fd, held + have, sizeof(held) - have);
@@ -120,13 +121,16 @@ static pid_t inflight_server(bool udp, unsigned count, char *addr,
             have += udp ? REQ : (size_t)k;
         }
         unsigned whole = (unsigned)(have / REQ);
+        size_t done = have - have % REQ;
         most = whole > most ? whole : most;
-        for (unsigned i = 0; udp && i < whole; i++)
-            sendto(fd, held + i * REQ, REQ, 0, (struct sockaddr *)&peer, plen);
-        if (!udp && write(fd, held, whole * REQ) != (ssize_t)(whole * REQ))
+        for (size_t off = 0; udp && off < done; off += REQ)
+            if (sendto(fd, held + off, REQ, 0, (struct sockaddr *)&peer,
+                       plen) != REQ)
+                _exit(252);
+        if (!udp && write(fd, held, done) != (ssize_t)done)
             _exit(253);
-        memmove(held, held + whole * REQ, have - whole * REQ);
-        have -= whole * REQ;
+        memmove(held, held + done, have - done);
+        have -= done;
         served += whole;
     }
     _exit(most > 250 ? 250 : (int)most);
