@@ -124,8 +124,9 @@ int ek_tls_client_attach(struct ek_tls_client *t, struct ek_conn *c, int fd,
                          const char *host);
 
 /* One step of c's handshake, for a client that wants it done before any
- * data (ping, bench): 0 once done, -EAGAIN with *wait the readiness
- * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why). */
+ * data (send, ping, bench): 0 once done, -EAGAIN with *wait the readiness
+ * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why; the
+ * peer's close before the end of the handshake is one). */
 int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
 
 /* The completion engine's TLS (ek_transport_tls_mem): it gives OpenSSL

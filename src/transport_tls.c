@@ -44,6 +44,12 @@
  * this, so a write that waited owes at most this much. */
 #define EK_TLS_RECORD 16384
 
+/* A client's handshake that met the end of the stream, whether OpenSSL
+ * takes it as an error (no close_notify) or, with --allow-truncation, as
+ * the end. */
+static const char closed_in_handshake[] =
+    "the peer closed the connection during the handshake";
+
 /* What the server's first record header told a client (first_back). */
 enum { FIRST_NONE, FIRST_TLS, FIRST_OWN_HELLO, FIRST_NOT_TLS };
 
@@ -204,7 +210,7 @@ static ssize_t protocol_error(struct tls_conn *t, int fd)
         t->why = t->established
                      ? "the peer closed the connection without a TLS "
                        "close_notify: the stream may be cut short"
-                     : "the peer closed the connection during the handshake";
+                     : closed_in_handshake;
     }
     if (t->why == NULL)
         t->why = "protocol error";
@@ -476,7 +482,9 @@ int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait)
         *wait = other;
         return -EAGAIN;
     }
-    return out == 0 ? -ECONNRESET : (int)out;
+    if (out == 0) /* the end, taken as such: still no handshake */
+        t->why = closed_in_handshake;
+    return out == 0 ? -EPROTO : (int)out;
 }
 
 const char *ek_tls_error(const struct ek_conn *c)
