@@ -335,9 +335,9 @@ static int set_session_context(SSL_CTX *ctx,
 {
     unsigned char sid[SSL_MAX_SID_CTX_LENGTH] = "echokit";
     unsigned len = 7;
-    if (o->client_ca != NULL && readable("--tls-client-ca", o->client_ca) < 0)
-        return -EINVAL;
     if (o->client_ca != NULL) {
+        if (readable("--tls-client-ca", o->client_ca) < 0)
+            return -EINVAL;
         BIO *f = BIO_new_file(o->client_ca, "rb");
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         unsigned char chunk[4096];
