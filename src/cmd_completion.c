@@ -311,10 +311,14 @@ static void bash_values(const struct opt *o)
                o->words);
         break;
     case VALUE_INTERFACE: /* names as words, never as shell code */
-        puts("            _echokit_words /sys/class/net/*");
+        puts("            local ifaces=(/sys/class/net/*)\n"
+             "            [[ -e $ifaces ]] && _echokit_words "
+             "\"${ifaces[@]##*/}\"");
         break;
     case VALUE_USER:
-        puts("            COMPREPLY=($(compgen -u -- \"$cur\"))");
+        puts("            local users\n"
+             "            mapfile -t users < <(compgen -u)\n"
+             "            _echokit_words \"${users[@]}\"");
         break;
     case VALUE_CC:
         puts("            local algos\n"
@@ -388,14 +392,17 @@ static void emit_bash(const struct command *k, size_t n)
     puts("# bash completion for echokit; made by `echokit completion bash`\n"
          "# from the option tables echokit parses with.\n"
          "\n"
-         "# The words (paths: their last part) that start with $cur, taken\n"
-         "# as they are: compgen -W would expand what they hold.\n"
+         "# The names (interfaces, users, ...) that start with $cur, as they\n"
+         "# are typed or as %q quotes them, quoted for the command line: bash\n"
+         "# inserts a completion as it is, so an interface named e$(id>pwn)\n"
+         "# would run id on Enter. (compgen -W would even expand them.)\n"
          "_echokit_words()\n"
          "{\n"
-         "    local w\n"
+         "    local w q\n"
          "    for w in \"$@\"; do\n"
-         "        w=${w##*/}\n"
-         "        [[ $w == \"$cur\"* ]] && COMPREPLY+=(\"$w\")\n"
+         "        printf -v q %q \"$w\"\n"
+         "        [[ $w == \"$cur\"* || $q == \"$cur\"* ]] && "
+         "COMPREPLY+=(\"$q\")\n"
          "    done\n"
          "}\n"
          "\n"

@@ -3,10 +3,12 @@
  *
  * Request k is SIZE bytes: "ekping01", k as 8 big-endian bytes, then the
  * pattern of stream k (ek_pattern.h). Requests go out on a fixed schedule
- * (start + k * interval), whether or not earlier replies came back, so a
- * slow reply delays no later request. TCP keeps order, so replies come
- * back in order: a reply later than -W is reported as lost at the time,
- * and as "late" if it turns up after all.
+ * (start + k * interval, to the microsecond), whether or not earlier
+ * replies came back, so a slow reply delays no later request, as long as
+ * fewer than --inflight await theirs; -i 0 is ping-pong (ping -f): each
+ * request once the reply before it came, or was reported missing. TCP
+ * keeps order, so replies come back in order: a reply later than -W is
+ * reported as lost at the time, and as "late" if it turns up after all.
  *
  * --udp: the same requests as datagrams. UDP may lose, duplicate and
  * reorder them, so each reply is matched to its request by the sequence
@@ -43,11 +45,12 @@
 #define EK_PING_DEFAULT_SIZE 64
 #define EK_PING_MAX_SIZE (1 << 20)
 /* Requests remembered while their replies are outstanding: at the default
- * interval that is over 17 minutes of silence. */
+ * interval that is over 17 minutes of silence; also the most --inflight
+ * takes. */
 #define EK_PING_WINDOW 1024
-/* Over UDP, -i 0 keeps at most this many in flight: a burst larger than
- * the server's socket buffer would only measure the buffer (on loopback
- * about 270 small datagrams fit). */
+/* Over UDP at most this many are in flight by default: a burst larger
+ * than the server's socket buffer would only measure the buffer (on
+ * loopback about 270 small datagrams fit). */
 #define EK_PING_UDP_FLIGHT 64
 
 static const char usage_text[] =
@@ -60,11 +63,15 @@ static const char usage_text[] =
     "\n"
     "  -c, --count N         stop after N requests (default: until "
     "interrupted)\n"
-    "  -i, --interval SECS   time between requests (default 1; fractions "
-    "allowed;\n"
-    "                        0: as fast as replies come, at most 1024 in "
-    "flight,\n"
-    "                        64 over UDP)\n"
+    "  -i, --interval SECS   time between requests (default 1; to the "
+    "microsecond;\n"
+    "                        0: each request once the reply before it came, "
+    "like\n"
+    "                        ping -f)\n"
+    "      --inflight N      at most N requests awaiting their reply, 1 to "
+    "1024\n"
+    "                        (default 1 with -i 0, otherwise 1024, 64 over "
+    "UDP)\n"
     "  -s, --size BYTES      request size, 16 to 1M (default 64)\n"
     "  -W, --timeout SECS    wait this long for each reply, and for the "
     "connect\n"
@@ -100,7 +107,8 @@ static void on_sigint(int signo)
 struct ping_options {
     const char *server;
     uint64_t count; /* 0: until interrupted */
-    int64_t interval_ms;
+    int64_t interval_us;
+    uint64_t inflight; /* 0 until the options are read: the default */
     uint64_t size;
     int64_t timeout_ms;
     bool quiet;
@@ -373,33 +381,43 @@ static uint64_t settled(struct ping_state *st)
     return st->lowest_open;
 }
 
+/* Whether another request may go now that `sent` are out: fewer than
+ * --inflight await their reply (one reported missing awaits no more),
+ * and the window still holds the send time of every reply that may come
+ * (a full one waits rather than forget them). */
+static bool may_send(struct ping_state *st)
+{
+    uint64_t oldest = settled(st);
+    uint64_t awaited =
+        st->deadline_reported > oldest ? st->deadline_reported : oldest;
+    return st->sent - awaited < st->o->inflight &&
+           st->sent - oldest < EK_PING_WINDOW;
+}
+
 static void ping_loop(struct ping_state *st)
 {
     const struct ping_options *o = st->o;
     int64_t start = ek_now_ns(), next_send = start;
     bool sending = true;
 
+    ek_timer_slack_min(); /* -i to the microsecond, not Linux's 50 us late */
     while (!st->broken) {
         int64_t now = ek_now_ns();
         if (interrupted || (o->count != 0 && st->sent >= o->count))
             sending = false;
-        /* A full window waits for replies rather than forget send times:
-         * with -i 0 that makes it "as fast as the server answers". */
-        uint64_t flight = o->udp ? EK_PING_UDP_FLIGHT : EK_PING_WINDOW;
-        bool may_send = sending && st->sent - settled(st) < flight;
-        if (may_send && now >= next_send) {
+        if (sending && now >= next_send && may_send(st)) {
             if (send_request(st, st->sent) < 0) {
                 st->broken = true;
                 break;
             }
-            next_send = start + (int64_t)st->sent * o->interval_ms * 1000000;
+            next_send = start + (int64_t)st->sent * o->interval_us * 1000;
         }
         report_overdue(st, now);
         if (!sending && (interrupted > 0 || done_waiting(st, now)))
             break;
 
         /* Wait for a reply until the next send or reply deadline. */
-        int64_t wake = may_send ? next_send : now + 1000000000;
+        int64_t wake = sending && may_send(st) ? next_send : now + 1000000000;
         uint64_t oldest = o->udp ? st->deadline_reported : st->next_reply;
         if (oldest < st->sent) {
             int64_t due =
@@ -407,13 +425,12 @@ static void ping_loop(struct ping_state *st)
             if (due > now && due < wake)
                 wake = due;
         }
-        int timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
         unsigned blocked =
             st->o->udp ? 0 : ek_conn_tp(&st->conn)->blocked(&st->conn);
         struct pollfd p = {
             .fd = st->fd,
             .events = (short)(POLLIN | (blocked & EK_EV_WRITE ? POLLOUT : 0))};
-        int rc = poll(&p, 1, timeout);
+        int rc = ek_poll_ns(&p, 1, wake > now ? wake - now : 0);
         if (rc > 0 && read_replies(st) < 0)
             st->broken = true;
     }
@@ -421,9 +438,12 @@ static void ping_loop(struct ping_state *st)
 }
 
 /* The options, for getopt_long and for `echokit completion` (ek_cli.h). */
+enum { OPT_INFLIGHT = 1000 }; /* below the clients' shared options */
+
 const struct option ek_ping_options[] = {
     {"count", required_argument, NULL, 'c'},
     {"interval", required_argument, NULL, 'i'},
+    {"inflight", required_argument, NULL, OPT_INFLIGHT},
     {"size", required_argument, NULL, 's'},
     {"timeout", required_argument, NULL, 'W'},
     {"quiet", no_argument, NULL, 'q'},
@@ -449,9 +469,15 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
                                       optarg, why);
             break;
         case 'i':
-            if (ek_parse_seconds(optarg, 3600L * 1000, &o->interval_ms, &why) <
-                0)
+            if (ek_parse_seconds_us(optarg, 3600LL * 1000000, &o->interval_us,
+                                    &why) < 0)
                 return ek_usage_error("ping", "invalid --interval '%s': %s",
+                                      optarg, why);
+            break;
+        case OPT_INFLIGHT:
+            if (ek_parse_uint(optarg, 1, EK_PING_WINDOW, &o->inflight, &why) <
+                0)
+                return ek_usage_error("ping", "invalid --inflight '%s': %s",
                                       optarg, why);
             break;
         case 's':
@@ -501,13 +527,17 @@ static int parse_options(int argc, char **argv, struct ping_options *o)
     if (o->udp && o->size > 65507)
         return ek_usage_error("ping", "invalid --size: a UDP request holds "
                                       "at most 65507 bytes");
+    if (o->inflight == 0)
+        o->inflight = o->interval_us == 0 ? 1
+                      : o->udp            ? EK_PING_UDP_FLIGHT
+                                          : EK_PING_WINDOW;
     return -1;
 }
 
 int ek_cmd_ping(int argc, char **argv)
 {
     struct ping_options o = {.server = "localhost:50000",
-                             .interval_ms = 1000,
+                             .interval_us = 1000000,
                              .size = EK_PING_DEFAULT_SIZE,
                              .timeout_ms = 2000,
                              .sock = EK_SOCKOPTS_NONE};

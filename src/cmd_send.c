@@ -313,6 +313,14 @@ static bool finished(const struct xfer *x)
     return x->peer_eof;
 }
 
+/* Whether the server owes us something and has made no progress for
+ * the timeout. */
+static bool stalled(const struct xfer *x)
+{
+    return !finished(x) && waiting_on_server(x) &&
+           ek_now_ms() - x->last_progress_ms >= x->timeout_ms;
+}
+
 static enum xfer_result broken(struct xfer *x, int err)
 {
     x->error = err;
@@ -337,19 +345,24 @@ static enum xfer_result xfer_step(struct xfer *x)
             return broken(x, errno);
         x->shut_wr = err == 0;
     }
+    bool want_write = x->filled > x->sent || x->finishing;
     bool want_read = !x->peer_eof && !out_pending;
     /* TLS records already read and decrypted: no readiness will say so. */
     bool held = want_read && ek_conn_tp(&x->conn)->pending(&x->conn);
     unsigned blocked = ek_conn_tp(&x->conn)->blocked(&x->conn);
-    /* The socket is left out (fd -1) when nothing is wanted from it, or
-     * its POLLHUP would wake us in a loop while stdout is blocked. */
-    short sock_events =
-        (short)((x->filled > x->sent || x->finishing ? POLLOUT : 0) |
-                (want_read ? POLLIN : 0));
-    if (sock_events != 0)
+    /* Each direction waits for what its last call waits for: a TLS write
+     * that must read first (EK_EV_READ) for POLLIN, a read that must write
+     * first (EK_EV_WRITE) for POLLOUT. Waiting for the usual one instead
+     * finds it at once, and again: a TLS write blocked on a handshake that
+     * never came spun at 100% CPU (issue 20). The socket is left out (fd
+     * -1) when nothing is wanted from it, or its POLLHUP would wake us in
+     * a loop while stdout is blocked. */
+    short sock_events = 0;
+    if (want_write)
+        sock_events = blocked & EK_EV_READ ? POLLIN : POLLOUT;
+    if (want_read)
         sock_events =
-            (short)(sock_events | (blocked & EK_EV_READ ? POLLIN : 0) |
-                    (blocked & EK_EV_WRITE ? POLLOUT : 0));
+            (short)(sock_events | (blocked & EK_EV_WRITE ? POLLOUT : POLLIN));
     p[n++] = (struct pollfd){.fd = sock_events ? x->sock : -1,
                              .events = sock_events};
     if (x->in_mem == NULL && !x->in_eof && ring_free_run(x) > 0) {
@@ -367,11 +380,10 @@ static enum xfer_result xfer_step(struct xfer *x)
     else if (waiting_on_server(x))
         timeout = ek_timeout_until(x->last_progress_ms + x->timeout_ms);
     int rc = poll(p, (nfds_t)n, timeout);
+    if (rc < 0 && errno != EINTR)
+        return broken(x, errno);
     if (rc < 0)
-        return errno == EINTR ? XFER_OK : broken(x, errno);
-    if (rc == 0 && !held && timeout >= 0 &&
-        ek_now_ms() - x->last_progress_ms >= x->timeout_ms)
-        return XFER_TIMEOUT;
+        return stalled(x) ? XFER_TIMEOUT : XFER_OK;
 
     if (in >= 0 && p[in].revents != 0 && read_input(x) < 0)
         return XFER_IO_ERROR;
@@ -401,7 +413,9 @@ static enum xfer_result xfer_step(struct xfer *x)
     if (x->roff < x->rlen && (x->out_fd < 0 || (out >= 0 && p[out].revents)))
         if (write_output(x) < 0)
             return XFER_IO_ERROR;
-    return XFER_OK;
+    /* After every wait, whatever woke it: a readiness that brings no
+     * progress must not keep the transfer alive past -t. */
+    return stalled(x) ? XFER_TIMEOUT : XFER_OK;
 }
 
 static enum xfer_result xfer_run(struct xfer *x)
@@ -438,11 +452,17 @@ static int report(const struct xfer *x, enum xfer_result r)
                  (unsigned long long)x->received, (unsigned long long)x->sent);
         return EK_EXIT_MISMATCH;
     case XFER_BROKEN:
+        if (x->error == EPROTO && ek_client_tls_truncated(&x->conn)) {
+            ek_warnx("send: TLS: the server closed the connection without "
+                     "close_notify after %llu of %llu bytes came back: the "
+                     "echo may be cut short (--allow-truncation takes such "
+                     "an end as the end)",
+                     (unsigned long long)x->received,
+                     (unsigned long long)x->sent);
+            return EK_EXIT_MISMATCH;
+        }
         if (x->error == EPROTO && ek_client_tls_error(&x->conn) != NULL) {
-            ek_warnx("send: TLS: %s%s", ek_client_tls_error(&x->conn),
-                     x->received == 0 && x->sent == 0
-                         ? " (during the handshake)"
-                         : "");
+            ek_warnx("send: TLS: %s", ek_client_tls_error(&x->conn));
             return EK_EXIT_TLS;
         }
         ek_warnx("send: connection lost after %llu of %llu bytes came back: "
@@ -642,11 +662,20 @@ int ek_cmd_send(int argc, char **argv)
     }
     int fd = -1;
     struct ek_conn conn;
+    char peer[EK_ADDRSTR_MAX];
     status = ek_client_connect("send", o.server, &o.sock, o.timeout_ms, &fd,
-                               NULL, 0);
+                               peer, sizeof(peer));
     if (status == 0 &&
         (status = ek_client_conn_open("send", tls, &conn, fd, o.server)) != 0)
         close(fd);
+    /* The TLS handshake first, as ping and bench do: within -t, with its
+     * own message and exit status, before any input is taken. */
+    if (status == 0 &&
+        (status = ek_client_handshake("send", &conn, fd, peer, o.timeout_ms,
+                                      NULL, 0)) != 0) {
+        ek_conn_release(&conn);
+        close(fd);
+    }
     if (status != 0) {
         free(ring);
         free(o.message);
@@ -673,7 +702,9 @@ int ek_cmd_send(int argc, char **argv)
         status = EX_OSERR;
     } else {
         enum xfer_result r = xfer_run(&x);
-        if (!o.pipe_mode) {
+        /* "Received" only for an echo: a transfer that failed before
+         * anything came back prints nothing on stdout (issue 19). */
+        if (!o.pipe_mode && (r == XFER_OK || x.out_mem_len > 0)) {
             fputs("Received ", stdout);
             ek_print_quoted(stdout, x.out_mem, x.out_mem_len);
             fputc('\n', stdout);

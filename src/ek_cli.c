@@ -244,6 +244,9 @@ int ek_client_tls_option(const char *cmd, struct ek_client_tls *t, int c,
             return ek_usage_error(cmd, "invalid --tls-alpn '%s': %s", arg, why);
         t->opt.alpn = arg;
         return 0;
+    case EK_OPT_ALLOW_TRUNCATION:
+        t->opt.allow_truncation = true;
+        return 0;
     case EK_OPT_TLS_RESUME:
         t->opt.resume = true;
         return 0;
@@ -330,6 +333,16 @@ const char *ek_client_tls_error(const struct ek_conn *c)
     return NULL;
 }
 
+bool ek_client_tls_truncated(const struct ek_conn *c)
+{
+#ifdef EK_HAVE_TLS
+    return ek_conn_tp(c) == &ek_transport_tls && ek_tls_truncated(c);
+#else
+    (void)c;
+    return false;
+#endif
+}
+
 void ek_client_tls_free(struct ek_tls_client *tc)
 {
 #ifdef EK_HAVE_TLS
@@ -396,9 +409,12 @@ void ek_client_tls_usage(int column, bool with_resume)
         {"--tls-cert FILE", "our certificate, for mutual TLS"},
         {"--tls-key FILE", "the private key of --tls-cert"},
         {"--tls-alpn LIST", "protocols to offer by ALPN (e.g. echo,h2)"},
+        {"--allow-truncation", "take the server's FIN without close_notify"},
+        {"", "as the end of the stream (default: an error)"},
         {"--tls-resume", "resume the last session in each new connection"},
     };
     size_t n = sizeof(lines) / sizeof(lines[0]) - (with_resume ? 0 : 1);
+    int width = column - 8; /* and two spaces, however long the option */
     for (size_t i = 0; i < n; i++)
-        printf("      %-*s%s\n", column - 6, lines[i][0], lines[i][1]);
+        printf("      %-*s  %s\n", width, lines[i][0], lines[i][1]);
 }

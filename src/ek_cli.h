@@ -152,7 +152,7 @@ int ek_client_option(const char *cmd, struct ek_client_tls *t,
 
 /* Their TLS options: --tls (or a tls:HOST:PORT address), --tls-ca FILE,
  * --insecure, --sni NAME, --tls-cert FILE, --tls-key FILE, --tls-alpn
- * LIST, and bench's --tls-resume. */
+ * LIST, --allow-truncation, and bench's --tls-resume. */
 enum {
     EK_OPT_TLS = 2000, /* above every command's own long options */
     EK_OPT_TLS_CA,
@@ -161,7 +161,8 @@ enum {
     EK_OPT_TLS_CERT,
     EK_OPT_TLS_KEY,
     EK_OPT_TLS_ALPN,
-    EK_OPT_TLS_RESUME,
+    EK_OPT_ALLOW_TRUNCATION,
+    EK_OPT_TLS_RESUME, /* the last: bench's alone */
 };
 
 /* Their entries in a getopt_long table (bench adds --tls-resume). */
@@ -172,8 +173,9 @@ enum {
         {"sni", required_argument, NULL, EK_OPT_SNI},                          \
         {"tls-cert", required_argument, NULL, EK_OPT_TLS_CERT},                \
         {"tls-key", required_argument, NULL, EK_OPT_TLS_KEY},                  \
+        {"tls-alpn", required_argument, NULL, EK_OPT_TLS_ALPN},                \
     {                                                                          \
-        "tls-alpn", required_argument, NULL, EK_OPT_TLS_ALPN                   \
+        "allow-truncation", no_argument, NULL, EK_OPT_ALLOW_TRUNCATION         \
     }
 
 /* Prints their lines of --help, descriptions from column `column`;
@@ -229,6 +231,10 @@ int ek_client_handshake(const char *cmd, struct ek_conn *c, int fd,
 /* Why c's TLS failed (its last read or write returned -EPROTO), or NULL
  * when c is not TLS. */
 const char *ek_client_tls_error(const struct ek_conn *c);
+
+/* Whether that failure was the server's FIN without its close_notify
+ * (ek_tls_truncated): the stream may be cut short. */
+bool ek_client_tls_truncated(const struct ek_conn *c);
 
 /* Exit status of a failed TLS handshake: EX_PROTOCOL (76). */
 #define EK_EXIT_TLS 76

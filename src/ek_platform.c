@@ -586,6 +586,7 @@ int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx)
 }
 
 #endif
+
 int ek_random_bytes(void *buf, size_t n)
 {
     uint8_t *p = buf;
@@ -612,6 +613,17 @@ int ek_random_bytes(void *buf, size_t n)
     }
     close(fd);
     return 0;
+#endif
+}
+
+int ek_poll_ns(struct pollfd *fds, nfds_t n, int64_t timeout_ns)
+{
+#ifdef EK_HAVE_PPOLL
+    struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+    return ppoll(fds, n, timeout_ns < 0 ? NULL : &ts, NULL);
+#else
+    int64_t ms = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    return poll(fds, n, ms > INT_MAX ? INT_MAX : (int)ms);
 #endif
 }
 

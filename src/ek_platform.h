@@ -29,6 +29,9 @@
  *     datagrams a socket dropped for want of one): Linux. ek_rcvbuf_ask,
  *     ek_socket_drops; fallback: SO_RCVBUF (as the system caps it), and
  *     -ENOTSUP.
+ *   ppoll, for ping's schedule: Linux, FreeBSD, OpenBSD, NetBSD
+ *     (POSIX.1-2024), not macOS. ek_poll_ns; fallback: poll(2), waits
+ *     rounded up to the millisecond.
  *   MSG_TRUNC as a recv flag (the datagram's real length, not the length
  *     read): Linux. EK_MSG_TRUNC; fallback: 0. Callers read into a buffer
  *     one byte larger than they expect, so "too long" shows all the same.
@@ -68,6 +71,7 @@
 
 #include "ek_config.h"
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -218,9 +222,17 @@ ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx);
 /* The next send stamp waiting on fd's error queue: 1 with *key and *tx,
  * 0 when none waits, or -errno. */
 int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx);
+
+/* ---- randomness and waits ------------------------------------------------ */
+
 /* n random bytes from the kernel (getentropy, or /dev/urandom): 0 or
  * -errno. */
 int ek_random_bytes(void *buf, size_t n);
+
+/* poll(2) with a timeout in nanoseconds (negative: no limit): ppoll where
+ * the build has it, else poll's milliseconds, rounded up. Returns what
+ * poll returns. */
+int ek_poll_ns(struct pollfd *fds, nfds_t n, int64_t timeout_ns);
 
 /* ---- readiness for the bench client ------------------------------------- */
 

@@ -6,10 +6,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -41,15 +45,41 @@ static void alpn_wire(const char *alpn, struct alpn *out)
     }
 }
 
-/* OpenSSL's reasons for the last failure, oldest first, into one line;
- * the error queue is emptied. */
-static void openssl_why(char *buf, size_t size)
+/* OpenSSL's error queue, taken (it is left empty): the codes of the last
+ * failure, oldest first. */
+struct openssl_errors {
+    unsigned long code[8];
+    size_t n;
+};
+
+static void take_errors(struct openssl_errors *q)
+{
+    unsigned long e;
+    q->n = 0;
+    while ((e = ERR_get_error()) != 0)
+        if (q->n < sizeof(q->code) / sizeof(q->code[0]))
+            q->code[q->n++] = e;
+}
+
+static bool has_reason(const struct openssl_errors *q, int lib, int reason)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (!ERR_SYSTEM_ERROR(q->code[i]) && ERR_GET_LIB(q->code[i]) == lib &&
+            ERR_GET_REASON(q->code[i]) == reason)
+            return true;
+    return false;
+}
+
+/* Their reasons in one line. A system error is the system's text (OpenSSL
+ * 3.0 has none for it: "system lib"). */
+static void errors_text(const struct openssl_errors *q, char *buf, size_t size)
 {
     size_t len = 0;
     buf[0] = '\0';
-    unsigned long e;
-    while ((e = ERR_get_error()) != 0 && len + 2 < size) {
-        const char *r = ERR_reason_error_string(e);
+    for (size_t i = 0; i < q->n && len + 2 < size; i++) {
+        unsigned long e = q->code[i];
+        const char *r = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))
+                                            : ERR_reason_error_string(e);
         int n = snprintf(buf + len, size - len, "%s%s", len ? "; " : "",
                          r != NULL ? r : "unknown error");
         if (n < 0)
@@ -63,10 +93,143 @@ static void openssl_why(char *buf, size_t size)
 /* Prints "what FILE: OpenSSL's reason". Returns -EINVAL. */
 static int load_failed(const char *what, const char *file)
 {
+    struct openssl_errors q;
     char why[256];
-    openssl_why(why, sizeof(why));
+    take_errors(&q);
+    errors_text(&q, why, sizeof(why));
     ek_warnx("tls: %s %s: %s", what, file, why);
     return -EINVAL;
+}
+
+/* ---- the certificate, key and CA files (server and clients) ---------- */
+
+/* Whether path, given as option opt, can be read as a file: 0, or
+ * -EINVAL after saying why as the system says it (ENOENT, EACCES, EISDIR:
+ * fopen takes a directory, and OpenSSL then finds "no start line" in it;
+ * a missing file is "system lib" to OpenSSL 3.0). */
+static int readable(const char *opt, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    int err = fd < 0                ? errno
+              : fstat(fd, &st) < 0  ? errno
+              : S_ISDIR(st.st_mode) ? EISDIR
+                                    : 0;
+    if (fd >= 0)
+        close(fd);
+    if (err == 0)
+        return 0;
+    ek_warnx("tls: %s %s: %s", opt, path, strerror(err));
+    return -EINVAL;
+}
+
+/* What the files given as --tls-cert (or --tls-ca, --tls-client-ca) and
+ * --tls-key must hold. */
+enum pem_kind { PEM_CERT, PEM_CA, PEM_KEY };
+
+/* Whether a PEM label ("CERTIFICATE" of "-----BEGIN CERTIFICATE-----")
+ * is of kind's: a certificate (not a CERTIFICATE REQUEST), a private
+ * key. */
+static bool label_is(enum pem_kind kind, const char *label)
+{
+    if (kind == PEM_KEY)
+        return strstr(label, "PRIVATE KEY") != NULL;
+    return strstr(label, "CERTIFICATE") != NULL &&
+           strstr(label, "REQUEST") == NULL;
+}
+
+/* When path holds no PEM block of kind's: says so (as option opt), and
+ * what the file holds instead, and returns true. OpenSSL's words for it
+ * are "no start line", "unsupported" or "no certificate or crl found". */
+static bool not_pem(enum pem_kind kind, const char *opt, const char *path)
+{
+    static const char *const wanted[] = {"certificate", "CA certificate",
+                                         "private key"};
+    char first[64] = "", line[256];
+    bool found = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return false; /* gone since it was checked: OpenSSL's reason */
+    }
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        const char *b = strstr(line, "-----BEGIN ");
+        if (b == NULL)
+            continue;
+        char label[64];
+        snprintf(label, sizeof(label), "%.*s", (int)strcspn(b + 11, "-\r\n"),
+                 b + 11);
+        found = label_is(kind, label);
+        if (first[0] == '\0')
+            snprintf(first, sizeof(first), "%s", label);
+    }
+    fclose(f);
+    if (found)
+        return false;
+    bool swapped =
+        kind != PEM_CA && label_is(kind == PEM_KEY ? PEM_CERT : PEM_KEY, first);
+    ek_warnx("tls: %s %s: not a PEM %s: %s%s%s", opt, path, wanted[kind],
+             first[0] != '\0' ? "it holds a PEM " : "no PEM block in it", first,
+             swapped ? " (--tls-cert and --tls-key swapped?)" : "");
+    return true;
+}
+
+/* Says that key does not go with the certificate of cert. */
+static int key_mismatch(const char *key, const char *cert)
+{
+    ek_warnx("tls: --tls-key %s: the key does not match the certificate of "
+             "--tls-cert %s",
+             key, cert);
+    return -EINVAL;
+}
+
+/* Loads path, given as option opt, into ctx as kind says. What cannot be
+ * used is said by its cause: the system's reason (no such file, a
+ * directory, permission), a file that holds something else, a key that
+ * does not match the certificate loaded (cert); OpenSSL's reasons
+ * otherwise. Returns 0, or -EINVAL after saying why. */
+static int use_file(SSL_CTX *ctx, enum pem_kind kind, const char *opt,
+                    const char *path, const char *cert)
+{
+    int err = readable(opt, path);
+    if (err < 0)
+        return err;
+    ERR_clear_error();
+    int ok = kind == PEM_CERT ? SSL_CTX_use_certificate_chain_file(ctx, path)
+             : kind == PEM_CA
+                 ? SSL_CTX_load_verify_locations(ctx, path, NULL)
+                 : SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM);
+    if (ok == 1)
+        return 0;
+    struct openssl_errors q;
+    take_errors(&q);
+    if (not_pem(kind, opt, path))
+        return -EINVAL;
+    if (kind == PEM_KEY && cert != NULL &&
+        (has_reason(&q, ERR_LIB_X509, X509_R_KEY_VALUES_MISMATCH) ||
+         has_reason(&q, ERR_LIB_X509, X509_R_KEY_TYPE_MISMATCH)))
+        return key_mismatch(path, cert);
+    char why[256];
+    errors_text(&q, why, sizeof(why));
+    ek_warnx("tls: %s %s: %s", opt, path, why);
+    return -EINVAL;
+}
+
+/* A certificate and its key into ctx (the server's, a client's). */
+static int use_pair(SSL_CTX *ctx, const char *cert, const char *key)
+{
+    int err = use_file(ctx, PEM_CERT, "--tls-cert", cert, NULL);
+    if (err == 0)
+        err = use_file(ctx, PEM_KEY, "--tls-key", key, cert);
+    /* A key of another type than the certificate's is taken for another
+     * certificate slot: only this check sees it. */
+    if (err == 0 && SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        err = key_mismatch(key, cert);
+    }
+    return err;
 }
 
 /* ---- the server -------------------------------------------------------- */
@@ -173,6 +336,8 @@ static int set_session_context(SSL_CTX *ctx,
     unsigned char sid[SSL_MAX_SID_CTX_LENGTH] = "echokit";
     unsigned len = 7;
     if (o->client_ca != NULL) {
+        if (readable("--tls-client-ca", o->client_ca) < 0)
+            return -EINVAL;
         BIO *f = BIO_new_file(o->client_ca, "rb");
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         unsigned char chunk[4096];
@@ -224,8 +389,9 @@ static int server_ctx_setup(SSL_CTX *ctx, const struct ek_tls_server_options *o,
     if (o->alpn != NULL)
         SSL_CTX_set_alpn_select_cb(ctx, on_alpn, g);
     if (o->client_ca != NULL) {
-        if (!SSL_CTX_load_verify_locations(ctx, o->client_ca, NULL))
-            return load_failed("cannot read --tls-client-ca", o->client_ca);
+        err = use_file(ctx, PEM_CA, "--tls-client-ca", o->client_ca, NULL);
+        if (err < 0)
+            return err;
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca);
         if (names == NULL)
             return load_failed("no CA names in --tls-client-ca", o->client_ca);
@@ -256,14 +422,8 @@ static int gen_load(const struct ek_tls_server_options *o,
         }
         g->ctx[g->n++] = ctx;
         err = server_ctx_setup(ctx, o, g);
-        if (err == 0 && !SSL_CTX_use_certificate_chain_file(ctx, o->certs[i]))
-            err = load_failed("cannot use --tls-cert", o->certs[i]);
-        if (err == 0 &&
-            !SSL_CTX_use_PrivateKey_file(ctx, o->keys[i], SSL_FILETYPE_PEM))
-            err = load_failed("cannot use --tls-key", o->keys[i]);
-        if (err == 0 && !SSL_CTX_check_private_key(ctx))
-            err = load_failed("--tls-key does not match the certificate of",
-                              o->certs[i]);
+        if (err == 0)
+            err = use_pair(ctx, o->certs[i], o->keys[i]);
         if (err == 0)
             g->leaf[i] = SSL_CTX_get0_certificate(ctx);
     }
@@ -416,27 +576,24 @@ int ek_tls_client_new(const struct ek_tls_client_options *o,
         SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         SSL_CTX_set_read_ahead(t->ctx, 1);
-        SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        /* Without close_notify an attacker on the path (or a crashed
+         * proxy) can end the stream anywhere with a FIN: an error unless
+         * asked otherwise (the server, which echoes whatever came, lets
+         * clients end with a FIN: server_ctx_setup). */
+        if (o->allow_truncation)
+            SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
         if (SSL_CTX_set1_groups_list(t->ctx, EK_TLS_GROUPS) != 1)
             err = -ENOMEM;
     }
     if (err == 0 && !o->insecure) {
         SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
-        int ok = o->ca != NULL
-                     ? SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL)
-                     : SSL_CTX_set_default_verify_paths(t->ctx);
-        if (!ok)
-            err = load_failed("cannot read --tls-ca",
-                              o->ca != NULL ? o->ca : "(the system's store)");
+        if (o->ca != NULL)
+            err = use_file(t->ctx, PEM_CA, "--tls-ca", o->ca, NULL);
+        else if (!SSL_CTX_set_default_verify_paths(t->ctx))
+            err = load_failed("cannot read", "the system's CA store");
     }
-    if (err == 0 && o->cert != NULL &&
-        !SSL_CTX_use_certificate_chain_file(t->ctx, o->cert))
-        err = load_failed("cannot use --tls-cert", o->cert);
-    if (err == 0 && o->key != NULL &&
-        !SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM))
-        err = load_failed("cannot use --tls-key", o->key);
-    if (err == 0 && o->cert != NULL && !SSL_CTX_check_private_key(t->ctx))
-        err = load_failed("--tls-key does not match", o->cert);
+    if (err == 0 && o->cert != NULL)
+        err = use_pair(t->ctx, o->cert, o->key);
     if (err == 0 && o->alpn != NULL) {
         struct alpn a;
         alpn_wire(o->alpn, &a);

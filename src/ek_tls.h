@@ -97,8 +97,11 @@ struct ek_tls_client_options {
                          address's host name (none for an IP address) */
     const char *cert; /* --tls-cert/--tls-key: our certificate (mTLS) */
     const char *key;
-    const char *alpn; /* --tls-alpn "a,b": what we offer */
-    bool resume;      /* --tls-resume: offer the last session again */
+    const char *alpn;      /* --tls-alpn "a,b": what we offer */
+    bool resume;           /* --tls-resume: offer the last session again */
+    bool allow_truncation; /* --allow-truncation: the server's FIN without
+                              its close_notify ends the stream; otherwise
+                              that is an error (the stream may be cut) */
 };
 
 struct ek_tls_client;
@@ -121,8 +124,9 @@ int ek_tls_client_attach(struct ek_tls_client *t, struct ek_conn *c, int fd,
                          const char *host);
 
 /* One step of c's handshake, for a client that wants it done before any
- * data (ping, bench): 0 once done, -EAGAIN with *wait the readiness
- * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why). */
+ * data (send, ping, bench): 0 once done, -EAGAIN with *wait the readiness
+ * (EK_EV_*) to wait for, or -errno (-EPROTO: ek_tls_error says why; the
+ * peer's close before the end of the handshake is one). */
 int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
 
 /* The completion engine's TLS (ek_transport_tls_mem): it gives OpenSSL
@@ -142,6 +146,11 @@ void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size);
 /* Why c's TLS failed, after a read or write returned -EPROTO
  * ("certificate verify failed: self-signed certificate"...), or NULL. */
 const char *ek_tls_error(const struct ek_conn *c);
+
+/* Whether that failure was the peer's FIN without its close_notify after
+ * the handshake: the stream may have been cut short (a client without
+ * --allow-truncation). */
+bool ek_tls_truncated(const struct ek_conn *c);
 
 /* Whether c's session was resumed. */
 bool ek_tls_resumed(const struct ek_conn *c);

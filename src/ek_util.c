@@ -109,6 +109,16 @@ int ek_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
                      const char **why)
 {
+    int64_t us;
+    int err = ek_parse_seconds_us(s, max_ms * 1000, &us, why);
+    if (err == 0)
+        *out_ms = (us + 999) / 1000;
+    return err;
+}
+
+int ek_parse_seconds_us(const char *s, int64_t max_us, int64_t *out_us,
+                        const char **why)
+{
     uint64_t whole, frac = 0, scale = 1;
     char *end;
     int err = parse_digits(s, &whole, &end, why);
@@ -132,15 +142,14 @@ int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
         *why = "not a number of seconds";
         return -EINVAL;
     }
-    if (whole > (uint64_t)max_ms / 1000) {
+    if (whole > (uint64_t)max_us / 1000000) {
         static _Thread_local char msg[64];
         snprintf(msg, sizeof(msg), "must be at most %lld seconds",
-                 (long long)(max_ms / 1000));
+                 (long long)(max_us / 1000000));
         *why = msg;
         return -ERANGE;
     }
-    uint64_t ms = whole * 1000 + (frac * 1000 + scale - 1) / scale;
-    *out_ms = (int64_t)ms;
+    *out_us = (int64_t)(whole * 1000000 + frac * (1000000 / scale));
     return 0;
 }
 

@@ -35,6 +35,10 @@ int ek_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 int ek_parse_seconds(const char *s, int64_t max_ms, int64_t *out_ms,
                      const char **why);
 
+/* The same to the microsecond (digits past it are ignored). */
+int ek_parse_seconds_us(const char *s, int64_t max_us, int64_t *out_us,
+                        const char **why);
+
 /* The monotonic clock (CLOCK_MONOTONIC), in nanoseconds: the one clock
  * for deadlines, timeouts and latencies; ek_now_ms is the same clock in
  * milliseconds. */

@@ -44,18 +44,35 @@
  * this, so a write that waited owes at most this much. */
 #define EK_TLS_RECORD 16384
 
+/* A client's handshake that met the end of the stream, whether OpenSSL
+ * takes it as an error (no close_notify) or, with --allow-truncation, as
+ * the end. */
+static const char closed_in_handshake[] =
+    "the peer closed the connection during the handshake";
+
+/* What the server's first record header told a client (first_back). */
+enum { FIRST_NONE, FIRST_TLS, FIRST_OWN_HELLO, FIRST_NOT_TLS };
+
 struct tls_conn {
     SSL *ssl;
-    struct ek_stats *stats; /* server side: where handshakes count */
-    const char *why;        /* the failure, for the client's message */
-    uint32_t owed;          /* a write waited: retry with >= this many */
-    uint8_t read_blocked;   /* EK_EV_WRITE: the last read must write */
-    uint8_t write_blocked;  /* EK_EV_READ: the last write must read */
-    bool established;       /* handshake done (and counted) */
-    bool more;              /* the last read stopped with records held */
-    bool renegotiation;     /* TLS 1.2: the client asked to renegotiate */
-    bool ktls;              /* log whether the kernel took TLS */
+    struct ek_stats *stats;  /* server side: where handshakes count */
+    const char *why;         /* the failure, for the client's message */
+    uint32_t owed;           /* a write waited: retry with >= this many */
+    uint8_t read_blocked;    /* EK_EV_WRITE: the last read must write */
+    uint8_t write_blocked;   /* EK_EV_READ: the last write must read */
+    uint8_t hello[5];        /* client: its first record's header (the
+                                ClientHello's), until the handshake ends */
+    bool established : 1;    /* handshake done (and counted) */
+    bool more : 1;           /* the last read stopped with records held */
+    bool renegotiation : 1;  /* TLS 1.2: the client asked to renegotiate */
+    bool ktls : 1;           /* log whether the kernel took TLS */
+    bool truncated : 1;      /* client: the server's FIN, no close_notify */
+    unsigned first_back : 2; /* client: FIRST_*, the server's first record */
 };
+/* The memory per connection README and SECURITY.md give. */
+_Static_assert(sizeof(struct tls_conn) <= 40, "a TLS connection's state "
+                                              "outgrew the documented 40 "
+                                              "bytes");
 
 static struct tls_conn *state(const struct ek_conn *c)
 {
@@ -75,6 +92,34 @@ static void on_record(int write_p, int version, int content_type,
     if (!write_p && content_type == SSL3_RT_HEADER && len >= 1 &&
         ((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE)
         t->renegotiation = true;
+}
+
+/* The client's record headers until its handshake ends: the first one it
+ * sends (its ClientHello's), and how the server's first one compares. A
+ * plain echo server sends the ClientHello back, which OpenSSL calls an
+ * "unexpected message"; the clients say what it is. */
+static void on_client_record(int write_p, int version, int content_type,
+                             const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    struct tls_conn *t = arg;
+    const unsigned char *h = buf;
+    if (content_type != SSL3_RT_HEADER || len < sizeof(t->hello) ||
+        t->first_back != FIRST_NONE)
+        return;
+    if (write_p) {
+        if (t->hello[0] == 0) /* no record type is 0 */
+            memcpy(t->hello, h, sizeof(t->hello));
+        return;
+    }
+    if (t->hello[0] != 0 && memcmp(h, t->hello, sizeof(t->hello)) == 0)
+        t->first_back = FIRST_OWN_HELLO;
+    else if (h[0] < SSL3_RT_CHANGE_CIPHER_SPEC ||
+             h[0] > 24 /* heartbeat, the last */)
+        t->first_back = FIRST_NOT_TLS;
+    else
+        t->first_back = FIRST_TLS;
 }
 
 static void count(struct tls_conn *t, enum ek_tls_fail why)
@@ -102,7 +147,9 @@ static void established(struct ek_conn *c, int fd)
 {
     struct tls_conn *t = state(c);
     t->established = true;
-    if (SSL_version(t->ssl) < TLS1_3_VERSION && SSL_is_server(t->ssl)) {
+    if (!SSL_is_server(t->ssl))
+        SSL_set_msg_callback(t->ssl, NULL); /* on_client_record's work ends */
+    else if (SSL_version(t->ssl) < TLS1_3_VERSION) {
         SSL_set_msg_callback(t->ssl, on_record);
         SSL_set_msg_callback_arg(t->ssl, t);
     }
@@ -149,6 +196,22 @@ static ssize_t protocol_error(struct tls_conn *t, int fd)
     if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
         verify != X509_V_OK)
         t->why = X509_verify_cert_error_string(verify);
+    /* A client whose ClientHello came back, or something else than TLS. */
+    if (t->first_back == FIRST_OWN_HELLO)
+        t->why = "the server sent our ClientHello back: it looks like a "
+                 "plain echo server, not TLS";
+    else if (t->first_back == FIRST_NOT_TLS)
+        t->why = "the server's first bytes are not TLS: it does not speak "
+                 "TLS on that port";
+    /* A FIN without close_notify (the clients: the server ignores it). */
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        t->truncated = t->established;
+        t->why = t->established
+                     ? "the peer closed the connection without a TLS "
+                       "close_notify: the stream may be cut short"
+                     : closed_in_handshake;
+    }
     if (t->why == NULL)
         t->why = "protocol error";
     if (!t->established) {
@@ -395,6 +458,8 @@ int ek_tls_client_attach(struct ek_tls_client *tc, struct ek_conn *c, int fd,
     if (err < 0)
         return err;
     SSL_set_connect_state(state(c)->ssl);
+    SSL_set_msg_callback(state(c)->ssl, on_client_record);
+    SSL_set_msg_callback_arg(state(c)->ssl, state(c));
     c->tp = EK_TP_TLS;
     return 0;
 }
@@ -417,12 +482,19 @@ int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait)
         *wait = other;
         return -EAGAIN;
     }
-    return out == 0 ? -ECONNRESET : (int)out;
+    if (out == 0) /* the end, taken as such: still no handshake */
+        t->why = closed_in_handshake;
+    return out == 0 ? -EPROTO : (int)out;
 }
 
 const char *ek_tls_error(const struct ek_conn *c)
 {
     return state(c) != NULL ? state(c)->why : NULL;
+}
+
+bool ek_tls_truncated(const struct ek_conn *c)
+{
+    return state(c) != NULL && state(c)->truncated;
 }
 
 bool ek_tls_resumed(const struct ek_conn *c)

@@ -509,20 +509,25 @@ int h_run_echokit_signal(const char *const *argv, int in_fd, int timeout_ms,
             close(p[i].fd);
 
     int wstatus;
+    struct rusage ru;
     for (;;) {
-        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+        pid_t w = wait4(pid, &wstatus, WNOHANG, &ru);
         if (w == pid) {
             r->status = decode_status(wstatus);
-            return r->status;
+            break;
         }
         if (h_now_ms() >= deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &wstatus, 0);
+            wait4(pid, &wstatus, 0, &ru);
             r->status = -1;
-            return -1;
+            break;
         }
         h_sleep_ms(5);
     }
+    r->wall_ms = h_now_ms() - t0;
+    r->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return r->status;
 }
 
 /* splitmix64: a counter-based generator, so any offset is computed
@@ -844,22 +849,43 @@ static _Noreturn void fake_loop(int lfd, enum fake_how how, uint64_t param)
     }
 }
 
+int h_loopback_socket(int type, unsigned *port)
+{
+    /* SO_REUSEADDR, as echokit's listeners: the TIME_WAITs of the
+     * connections it closes first keep it, and never block a server that
+     * later binds its (ephemeral) port. */
+    int fd = type == SOCK_STREAM ? h_client_socket(AF_INET)
+                                 : socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(type != SOCK_STREAM || listen(fd, SOMAXCONN) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+pid_t h_fork_server(int fd, unsigned max_s)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(max_s);
+        return 0;
+    }
+    close(fd);
+    return pid;
+}
+
 pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size)
 {
     enum fake_how h = strcmp(how, "corrupt") == 0 ? FAKE_CORRUPT
                       : strcmp(how, "short") == 0 ? FAKE_SHORT
                                                   : FAKE_SILENT;
-    /* SO_REUSEADDR, as echokit's listeners: the TIME_WAITs of the
-     * connections it closes first keep it, and never block a server that
-     * later binds its (ephemeral) port. */
-    int lfd = h_client_socket(AF_INET);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    CHECK(listen(lfd, SOMAXCONN) == 0);
-    CHECK(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
-    snprintf(addr, size, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    unsigned port;
+    int lfd = h_loopback_socket(SOCK_STREAM, &port);
+    snprintf(addr, size, "127.0.0.1:%u", port);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0)

@@ -86,6 +86,8 @@ struct h_run {
     char out[1 << 16];
     size_t out_len;
     char err[1 << 14];
+    int64_t wall_ms; /* from the start to the exit (or the kill) */
+    double cpu_s;    /* the command's CPU time, user and system */
 };
 int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
                   struct h_run *r);
@@ -143,6 +145,17 @@ void h_echo_check(int fd, uint64_t seed, uint64_t total, bool close_after);
  * Returns its pid; *addr gets its address. End it with h_fake_end. */
 pid_t h_fake_server(const char *how, uint64_t param, char *addr, size_t size);
 void h_fake_end(pid_t pid);
+
+/* For a case's own fake server: a socket on 127.0.0.1 at a port the
+ * kernel chose (*port), SOCK_STREAM (listening, with SO_REUSEADDR as
+ * h_client_socket) or SOCK_DGRAM. */
+int h_loopback_socket(int type, unsigned *port);
+
+/* Forks the process of a case's own fake server, which serves on fd:
+ * returns its pid in the test (which closes fd; h_fake_end ends it), 0 in
+ * the child, which is ended by SIGALRM after max_s seconds whatever
+ * becomes of the test. */
+pid_t h_fork_server(int fd, unsigned max_s);
 
 /* ms of CLOCK_MONOTONIC; sleeping. */
 int64_t h_now_ms(void);

@@ -1381,6 +1381,8 @@ static void case_ping_usage(void)
         {{"ping", "-s", "8", NULL}, "invalid --size '8'"},
         {{"ping", "-s", "2M", NULL}, "invalid --size '2M'"},
         {{"ping", "-i", "soon", NULL}, "invalid --interval 'soon'"},
+        {{"ping", "--inflight", "0", NULL}, "invalid --inflight '0'"},
+        {{"ping", "--inflight", "1025", NULL}, "invalid --inflight '1025'"},
         {{"ping", "-W", "0", NULL}, "invalid --timeout '0'"},
         {{"ping", "127.0.0.1:7", "extra", NULL}, "unexpected argument"},
         {{"ping", "nonsense", NULL}, "invalid address 'nonsense'"},

@@ -148,7 +148,12 @@ void case_tls_half_close(void);
 void case_tls_reload_ca(void);
 void case_tls_features(void);
 void case_tls_client(void);
+void case_tls_client_timeout(void);
+void case_tls_truncation(void);
+void case_tls_file_errors(void);
 void case_tls_usage(void);
+void case_send_received(void); /* itest_clients.c */
+void case_ping_interval(void);
 void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);

@@ -26,6 +26,9 @@ NO_TLS(tls_half_close)
 NO_TLS(tls_reload_ca)
 NO_TLS(tls_features)
 NO_TLS(tls_client)
+NO_TLS(tls_client_timeout)
+NO_TLS(tls_truncation)
+NO_TLS(tls_file_errors)
 #else
 #include "ek_cli.h"
 #include "ek_conn.h"
@@ -42,8 +45,11 @@ NO_TLS(tls_client)
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -958,6 +964,217 @@ void case_tls_client(void)
     CHECK_CONTAINS(r.out, "\"tls\":true");
     kill(srv.pid, SIGTERM);
     child_end(&srv, 5000);
+}
+/* send --tls to a peer that accepts and never answers the handshake (a
+ * tarpit, a stalled proxy, a server waiting for a PROXY header): it gives
+ * up at -t, idle while it waits. The previous build polled for
+ * writability while OpenSSL waited to read: 100% CPU, and -t was checked
+ * only when poll timed out, which it never did (killed after 10 s, with
+ * ~9 s of CPU). */
+void case_tls_client_timeout(void)
+{
+    char addr[64];
+    pid_t fake = h_fake_server("silent", 0, addr, sizeof(addr));
+    struct h_run r;
+    const char *argv[] = {"send", "--tls", "--insecure", "-t",
+                          "2",    addr,    "hi",         NULL};
+    int st = h_run_echokit(argv, -1, 10000, &r);
+    printf("send --tls -t 2 to a silent peer: exit %d after %.2f s, "
+           "%.3f s of CPU\n",
+           st, (double)r.wall_ms / 1000.0, r.cpu_s);
+    CHECK_INT(st, ==, 75);
+    CHECK_CONTAINS(r.err, "no handshake within 2.0 s");
+    CHECK_INT(r.wall_ms, >=, 1900);
+    /* 3 s and 0.2 s of CPU (the issue's bounds), with room for the
+     * sanitizers' slower start. */
+    CHECK_INT(r.wall_ms, <, 2000 + 1000 * TIME_SLACK);
+    CHECK(r.cpu_s < 0.2 * TIME_SLACK);
+    h_fake_end(fake);
+}
+/* A TLS echo server, in a child, for one connection: it echoes the first
+ * `cut` bytes, then ends TCP (a FIN) with no close_notify, as an attacker
+ * on the path or a crashed proxy would; it reads the rest and drops it,
+ * so that its close sends no reset. Returns its pid (h_fake_end ends it
+ * too); *addr gets "localhost:PORT". */
+static pid_t truncating_server(uint64_t cut, char *addr, size_t size)
+{
+    unsigned port;
+    int lfd = h_loopback_socket(SOCK_STREAM, &port);
+    snprintf(addr, size, "localhost:%u", port);
+    pid_t pid = h_fork_server(lfd, 20);
+    if (pid > 0)
+        return pid;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL ||
+        SSL_CTX_use_certificate_chain_file(ctx, path("server.pem")) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, path("server.key"),
+                                    SSL_FILETYPE_PEM) != 1)
+        _exit(2);
+    int fd = accept(lfd, NULL, NULL);
+    SSL *ssl = SSL_new(ctx);
+    struct timeval tv = {.tv_sec = 10};
+    if (fd < 0 || ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        SSL_accept(ssl) != 1)
+        _exit(3);
+    static char buf[16384];
+    uint64_t echoed = 0;
+    while (echoed < cut) {
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0)
+            _exit(4);
+        if ((uint64_t)n > cut - echoed)
+            n = (int)(cut - echoed);
+        if (SSL_write(ssl, buf, n) != n)
+            _exit(5);
+        echoed += (uint64_t)n;
+    }
+    shutdown(fd, SHUT_WR);
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    _exit(0);
+}
+
+/* A server that ends TLS with a FIN and no close_notify: the stream may
+ * be cut anywhere, and send says so and exits 1 (the previous build took
+ * the FIN for the end: exit 0 with 40000 of 200000 bytes); with
+ * --allow-truncation, that is the end, as before. ping too (it exits 1
+ * on any close; now it says what kind). */
+void case_tls_truncation(void)
+{
+    make_certs();
+    enum { SIZE = 200000, CUT = 40000 };
+    static unsigned char want[CUT];
+    h_pattern(81, 0, want, sizeof(want));
+    char addr[64];
+    struct h_run r;
+    const char *strict[] = {"send", "--tls", "--tls-ca", path("ca.pem"),
+                            addr,   "-",     NULL};
+    const char *lax[] = {
+        "send", "--tls", "--tls-ca", path("ca.pem"), "--allow-truncation",
+        addr,   "-",     NULL};
+    const char *const *modes[] = {strict, lax};
+    for (int m = 0; m < 2; m++) {
+        pid_t srv = truncating_server(CUT, addr, sizeof(addr));
+        int in = write_temp_file("cut.bin", 81, SIZE);
+        int st = h_run_echokit(modes[m], in, 20000, &r);
+        close(in);
+        printf("send %s: exit %d, %zu bytes on stdout; %s",
+               m ? "lax" : "strict", st, r.out_len, r.err);
+        CHECK_INT(r.out_len, ==, CUT); /* what came is passed on */
+        CHECK(memcmp(r.out, want, CUT) == 0);
+        if (m == 0) {
+            CHECK_INT(st, ==, 1);
+            CHECK_CONTAINS(r.err, "without close_notify after 40000 of");
+            CHECK_CONTAINS(r.err, "--allow-truncation");
+        } else {
+            CHECK_INT(st, ==, 0);
+        }
+        h_fake_end(srv);
+    }
+
+    pid_t srv = truncating_server(64, addr, sizeof(addr));
+    const char *ping[] = {"ping", "--tls", "--tls-ca", path("ca.pem"), "-c",
+                          "3",    "-i",    "0.05",     addr,           NULL};
+    CHECK_INT(h_run_echokit(ping, -1, 10000, &r), ==, 1);
+    CHECK_CONTAINS(r.out, "1 received");
+    CHECK_CONTAINS(r.err, "without a TLS close_notify");
+    h_fake_end(srv);
+}
+/* A certificate, key or CA file that cannot be used is named with the
+ * cause, by serve and by the clients alike (one loader): the system's
+ * reason, what the file holds instead of a certificate or a key, a key
+ * that is not the certificate's. And a client whose handshake is answered
+ * by its own ClientHello says the server looks like a plain echo server.
+ * The previous build gave OpenSSL's words: "unknown error; system lib;
+ * system lib", "no start line; PEM lib", "key values mismatch",
+ * "unexpected message". */
+void case_tls_file_errors(void)
+{
+    make_certs();
+    char plain_dir[300];
+    snprintf(plain_dir, sizeof(plain_dir), "%s/a-directory", dir);
+    CHECK(mkdir(plain_dir, 0700) == 0);
+    const struct {
+        const char *opts[5];
+        const char *says;
+    } t[] = {
+        {{"--tls-cert", "/nonexistent.pem", "--tls-key", path("client.key")},
+         "--tls-cert /nonexistent.pem: No such file or directory"},
+        {{"--tls-cert", plain_dir, "--tls-key", path("client.key")},
+         "a-directory: Is a directory"},
+        {{"--tls-cert", path("client.key"), "--tls-key", path("client.pem")},
+         "client.key: not a PEM certificate: it holds a PEM PRIVATE KEY "
+         "(--tls-cert and --tls-key swapped?)"},
+        {{"--tls-cert", path("client.pem"), "--tls-key", path("ca.pem")},
+         "ca.pem: not a PEM private key: it holds a PEM CERTIFICATE"},
+        {{"--tls-cert", path("client.pem"), "--tls-key", path("rogue.key")},
+         "rogue.key: the key does not match the certificate of --tls-cert"},
+        {{"--tls-ca", "/nonexistent.pem"},
+         "--tls-ca /nonexistent.pem: No such file or directory"},
+        {{"--tls-ca", plain_dir}, "a-directory: Is a directory"},
+        {{"--tls-ca", path("ca.key")},
+         "ca.key: not a PEM CA certificate: it holds a PEM PRIVATE KEY"},
+    };
+    struct h_run r;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *says = t[i].says;
+        for (int cmd = 0; cmd < 2; cmd++) {
+            const char *argv[12] = {cmd ? "ping" : "send", "--tls"};
+            size_t n = 2;
+            for (size_t k = 0; k < 4 && t[i].opts[k] != NULL; k++)
+                argv[n++] = t[i].opts[k];
+            argv[n++] = "localhost:9";
+            argv[n] = NULL;
+            CHECK_INT(h_run_echokit(argv, -1, 10000, &r), ==, 78);
+            CHECK_CONTAINS(r.err, says);
+        }
+        /* serve: the certificate and key options are its own too. */
+        if (strcmp(t[i].opts[0], "--tls-cert") == 0) {
+            const char *serve[] = {
+                "serve",      "--listen",   "tls:127.0.0.1:0", t[i].opts[0],
+                t[i].opts[1], t[i].opts[2], t[i].opts[3],      NULL};
+            CHECK_INT(h_run_echokit(serve, -1, 10000, &r), ==, 78);
+            CHECK_CONTAINS(r.err, says);
+        }
+    }
+    /* serve's --tls-client-ca, and bench (the clients' shared path). */
+    const char *client_ca[] = {"serve",
+                               "--listen",
+                               "tls:127.0.0.1:0",
+                               "--tls-cert",
+                               path("server.pem"),
+                               "--tls-key",
+                               path("server.key"),
+                               "--tls-client-ca",
+                               "/nonexistent.pem",
+                               NULL};
+    CHECK_INT(h_run_echokit(client_ca, -1, 10000, &r), ==, 78);
+    CHECK_CONTAINS(
+        r.err, "--tls-client-ca /nonexistent.pem: No such file or directory");
+    const char *bench[] = {"bench",   "--tls",       "--tls-ca",
+                           plain_dir, "localhost:9", NULL};
+    CHECK_INT(h_run_echokit(bench, -1, 10000, &r), ==, 78);
+    CHECK_CONTAINS(r.err, "a-directory: Is a directory");
+
+    /* TLS to a plain echo port: the ClientHello comes back. */
+    struct h_server s;
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *send[] = {"send",     "--tls", "--insecure",
+                          s.addrs[0], "hi",    NULL};
+    const char *ping[] = {"ping", "--tls",    "--insecure", "-c",
+                          "1",    s.addrs[0], NULL};
+    const char *bench_plain[] = {"bench", "--tls", "--insecure", "-t", "0.2",
+                                 "-w",    "0",     s.addrs[0],   NULL};
+    const char *const *cmds[] = {send, ping, bench_plain};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_INT(h_run_echokit(cmds[i], -1, 10000, &r), ==, EK_EXIT_TLS);
+        CHECK_CONTAINS(r.err, "the server sent our ClientHello back: it "
+                              "looks like a plain echo server");
+        CHECK_INT(r.out_len, ==, 0);
+    }
+    stop_ok(&s);
 }
 #endif /* EK_HAVE_TLS */
 

@@ -61,6 +61,14 @@ static void test_seconds(void)
     CHECK(ek_parse_seconds("2.0000000001", 86400000, &ms, &why) == 0 &&
           ms == 2000);
     CHECK(ek_parse_seconds("86401", 86400000, &ms, &why) == -ERANGE);
+    int64_t us;
+    CHECK(ek_parse_seconds_us("0.0005", 3600000000, &us, &why) == 0 &&
+          us == 500);
+    CHECK(ek_parse_seconds_us("1.000001", 3600000000, &us, &why) == 0 &&
+          us == 1000001);
+    CHECK(ek_parse_seconds_us("0.0000009", 3600000000, &us, &why) == 0 &&
+          us == 0);
+    CHECK(ek_parse_seconds_us("3601", 3600000000, &us, &why) == -ERANGE);
     const char *bad[] = {"", "-1", "1.", ".5", "1s", "1e3", "one"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(ek_parse_seconds(bad[i], 86400000, &ms, &why) == -EINVAL);
