@@ -158,6 +158,10 @@ void ek_conn_received(struct ek_conn *c, const struct ek_conn_env *env,
                       size_t n);
 void ek_conn_sent(struct ek_conn *c, const struct ek_conn_env *env, size_t n);
 
+/* Bytes moved that are not the payload (the io_uring engine's TLS records
+ * going out): the idle stamp renewed, nothing counted. */
+void ek_conn_touch(struct ek_conn *c, const struct ek_conn_env *env);
+
 /* ---- the readiness engine -------------------------------------------- */
 
 /* Results of the two event handlers. */

@@ -64,8 +64,7 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
         n -= k;
         if (h->seen == h->rec_end) {
             h->rec_end = 0;
-            if (h->hs_got == 4 && h->left == 0 &&
-                h->verdict == EK_HELLO_MORE)
+            if (h->hs_got == 4 && h->left == 0 && h->verdict == EK_HELLO_MORE)
                 h->verdict = EK_HELLO_PASS;
         }
     }

@@ -59,8 +59,8 @@ struct ek_tls_hello {
     uint32_t left;    /* of those, bytes still to come */
     uint8_t hdr[5];   /* the record header being read */
     uint8_t hdr_got;
-    uint8_t hs_got;   /* bytes of the handshake header seen (4: all) */
-    uint8_t verdict;  /* enum ek_tls_hello_verdict */
+    uint8_t hs_got;  /* bytes of the handshake header seen (4: all) */
+    uint8_t verdict; /* enum ek_tls_hello_verdict */
 };
 
 /* Judges the next n bytes of the stream. Returns the verdict; once it is

@@ -122,10 +122,11 @@ static uint64_t udata(enum uop op, unsigned index)
 
 /* The engine's states of a connection (see the top of this file). */
 enum {
-    U_ARMED = 1,   /* a receive is in flight */
-    U_SEND = 2,    /* a send is in flight */
-    U_PAUSED = 4,  /* no receive: the queue is full */
-    U_STARVED = 8, /* receive ended: no provided buffer was free */
+    U_ARMED = 1,    /* a receive is in flight */
+    U_SEND = 2,     /* a send is in flight */
+    U_PAUSED = 4,   /* no receive: the queue is full */
+    U_STARVED = 8,  /* receive ended: no provided buffer was free */
+    U_FAILING = 16, /* TLS failed: its last records go, then it closes */
 };
 
 /* A connection's slot. */
@@ -524,7 +525,8 @@ static void submit_send(struct uloop *lp, int fd, const char *data, int flags)
     u->state |= U_SEND;
 }
 
-/* Sends the oldest queued piece (a chunk of the queue). */
+/* Sends the oldest queued piece (a chunk of the queue); after a TLS
+ * failure only what the socket takes at once (tls_failed). */
 static void send_from_queue(struct uloop *lp, int fd)
 {
     struct uconn *u = uconn(lp, fd);
@@ -533,7 +535,8 @@ static void send_from_queue(struct uloop *lp, int fd)
     u->send_bid = -1;
     u->send_len = (uint32_t)iov.iov_len;
     u->send_done = 0;
-    submit_send(lp, fd, iov.iov_base, 0);
+    submit_send(lp, fd, iov.iov_base,
+                (u->state & U_FAILING) ? MSG_DONTWAIT : 0);
 }
 
 /* ---- connections ------------------------------------------------------ */
@@ -585,28 +588,21 @@ static bool is_tls(const struct uconn *u)
     return u->c.tp != EK_TP_SOCKET;
 }
 
-/* Queues the records OpenSSL made (handshake, echo, alerts). */
-static int queue_tls_output(struct uloop *lp, struct uconn *u)
-{
-    const char *p;
-    size_t n = ek_tls_mem_output(&u->c, &p);
-    int err = n > 0 ? ek_conn_queue(&u->c, &lp->base.env, p, n, false) : 0;
-    ek_tls_mem_output_taken(&u->c);
-    return err;
-}
-
 /* TLS: n received bytes go to OpenSSL (none: it just goes on, after the
- * end of the stream); what it decrypts is encrypted back at once, and the
- * records made are queued. Returns 0 or -errno (close; a failed handshake
- * was counted by the transport). */
+ * end of the stream); what it decrypts is encrypted back at once, and
+ * every record it makes (handshake, echo, alerts) goes straight into the
+ * queue. The payload is counted here, once: the records sent are not
+ * (on_send). Returns 0 or -errno (a failed handshake was counted by the
+ * transport; its alert may be queued: tls_failed). */
 static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
 {
     struct uconn *u = uconn(lp, fd);
     struct ek_conn *c = &u->c;
     const struct ek_transport *tp = ek_conn_tp(c);
     const struct ek_conn_env *env = &lp->base.env;
-    int err = n > 0 ? ek_tls_mem_input(c, data, n) : 0;
-    while (err == 0 && !(c->flags & EK_CONN_PEER_CLOSED)) {
+    int err = 0;
+    ek_tls_mem_lend(c, env, data, n);
+    while (!(c->flags & EK_CONN_PEER_CLOSED)) {
         ssize_t k = tp->read(c, fd, lp->plain, URING_BUF_SIZE);
         if (k == -EAGAIN)
             break;
@@ -618,14 +614,38 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
         }
         ek_conn_received(c, env, (size_t)k);
         struct iovec iov = {.iov_base = lp->plain, .iov_len = (size_t)k};
-        ssize_t w = tp->writev(c, fd, &iov, 1); /* into memory: all of it */
+        ssize_t w = tp->writev(c, fd, &iov, 1); /* into the queue: all */
         if (w != k) {
             err = w < 0 ? (int)w : -EIO;
             break;
         }
         ek_conn_sent(c, env, (size_t)w); /* committed to the queue */
     }
-    return err < 0 ? err : queue_tls_output(lp, u);
+    /* OpenSSL stops reading before the end of what it was lent only at
+     * the end of the stream or on an error: anything else would lose
+     * bytes, so it would be an error too (not reached). */
+    if (ek_tls_mem_done(c) > 0 && err == 0 && !(c->flags & EK_CONN_PEER_CLOSED))
+        err = -EIO;
+    return err;
+}
+
+/* TLS failed with err, counted by the transport. What OpenSSL said last
+ * (its fatal alert: "unknown ca", "certificate required"...) is at the end
+ * of the queue: it goes out if the socket takes it now, as OpenSSL's own
+ * writes do on the other engines (sends with MSG_DONTWAIT, never waited
+ * for), so that the client learns why; then the connection closes. */
+static void tls_failed(struct uloop *lp, int fd, int err)
+{
+    struct uconn *u = uconn(lp, fd);
+    if (ek_queue_len(&u->c.queue) == 0 || err == -ENOMEM) {
+        conn_close(&lp->base, fd, err);
+        return;
+    }
+    u->err = err;
+    u->state |= U_FAILING;
+    u->c.flags |= EK_CONN_PEER_CLOSED; /* nothing more is read */
+    if (!(u->state & U_SEND))
+        send_from_queue(lp, fd);
 }
 #endif
 
@@ -635,11 +655,15 @@ static void conn_end(struct uloop *lp, int fd)
 {
 #ifdef EK_HAVE_TLS
     struct uconn *u = uconn(lp, fd);
+    if (u->state & U_FAILING) {
+        conn_close(&lp->base, fd, u->err); /* its last words went */
+        return;
+    }
     if (is_tls(u) && !(u->c.flags & EK_CONN_FINISHING)) {
         u->c.flags |= EK_CONN_FINISHING;
-        int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into memory */
-        if (err == 0)
-            err = queue_tls_output(lp, u);
+        ek_tls_mem_lend(&u->c, &lp->base.env, NULL, 0);
+        int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into the queue */
+        (void)ek_tls_mem_done(&u->c);
         if (err == 0 && ek_queue_len(&u->c.queue) > 0) {
             send_from_queue(lp, fd);
             return;
@@ -696,7 +720,7 @@ static void received(struct uloop *lp, int fd, int bid, uint32_t n)
         int err = tls_pump(lp, fd, buf_of(lp, bid) + skip, n - skip);
         recycle(lp, bid);
         if (err < 0)
-            conn_close(&lp->base, fd, err);
+            tls_failed(lp, fd, err);
         else
             tls_went_on(lp, fd);
         return;
@@ -737,7 +761,8 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 
     if (cqe->res > 0 && bid < 0) {
         conn_close(&lp->base, fd, -EPROTO); /* data without a buffer */
-    } else if (cqe->res > 0 && (u->c.flags & EK_CONN_CLOSING)) {
+    } else if (cqe->res > 0 &&
+               ((u->c.flags & EK_CONN_CLOSING) || (u->state & U_FAILING))) {
         recycle(lp, bid);
     } else if (cqe->res > 0) {
         received(lp, fd, bid, (uint32_t)cqe->res);
@@ -748,14 +773,16 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
                               ek_conn_header_cut(cqe->res));
         conn_close(&lp->base, fd, 0);
 #ifdef EK_HAVE_TLS
-    } else if (cqe->res == 0 && is_tls(u)) {
+    } else if (cqe->res == 0 && is_tls(u) && !(u->state & U_FAILING)) {
         ek_tls_mem_eof(&u->c); /* OpenSSL reads the end of the stream */
         int err = tls_pump(lp, fd, NULL, 0);
         u->c.flags |= EK_CONN_PEER_CLOSED;
         if (err < 0)
-            conn_close(&lp->base, fd, err);
+            tls_failed(lp, fd, err);
         else
             tls_went_on(lp, fd);
+    } else if (cqe->res == 0 && (u->state & U_FAILING)) {
+        ; /* it closes once its last records are sent */
 #endif
     } else if (cqe->res == 0) {
         u->c.flags |= EK_CONN_PEER_CLOSED;
@@ -792,6 +819,22 @@ static int ring_send_done(struct uloop *lp, int fd, bool keep_rest)
     return err;
 }
 
+/* n bytes went out. Plain TCP: the payload, counted. TLS: records, whose
+ * payload was counted as OpenSSL took it (tls_pump); they only show that
+ * the connection is alive, once past the handshake, whose deadline counts
+ * from the accept (ek_idle.h), as on the other engines. */
+static void sent_on_wire(struct uloop *lp, struct uconn *u, size_t n)
+{
+#ifdef EK_HAVE_TLS
+    if (is_tls(u)) {
+        if (!ek_conn_tp(&u->c)->handshaking(&u->c))
+            ek_conn_touch(&u->c, &lp->base.env);
+        return;
+    }
+#endif
+    ek_conn_sent(&u->c, &lp->base.env, n);
+}
+
 static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 {
     struct uconn *u = uconn(lp, fd);
@@ -799,11 +842,15 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     int err = cqe->res == -EAGAIN && from_ring ? 0 : cqe->res;
     u->state &= (uint8_t)~U_SEND;
     if (err > 0) {
-        ek_conn_sent(&u->c, &lp->base.env, (size_t)err);
+        sent_on_wire(lp, u, (size_t)err);
         u->send_done += (uint32_t)err;
         err = 0;
     }
     bool ending = err < 0 || (u->c.flags & EK_CONN_CLOSING);
+    if ((u->state & U_FAILING) && !ending && u->send_done < u->send_len) {
+        ending = true; /* the socket took no more at once */
+        err = -EAGAIN;
+    }
     if (from_ring) {
         int qerr = ring_send_done(lp, fd, !ending);
         err = err < 0 ? err : qerr;
