@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef EK_HAVE_TLS
 #ifdef EK_TLS_OFF_REASON
@@ -165,16 +166,18 @@ int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
 /* The completion engine's TLS (ek_transport_tls_mem). For one pass over
  * what a receive brought, ek_tls_mem_lend lends OpenSSL those n bytes
  * (none: it just goes on, after the end of the stream) and binds c's
- * queue, into which every record OpenSSL makes (handshake, echo, alerts)
- * goes at once, with env's accounting (ek_conn_queue); then the
- * transport's read, writev and finish run over them; ek_tls_mem_done ends
- * the loan and returns how many lent bytes OpenSSL did not read (none,
- * unless the stream ended or failed first). Nothing is copied to be kept,
- * but the start of a ClientHello that has not all come (ek_tls_hello.h).
+ * queue, which every record OpenSSL makes (handshake, echo, alerts) joins,
+ * gathered in env->buf (env->buf_size bytes, the engine's, shared by its
+ * connections) and appended with env's accounting (ek_conn_queue); then
+ * the transport's read, writev and finish run over them; ek_tls_mem_done
+ * ends the loan: the records gathered join the queue, and it returns how
+ * many lent bytes OpenSSL did not read (none, unless the stream ended or
+ * failed first), or -ENOMEM. Nothing is kept per connection but the start
+ * of a ClientHello that has not all come (ek_tls_hello.h).
  * ek_tls_mem_eof says the stream has ended. */
 void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
                      const void *data, size_t n);
-size_t ek_tls_mem_done(struct ek_conn *c);
+ssize_t ek_tls_mem_done(struct ek_conn *c);
 void ek_tls_mem_eof(struct ek_conn *c);
 
 /* What c's TLS negotiated, for a log line: "TLSv1.3

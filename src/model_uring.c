@@ -154,7 +154,8 @@ struct uloop {
     bool udp_armed;     /* their polls were submitted (first turn) */
     size_t udp_polls;   /* polls in flight */
     bool closing;       /* uloop_free: arm nothing more */
-    char *plain;        /* TLS: what OpenSSL decrypted, to encrypt back */
+    char *plain;        /* TLS: what OpenSSL decrypted, to encrypt back;
+                           and base.env.buf: the records made (ek_tls.h) */
 };
 
 static struct uconn *uconn(struct uloop *lp, int fd)
@@ -624,7 +625,10 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
     /* OpenSSL stops reading before the end of what it was lent only at
      * the end of the stream or on an error: anything else would lose
      * bytes, so it would be an error too (not reached). */
-    if (ek_tls_mem_done(c) > 0 && err == 0 && !(c->flags & EK_CONN_PEER_CLOSED))
+    ssize_t left = ek_tls_mem_done(c);
+    if (left < 0 && err == 0)
+        err = (int)left;
+    else if (left > 0 && err == 0 && !(c->flags & EK_CONN_PEER_CLOSED))
         err = -EIO;
     return err;
 }
@@ -663,7 +667,8 @@ static void conn_end(struct uloop *lp, int fd)
         u->c.flags |= EK_CONN_FINISHING;
         ek_tls_mem_lend(&u->c, &lp->base.env, NULL, 0);
         int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into the queue */
-        (void)ek_tls_mem_done(&u->c);
+        ssize_t done = ek_tls_mem_done(&u->c);
+        err = err < 0 ? err : done < 0 ? (int)done : 0;
         if (err == 0 && ek_queue_len(&u->c.queue) > 0) {
             send_from_queue(lp, fd);
             return;
@@ -993,9 +998,13 @@ static int setup_ring(struct uloop *lp, bool disabled)
     lp->ring_ok = true;
     lp->ring_disabled = disabled;
     lp->bufs = aligned_alloc(4096, (size_t)URING_BUFS * URING_BUF_SIZE);
-    lp->plain = lp->base.srv->cfg->tls != NULL ? malloc(URING_BUF_SIZE) : NULL;
-    if (lp->bufs == NULL ||
-        (lp->base.srv->cfg->tls != NULL && lp->plain == NULL))
+    if (lp->base.srv->cfg->tls != NULL) {
+        lp->plain = malloc(URING_BUF_SIZE);
+        lp->base.env.buf = malloc(URING_BUF_SIZE);
+        lp->base.env.buf_size = URING_BUF_SIZE;
+    }
+    if (lp->bufs == NULL || (lp->base.srv->cfg->tls != NULL &&
+                             (lp->plain == NULL || lp->base.env.buf == NULL)))
         return -ENOMEM;
     lp->br = buf_ring_new(&lp->ring, lp->bufs, URING_BUFS, URING_BUF_SIZE, &rc);
     lp->bufs_free = URING_BUFS;
@@ -1146,6 +1155,7 @@ static void uloop_free(void *arg)
                                 sockets it closes */
     free(lp->bufs);
     free(lp->plain);
+    free(lp->base.env.buf);
     free(lp->accept_armed);
 }
 

@@ -80,12 +80,14 @@ struct tls_conn {
     const char *why;             /* the failure, for the client's message */
     struct tls_gate *gate;       /* server side: see above */
     /* ek_transport_tls_mem: the records lent for one call (in) and where
-     * the ones OpenSSL makes go (out), between ek_tls_mem_lend and
-     * ek_tls_mem_done; a slot's address may change between calls. */
+     * the ones OpenSSL makes go (out, gathered in out_env->buf first),
+     * between ek_tls_mem_lend and ek_tls_mem_done; a slot's address may
+     * change between calls. */
     const char *in;
     size_t in_len;
     struct ek_conn *out;
     const struct ek_conn_env *out_env;
+    size_t staged;         /* bytes gathered in out_env->buf */
     uint32_t owed;         /* a write waited: retry with >= this many */
     uint8_t read_blocked;  /* EK_EV_WRITE: the last read must write */
     uint8_t write_blocked; /* EK_EV_READ: the last write must read */
@@ -253,6 +255,45 @@ static ssize_t outcome(struct ek_conn *c, int fd, int ret, unsigned want_other,
 
 /* ---- the gate: the ClientHello before OpenSSL (server side) ----------- */
 
+/* The records gathered in the engine's buffer join the queue. Returns 0
+ * or -ENOMEM (remembered: the connection fails). */
+static int stage_flush(struct tls_conn *t)
+{
+    int err = t->staged > 0 ? ek_conn_queue(t->out, t->out_env, t->out_env->buf,
+                                            t->staged, false)
+                            : 0;
+    t->staged = 0;
+    if (err < 0)
+        t->out_failed = true;
+    return err;
+}
+
+/* A record OpenSSL made (or an alert of ours) for the connection's
+ * queue. OpenSSL writes a record at a time, and a queue takes each append
+ * in chunks of its size: they gather in the engine's buffer first
+ * (out_env->buf, shared by its connections), so that the queue gets them
+ * in chunks of up to 64 KiB, which the engine sends one at a time, as it
+ * would the echo of plain TCP. Returns 0 or -ENOMEM. */
+static int mem_out(struct tls_conn *t, const char *data, size_t len)
+{
+    const struct ek_conn_env *env = t->out_env;
+    if (t->out == NULL) {
+        t->out_failed = true; /* not reached: every call is within a loan */
+        return -ENOMEM;
+    }
+    if (t->staged + len > env->buf_size && stage_flush(t) < 0)
+        return -ENOMEM;
+    if (len > env->buf_size) {
+        if (ek_conn_queue(t->out, env, data, len, false) == 0)
+            return 0;
+        t->out_failed = true;
+        return -ENOMEM;
+    }
+    memcpy(env->buf + t->staged, data, len);
+    t->staged += len;
+    return 0;
+}
+
 /* A fatal alert of ours, for what OpenSSL never saw: a TLS 1.2 record
  * (the version every client accepts in an alert before the hello's
  * answer) of level fatal. */
@@ -260,10 +301,8 @@ static void put_alert(struct ek_conn *c, int fd, unsigned char desc)
 {
     struct tls_conn *t = state(c);
     const unsigned char alert[7] = {21, 3, 3, 0, 2, 2, desc};
-    if (t->mem) { /* into the queue, which the engine sends */
-        if (t->out != NULL)
-            (void)ek_conn_queue(t->out, t->out_env, (const char *)alert,
-                                sizeof(alert), false);
+    if (t->mem) { /* after OpenSSL's records, which the engine sends */
+        (void)mem_out(t, (const char *)alert, sizeof(alert));
         return;
     }
     /* If the socket takes it now, as OpenSSL's own alerts. */
@@ -275,7 +314,8 @@ static void put_alert(struct ek_conn *c, int fd, unsigned char desc)
 
 /* The gate's verdict on what came: 1 to go on to OpenSSL, -EAGAIN for
  * more, or -EPROTO (refused: counted, logged, our alert sent). */
-static ssize_t gate_verdict(struct ek_conn *c, int fd, int verdict)
+static ssize_t gate_verdict(struct ek_conn *c, int fd,
+                            enum ek_tls_hello_verdict verdict)
 {
     struct tls_conn *t = state(c);
     switch (verdict) {
@@ -284,16 +324,23 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd, int verdict)
     case EK_HELLO_PASS:
         t->gated = false;
         return 1;
-    case EK_HELLO_TOO_LARGE:
+    case EK_HELLO_TOO_LARGE: {
+        uint32_t claim = ek_tls_hello_claim(&t->gate->hello);
         count(t, EK_TLS_FAIL_TOO_LARGE);
         t->why = "ClientHello too large";
-        ek_log(EK_LOG_DEBUG,
-               "fd %d: TLS handshake refused: a ClientHello of %lu bytes, or "
-               "a record, past the bound of %d bytes",
-               fd, (unsigned long)ek_tls_hello_claim(&t->gate->hello),
-               EK_TLS_HELLO_MAX);
+        if (claim > EK_TLS_HELLO_MAX - 9)
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: TLS handshake refused: a ClientHello of %lu "
+                   "bytes, more than %d",
+                   fd, (unsigned long)claim, EK_TLS_HELLO_MAX - 9);
+        else
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: TLS handshake refused: the records of its "
+                   "ClientHello pass %d bytes",
+                   fd, EK_TLS_HELLO_MAX);
         put_alert(c, fd, 47); /* illegal_parameter, as OpenSSL says */
         return -EPROTO;
+    }
     default: /* EK_HELLO_EMPTY */
         count(t, EK_TLS_FAIL_PROTOCOL);
         t->why = "empty handshake record";
@@ -318,10 +365,15 @@ static ssize_t gate_read(struct ek_conn *c, int fd)
     struct tls_gate *g = gate_of(t);
     if (g == NULL)
         return -ENOMEM;
-    int verdict = EK_HELLO_MORE;
+    enum ek_tls_hello_verdict verdict = EK_HELLO_MORE;
     while (verdict == EK_HELLO_MORE) {
         /* While it says "more", every byte kept belongs to the
-         * ClientHello's records, which fit in the buffer: there is room. */
+         * ClientHello's records, which fit in the buffer: there is room
+         * (checked all the same). */
+        if (g->have == sizeof(g->buf)) {
+            verdict = EK_HELLO_TOO_LARGE;
+            break;
+        }
         ssize_t n =
             recv(fd, g->buf + g->have, sizeof(g->buf) - g->have, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
@@ -382,6 +434,8 @@ static int filter_write(BIO *b, const char *data, size_t len, size_t *put)
 static long filter_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     struct tls_conn *t = BIO_get_data(b);
+    if (cmd == BIO_CTRL_PUSH || cmd == BIO_CTRL_POP)
+        return 0; /* about the filter itself: nothing to pass on */
     long rc = BIO_next(b) != NULL ? BIO_ctrl(BIO_next(b), cmd, num, ptr) : 0;
     if (cmd == BIO_CTRL_PENDING && t != NULL && t->gate != NULL && !t->gated)
         rc += (long)(t->gate->have - t->gate->off);
@@ -418,16 +472,14 @@ static int mem_read(BIO *b, char *out, size_t len, size_t *got)
 }
 
 /* Records OpenSSL made: straight into the connection's queue, which the
- * engine sends (no copy of ours to keep, or to shrink). */
+ * engine sends (no copy of ours to keep, or to shrink). -1 without
+ * memory. */
 static int mem_write(BIO *b, const char *data, size_t len, size_t *put)
 {
     struct tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    if (t->out == NULL ||
-        ek_conn_queue(t->out, t->out_env, data, len, false) < 0) {
-        t->out_failed = true;
+    if (mem_out(t, data, len) < 0)
         return 0;
-    }
     *put = len;
     return 1;
 }
@@ -489,7 +541,9 @@ static ssize_t gate(struct ek_conn *c, int fd)
         return -ENOMEM;
     if (!t->mem)
         return gate_read(c, fd);
-    int verdict = t->gate != NULL ? t->gate->hello.verdict : EK_HELLO_MORE;
+    enum ek_tls_hello_verdict verdict =
+        t->gate != NULL ? (enum ek_tls_hello_verdict)t->gate->hello.verdict
+                        : EK_HELLO_MORE;
     if (verdict == EK_HELLO_MORE && t->in_eof)
         return cut(t, fd, 0);
     return gate_verdict(c, fd, verdict);
@@ -847,8 +901,10 @@ void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
         t->in_len = 0;
         return;
     }
-    int verdict = ek_tls_hello_feed(&g->hello, data, n);
-    if (verdict == EK_HELLO_MORE) {
+    enum ek_tls_hello_verdict verdict = ek_tls_hello_feed(&g->hello, data, n);
+    if (verdict == EK_HELLO_MORE && n > sizeof(g->buf) - g->have)
+        g->hello.verdict = EK_HELLO_TOO_LARGE; /* not reached: see gate_read */
+    else if (verdict == EK_HELLO_MORE) {
         memcpy(g->buf + g->have, data, n);
         g->have += (uint32_t)n;
     }
@@ -856,17 +912,18 @@ void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
         t->in_len = 0;
 }
 
-size_t ek_tls_mem_done(struct ek_conn *c)
+ssize_t ek_tls_mem_done(struct ek_conn *c)
 {
     struct tls_conn *t = state(c);
     size_t left = t->in_len;
+    int err = stage_flush(t);
     t->in = NULL;
     t->in_len = 0;
     t->out = NULL;
     t->out_env = NULL;
     if (gate_drained(t))
         gate_free(t);
-    return left;
+    return err < 0 ? err : (ssize_t)left;
 }
 
 void ek_tls_mem_eof(struct ek_conn *c)

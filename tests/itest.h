@@ -148,6 +148,12 @@ void case_tls_reload_ca(void);
 void case_tls_features(void);
 void case_tls_client(void);
 void case_tls_usage(void);
+void case_tls_hello_bound(void);
+void case_tls_clock_counts(void);
+void case_tls_alert(void);
+void case_tls_burst_idle(void);
+void case_tls_ticket_rotate(void);
+void case_tls_ciphers(void);
 void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);

@@ -55,12 +55,12 @@ static size_t make_hello(size_t claim, size_t frag, size_t extra,
 
 /* Feeds stream[0, n) in pieces of `step` bytes (0: whole). Returns the
  * verdict and, in *at, how many bytes had been fed when it came. */
-static int feed(size_t n, size_t step, size_t *at)
+static enum ek_tls_hello_verdict feed(size_t n, size_t step, size_t *at)
 {
     struct ek_tls_hello h;
     memset(&h, 0, sizeof(h));
     size_t off = 0;
-    int v = EK_HELLO_MORE;
+    enum ek_tls_hello_verdict v = EK_HELLO_MORE;
     while (off < n && v == EK_HELLO_MORE) {
         size_t k = step == 0 || n - off < step ? n - off : step;
         v = ek_tls_hello_feed(&h, stream + off, k);
@@ -75,12 +75,13 @@ static int feed(size_t n, size_t step, size_t *at)
 
 /* The verdict of every split of the stream: the same; `pass_at`: where the
  * first byte-at-a-time feed must have reached when it came. */
-static void expect(size_t n, int verdict, size_t decided_at)
+static void expect(size_t n, enum ek_tls_hello_verdict verdict,
+                   size_t decided_at)
 {
     static const size_t steps[] = {0, 1, 2, 3, 4, 5, 7, 9, 64, 517, 4096};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         size_t at;
-        int v = feed(n, steps[i], &at);
+        enum ek_tls_hello_verdict v = feed(n, steps[i], &at);
         if (v != verdict) {
             fprintf(stderr, "step %zu: verdict %d, want %d\n", steps[i], v,
                     verdict);
