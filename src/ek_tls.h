@@ -8,7 +8,8 @@
  * files: SIGHUP loads a new one, which new connections get; a connection
  * keeps the generation it started with (reference counted) until it ends,
  * so a reload drops nothing. Session tickets stay valid across a reload:
- * the new generation takes over the ticket keys.
+ * their keys are the server's, in a ring that rotates on the clock
+ * (--tls-ticket-rotate).
  *
  * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why
  * (EK_TLS_WHY_NOT: not found, configured OFF, or a static musl build),
@@ -59,7 +60,7 @@
  * hours with the default period), and its key is gone one period later:
  * a key that leaks opens at most three hours of TLS 1.2 sessions. */
 #define EK_TLS_TICKET_ROTATE_S 3600
-#define EK_TLS_TICKET_ROTATE_MAX (7 * 86400)
+#define EK_TLS_TICKET_ROTATE_MAX 604800 /* seconds: a week */
 #define EK_TLS_TICKET_KEYS 3
 
 /* TLS 1.2's cipher suites by default (--tls-ciphers): ephemeral elliptic

@@ -23,9 +23,9 @@
  *
  * The completion engine (model_uring.c) reads and writes the socket
  * through the ring, not through these calls: plain connections' bytes
- * directly, TLS's through OpenSSL's memory BIOs (ek_transport_tls_mem),
- * whose read, writev and finish then move bytes between OpenSSL and
- * memory the engine fills and empties.
+ * directly, TLS's through OpenSSL (ek_transport_tls_mem), whose read,
+ * writev and finish then take records from the receive buffers the
+ * engine lends and put the ones they make into the connection's queue.
  */
 #ifndef EK_TRANSPORT_H
 #define EK_TRANSPORT_H

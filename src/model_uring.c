@@ -54,6 +54,10 @@
  *   end      EK_CONN_PEER_CLOSED (the stream ended): the queue drains,
  *              then the connection closes (TLS: after its close_notify,
  *              queued and sent, EK_CONN_FINISHING).
+ *            U_FAILING (TLS failed; PEER_CLOSED too: nothing more is
+ *              read): the queue, which ends with OpenSSL's alert, is sent
+ *              with MSG_DONTWAIT, as far as the socket takes it at once;
+ *              then the connection closes with the error.
  *            EK_CONN_CLOSING: shutdown(2) ends what is in flight (the
  *              receive completes with 0, a send with an error) and the
  *              receive is cancelled; the fd is closed only when nothing is
@@ -61,15 +65,19 @@
  *              late completion may still name it.
  *
  * TLS (tls: listeners, ek_transport_tls_mem): the ring receives and sends
- * the records; OpenSSL reads them from memory and writes its own to
- * memory (memory BIOs). Each receive is handed to OpenSSL at once and its
- * buffer goes back to the ring; what OpenSSL decrypts is encrypted back
- * at once, and every record it makes (handshake, echo, alerts) joins the
- * connection's queue, which sends as above (never from a provided
- * buffer: the bytes that go out are not the bytes that came in). The
- * receive cap is the room under --max-queue as for plain TCP, so the
- * queue holds at most --max-queue plus the records' overhead and the
- * handshake's flight.
+ * the records; OpenSSL reads them from the provided buffer they landed
+ * in, lent for the call (ek_tls_mem_lend), and every record it makes
+ * (handshake, echo, alerts) joins the connection's queue, which sends as
+ * above (never from a provided buffer: the bytes that go out are not the
+ * bytes that came in). So each receive's buffer goes back to the ring at
+ * once, and a connection keeps no TLS buffer of its own; what OpenSSL
+ * decrypts is encrypted back at once. The receive cap is the room under
+ * --max-queue as for plain TCP, so the queue holds at most --max-queue
+ * plus the records' overhead and the handshake's flight. The payload is
+ * counted as OpenSSL takes it, the records sent are not, and only they
+ * move during the handshake, whose clock stays at the accept. A failed
+ * handshake's alert goes out if the socket takes it at once
+ * (U_FAILING), then the connection closes.
  *
  * One io_uring_submit_and_wait per turn submits everything the previous
  * turn prepared and reaps every completion that is ready: that is the
@@ -779,6 +787,7 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
         conn_close(&lp->base, fd, 0);
 #ifdef EK_HAVE_TLS
     } else if (cqe->res == 0 && is_tls(u) && !(u->state & U_FAILING)) {
+        /* (Failing: the end of the stream changes nothing, below.) */
         ek_tls_mem_eof(&u->c); /* OpenSSL reads the end of the stream */
         int err = tls_pump(lp, fd, NULL, 0);
         u->c.flags |= EK_CONN_PEER_CLOSED;
@@ -786,8 +795,6 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
             tls_failed(lp, fd, err);
         else
             tls_went_on(lp, fd);
-    } else if (cqe->res == 0 && (u->state & U_FAILING)) {
-        ; /* it closes once its last records are sent */
 #endif
     } else if (cqe->res == 0) {
         u->c.flags |= EK_CONN_PEER_CLOSED;

@@ -32,7 +32,7 @@
  *
  * Memory: OpenSSL's state (about 15 KiB once the handshake is done, README)
  * plus its record buffers while a record is in flight
- * (SSL_MODE_RELEASE_BUFFERS frees them when idle), and this state, 80
+ * (SSL_MODE_RELEASE_BUFFERS frees them when idle), and this state, 88
  * bytes; during the handshake the gate's buffer, freed once OpenSSL has
  * read what it kept.
  */
@@ -566,11 +566,11 @@ static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
 {
     struct tls_conn *t = state(c);
     size_t total = 0;
-    ssize_t rc = -EAGAIN;
     bool stopped = false; /* by the end, or an error */
     t->read_blocked = 0;
     t->more = false;
-    if (t->gated && (rc = gate(c, fd)) != 1)
+    ssize_t rc = t->gated ? gate(c, fd) : 1;
+    if (rc != 1)
         return rc;
     rc = -EAGAIN;
     /* Record after record until the buffer is full or OpenSSL holds no

@@ -238,6 +238,21 @@ static void start_tls(struct h_server *s, const char *const *extra)
     CHECK(strncmp(s->addrs[0], "tls:", 4) == 0);
 }
 
+/* A server with --io io (NULL: the default model) and a TLS listener
+ * alone, the test's certificate, and extra arguments. */
+static void start_tls_only(struct h_server *s, const char *io,
+                           const char *const *extra)
+{
+    const char *args[40] = {"--listen",   "tls:127.0.0.1:0",
+                            "--tls-cert", path("server.pem"),
+                            "--tls-key",  path("server.key")};
+    size_t n = 6;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    h_server_start_or_skip(s, io, args, 1);
+}
+
 /* "127.0.0.1:PORT" of a listener printed as "tls:127.0.0.1:PORT". */
 static const char *bare(const char *addr)
 {
@@ -250,14 +265,34 @@ static const char *port_of(const char *addr)
 }
 
 /* The client side of TLS from echokit's own library, on fd (connected),
- * trusting the test CA and checking host; the handshake starts with the
- * first read or write. */
+ * trusting the test CA and checking host, with the client certificate
+ * cert and its key (NULL: none); the handshake starts with the first read
+ * or write. */
+static void library_client_as(int fd, const char *host, const char *cert,
+                              const char *key, struct ek_tls_client **tc,
+                              struct ek_conn *c)
+{
+    struct ek_tls_client_options o = {
+        .ca = path("ca.pem"), .cert = cert, .key = key};
+    CHECK_INT(ek_tls_client_new(&o, tc), ==, 0);
+    CHECK_INT(ek_client_conn_open("itest", *tc, c, fd, host), ==, 0);
+}
+
 static void library_client(int fd, const char *host, struct ek_tls_client **tc,
                            struct ek_conn *c)
 {
-    struct ek_tls_client_options o = {.ca = path("ca.pem")};
-    CHECK_INT(ek_tls_client_new(&o, tc), ==, 0);
-    CHECK_INT(ek_client_conn_open("itest", *tc, c, fd, host), ==, 0);
+    library_client_as(fd, host, NULL, NULL, tc, c);
+}
+
+/* The handshake of c on fd, waited for up to 5 s: as ek_tls_handshake. */
+static int handshake_done(struct ek_conn *c, int fd)
+{
+    unsigned wait = 0;
+    int rc;
+    int64_t end = h_now_ms() + 5000;
+    while ((rc = ek_tls_handshake(c, fd, &wait)) == -EAGAIN && h_now_ms() < end)
+        poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 50);
+    return rc;
 }
 
 static void library_client_end(struct ek_tls_client *tc, struct ek_conn *c)
@@ -618,13 +653,7 @@ void case_tls_half_close(void)
     struct ek_tls_client *tc;
     struct ek_conn c;
     library_client(fd, "localhost", &tc, &c);
-    unsigned wait = 0;
-    int rc;
-    int64_t end = h_now_ms() + 5000;
-    while ((rc = ek_tls_handshake(&c, fd, &wait)) == -EAGAIN &&
-           h_now_ms() < end)
-        poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 50);
-    CHECK_INT(rc, ==, 0);
+    CHECK_INT(handshake_done(&c, fd), ==, 0);
     h_sleep_ms(100); /* the server's tickets, read now, not with the end */
     unsigned char buf[256];
     CHECK_INT(ek_conn_tp(&c)->read(&c, fd, buf, sizeof(buf)), ==, -EAGAIN);
@@ -639,7 +668,7 @@ void case_tls_half_close(void)
 
     size_t got = 0;
     ssize_t n = -EAGAIN;
-    end = h_now_ms() + 3000;
+    int64_t end = h_now_ms() + 3000;
     while (h_now_ms() < end) {
         n = ek_conn_tp(&c)->read(&c, fd, buf + got, sizeof(buf) - got);
         if (n > 0)
@@ -1186,22 +1215,14 @@ static const char *client_verdict(const char *addr, const char *cert,
 {
     static char why[256];
     int fd = h_connect_or_die(addr);
-    struct ek_tls_client_options o = {
-        .ca = path("ca.pem"), .cert = cert, .key = key};
     struct ek_tls_client *tc;
     struct ek_conn c;
-    CHECK_INT(ek_tls_client_new(&o, &tc), ==, 0);
-    CHECK_INT(ek_client_conn_open("itest", tc, &c, fd, "localhost"), ==, 0);
-    unsigned wait = 0;
-    int rc;
-    int64_t end = h_now_ms() + 5000;
-    while ((rc = ek_tls_handshake(&c, fd, &wait)) == -EAGAIN &&
-           h_now_ms() < end)
-        poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 50);
+    library_client_as(fd, "localhost", cert, key, &tc, &c);
     /* TLS 1.3: done on our side; the server's verdict comes with the
      * echo of a byte, or instead of it. */
     unsigned char buf[64];
-    ssize_t n = rc;
+    ssize_t n = handshake_done(&c, fd);
+    int64_t end = h_now_ms() + 5000;
     struct iovec one = {.iov_base = (void *)"x", .iov_len = 1};
     if (n == 0)
         n = ek_conn_tp(&c)->writev(&c, fd, &one, 1);
@@ -1292,21 +1313,21 @@ static void burst(struct ek_conn *c, int fd, size_t size)
  * count as the connections'. */
 static long pss_but_ring_kb(pid_t pid)
 {
-    char file[64], line[512];
-    snprintf(file, sizeof(file), "/proc/%d/smaps", (int)pid);
-    FILE *f = fopen(file, "r");
+    char smaps[64], line[512];
+    snprintf(smaps, sizeof(smaps), "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(smaps, "r");
     CHECK(f != NULL);
     long total = 0, size = 0;
     bool anon = false;
     while (fgets(line, sizeof(line), f) != NULL) {
         unsigned long lo, hi;
-        char perms[8], path[256] = "";
+        char perms[8], file[256] = "";
         long v;
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perms,
-                   path) >= 3 &&
+                   file) >= 3 &&
             strchr(line, '-') < strchr(line, ' ')) {
             size = (long)((hi - lo) / 1024);
-            anon = path[0] == '\0';
+            anon = file[0] == '\0';
         } else if (sscanf(line, "Pss: %ld kB", &v) == 1 &&
                    !(anon && size >= 4096 && size <= 4160)) {
             total += v;
@@ -1324,10 +1345,7 @@ static long pss_but_ring_kb(pid_t pid)
 static long burst_idle_bytes(const char *io, int warm, int n)
 {
     struct h_server s;
-    const char *args[] = {
-        "--listen",  "tls:127.0.0.1:0",  "--tls-cert", path("server.pem"),
-        "--tls-key", path("server.key"), NULL};
-    h_server_start_or_skip(&s, io, args, 1);
+    start_tls_only(&s, io, NULL);
     const char *addr = bare(s.addrs[0]);
     struct ek_tls_client_options o = {.ca = path("ca.pem")};
     struct ek_tls_client *tc;
@@ -1419,16 +1437,8 @@ void case_tls_ticket_rotate(void)
     make_certs();
     struct h_server s;
     char report[16384], first[64], later[64];
-    const char *args[] = {"--listen",
-                          "tls:127.0.0.1:0",
-                          "--tls-cert",
-                          path("server.pem"),
-                          "--tls-key",
-                          path("server.key"),
-                          "--tls-ticket-rotate",
-                          "1",
-                          NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 1, 0), ==, 0);
+    const char *rotate[] = {"--tls-ticket-rotate", "1", NULL};
+    start_tls_only(&s, NULL, rotate);
     const char *addr = bare(s.addrs[0]);
     int64_t t0 = h_now_ms();
     const char *a[] = {"-sess_out", path("rotate-a.pem"), NULL};
