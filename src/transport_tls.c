@@ -350,10 +350,14 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd,
     }
 }
 
+/* The gate's state, made with the first bytes; its buffer is left
+ * untouched until bytes come, so that only what came is resident. */
 static struct tls_gate *gate_of(struct tls_conn *t)
 {
-    if (t->gate == NULL)
-        t->gate = calloc(1, sizeof(*t->gate));
+    if (t->gate == NULL && (t->gate = malloc(sizeof(*t->gate))) != NULL) {
+        memset(&t->gate->hello, 0, sizeof(t->gate->hello));
+        t->gate->have = t->gate->off = 0;
+    }
     return t->gate;
 }
 
