@@ -383,6 +383,14 @@ static int server_ctx_setup(SSL_CTX *ctx, const struct ek_tls_server_options *o,
     return 0;
 }
 
+/* --tls-ticket-rotate, in ms. */
+static int64_t rotate_ms(const struct ek_tls_server_options *o)
+{
+    return (int64_t)(o->ticket_rotate_s > 0 ? o->ticket_rotate_s
+                                            : EK_TLS_TICKET_ROTATE_S) *
+           1000;
+}
+
 /* Loads every certificate into a new generation, whose tickets t's ring
  * seals. */
 static int gen_load(const struct ek_tls_server *t, struct generation **out)
@@ -393,9 +401,7 @@ static int gen_load(const struct ek_tls_server *t, struct generation **out)
         return -ENOMEM;
     atomic_init(&g->refs, 1);
     g->ring = t->ring;
-    g->rotate_ms = (int64_t)(o->ticket_rotate_s > 0 ? o->ticket_rotate_s
-                                                    : EK_TLS_TICKET_ROTATE_S) *
-                   1000;
+    g->rotate_ms = rotate_ms(o);
     if (o->alpn != NULL)
         alpn_wire(o->alpn, &g->alpn);
     int err = 0;
@@ -444,6 +450,13 @@ int ek_tls_server_new(const struct ek_tls_server_options *o,
     }
     t->ring = ring_new();
     err = t->ring == NULL ? -ENOMEM : gen_load(t, &t->cur);
+    /* The first key now, before the process model forks: its children
+     * find OpenSSL's private random generator made, instead of each
+     * making (and holding) its own for the first ticket. */
+    struct ticket_key first;
+    if (err == 0 && o->client_ca == NULL &&
+        ring_key(t->ring, ek_now_ms() / rotate_ms(o), NULL, &first))
+        OPENSSL_cleanse(&first, sizeof(first));
     if (err < 0) {
         ring_free(t->ring);
         pthread_mutex_destroy(&t->lock);
