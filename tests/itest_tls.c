@@ -1085,7 +1085,7 @@ void case_tls_hello_bound(void)
         /* Each connection costs at most 48 KiB, the figure of the issue,
          * thread included. A forked child per connection (process) has
          * its own pages besides, the parent's it writes to (a TLS child
-         * writes to more of them than a plain one: about 140 KiB in all
+         * writes to more of them than a plain one: about 90 KiB in all
          * here): idle_memory's allowance for a child. Under the
          * sanitizers a thread's own state grows too: its allowance. */
         long bound = MEM_SLACK * 48 * 1024;
