@@ -10,8 +10,9 @@
  * with the server's settings (SNI and ALPN callbacks, client CA, ticket
  * keys). A socketpair, so that the transport's own reads and writes are
  * what is fuzzed; then the same bytes through the memory BIOs that the
- * io_uring engine's TLS uses. The server's certificate is made once, at
- * start.
+ * io_uring engine's TLS uses; and the ClientHello gate in front of both
+ * (ek_tls_hello.h), whole and cut. The server's certificate is made once,
+ * at start.
  *
  * Must hold: no crash, no sanitizer report, the connection ends within a
  * bounded number of events, and nothing is ever echoed that did not come
@@ -23,6 +24,7 @@
 #include "ek_server.h"
 #include "ek_stats.h"
 #include "ek_tls.h"
+#include "ek_tls_hello.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +99,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.tls = tls;
     cfg.max_queue = 256 * 1024;
     cfg.handshake_timeout_ms = EK_TLS_HANDSHAKE_MS;
+    cfg.max_handshakes = EK_TLS_MAX_HANDSHAKES;
     srv.cfg = &cfg;
     srv.stats = &stats;
     return 0;
@@ -110,37 +113,68 @@ static void drain(int fd)
         ;
 }
 
-/* The same bytes through the memory BIOs of the completion engine's TLS
- * (ek_transport_tls_mem, as model_uring.c drives it): given to OpenSSL,
- * the stream's end marked, what it decrypts written back, what it makes
- * taken. */
+/* The same bytes through the completion engine's TLS
+ * (ek_transport_tls_mem, as model_uring.c drives it), in two receives cut
+ * where the input's first byte says: lent to OpenSSL, the stream's end
+ * marked, what it decrypts written back into the queue with what it
+ * makes. */
 static void memory_bio(const uint8_t *data, size_t size)
 {
     struct ek_conn c;
+    const struct ek_conn_env env = {.srv = &srv,
+                                    .counters = &stats.loop[1],
+                                    .max_queue = cfg.max_queue,
+                                    .pipe = {-1, -1}};
     if (ek_conn_open(&c, -1, &ek_transport_tls_mem, &srv) < 0)
         abort();
     const struct ek_transport *tp = ek_conn_tp(&c);
     uint64_t echoed = 0;
-    if (ek_tls_mem_input(&c, data, size) < 0)
-        abort();
-    ek_tls_mem_eof(&c);
-    for (int turns = 0;; turns++) {
-        if (turns == 1000)
-            abort(); /* the input has ended: so must this */
-        ssize_t k = tp->read(&c, -1, buf, sizeof(buf));
-        if (k <= 0)
-            break;
-        struct iovec iov = {.iov_base = buf, .iov_len = (size_t)k};
-        if (tp->writev(&c, -1, &iov, 1) != k)
-            abort(); /* into memory: all of it */
-        echoed += (uint64_t)k;
+    size_t cut = size > 0 ? data[0] * size / 256 : 0;
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } recv[] = {{data, cut}, {data + cut, size - cut}, {NULL, 0}};
+    bool failed = false;
+    for (size_t r = 0; r < 3 && !failed; r++) {
+        if (r == 2)
+            ek_tls_mem_eof(&c);
+        ek_tls_mem_lend(&c, &env, recv[r].p, recv[r].n);
+        for (int turns = 0;; turns++) {
+            if (turns == 1000)
+                abort(); /* the input has ended: so must this */
+            ssize_t k = tp->read(&c, -1, buf, sizeof(buf));
+            failed = k != -EAGAIN && k <= 0;
+            if (k <= 0)
+                break;
+            struct iovec iov = {.iov_base = buf, .iov_len = (size_t)k};
+            if (tp->writev(&c, -1, &iov, 1) != k)
+                abort(); /* into the queue: all of it */
+            echoed += (uint64_t)k;
+        }
+        /* OpenSSL reads all it is lent but after an end or an error. */
+        if (ek_tls_mem_done(&c) != 0 && !failed)
+            abort();
     }
-    const char *out;
-    (void)ek_tls_mem_output(&c, &out);
-    ek_tls_mem_output_taken(&c);
     if (echoed > 0 && !ek_tls_established(&c))
         abort();
     ek_conn_release(&c);
+}
+
+/* The ClientHello gate: the same verdict on the input fed whole, and cut
+ * anywhere in two. */
+static void gate(const uint8_t *data, size_t size)
+{
+    struct ek_tls_hello whole, split;
+    memset(&whole, 0, sizeof(whole));
+    enum ek_tls_hello_verdict v = ek_tls_hello_feed(&whole, data, size);
+    for (size_t cut = 0; cut <= size && cut < 64; cut++) {
+        memset(&split, 0, sizeof(split));
+        (void)ek_tls_hello_feed(&split, data, cut);
+        if (ek_tls_hello_feed(&split, data + cut, size - cut) != v)
+            abort();
+    }
+    if (v == EK_HELLO_PASS && whole.seen > EK_TLS_HELLO_MAX)
+        abort(); /* it never lets more than its bound through */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -188,6 +222,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[0]);
     close(sv[1]);
     memory_bio(data, size);
+    gate(data, size);
+    /* Every connection's handshake slot (--max-handshakes) went back. */
+    if (atomic_load(&stats.tls_handshaking) != 0)
+        abort();
     return 0;
 }
 

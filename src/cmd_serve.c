@@ -92,6 +92,16 @@ static const char usage_tail[] =
     "      --tls-min-version V   1.2 (default) or 1.3\n"
     "      --tls-handshake-timeout SECS  close clients that have not finished\n"
     "                            the handshake by then (default 10)\n"
+    "      --max-handshakes N    TLS connections in their handshake at once;\n"
+    "                            more are accepted and closed at once\n"
+    "                            (default 1000)\n"
+    "      --tls-ciphers LIST    TLS 1.2 cipher suites, OpenSSL's syntax\n"
+    "                            (default ECDHE with AES-GCM or ChaCha20:\n"
+    "                            forward secrecy, AEAD); TLS 1.3's are fixed\n"
+    "      --tls-ticket-rotate SECS  a new session ticket key every SECS; a\n"
+    "                            ticket resumes for 2 x SECS at most "
+    "(default\n"
+    "                            3600); none resume under --tls-client-ca\n"
     "      --ktls                ask for kernel TLS (logged at -v per\n"
     "                            connection: whether the kernel took it)\n"
     "      --allow CIDR          accept only these peers (repeatable)\n"
@@ -281,9 +291,10 @@ struct serve_options {
     const char *user;
     const char *pidfile;
     struct ek_tls_server_options tls;
-    size_t nkeys;         /* --tls-key seen */
-    bool tls_asked;       /* any TLS option */
-    int64_t handshake_ms; /* --tls-handshake-timeout */
+    size_t nkeys;            /* --tls-key seen */
+    bool tls_asked;          /* any TLS option */
+    int64_t handshake_ms;    /* --tls-handshake-timeout */
+    uint64_t max_handshakes; /* --max-handshakes; 0: the default */
 };
 
 static void free_options(struct serve_options *o)
@@ -349,6 +360,9 @@ enum {
     OPT_TLS_MIN_VERSION,
     OPT_TLS_HANDSHAKE_TIMEOUT,
     OPT_KTLS,
+    OPT_MAX_HANDSHAKES,
+    OPT_TLS_CIPHERS,
+    OPT_TLS_TICKET_ROTATE,
 };
 
 /* --tls-*: collected here, checked as a whole by check_tls. Returns 0 or
@@ -390,6 +404,24 @@ static int tls_option(struct serve_options *o, int c, const char *arg)
             return ek_usage_error(
                 "serve", "invalid --tls-handshake-timeout '%s': %s", arg, why);
         return 0;
+    case OPT_MAX_HANDSHAKES:
+        if (ek_parse_uint(arg, 1, 10000000, &o->max_handshakes, &why) < 0)
+            return ek_usage_error("serve", "invalid --max-handshakes '%s': %s",
+                                  arg, why);
+        return 0;
+    case OPT_TLS_CIPHERS:
+        o->tls.ciphers = arg; /* checked against OpenSSL's list: check_tls */
+        return 0;
+    case OPT_TLS_TICKET_ROTATE: {
+        int64_t ms;
+        if (ek_parse_seconds(arg, EK_TLS_TICKET_ROTATE_MAX * 1000LL, &ms,
+                             &why) < 0 ||
+            (why = "must be at least 1 second", ms < 1000))
+            return ek_usage_error(
+                "serve", "invalid --tls-ticket-rotate '%s': %s", arg, why);
+        o->tls.ticket_rotate_s = (unsigned)(ms / 1000);
+        return 0;
+    }
     default: /* OPT_KTLS */
         o->tls.ktls = true;
         return 0;
@@ -425,6 +457,9 @@ const struct option ek_serve_options[] = {
     {"tls-handshake-timeout", required_argument, NULL,
      OPT_TLS_HANDSHAKE_TIMEOUT},
     {"ktls", no_argument, NULL, OPT_KTLS},
+    {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
+    {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
+    {"tls-ticket-rotate", required_argument, NULL, OPT_TLS_TICKET_ROTATE},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
@@ -546,6 +581,9 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
         case OPT_TLS_MIN_VERSION:
         case OPT_TLS_HANDSHAKE_TIMEOUT:
         case OPT_KTLS:
+        case OPT_MAX_HANDSHAKES:
+        case OPT_TLS_CIPHERS:
+        case OPT_TLS_TICKET_ROTATE:
             if ((rc = tls_option(o, c, optarg)) != 0)
                 return rc;
             break;
@@ -709,9 +747,10 @@ static int check_tls(const struct serve_options *o, const struct ek_model *m)
     return EX_UNAVAILABLE;
 #endif
     if (!listener)
-        return ek_usage_error("serve", "the --tls-* options are for tls: "
-                                       "listeners, and there is none "
-                                       "(--listen tls:HOST:PORT)");
+        return ek_usage_error("serve",
+                              "the TLS options (--tls-*, --ktls, "
+                              "--max-handshakes) are for tls: listeners, and "
+                              "there is none (--listen tls:HOST:PORT)");
     if (o->tls.ncerts == 0)
         return ek_usage_error("serve", "tls: listeners need --tls-cert FILE "
                                        "and --tls-key FILE");
@@ -721,6 +760,13 @@ static int check_tls(const struct serve_options *o, const struct ek_model *m)
                               "certificate%s, %zu key%s)",
                               o->tls.ncerts, o->tls.ncerts == 1 ? "" : "s",
                               o->nkeys, o->nkeys == 1 ? "" : "s");
+#ifdef EK_HAVE_TLS
+    const char *why =
+        o->tls.ciphers != NULL ? ek_tls_ciphers_check(o->tls.ciphers) : NULL;
+    if (why != NULL)
+        return ek_usage_error("serve", "invalid --tls-ciphers '%s': %s",
+                              o->tls.ciphers, why);
+#endif
     if (!ek_model_has(m, EK_CAP_TLS)) {
         struct text tls = {.len = 0};
         add_model_names(&tls, EK_CAP_TLS, 0, " or ");
@@ -907,6 +953,8 @@ int ek_cmd_serve(int argc, char **argv)
         .udp = o.udp_limits,
         .handshake_timeout_ms =
             o.handshake_ms > 0 ? o.handshake_ms : EK_TLS_HANDSHAKE_MS,
+        .max_handshakes =
+            o.max_handshakes > 0 ? o.max_handshakes : EK_TLS_MAX_HANDSHAKES,
     };
     if (o.threads_auto_cpus > EK_MAX_LOOPS)
         ek_log(EK_LOG_WARN,

@@ -181,7 +181,8 @@ int ek_accept_timeout(const struct ek_acceptor *acc)
 
 /* The limiter for callers without an acceptor (the blocking models' many
  * threads): one per process, under a lock. */
-static struct ek_ratelimit shared_proxy_log, shared_acl_log;
+static struct ek_ratelimit shared_proxy_log, shared_acl_log,
+    shared_handshake_log;
 static pthread_mutex_t shared_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void peer_name(int fd, char *name, size_t size)
@@ -249,4 +250,31 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     if (acc == NULL)
         pthread_mutex_unlock(&shared_log_lock);
     return false;
+}
+
+bool ek_server_handshake_begin(const struct ek_server *srv, int fd)
+{
+    atomic_uint_fast64_t *n = &srv->stats->tls_handshaking;
+    uint64_t before = atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+    if (before < srv->cfg->max_handshakes)
+        return true;
+    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+    ek_stat_add(&srv->stats->refused_handshakes, 1);
+    if (!ek_log_enabled(EK_LOG_WARN))
+        return false;
+    char name[EK_ADDRSTR_MAX];
+    peer_name(fd, name, sizeof(name));
+    pthread_mutex_lock(&shared_log_lock);
+    ek_log_limited(&shared_handshake_log, EK_LOG_WARN,
+                   "refused a TLS connection from %s: %llu handshakes under "
+                   "way (--max-handshakes)",
+                   name, (unsigned long long)srv->cfg->max_handshakes);
+    pthread_mutex_unlock(&shared_log_lock);
+    return false;
+}
+
+void ek_server_handshake_end(const struct ek_server *srv)
+{
+    atomic_fetch_sub_explicit(&srv->stats->tls_handshaking, 1,
+                              memory_order_relaxed);
 }

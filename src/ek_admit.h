@@ -58,6 +58,15 @@ void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
 void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
                       const char *why);
 
+/* --max-handshakes, for the TLS transport as it takes a connection
+ * (transport_tls.c): true when the connection may start its handshake,
+ * counted among those under way until ek_server_handshake_end (its
+ * handshake done, failed or cut); false over the limit: counted as refused
+ * ("handshakes") and logged, and the caller closes it. Count first, then
+ * check: exact with any number of threads and processes. */
+bool ek_server_handshake_begin(const struct ek_server *srv, int fd);
+void ek_server_handshake_end(const struct ek_server *srv);
+
 /* A connection admitted by ek_server_admit has ended (err: 0, or the
  * -errno that ended it). */
 void ek_server_conn_done(struct ek_server *srv, int err);

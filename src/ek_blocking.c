@@ -33,7 +33,8 @@ int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, int fd,
     b->header_deadline_ms = b->last_ms + EK_PROXY_HEADER_MS;
     b->handshake_ms = srv->cfg->handshake_timeout_ms;
     b->handshake_deadline_ms = -1;
-    return ek_conn_open(&b->conn, fd, tp, srv);
+    int err = ek_conn_open(&b->conn, fd, tp, srv);
+    return err == -EBUSY ? EK_ECHO_REFUSED : err;
 }
 
 int ek_blocking_close(struct ek_blocking *b, int fd, int rc)

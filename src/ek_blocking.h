@@ -32,7 +32,8 @@ struct ek_blocking {
 };
 
 /* Sets b up for connection fd of srv over transport tp, echoing through
- * buf. Returns 0 or -ENOMEM (then ek_blocking_close all the same). */
+ * buf. Returns 0, EK_ECHO_REFUSED (the transport refused it:
+ * --max-handshakes) or -ENOMEM; then ek_blocking_close all the same. */
 int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, int fd,
                      const struct ek_transport *tp, char *buf, size_t size);
 
@@ -42,8 +43,9 @@ enum {
     EK_ECHO_WOKEN = 1,   /* wake_fd became readable; call again to resume */
     EK_ECHO_TIMEOUT = 2, /* deadline_ms passed; call again to resume */
     EK_ECHO_IDLE = 3,    /* nothing moved for b->idle_ms: close it */
-    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused, or the TLS
-                            handshake late: close */
+    EK_ECHO_REFUSED = 4, /* PROXY header bad, late or refused, the TLS
+                            handshake late, or over --max-handshakes:
+                            close */
 };
 
 /* Echoes on fd until the client closes, or wake_fd (if >= 0) becomes

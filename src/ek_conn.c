@@ -143,7 +143,7 @@ int ek_conn_queue(struct ek_conn *c, const struct ek_conn_env *env,
     return 0;
 }
 
-static void stamp(struct ek_conn *c, const struct ek_conn_env *env)
+void ek_conn_touch(struct ek_conn *c, const struct ek_conn_env *env)
 {
     if (env->idle != NULL)
         c->active_tick = env->idle->now;
@@ -153,13 +153,13 @@ void ek_conn_received(struct ek_conn *c, const struct ek_conn_env *env,
                       size_t n)
 {
     ek_count(&env->counters->bytes_in, n);
-    stamp(c, env);
+    ek_conn_touch(c, env);
 }
 
 void ek_conn_sent(struct ek_conn *c, const struct ek_conn_env *env, size_t n)
 {
     ek_count(&env->counters->bytes_out, n);
-    stamp(c, env);
+    ek_conn_touch(c, env);
 }
 
 /* ---- the readiness engine -------------------------------------------- */

@@ -90,7 +90,10 @@ struct ek_conn_env {
     struct ek_counters *counters;     /* the loop's own (single writer) */
     const struct ek_idle_clock *idle; /* NULL: no stamps */
     size_t max_queue;
-    char *buf; /* the loop's read buffer, shared by all its connections */
+    /* The loop's buffer, shared by all its connections: the readiness
+     * engine reads into it; the io_uring engine's TLS gathers there the
+     * records OpenSSL makes before they join a queue (ek_tls.h). */
+    char *buf;
     size_t buf_size;
     int pipe[2]; /* the loop's splice pipe, empty between calls; -1: none */
 };
@@ -157,6 +160,10 @@ int ek_conn_queue(struct ek_conn *c, const struct ek_conn_env *env,
 void ek_conn_received(struct ek_conn *c, const struct ek_conn_env *env,
                       size_t n);
 void ek_conn_sent(struct ek_conn *c, const struct ek_conn_env *env, size_t n);
+
+/* Bytes moved that are not the payload (the io_uring engine's TLS records
+ * going out): the idle stamp renewed, nothing counted. */
+void ek_conn_touch(struct ek_conn *c, const struct ek_conn_env *env);
 
 /* ---- the readiness engine -------------------------------------------- */
 

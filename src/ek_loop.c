@@ -106,9 +106,10 @@ struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
         memset(c, 0, lp->slot_size); /* the engine's part too */
     int err = c == NULL ? -ENOMEM : ek_conn_open(c, fd, tp, lp->srv);
     if (err < 0) {
-        ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
+        if (err != -EBUSY) /* else refused (--max-handshakes): counted */
+            ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
         close(fd);
-        ek_server_conn_done(lp->srv, err);
+        ek_server_conn_done(lp->srv, err == -EBUSY ? 0 : err);
         return NULL;
     }
     c->kind = EK_SLOT_CONN;

@@ -100,7 +100,8 @@ const struct ek_transport *ek_loop_listener_tp(const struct ek_loop *lp,
 
 /* Takes a descriptor ek_server_admit admitted: a zeroed slot (the engine's
  * part too) holding a fresh connection over transport tp. NULL when out
- * of memory: fd is then closed and its end counted. */
+ * of memory or refused by the transport (--max-handshakes): fd is then
+ * closed and its end counted. */
 struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
                                   const struct ek_transport *tp);
 

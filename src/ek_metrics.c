@@ -59,6 +59,7 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
     v->refused_acl = ek_stat_get(&s->refused_acl);
     v->refused_proxy = ek_stat_get(&s->refused_proxy);
     v->refused_proxy_untrusted = ek_stat_get(&s->refused_proxy_untrusted);
+    v->refused_handshakes = ek_stat_get(&s->refused_handshakes);
     v->accept_errors = ek_stat_get(&s->accept_errors);
     v->conn_errors = ek_stat_get(&s->conn_errors);
     v->idle_closed = ek_stat_get(&s->idle_closed);
@@ -72,6 +73,7 @@ void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
     }
     for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
         v->udp_drops[i] = ek_stat_get(&s->udp_drops[i]);
+    v->tls_handshaking = ek_stat_get(&s->tls_handshaking);
     v->tls_handshakes = ek_stat_get(&s->tls_handshakes);
     v->tls_resumed = ek_stat_get(&s->tls_resumed);
     for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
@@ -128,10 +130,14 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
             "Connections admitted.", "", v->accepted);
     counter(buf, size, &len, "echokit_connections_active", "gauge",
             "Connections open now.", "", v->active);
-    static const char *const refused_names[] = {"limit", "fd", "acl", "proxy",
-                                                "proxy_untrusted"};
-    const uint64_t refused[] = {v->refused_limit, v->refused_fd, v->refused_acl,
-                                v->refused_proxy, v->refused_proxy_untrusted};
+    static const char *const refused_names[] = {
+        "limit", "fd", "acl", "proxy", "proxy_untrusted", "handshakes"};
+    const uint64_t refused[] = {v->refused_limit,
+                                v->refused_fd,
+                                v->refused_acl,
+                                v->refused_proxy,
+                                v->refused_proxy_untrusted,
+                                v->refused_handshakes};
     by_reason(buf, size, &len, "echokit_connections_refused_total",
               "Connections closed at once, by reason.", refused_names, refused,
               sizeof(refused) / sizeof(refused[0]));
@@ -156,6 +162,10 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
     by_reason(buf, size, &len, "echokit_udp_dropped_datagrams_total",
               "UDP datagrams not answered, by reason.", ek_udp_drop_names,
               v->udp_drops, EK_UDP_DROP_REASONS);
+    counter(buf, size, &len, "echokit_tls_handshakes_in_progress", "gauge",
+            "TLS connections between the accept and the handshake's end "
+            "(--max-handshakes).",
+            "", v->tls_handshaking);
     counter(buf, size, &len, "echokit_tls_handshakes_total", "counter",
             "TLS handshakes completed, resumed ones included.", "",
             v->tls_handshakes);
@@ -169,7 +179,8 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
 }
 
 const char *const ek_tls_fail_names[EK_TLS_FAIL_REASONS] = {
-    "protocol", "client_cert", "timeout", "closed", "renegotiation",
+    "protocol", "client_cert",   "timeout",
+    "closed",   "renegotiation", "too_large",
 };
 
 const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
@@ -196,11 +207,15 @@ void ek_metrics_log(struct ek_server *srv)
     uint64_t tls_failed = 0;
     for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
         tls_failed += v.tls_failed[i];
-    if (v.tls_handshakes > 0 || tls_failed > 0) {
+    if (v.tls_handshakes > 0 || tls_failed > 0 || v.tls_handshaking > 0 ||
+        v.refused_handshakes > 0) {
         append(extra, sizeof(extra), &elen,
-               "; tls: %llu handshakes, %llu resumed, failed:",
+               "; tls: %llu handshakes, %llu resumed, %llu under way, %llu "
+               "refused (--max-handshakes), failed:",
                (unsigned long long)v.tls_handshakes,
-               (unsigned long long)v.tls_resumed);
+               (unsigned long long)v.tls_resumed,
+               (unsigned long long)v.tls_handshaking,
+               (unsigned long long)v.refused_handshakes);
         append_reasons(extra, sizeof(extra), &elen, ek_tls_fail_names,
                        v.tls_failed, EK_TLS_FAIL_REASONS);
     }

@@ -55,6 +55,7 @@ struct ek_config {
      * there is none. */
     struct ek_tls_server *tls;
     int64_t handshake_timeout_ms; /* --tls-handshake-timeout */
+    uint64_t max_handshakes;      /* --max-handshakes */
 };
 
 /* Where the server is in its life cycle. */

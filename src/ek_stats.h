@@ -55,6 +55,8 @@ enum ek_tls_fail {
     EK_TLS_FAIL_TIMEOUT,       /* not done within --tls-handshake-timeout */
     EK_TLS_FAIL_CLOSED,        /* the client left before the end */
     EK_TLS_FAIL_RENEGOTIATION, /* asked to renegotiate: refused, closed */
+    EK_TLS_FAIL_TOO_LARGE,     /* a ClientHello past the gate's bound
+                                  (ek_tls_hello.h) */
     EK_TLS_FAIL_REASONS
 };
 
@@ -69,12 +71,14 @@ struct ek_stats {
     atomic_uint_fast64_t refused_acl;   /* --allow/--deny said no */
     atomic_uint_fast64_t refused_proxy; /* bad, missing or late PROXY header */
     atomic_uint_fast64_t refused_proxy_untrusted; /* not --proxy-from */
+    atomic_uint_fast64_t refused_handshakes;      /* over --max-handshakes */
     atomic_uint_fast64_t accept_errors; /* accept(2) failures, EMFILE too */
     atomic_uint_fast64_t conn_errors;   /* connections ended by an error */
     atomic_uint_fast64_t idle_closed;   /* closed by --idle-timeout */
     atomic_uint_fast64_t udp_drops[EK_UDP_DROP_REASONS];
-    atomic_uint_fast64_t tls_handshakes; /* TLS handshakes done */
-    atomic_uint_fast64_t tls_resumed;    /* of which resumed sessions */
+    atomic_uint_fast64_t tls_handshaking; /* TLS handshakes under way */
+    atomic_uint_fast64_t tls_handshakes;  /* TLS handshakes done */
+    atomic_uint_fast64_t tls_resumed;     /* of which resumed sessions */
     atomic_uint_fast64_t tls_failed[EK_TLS_FAIL_REASONS];
     struct ek_counters shared;             /* blocking models: ek_stat_add */
     struct ek_counters loop[EK_MAX_LOOPS]; /* event loop i: ek_count */
@@ -101,11 +105,12 @@ static inline uint64_t ek_stat_get(atomic_uint_fast64_t *c)
 /* The counters at one moment, summed over every writer. */
 struct ek_stats_view {
     uint64_t accepted, active, refused_limit, refused_fd, refused_acl;
-    uint64_t refused_proxy, refused_proxy_untrusted;
+    uint64_t refused_proxy, refused_proxy_untrusted, refused_handshakes;
     uint64_t accept_errors, conn_errors, idle_closed;
     uint64_t bytes_in, bytes_out, queue_full;
     uint64_t dgrams_in, dgrams_out, udp_drops[EK_UDP_DROP_REASONS];
-    uint64_t tls_handshakes, tls_resumed, tls_failed[EK_TLS_FAIL_REASONS];
+    uint64_t tls_handshaking, tls_handshakes, tls_resumed;
+    uint64_t tls_failed[EK_TLS_FAIL_REASONS];
 };
 
 void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v);

@@ -3,6 +3,8 @@
  */
 #include "ek_tls.h"
 #include "ek_log.h"
+#include "ek_tls_hello.h"
+#include "ek_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,9 +16,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -234,6 +239,27 @@ static int use_pair(SSL_CTX *ctx, const char *cert, const char *key)
 
 /* ---- the server -------------------------------------------------------- */
 
+/* A session ticket key: the name a ticket carries, and what seals it
+ * (AES-256-CBC and HMAC-SHA256, OpenSSL's own choice for tickets). */
+struct ticket_key {
+    int64_t period; /* the period it encrypts in; -1: none */
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+};
+
+/* The session ticket keys, by period of --tls-ticket-rotate seconds on the
+ * monotonic clock: the current period's key encrypts, and is made by the
+ * first ticket of its period; the keys of the EK_TLS_TICKET_KEYS - 1
+ * periods before it decrypt (and the ticket is renewed); older ones are
+ * erased as soon as the ring is next used. In a shared mapping, so that
+ * the process model's children, which make and read the tickets, share
+ * the keys and their rotation; the lock is process-shared. */
+struct ticket_ring {
+    pthread_mutex_t lock;
+    struct ticket_key keys[EK_TLS_TICKET_KEYS]; /* [period % KEYS] */
+};
+
 /* One load of the certificate files: a context per certificate, all alike
  * but for the certificate; ctx[0] is the default, whose servername
  * callback moves a connection to the one its SNI names. */
@@ -243,12 +269,15 @@ struct generation {
     X509 *leaf[EK_TLS_MAX_CERTS]; /* owned by ctx[i] */
     size_t n;
     struct alpn alpn;
+    struct ticket_ring *ring; /* the server's, which outlives it */
+    int64_t rotate_ms;
 };
 
 struct ek_tls_server {
     struct ek_tls_server_options opt;
     pthread_mutex_t lock; /* guards cur (reload against new sessions) */
     struct generation *cur;
+    struct ticket_ring *ring; /* every generation's */
 };
 
 /* The SSL ex_data slot that holds a session's generation reference. */
@@ -326,33 +355,142 @@ static int version_of(int min_version)
  * any work itself, costs the server about 140 ms of CPU on its loop. */
 #define EK_TLS_GROUPS "X25519:P-256:X448:P-384:P-521"
 
-/* The session ID context: sessions resume only where it is the same. It
- * holds a digest of the --tls-client-ca file, so that a session made
- * under one set of trusted client CAs does not resume (and skip the client
- * certificate) after a reload trusts another. */
-static int set_session_context(SSL_CTX *ctx,
-                               const struct ek_tls_server_options *o)
+static struct ticket_ring *ring_new(void)
 {
-    unsigned char sid[SSL_MAX_SID_CTX_LENGTH] = "echokit";
-    unsigned len = 7;
-    if (o->client_ca != NULL) {
-        if (readable("--tls-client-ca", o->client_ca) < 0)
-            return -EINVAL;
-        BIO *f = BIO_new_file(o->client_ca, "rb");
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        unsigned char chunk[4096];
-        int n = 0;
-        bool ok = f != NULL && md != NULL &&
-                  EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
-        while (ok && (n = BIO_read(f, chunk, sizeof(chunk))) > 0)
-            ok = EVP_DigestUpdate(md, chunk, (size_t)n) == 1;
-        ok = ok && n >= 0 && EVP_DigestFinal_ex(md, sid, &len) == 1;
-        BIO_free(f);
-        EVP_MD_CTX_free(md);
-        if (!ok)
-            return load_failed("cannot read --tls-client-ca", o->client_ca);
+    struct ticket_ring *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t a;
+    if (r == MAP_FAILED)
+        return NULL;
+    bool ok = pthread_mutexattr_init(&a) == 0;
+    ok = ok && pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0 &&
+         pthread_mutex_init(&r->lock, &a) == 0;
+    pthread_mutexattr_destroy(&a);
+    if (!ok) {
+        munmap(r, sizeof(*r));
+        return NULL;
     }
-    return SSL_CTX_set_session_id_context(ctx, sid, len) == 1 ? 0 : -ENOMEM;
+    for (size_t i = 0; i < EK_TLS_TICKET_KEYS; i++)
+        r->keys[i].period = -1;
+    return r;
+}
+
+static void ring_free(struct ticket_ring *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_destroy(&r->lock);
+    OPENSSL_cleanse(r->keys, sizeof(r->keys));
+    munmap(r, sizeof(*r));
+}
+
+/* Copies into *out the key of the current period (name NULL: to
+ * encrypt; made now if this is the period's first ticket) or the live
+ * key called name (to decrypt), after erasing the keys past their time.
+ * Returns false when there is none (or no randomness to make one). */
+static bool ring_key(struct ticket_ring *r, int64_t period,
+                     const unsigned char *name, struct ticket_key *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < EK_TLS_TICKET_KEYS; i++) {
+        struct ticket_key *k = &r->keys[i];
+        if (k->period >= 0 && k->period <= period - EK_TLS_TICKET_KEYS) {
+            OPENSSL_cleanse(k, sizeof(*k));
+            k->period = -1;
+        }
+    }
+    struct ticket_key *cur = &r->keys[period % EK_TLS_TICKET_KEYS];
+    if (cur->period != period && name == NULL &&
+        RAND_priv_bytes(cur->name, sizeof(cur->name)) == 1 &&
+        RAND_priv_bytes(cur->aes, sizeof(cur->aes)) == 1 &&
+        RAND_priv_bytes(cur->hmac, sizeof(cur->hmac)) == 1)
+        cur->period = period;
+    for (size_t i = 0; i < EK_TLS_TICKET_KEYS && !found; i++) {
+        const struct ticket_key *k = &r->keys[i];
+        found = k->period >= 0 &&
+                (name == NULL ? k->period == period
+                              : memcmp(k->name, name, sizeof(k->name)) == 0);
+        if (found)
+            *out = *k;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+/* OpenSSL's ticket callback (both TLS 1.2 and 1.3 tickets): seals a new
+ * ticket with the current key (enc), or opens one with the key it names.
+ * Returns 1, 2 (opened with an older key: issue a fresh ticket), 0 (no
+ * such key: a full handshake) or -1 (failure). */
+static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                         EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    const struct generation *g = SSL_get_ex_data(ssl, gen_slot);
+    if (g == NULL)
+        return -1;
+    int64_t period = ek_now_ms() / g->rotate_ms;
+    struct ticket_key key;
+    if (!ring_key(g->ring, period, enc ? NULL : name, &key))
+        return enc ? -1 : 0;
+    if (enc) {
+        memcpy(name, key.name, sizeof(key.name));
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+            key.period = -1;
+    }
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(
+                               OSSL_MAC_PARAM_KEY, key.hmac, sizeof(key.hmac)),
+                           OSSL_PARAM_construct_utf8_string(
+                               OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    int ok =
+        key.period >= 0 && EVP_MAC_CTX_set_params(hctx, params) == 1 &&
+        (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key.aes, iv)
+             : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key.aes,
+                                  iv)) == 1;
+    bool older = key.period != period;
+    OPENSSL_cleanse(&key, sizeof(key));
+    if (!ok)
+        return -1;
+    return !enc && older ? 2 : 1;
+}
+
+/* Sessions: tickets sealed by the ring, for (EK_TLS_TICKET_KEYS - 1)
+ * periods; or, under --tls-client-ca, none at all. A resumed session
+ * skips the client certificate, and it would outlive the certificate's
+ * expiry, or a reload that trusts other CAs, by as long as the session
+ * lives; re-verifying at resumption would need the client's chain, which
+ * a ticket does not keep. So every mTLS connection shows a certificate
+ * that verifies now, for a full handshake's CPU (about 1 ms). */
+static int set_sessions(SSL_CTX *ctx, const struct ek_tls_server_options *o,
+                        const struct generation *g)
+{
+    static const unsigned char sid[] = "echokit";
+    if (SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1) != 1)
+        return -ENOMEM;
+    if (o->client_ca != NULL) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -ENOMEM;
+    }
+    SSL_CTX_sess_set_cache_size(ctx, EK_TLS_SESSION_CACHE);
+    SSL_CTX_set_timeout(ctx,
+                        (long)(g->rotate_ms / 1000) * (EK_TLS_TICKET_KEYS - 1));
+    return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key) == 1
+               ? 0
+               : -ENOMEM;
+}
+
+const char *ek_tls_ciphers_check(const char *list)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return "out of memory";
+    int ok = SSL_CTX_set_cipher_list(ctx, list);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ok == 1 ? NULL
+                   : "no TLS 1.2 cipher suite matches (`openssl ciphers -v "
+                     "LIST` shows what a list selects)";
 }
 
 /* What every context of the server has, whichever certificate it holds. */
@@ -378,10 +516,17 @@ static int server_ctx_setup(SSL_CTX *ctx, const struct ek_tls_server_options *o,
     /* Read ahead: one read(2) takes what the socket holds, not a record
      * header and then its body. */
     SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_sess_set_cache_size(ctx, EK_TLS_SESSION_CACHE);
     if (SSL_CTX_set1_groups_list(ctx, EK_TLS_GROUPS) != 1)
         return -ENOMEM;
-    int err = set_session_context(ctx, o);
+    /* Checked with the options (ek_tls_ciphers_check). */
+    if (SSL_CTX_set_cipher_list(ctx, o->ciphers != NULL ? o->ciphers
+                                                        : EK_TLS_CIPHERS) != 1)
+        return load_failed("no cipher suite in", "--tls-ciphers");
+    /* The client's certificate chain (mTLS), the one handshake message of
+     * the client's after the ClientHello that can be large: bounded like
+     * the ClientHello (OpenSSL's default is 100 KiB). */
+    SSL_CTX_set_max_cert_list(ctx, EK_TLS_HELLO_MAX);
+    int err = set_sessions(ctx, o, g);
     if (err < 0)
         return err;
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
@@ -402,14 +547,25 @@ static int server_ctx_setup(SSL_CTX *ctx, const struct ek_tls_server_options *o,
     return 0;
 }
 
-/* Loads every certificate into a new generation. */
-static int gen_load(const struct ek_tls_server_options *o,
-                    struct generation **out)
+/* --tls-ticket-rotate, in ms. */
+static int64_t rotate_ms(const struct ek_tls_server_options *o)
 {
+    return (int64_t)(o->ticket_rotate_s > 0 ? o->ticket_rotate_s
+                                            : EK_TLS_TICKET_ROTATE_S) *
+           1000;
+}
+
+/* Loads every certificate into a new generation, whose tickets t's ring
+ * seals. */
+static int gen_load(const struct ek_tls_server *t, struct generation **out)
+{
+    const struct ek_tls_server_options *o = &t->opt;
     struct generation *g = calloc(1, sizeof(*g));
     if (g == NULL)
         return -ENOMEM;
     atomic_init(&g->refs, 1);
+    g->ring = t->ring;
+    g->rotate_ms = rotate_ms(o);
     if (o->alpn != NULL)
         alpn_wire(o->alpn, &g->alpn);
     int err = 0;
@@ -450,8 +606,17 @@ int ek_tls_server_new(const struct ek_tls_server_options *o,
         free(t);
         return -err;
     }
-    err = gen_load(o, &t->cur);
+    t->ring = ring_new();
+    err = t->ring == NULL ? -ENOMEM : gen_load(t, &t->cur);
+    /* The first key now, before the process model forks: its children
+     * find OpenSSL's private random generator made, instead of each
+     * making (and holding) its own for the first ticket. */
+    struct ticket_key first;
+    if (err == 0 && o->client_ca == NULL &&
+        ring_key(t->ring, ek_now_ms() / rotate_ms(o), NULL, &first))
+        OPENSSL_cleanse(&first, sizeof(first));
     if (err < 0) {
+        ring_free(t->ring);
         pthread_mutex_destroy(&t->lock);
         free(t);
         return err;
@@ -460,21 +625,10 @@ int ek_tls_server_new(const struct ek_tls_server_options *o,
     return 0;
 }
 
-/* Ticket keys: sessions made before a reload resume after it (unless
- * --tls-client-ca changed: set_session_context). They are made at start
- * and live as long as the process; a restart rotates them. */
-static void keep_ticket_keys(SSL_CTX *from, SSL_CTX *to)
-{
-    unsigned char keys[80]; /* name, HMAC and AES keys: OpenSSL 3's size */
-    if (SSL_CTX_get_tlsext_ticket_keys(from, keys, sizeof(keys)) == 1)
-        SSL_CTX_set_tlsext_ticket_keys(to, keys, sizeof(keys));
-    OPENSSL_cleanse(keys, sizeof(keys));
-}
-
 int ek_tls_server_reload(struct ek_tls_server *t)
 {
     struct generation *g;
-    int err = gen_load(&t->opt, &g);
+    int err = gen_load(t, &g); /* tickets stay valid: the ring is t's */
     if (err < 0) {
         ek_log(EK_LOG_ERROR,
                "SIGHUP: certificates not reloaded (%s); the "
@@ -484,7 +638,6 @@ int ek_tls_server_reload(struct ek_tls_server *t)
     }
     pthread_mutex_lock(&t->lock);
     struct generation *old = t->cur;
-    keep_ticket_keys(old->ctx[0], g->ctx[0]);
     t->cur = g;
     pthread_mutex_unlock(&t->lock);
     gen_unref(old);
@@ -500,6 +653,7 @@ void ek_tls_server_free(struct ek_tls_server *t)
     if (t == NULL)
         return;
     gen_unref(t->cur);
+    ring_free(t->ring);
     pthread_mutex_destroy(&t->lock);
     free(t);
 }

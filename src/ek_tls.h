@@ -8,7 +8,8 @@
  * files: SIGHUP loads a new one, which new connections get; a connection
  * keeps the generation it started with (reference counted) until it ends,
  * so a reload drops nothing. Session tickets stay valid across a reload:
- * the new generation takes over the ticket keys.
+ * their keys are the server's, in a ring that rotates on the clock
+ * (--tls-ticket-rotate).
  *
  * A build without OpenSSL has none of this: EK_TLS_UNAVAILABLE says why
  * (EK_TLS_WHY_NOT: not found, configured OFF, or a static musl build),
@@ -22,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef EK_HAVE_TLS
 #ifdef EK_TLS_OFF_REASON
@@ -34,13 +36,44 @@
 #endif
 
 /* How long a TLS handshake may take by default (--tls-handshake-timeout),
- * counted from the accept, or from the end of the PROXY header. */
+ * counted from the accept, or from the end of the PROXY header. Real
+ * clients on slow links take a few seconds at worst (three round trips of
+ * 1 s on a congested mobile link, a lost segment's 1 s and then 2 s of
+ * retransmission timeout, a certificate chain at 100 kbit/s); nginx
+ * waits 60 s and Node.js 120 s. With the ClientHello bounded and the
+ * handshakes capped (below), a stalled handshake's cost is bounded
+ * whatever the deadline, so it stays where every such client makes it. */
 #define EK_TLS_HANDSHAKE_MS 10000
+
+/* How many TLS connections may be in their handshake at once by default
+ * (--max-handshakes): each costs up to 48 KiB while it lasts (README,
+ * "Memory bound"), 47 MiB for a thousand; a full handshake costs about a
+ * millisecond of a core (some 1200 a second, README "TLS and the
+ * connection rate"), so a thousand at once is more than a server does in
+ * the time a real client takes to finish one. */
+#define EK_TLS_MAX_HANDSHAKES 1000
+
+/* Session ticket keys (--tls-ticket-rotate): a new one every this many
+ * seconds encrypts the tickets issued; the EK_TLS_TICKET_KEYS - 1 before
+ * it still decrypt, so a ticket resumes for (EK_TLS_TICKET_KEYS - 1)
+ * periods at least, which is its lifetime (and OpenSSL's default of two
+ * hours with the default period), and its key is gone one period later:
+ * a key that leaks opens at most three hours of TLS 1.2 sessions. */
+#define EK_TLS_TICKET_ROTATE_S 3600
+#define EK_TLS_TICKET_ROTATE_MAX 604800 /* seconds: a week */
+#define EK_TLS_TICKET_KEYS 3
+
+/* TLS 1.2's cipher suites by default (--tls-ciphers): ephemeral elliptic
+ * curve key exchange (forward secrecy) and AEAD ciphers only; OpenSSL's
+ * own default also offers static RSA key exchange and CBC with SHA-1 to
+ * a client that asks for them. TLS 1.3's suites are all of that kind. */
+#define EK_TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 /* The most certificates --tls-cert takes (one per SNI name set). */
 #define EK_TLS_MAX_CERTS 16
 
 struct ek_conn;
+struct ek_conn_env;
 struct ek_stats;
 struct ssl_st;
 
@@ -50,12 +83,14 @@ struct ek_tls_server_options {
                                             chain */
     const char *keys[EK_TLS_MAX_CERTS];  /* PEM: keys[i] goes with certs[i] */
     size_t ncerts;
-    const char *client_ca; /* --tls-client-ca: ask for and verify a client
-                              certificate; NULL: none asked */
-    const char *alpn;      /* --tls-alpn "a,b": what we accept, in order of
-                              preference; NULL: no ALPN */
-    int min_version;       /* 12 or 13 (--tls-min-version) */
-    bool ktls;             /* --ktls: ask OpenSSL for kernel TLS */
+    const char *client_ca;    /* --tls-client-ca: ask for and verify a client
+                                 certificate; NULL: none asked */
+    const char *alpn;         /* --tls-alpn "a,b": what we accept, in order of
+                                 preference; NULL: no ALPN */
+    int min_version;          /* 12 or 13 (--tls-min-version) */
+    bool ktls;                /* --ktls: ask OpenSSL for kernel TLS */
+    const char *ciphers;      /* --tls-ciphers; NULL: EK_TLS_CIPHERS */
+    unsigned ticket_rotate_s; /* --tls-ticket-rotate; 0: the default */
 };
 
 struct ek_tls_server;
@@ -68,6 +103,10 @@ struct ek_tls_server;
  * ek_cli.c: the options are parsed, then refused with the reason, in a
  * build without TLS too. */
 const char *ek_tls_alpn_check(const char *alpn);
+
+/* Whether OpenSSL takes list as a TLS 1.2 cipher list (--tls-ciphers):
+ * NULL, or why not (static text). */
+const char *ek_tls_ciphers_check(const char *list);
 
 /* Loads the certificates and keys. Returns 0 with *out set, or -EINVAL
  * after printing why (the file and OpenSSL's reason), -ENOMEM. */
@@ -129,15 +168,22 @@ int ek_tls_client_attach(struct ek_tls_client *t, struct ek_conn *c, int fd,
  * peer's close before the end of the handshake is one). */
 int ek_tls_handshake(struct ek_conn *c, int fd, unsigned *wait);
 
-/* The completion engine's TLS (ek_transport_tls_mem): it gives OpenSSL
- * the bytes it received (-ENOMEM when they cannot be kept), says when the
- * stream has ended, and takes the records OpenSSL made (handshake, echo,
- * alerts: *data, the returned length) to send them, then tells it they
- * are taken. */
-int ek_tls_mem_input(struct ek_conn *c, const void *data, size_t n);
+/* The completion engine's TLS (ek_transport_tls_mem). For one pass over
+ * what a receive brought, ek_tls_mem_lend lends OpenSSL those n bytes
+ * (none: it just goes on, after the end of the stream) and binds c's
+ * queue, which every record OpenSSL makes (handshake, echo, alerts) joins,
+ * gathered in env->buf (env->buf_size bytes, the engine's, shared by its
+ * connections) and appended with env's accounting (ek_conn_queue); then
+ * the transport's read, writev and finish run over them; ek_tls_mem_done
+ * ends the loan: the records gathered join the queue, and it returns how
+ * many lent bytes OpenSSL did not read (none, unless the stream ended or
+ * failed first), or -ENOMEM. Nothing is kept per connection but the start
+ * of a ClientHello that has not all come (ek_tls_hello.h).
+ * ek_tls_mem_eof says the stream has ended. */
+void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
+                     const void *data, size_t n);
+ssize_t ek_tls_mem_done(struct ek_conn *c);
 void ek_tls_mem_eof(struct ek_conn *c);
-size_t ek_tls_mem_output(const struct ek_conn *c, const char **data);
-void ek_tls_mem_output_taken(struct ek_conn *c);
 
 /* What c's TLS negotiated, for a log line: "TLSv1.3
  * TLS_AES_256_GCM_SHA384, resumed, ALPN echo". */

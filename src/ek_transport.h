@@ -23,9 +23,9 @@
  *
  * The completion engine (model_uring.c) reads and writes the socket
  * through the ring, not through these calls: plain connections' bytes
- * directly, TLS's through OpenSSL's memory BIOs (ek_transport_tls_mem),
- * whose read, writev and finish then move bytes between OpenSSL and
- * memory the engine fills and empties.
+ * directly, TLS's through OpenSSL (ek_transport_tls_mem), whose read,
+ * writev and finish then take records from the receive buffers the
+ * engine lends and put the ones they make into the connection's queue.
  */
 #ifndef EK_TRANSPORT_H
 #define EK_TRANSPORT_H
@@ -45,7 +45,9 @@ struct ek_transport {
     const char *name;
     enum ek_tp_id id;
     /* Sets up c's state for the connected socket fd of srv. Returns 0 or
-     * -errno (-ENOMEM). */
+     * -errno: -ENOMEM, or -EBUSY when it refuses the connection (TLS:
+     * --max-handshakes), which it counted and logged: the caller closes
+     * it, as any refusal. */
     int (*open)(struct ek_conn *c, int fd, const struct ek_server *srv);
     /* Up to len bytes into buf: n > 0, 0 at the end of the client's
      * stream, -EAGAIN when none are ready, or -errno. Never blocks. */

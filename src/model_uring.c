@@ -54,6 +54,10 @@
  *   end      EK_CONN_PEER_CLOSED (the stream ended): the queue drains,
  *              then the connection closes (TLS: after its close_notify,
  *              queued and sent, EK_CONN_FINISHING).
+ *            U_FAILING (TLS failed; PEER_CLOSED too: nothing more is
+ *              read): the queue, which ends with OpenSSL's alert, is sent
+ *              with MSG_DONTWAIT, as far as the socket takes it at once;
+ *              then the connection closes with the error.
  *            EK_CONN_CLOSING: shutdown(2) ends what is in flight (the
  *              receive completes with 0, a send with an error) and the
  *              receive is cancelled; the fd is closed only when nothing is
@@ -61,15 +65,19 @@
  *              late completion may still name it.
  *
  * TLS (tls: listeners, ek_transport_tls_mem): the ring receives and sends
- * the records; OpenSSL reads them from memory and writes its own to
- * memory (memory BIOs). Each receive is handed to OpenSSL at once and its
- * buffer goes back to the ring; what OpenSSL decrypts is encrypted back
- * at once, and every record it makes (handshake, echo, alerts) joins the
- * connection's queue, which sends as above (never from a provided
- * buffer: the bytes that go out are not the bytes that came in). The
- * receive cap is the room under --max-queue as for plain TCP, so the
- * queue holds at most --max-queue plus the records' overhead and the
- * handshake's flight.
+ * the records; OpenSSL reads them from the provided buffer they landed
+ * in, lent for the call (ek_tls_mem_lend), and every record it makes
+ * (handshake, echo, alerts) joins the connection's queue, which sends as
+ * above (never from a provided buffer: the bytes that go out are not the
+ * bytes that came in). So each receive's buffer goes back to the ring at
+ * once, and a connection keeps no TLS buffer of its own; what OpenSSL
+ * decrypts is encrypted back at once. The receive cap is the room under
+ * --max-queue as for plain TCP, so the queue holds at most --max-queue
+ * plus the records' overhead and the handshake's flight. The payload is
+ * counted as OpenSSL takes it, the records sent are not, and only they
+ * move during the handshake, whose clock stays at the accept. A failed
+ * handshake's alert goes out if the socket takes it at once
+ * (U_FAILING), then the connection closes.
  *
  * One io_uring_submit_and_wait per turn submits everything the previous
  * turn prepared and reaps every completion that is ready: that is the
@@ -122,10 +130,11 @@ static uint64_t udata(enum uop op, unsigned index)
 
 /* The engine's states of a connection (see the top of this file). */
 enum {
-    U_ARMED = 1,   /* a receive is in flight */
-    U_SEND = 2,    /* a send is in flight */
-    U_PAUSED = 4,  /* no receive: the queue is full */
-    U_STARVED = 8, /* receive ended: no provided buffer was free */
+    U_ARMED = 1,    /* a receive is in flight */
+    U_SEND = 2,     /* a send is in flight */
+    U_PAUSED = 4,   /* no receive: the queue is full */
+    U_STARVED = 8,  /* receive ended: no provided buffer was free */
+    U_FAILING = 16, /* TLS failed: its last records go, then it closes */
 };
 
 /* A connection's slot. */
@@ -153,7 +162,8 @@ struct uloop {
     bool udp_armed;     /* their polls were submitted (first turn) */
     size_t udp_polls;   /* polls in flight */
     bool closing;       /* uloop_free: arm nothing more */
-    char *plain;        /* TLS: what OpenSSL decrypted, to encrypt back */
+    char *plain;        /* TLS: what OpenSSL decrypted, to encrypt back;
+                           and base.env.buf: the records made (ek_tls.h) */
 };
 
 static struct uconn *uconn(struct uloop *lp, int fd)
@@ -524,7 +534,8 @@ static void submit_send(struct uloop *lp, int fd, const char *data, int flags)
     u->state |= U_SEND;
 }
 
-/* Sends the oldest queued piece (a chunk of the queue). */
+/* Sends the oldest queued piece (a chunk of the queue); after a TLS
+ * failure only what the socket takes at once (tls_failed). */
 static void send_from_queue(struct uloop *lp, int fd)
 {
     struct uconn *u = uconn(lp, fd);
@@ -533,7 +544,8 @@ static void send_from_queue(struct uloop *lp, int fd)
     u->send_bid = -1;
     u->send_len = (uint32_t)iov.iov_len;
     u->send_done = 0;
-    submit_send(lp, fd, iov.iov_base, 0);
+    submit_send(lp, fd, iov.iov_base,
+                (u->state & U_FAILING) ? MSG_DONTWAIT : 0);
 }
 
 /* ---- connections ------------------------------------------------------ */
@@ -585,28 +597,21 @@ static bool is_tls(const struct uconn *u)
     return u->c.tp != EK_TP_SOCKET;
 }
 
-/* Queues the records OpenSSL made (handshake, echo, alerts). */
-static int queue_tls_output(struct uloop *lp, struct uconn *u)
-{
-    const char *p;
-    size_t n = ek_tls_mem_output(&u->c, &p);
-    int err = n > 0 ? ek_conn_queue(&u->c, &lp->base.env, p, n, false) : 0;
-    ek_tls_mem_output_taken(&u->c);
-    return err;
-}
-
 /* TLS: n received bytes go to OpenSSL (none: it just goes on, after the
- * end of the stream); what it decrypts is encrypted back at once, and the
- * records made are queued. Returns 0 or -errno (close; a failed handshake
- * was counted by the transport). */
+ * end of the stream); what it decrypts is encrypted back at once, and
+ * every record it makes (handshake, echo, alerts) goes straight into the
+ * queue. The payload is counted here, once: the records sent are not
+ * (on_send). Returns 0 or -errno (a failed handshake was counted by the
+ * transport; its alert may be queued: tls_failed). */
 static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
 {
     struct uconn *u = uconn(lp, fd);
     struct ek_conn *c = &u->c;
     const struct ek_transport *tp = ek_conn_tp(c);
     const struct ek_conn_env *env = &lp->base.env;
-    int err = n > 0 ? ek_tls_mem_input(c, data, n) : 0;
-    while (err == 0 && !(c->flags & EK_CONN_PEER_CLOSED)) {
+    int err = 0;
+    ek_tls_mem_lend(c, env, data, n);
+    while (!(c->flags & EK_CONN_PEER_CLOSED)) {
         ssize_t k = tp->read(c, fd, lp->plain, URING_BUF_SIZE);
         if (k == -EAGAIN)
             break;
@@ -618,14 +623,41 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
         }
         ek_conn_received(c, env, (size_t)k);
         struct iovec iov = {.iov_base = lp->plain, .iov_len = (size_t)k};
-        ssize_t w = tp->writev(c, fd, &iov, 1); /* into memory: all of it */
+        ssize_t w = tp->writev(c, fd, &iov, 1); /* into the queue: all */
         if (w != k) {
             err = w < 0 ? (int)w : -EIO;
             break;
         }
         ek_conn_sent(c, env, (size_t)w); /* committed to the queue */
     }
-    return err < 0 ? err : queue_tls_output(lp, u);
+    /* OpenSSL stops reading before the end of what it was lent only at
+     * the end of the stream or on an error: anything else would lose
+     * bytes, so it would be an error too (not reached). */
+    ssize_t left = ek_tls_mem_done(c);
+    if (left < 0 && err == 0)
+        err = (int)left;
+    else if (left > 0 && err == 0 && !(c->flags & EK_CONN_PEER_CLOSED))
+        err = -EIO;
+    return err;
+}
+
+/* TLS failed with err, counted by the transport. What OpenSSL said last
+ * (its fatal alert: "unknown ca", "certificate required"...) is at the end
+ * of the queue: it goes out if the socket takes it now, as OpenSSL's own
+ * writes do on the other engines (sends with MSG_DONTWAIT, never waited
+ * for), so that the client learns why; then the connection closes. */
+static void tls_failed(struct uloop *lp, int fd, int err)
+{
+    struct uconn *u = uconn(lp, fd);
+    if (ek_queue_len(&u->c.queue) == 0 || err == -ENOMEM) {
+        conn_close(&lp->base, fd, err);
+        return;
+    }
+    u->err = err;
+    u->state |= U_FAILING;
+    u->c.flags |= EK_CONN_PEER_CLOSED; /* nothing more is read */
+    if (!(u->state & U_SEND))
+        send_from_queue(lp, fd);
 }
 #endif
 
@@ -635,11 +667,16 @@ static void conn_end(struct uloop *lp, int fd)
 {
 #ifdef EK_HAVE_TLS
     struct uconn *u = uconn(lp, fd);
+    if (u->state & U_FAILING) {
+        conn_close(&lp->base, fd, u->err); /* its last words went */
+        return;
+    }
     if (is_tls(u) && !(u->c.flags & EK_CONN_FINISHING)) {
         u->c.flags |= EK_CONN_FINISHING;
-        int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into memory */
-        if (err == 0)
-            err = queue_tls_output(lp, u);
+        ek_tls_mem_lend(&u->c, &lp->base.env, NULL, 0);
+        int err = ek_conn_tp(&u->c)->finish(&u->c, fd); /* into the queue */
+        ssize_t done = ek_tls_mem_done(&u->c);
+        err = err < 0 ? err : done < 0 ? (int)done : 0;
         if (err == 0 && ek_queue_len(&u->c.queue) > 0) {
             send_from_queue(lp, fd);
             return;
@@ -696,7 +733,7 @@ static void received(struct uloop *lp, int fd, int bid, uint32_t n)
         int err = tls_pump(lp, fd, buf_of(lp, bid) + skip, n - skip);
         recycle(lp, bid);
         if (err < 0)
-            conn_close(&lp->base, fd, err);
+            tls_failed(lp, fd, err);
         else
             tls_went_on(lp, fd);
         return;
@@ -737,7 +774,8 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 
     if (cqe->res > 0 && bid < 0) {
         conn_close(&lp->base, fd, -EPROTO); /* data without a buffer */
-    } else if (cqe->res > 0 && (u->c.flags & EK_CONN_CLOSING)) {
+    } else if (cqe->res > 0 &&
+               ((u->c.flags & EK_CONN_CLOSING) || (u->state & U_FAILING))) {
         recycle(lp, bid);
     } else if (cqe->res > 0) {
         received(lp, fd, bid, (uint32_t)cqe->res);
@@ -748,12 +786,13 @@ static void on_recv(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
                               ek_conn_header_cut(cqe->res));
         conn_close(&lp->base, fd, 0);
 #ifdef EK_HAVE_TLS
-    } else if (cqe->res == 0 && is_tls(u)) {
+    } else if (cqe->res == 0 && is_tls(u) && !(u->state & U_FAILING)) {
+        /* (Failing: the end of the stream changes nothing, below.) */
         ek_tls_mem_eof(&u->c); /* OpenSSL reads the end of the stream */
         int err = tls_pump(lp, fd, NULL, 0);
         u->c.flags |= EK_CONN_PEER_CLOSED;
         if (err < 0)
-            conn_close(&lp->base, fd, err);
+            tls_failed(lp, fd, err);
         else
             tls_went_on(lp, fd);
 #endif
@@ -792,6 +831,22 @@ static int ring_send_done(struct uloop *lp, int fd, bool keep_rest)
     return err;
 }
 
+/* n bytes went out. Plain TCP: the payload, counted. TLS: records, whose
+ * payload was counted as OpenSSL took it (tls_pump); they only show that
+ * the connection is alive, once past the handshake, whose deadline counts
+ * from the accept (ek_idle.h), as on the other engines. */
+static void sent_on_wire(struct uloop *lp, struct uconn *u, size_t n)
+{
+#ifdef EK_HAVE_TLS
+    if (is_tls(u)) {
+        if (!ek_conn_tp(&u->c)->handshaking(&u->c))
+            ek_conn_touch(&u->c, &lp->base.env);
+        return;
+    }
+#endif
+    ek_conn_sent(&u->c, &lp->base.env, n);
+}
+
 static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
 {
     struct uconn *u = uconn(lp, fd);
@@ -799,11 +854,15 @@ static void on_send(struct uloop *lp, int fd, const struct io_uring_cqe *cqe)
     int err = cqe->res == -EAGAIN && from_ring ? 0 : cqe->res;
     u->state &= (uint8_t)~U_SEND;
     if (err > 0) {
-        ek_conn_sent(&u->c, &lp->base.env, (size_t)err);
+        sent_on_wire(lp, u, (size_t)err);
         u->send_done += (uint32_t)err;
         err = 0;
     }
     bool ending = err < 0 || (u->c.flags & EK_CONN_CLOSING);
+    if ((u->state & U_FAILING) && !ending && u->send_done < u->send_len) {
+        ending = true; /* the socket took no more at once */
+        err = -EAGAIN;
+    }
     if (from_ring) {
         int qerr = ring_send_done(lp, fd, !ending);
         err = err < 0 ? err : qerr;
@@ -946,9 +1005,13 @@ static int setup_ring(struct uloop *lp, bool disabled)
     lp->ring_ok = true;
     lp->ring_disabled = disabled;
     lp->bufs = aligned_alloc(4096, (size_t)URING_BUFS * URING_BUF_SIZE);
-    lp->plain = lp->base.srv->cfg->tls != NULL ? malloc(URING_BUF_SIZE) : NULL;
-    if (lp->bufs == NULL ||
-        (lp->base.srv->cfg->tls != NULL && lp->plain == NULL))
+    if (lp->base.srv->cfg->tls != NULL) {
+        lp->plain = malloc(URING_BUF_SIZE);
+        lp->base.env.buf = malloc(URING_BUF_SIZE);
+        lp->base.env.buf_size = URING_BUF_SIZE;
+    }
+    if (lp->bufs == NULL || (lp->base.srv->cfg->tls != NULL &&
+                             (lp->plain == NULL || lp->base.env.buf == NULL)))
         return -ENOMEM;
     lp->br = buf_ring_new(&lp->ring, lp->bufs, URING_BUFS, URING_BUF_SIZE, &rc);
     lp->bufs_free = URING_BUFS;
@@ -1099,6 +1162,7 @@ static void uloop_free(void *arg)
                                 sockets it closes */
     free(lp->bufs);
     free(lp->plain);
+    free(lp->base.env.buf);
     free(lp->accept_armed);
 }
 

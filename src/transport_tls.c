@@ -16,33 +16,63 @@
  *     (OpenSSL encrypted them already): `owed` remembers how many, and
  *     the connection's queue holds them, since unsent bytes stay queued.
  *
+ * The server side starts behind a gate (ek_tls_hello.h): the ClientHello
+ * is read here, judged and kept (at most EK_TLS_HELLO_MAX bytes) until it
+ * has all come, and only then handed to OpenSSL, through a filter BIO in
+ * front of the socket's that serves the kept bytes first. A ClientHello
+ * past the bound is refused before OpenSSL allocates anything for it, and
+ * a client that stalls halfway holds no OpenSSL buffer. --max-handshakes
+ * bounds the connections between the accept and the handshake's end
+ * (ek_admit.h).
+ *
+ * The io_uring engine's TLS (ek_transport_tls_mem, at the end of this
+ * file) reads records from the ring's receive buffers and writes them
+ * into the connection's queue, through a BIO of its own that keeps no
+ * copy: an idle connection holds no buffer there either.
+ *
  * Memory: OpenSSL's state (about 15 KiB once the handshake is done, README)
  * plus its record buffers while a record is in flight
- * (SSL_MODE_RELEASE_BUFFERS frees them when idle), and this state, 40
- * bytes.
+ * (SSL_MODE_RELEASE_BUFFERS frees them when idle), and this state, 88
+ * bytes; during the handshake the gate's buffer, freed once OpenSSL has
+ * read what it kept.
  */
 #include "ek_backend.h"
 #include "ek_conn.h"
 #include "ek_log.h"
 #include "ek_net.h"
+#include "ek_platform.h"
 #include "ek_server.h"
 #include "ek_stats.h"
 #include "ek_tls.h"
+#include "ek_tls_hello.h"
 #include "ek_transport.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 /* The most plaintext one record carries; each SSL_write takes at most
  * this, so a write that waited owes at most this much. */
-#define EK_TLS_RECORD 16384
+#define EK_TLS_RECORD EK_TLS_RECORD_MAX
+
+/* The start of the stream while the gate judges it: what came, kept for
+ * OpenSSL. Allocated with the first bytes, freed once OpenSSL has read
+ * them all. */
+struct tls_gate {
+    struct ek_tls_hello hello;
+    uint32_t have; /* bytes kept */
+    uint32_t off;  /* of them, read by OpenSSL */
+    char buf[EK_TLS_HELLO_MAX];
+};
 
 /* A client's handshake that met the end of the stream, whether OpenSSL
  * takes it as an error (no close_notify) or, with --allow-truncation, as
@@ -55,24 +85,34 @@ enum { FIRST_NONE, FIRST_TLS, FIRST_OWN_HELLO, FIRST_NOT_TLS };
 
 struct tls_conn {
     SSL *ssl;
-    struct ek_stats *stats;  /* server side: where handshakes count */
-    const char *why;         /* the failure, for the client's message */
+    const struct ek_server *srv; /* server side: its counts and limits */
+    const char *why;             /* the failure, for the client's message */
+    struct tls_gate *gate;       /* server side: see above */
+    /* ek_transport_tls_mem: the records lent for one call (in) and where
+     * the ones OpenSSL makes go (out, gathered in out_env->buf first),
+     * between ek_tls_mem_lend and ek_tls_mem_done; a slot's address may
+     * change between calls. */
+    const char *in;
+    size_t in_len;
+    struct ek_conn *out;
+    const struct ek_conn_env *out_env;
+    size_t staged;           /* bytes gathered in out_env->buf */
     uint32_t owed;           /* a write waited: retry with >= this many */
     uint8_t read_blocked;    /* EK_EV_WRITE: the last read must write */
     uint8_t write_blocked;   /* EK_EV_READ: the last write must read */
     uint8_t hello[5];        /* client: its first record's header (the
                                 ClientHello's), until the handshake ends */
+    bool gated : 1;          /* server side: the ClientHello has not passed */
     bool established : 1;    /* handshake done (and counted) */
     bool more : 1;           /* the last read stopped with records held */
     bool renegotiation : 1;  /* TLS 1.2: the client asked to renegotiate */
     bool ktls : 1;           /* log whether the kernel took TLS */
+    bool mem : 1;            /* ek_transport_tls_mem */
+    bool in_eof : 1;         /* mem: the stream has ended */
+    bool out_failed : 1;     /* mem: the queue could not take a record */
     bool truncated : 1;      /* client: the server's FIN, no close_notify */
     unsigned first_back : 2; /* client: FIRST_*, the server's first record */
 };
-/* The memory per connection README and SECURITY.md give. */
-_Static_assert(sizeof(struct tls_conn) <= 40, "a TLS connection's state "
-                                              "outgrew the documented 40 "
-                                              "bytes");
 
 static struct tls_conn *state(const struct ek_conn *c)
 {
@@ -124,8 +164,8 @@ static void on_client_record(int write_p, int version, int content_type,
 
 static void count(struct tls_conn *t, enum ek_tls_fail why)
 {
-    if (t->stats != NULL)
-        ek_stat_add(&t->stats->tls_failed[why], 1);
+    if (t->srv != NULL)
+        ek_stat_add(&t->srv->stats->tls_failed[why], 1);
 }
 
 void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size)
@@ -153,11 +193,12 @@ static void established(struct ek_conn *c, int fd)
         SSL_set_msg_callback(t->ssl, on_record);
         SSL_set_msg_callback_arg(t->ssl, t);
     }
-    if (t->stats == NULL)
+    if (t->srv == NULL)
         return;
-    ek_stat_add(&t->stats->tls_handshakes, 1);
+    ek_server_handshake_end(t->srv);
+    ek_stat_add(&t->srv->stats->tls_handshakes, 1);
     if (SSL_session_reused(t->ssl))
-        ek_stat_add(&t->stats->tls_resumed, 1);
+        ek_stat_add(&t->srv->stats->tls_resumed, 1);
     if (!ek_log_enabled(EK_LOG_DEBUG))
         return;
     char what[256];
@@ -224,6 +265,22 @@ static ssize_t protocol_error(struct tls_conn *t, int fd)
     return -EPROTO;
 }
 
+/* The stream ended (err 0: the client's close_notify or FIN) or failed
+ * (-errno); before the handshake's end that is counted ("closed") and
+ * logged. Returns err. */
+static ssize_t cut(struct tls_conn *t, int fd, int err)
+{
+    if (t->established)
+        return err;
+    count(t, EK_TLS_FAIL_CLOSED);
+    if (err < 0)
+        t->why = strerror(-err);
+    ek_log(EK_LOG_DEBUG,
+           "fd %d: closed before the end of its TLS handshake%s%s", fd,
+           err < 0 ? ": " : "", err < 0 ? strerror(-err) : "");
+    return err;
+}
+
 /* What an OpenSSL call that returned "no" means for the engine: -EAGAIN
  * (with *blocked the readiness it waits for, when among want_other), 0
  * (the peer's close_notify, or its TCP FIN), or -errno. */
@@ -232,6 +289,10 @@ static ssize_t outcome(struct ek_conn *c, int fd, int ret, unsigned want_other,
 {
     struct tls_conn *t = state(c);
     int e = SSL_get_error(t->ssl, ret);
+    if (t->out_failed) { /* mem: no memory for the records made */
+        ERR_clear_error();
+        return -ENOMEM;
+    }
     switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE: {
@@ -240,36 +301,341 @@ static ssize_t outcome(struct ek_conn *c, int fd, int ret, unsigned want_other,
         return -EAGAIN;
     }
     case SSL_ERROR_ZERO_RETURN:
-        if (!t->established) {
-            count(t, EK_TLS_FAIL_CLOSED);
-            ek_log(EK_LOG_DEBUG,
-                   "fd %d: closed before the end of its TLS "
-                   "handshake",
-                   fd);
-        }
-        return 0;
+        return cut(t, fd, 0);
     case SSL_ERROR_SYSCALL: {
         int err = errno != 0 ? errno : ECONNRESET;
         ERR_clear_error();
-        if (!t->established) {
-            count(t, EK_TLS_FAIL_CLOSED);
-            t->why = strerror(err);
-        }
-        return -err;
+        return cut(t, fd, -err);
     }
     default:
         return protocol_error(t, fd);
     }
 }
 
+/* ---- the gate: the ClientHello before OpenSSL (server side) ----------- */
+
+/* The records gathered in the engine's buffer join the queue. Returns 0
+ * or -ENOMEM (remembered: the connection fails). */
+static int stage_flush(struct tls_conn *t)
+{
+    int err = t->staged > 0 ? ek_conn_queue(t->out, t->out_env, t->out_env->buf,
+                                            t->staged, false)
+                            : 0;
+    t->staged = 0;
+    if (err < 0)
+        t->out_failed = true;
+    return err;
+}
+
+/* A record OpenSSL made (or an alert of ours) for the connection's
+ * queue. OpenSSL writes a record at a time, and a queue takes each append
+ * in chunks of its size: they gather in the engine's buffer first
+ * (out_env->buf, shared by its connections), so that the queue gets them
+ * in chunks of up to 64 KiB, which the engine sends one at a time, as it
+ * would the echo of plain TCP. Returns 0 or -ENOMEM. */
+static int mem_out(struct tls_conn *t, const char *data, size_t len)
+{
+    const struct ek_conn_env *env = t->out_env;
+    if (t->out == NULL) {
+        t->out_failed = true; /* not reached: every call is within a loan */
+        return -ENOMEM;
+    }
+    if (t->staged + len > env->buf_size && stage_flush(t) < 0)
+        return -ENOMEM;
+    if (len > env->buf_size) {
+        if (ek_conn_queue(t->out, env, data, len, false) == 0)
+            return 0;
+        t->out_failed = true;
+        return -ENOMEM;
+    }
+    memcpy(env->buf + t->staged, data, len);
+    t->staged += len;
+    return 0;
+}
+
+/* A fatal alert of ours, for what OpenSSL never saw: a TLS 1.2 record
+ * (the version every client accepts in an alert before the hello's
+ * answer) of level fatal. */
+static void put_alert(struct ek_conn *c, int fd, unsigned char desc)
+{
+    struct tls_conn *t = state(c);
+    const unsigned char alert[7] = {21, 3, 3, 0, 2, 2, desc};
+    if (t->mem) { /* after OpenSSL's records, which the engine sends */
+        (void)mem_out(t, (const char *)alert, sizeof(alert));
+        return;
+    }
+    /* If the socket takes it now, as OpenSSL's own alerts. */
+    ssize_t n;
+    do
+        n = send(fd, alert, sizeof(alert), MSG_DONTWAIT | EK_MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+}
+
+/* The gate's verdict on what came: 1 to go on to OpenSSL, -EAGAIN for
+ * more, or -EPROTO (refused: counted, logged, our alert sent). */
+static ssize_t gate_verdict(struct ek_conn *c, int fd,
+                            enum ek_tls_hello_verdict verdict)
+{
+    struct tls_conn *t = state(c);
+    switch (verdict) {
+    case EK_HELLO_MORE:
+        return -EAGAIN;
+    case EK_HELLO_PASS:
+        t->gated = false;
+        return 1;
+    case EK_HELLO_TOO_LARGE: {
+        uint32_t claim = ek_tls_hello_claim(&t->gate->hello);
+        count(t, EK_TLS_FAIL_TOO_LARGE);
+        t->why = "ClientHello too large";
+        if (claim > EK_TLS_HELLO_MAX - 9)
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: TLS handshake refused: a ClientHello of %lu "
+                   "bytes, more than %d",
+                   fd, (unsigned long)claim, EK_TLS_HELLO_MAX - 9);
+        else
+            ek_log(EK_LOG_DEBUG,
+                   "fd %d: TLS handshake refused: the records of its "
+                   "ClientHello pass %d bytes",
+                   fd, EK_TLS_HELLO_MAX);
+        put_alert(c, fd, 47); /* illegal_parameter, as OpenSSL says */
+        return -EPROTO;
+    }
+    default: /* EK_HELLO_EMPTY */
+        count(t, EK_TLS_FAIL_PROTOCOL);
+        t->why = "empty handshake record";
+        ek_log(EK_LOG_DEBUG, "fd %d: TLS handshake failed: %s", fd, t->why);
+        put_alert(c, fd, 10); /* unexpected_message */
+        return -EPROTO;
+    }
+}
+
+/* The gate's state, made with the first bytes; its buffer is left
+ * untouched until bytes come, so that only what came is resident. */
+static struct tls_gate *gate_of(struct tls_conn *t)
+{
+    if (t->gate == NULL && (t->gate = malloc(sizeof(*t->gate))) != NULL) {
+        memset(&t->gate->hello, 0, sizeof(t->gate->hello));
+        t->gate->have = t->gate->off = 0;
+    }
+    return t->gate;
+}
+
+/* Takes what the socket holds, up to the gate's room, and judges it. As
+ * tls_read returns, or 1 once OpenSSL may go on. */
+static ssize_t gate_read(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    struct tls_gate *g = gate_of(t);
+    if (g == NULL)
+        return -ENOMEM;
+    enum ek_tls_hello_verdict verdict = EK_HELLO_MORE;
+    while (verdict == EK_HELLO_MORE) {
+        /* While it says "more", every byte kept belongs to the
+         * ClientHello's records, which fit in the buffer: there is room
+         * (checked all the same). */
+        if (g->have == sizeof(g->buf)) {
+            verdict = EK_HELLO_TOO_LARGE;
+            break;
+        }
+        ssize_t n =
+            recv(fd, g->buf + g->have, sizeof(g->buf) - g->have, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN
+                                                           : cut(t, fd, -errno);
+        if (n == 0)
+            return cut(t, fd, 0);
+        verdict = ek_tls_hello_feed(&g->hello, g->buf + g->have, (size_t)n);
+        g->have += (uint32_t)n;
+    }
+    return gate_verdict(c, fd, verdict);
+}
+
+/* Up to len bytes of what the gate kept and OpenSSL has not read. */
+static size_t gate_take(struct tls_conn *t, char *out, size_t len)
+{
+    struct tls_gate *g = t->gate;
+    if (g == NULL || t->gated || g->off == g->have)
+        return 0;
+    size_t n = g->have - g->off;
+    if (n > len)
+        n = len;
+    memcpy(out, g->buf + g->off, n);
+    g->off += (uint32_t)n;
+    return n;
+}
+
+/* Whether OpenSSL has read all the gate kept (then it can go). */
+static bool gate_drained(const struct tls_conn *t)
+{
+    return t->gate != NULL && !t->gated && t->gate->off == t->gate->have;
+}
+
+/* The filter in front of the socket BIO while the gate's bytes last:
+ * reads take them first, everything else is the socket BIO's. */
+static int filter_read(BIO *b, char *out, size_t len, size_t *got)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *got = gate_take(t, out, len);
+    if (*got > 0)
+        return 1;
+    int ok = BIO_read_ex(BIO_next(b), out, len, got);
+    BIO_copy_next_retry(b);
+    return ok;
+}
+
+static int filter_write(BIO *b, const char *data, size_t len, size_t *put)
+{
+    BIO_clear_retry_flags(b);
+    int ok = BIO_write_ex(BIO_next(b), data, len, put);
+    BIO_copy_next_retry(b);
+    return ok;
+}
+
+static long filter_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    if (cmd == BIO_CTRL_PUSH || cmd == BIO_CTRL_POP)
+        return 0; /* about the filter itself: nothing to pass on */
+    long rc = BIO_next(b) != NULL ? BIO_ctrl(BIO_next(b), cmd, num, ptr) : 0;
+    if (cmd == BIO_CTRL_PENDING && t != NULL && t->gate != NULL && !t->gated)
+        rc += (long)(t->gate->have - t->gate->off);
+    return rc;
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* ---- the BIO of the completion engine's TLS --------------------------- */
+
+/* Records from what the gate kept, then from what the engine lent; none:
+ * "later", or the end once the stream has ended. */
+static int mem_read(BIO *b, char *out, size_t len, size_t *got)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t n = gate_take(t, out, len);
+    if (n == 0 && t->in_len > 0) {
+        n = t->in_len < len ? t->in_len : len;
+        memcpy(out, t->in, n);
+        t->in += n;
+        t->in_len -= n;
+    }
+    *got = n;
+    if (n > 0)
+        return 1;
+    if (!t->in_eof)
+        BIO_set_retry_read(b);
+    return 0;
+}
+
+/* Records OpenSSL made: straight into the connection's queue, which the
+ * engine sends (no copy of ours to keep, or to shrink). -1 without
+ * memory. */
+static int mem_write(BIO *b, const char *data, size_t len, size_t *put)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (mem_out(t, data, len) < 0)
+        return 0;
+    *put = len;
+    return 1;
+}
+
+static long mem_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    const struct tls_conn *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return (long)(t->in_len + (t->gate != NULL && !t->gated
+                                       ? t->gate->have - t->gate->off
+                                       : 0));
+    case BIO_CTRL_EOF:
+        return t->in_eof && t->in_len == 0;
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_DUP:
+        return 1;
+    default: /* WPENDING (nothing held), kTLS (none), ... */
+        return 0;
+    }
+}
+
+static BIO_METHOD *filter_method, *mem_method;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
+
+/* Made once, kept for the process's life. */
+static void methods_init(void)
+{
+    filter_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
+                                 "echokit ClientHello gate");
+    mem_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                              "echokit ring and queue");
+    if (filter_method == NULL || mem_method == NULL ||
+        !BIO_meth_set_read_ex(filter_method, filter_read) ||
+        !BIO_meth_set_write_ex(filter_method, filter_write) ||
+        !BIO_meth_set_ctrl(filter_method, filter_ctrl) ||
+        !BIO_meth_set_create(filter_method, bio_create) ||
+        !BIO_meth_set_read_ex(mem_method, mem_read) ||
+        !BIO_meth_set_write_ex(mem_method, mem_write) ||
+        !BIO_meth_set_ctrl(mem_method, mem_ctrl) ||
+        !BIO_meth_set_create(mem_method, bio_create)) {
+        BIO_meth_free(filter_method);
+        BIO_meth_free(mem_method);
+        filter_method = mem_method = NULL;
+    }
+}
+
+/* ---- reading and writing ---------------------------------------------- */
+
+/* The gate's part of a read: 1 once the ClientHello has passed, or what
+ * tls_read returns. The socket's bytes are read here; the completion
+ * engine's were judged as they were lent (ek_tls_mem_lend). */
+static ssize_t gate(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    if (t->out_failed)
+        return -ENOMEM;
+    if (!t->mem)
+        return gate_read(c, fd);
+    enum ek_tls_hello_verdict verdict =
+        t->gate != NULL ? (enum ek_tls_hello_verdict)t->gate->hello.verdict
+                        : EK_HELLO_MORE;
+    if (verdict == EK_HELLO_MORE && t->in_eof)
+        return cut(t, fd, 0);
+    return gate_verdict(c, fd, verdict);
+}
+
+/* OpenSSL has read all the gate kept: the gate goes, and with it the
+ * filter in front of the socket BIO, which reads the socket directly
+ * again (and is what kernel TLS takes over). */
+static void gate_free(struct tls_conn *t)
+{
+    if (!t->mem) {
+        BIO *filter = SSL_get_rbio(t->ssl);
+        SSL_set0_rbio(t->ssl, BIO_pop(filter)); /* frees the filter */
+    }
+    free(t->gate);
+    t->gate = NULL;
+}
+
 static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
 {
     struct tls_conn *t = state(c);
     size_t total = 0;
-    ssize_t rc = -EAGAIN;
     bool stopped = false; /* by the end, or an error */
     t->read_blocked = 0;
     t->more = false;
+    ssize_t rc = t->gated ? gate(c, fd) : 1;
+    if (rc != 1)
+        return rc;
+    rc = -EAGAIN;
     /* Record after record until the buffer is full or OpenSSL holds no
      * more bytes: the socket is read once per call, so that an echo's
      * request is answered before its connection is read again (which,
@@ -297,6 +663,8 @@ static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
         }
         total += n;
     }
+    if (!t->mem && gate_drained(t))
+        gate_free(t);
     if (total == 0)
         return rc;
     /* Bytes first. The engine must then read again without waiting for
@@ -417,13 +785,17 @@ static void tls_release(struct ek_conn *c)
     struct tls_conn *t = state(c);
     if (t == NULL)
         return;
+    if (t->srv != NULL && !t->established)
+        ek_server_handshake_end(t->srv);
     SSL_free(t->ssl);
+    free(t->gate);
     free(t);
     c->tp_state = NULL;
 }
 
-/* A session on fd, accepting (server) or connecting (client). */
-static int attach(struct ek_conn *c, int fd, SSL *ssl, struct ek_stats *stats)
+/* A session on fd, accepting (server: srv) or connecting (client). */
+static int attach(struct ek_conn *c, int fd, SSL *ssl,
+                  const struct ek_server *srv)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (ssl == NULL || t == NULL || !SSL_set_fd(ssl, fd)) {
@@ -432,22 +804,48 @@ static int attach(struct ek_conn *c, int fd, SSL *ssl, struct ek_stats *stats)
         return -ENOMEM;
     }
     t->ssl = ssl;
-    t->stats = stats;
+    t->srv = srv;
     c->tp_state = t;
+    return 0;
+}
+
+/* Puts the gate's filter in front of the socket BIO that SSL_set_fd made
+ * (which stays the write side, and which the filter reads through). */
+static int add_filter(struct tls_conn *t)
+{
+    BIO *sock = SSL_get_rbio(t->ssl);
+    BIO *filter = BIO_new(filter_method);
+    if (filter == NULL || !BIO_up_ref(sock)) { /* the filter's reference */
+        BIO_free(filter);
+        return -ENOMEM;
+    }
+    BIO_set_data(filter, t);
+    BIO_push(filter, sock);
+    SSL_set0_rbio(t->ssl, filter); /* drops the read side's reference */
     return 0;
 }
 
 static int tls_open(struct ek_conn *c, int fd, const struct ek_server *srv)
 {
+    pthread_once(&methods_once, methods_init);
+    if (filter_method == NULL)
+        return -ENOMEM;
+    if (!ek_server_handshake_begin(srv, fd))
+        return -EBUSY;
     /* The blocking models' sockets too: every call must return at once. */
     int err = ek_net_set_nonblock(fd, true);
     if (err == 0)
-        err = attach(c, fd, ek_tls_server_session(srv->cfg->tls), srv->stats);
+        err = attach(c, fd, ek_tls_server_session(srv->cfg->tls), srv);
+    if (err == 0 && (err = add_filter(state(c))) < 0)
+        tls_release(c); /* ends the handshake's count too */
+    else if (err < 0)
+        ek_server_handshake_end(srv);
     if (err < 0)
         return err;
     struct tls_conn *t = state(c);
     SSL_set_accept_state(t->ssl);
     t->ktls = ek_tls_server_ktls(srv->cfg->tls);
+    t->gated = true;
     return 0;
 }
 
@@ -524,60 +922,85 @@ const struct ek_transport ek_transport_tls = {
 
 /* ---- over memory, for the completion engine -------------------------- */
 
-/* A session whose records come from and go to memory BIOs. */
+/* A session whose records come from the engine's receives and go to the
+ * connection's queue (mem_read, mem_write). */
 static int tls_mem_open(struct ek_conn *c, int fd, const struct ek_server *srv)
 {
     (void)fd;
+    pthread_once(&methods_once, methods_init);
+    if (mem_method == NULL)
+        return -ENOMEM;
+    if (!ek_server_handshake_begin(srv, fd))
+        return -EBUSY;
     SSL *ssl = ek_tls_server_session(srv->cfg->tls);
-    BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+    BIO *bio = BIO_new(mem_method);
     struct tls_conn *t = calloc(1, sizeof(*t));
-    if (ssl == NULL || in == NULL || out == NULL || t == NULL) {
+    if (ssl == NULL || bio == NULL || t == NULL) {
         SSL_free(ssl);
-        BIO_free(in);
-        BIO_free(out);
+        BIO_free(bio);
         free(t);
+        ek_server_handshake_end(srv);
         return -ENOMEM;
     }
-    SSL_set_bio(ssl, in, out); /* the session owns them now */
+    BIO_set_data(bio, t);
+    SSL_set_bio(ssl, bio, bio); /* the session owns it now */
     SSL_set_accept_state(ssl);
     t->ssl = ssl;
-    t->stats = srv->stats;
+    t->srv = srv;
+    t->mem = true;
+    t->gated = true;
     t->ktls = false; /* the kernel never sees these records */
     c->tp_state = t;
     return 0;
 }
 
-int ek_tls_mem_input(struct ek_conn *c, const void *data, size_t n)
+void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
+                     const void *data, size_t n)
 {
-    BIO *in = SSL_get_rbio(state(c)->ssl);
-    while (n > 0) {
-        int chunk = n > INT_MAX ? INT_MAX : (int)n;
-        int k = BIO_write(in, data, chunk);
-        if (k <= 0)
-            return -ENOMEM;
-        data = (const char *)data + k;
-        n -= (size_t)k;
+    struct tls_conn *t = state(c);
+    t->out = c;
+    t->out_env = env;
+    t->in = data;
+    t->in_len = n;
+    if (!t->gated || n == 0)
+        return;
+    /* The gate first. While it says "more", the bytes are all the
+     * ClientHello's, which fit in its buffer: kept there, not lent. Once
+     * it passes, OpenSSL reads what it kept, then these. */
+    struct tls_gate *g = gate_of(t);
+    if (g == NULL) {
+        t->out_failed = true; /* the read says -ENOMEM */
+        t->in_len = 0;
+        return;
     }
-    return 0;
+    enum ek_tls_hello_verdict verdict = ek_tls_hello_feed(&g->hello, data, n);
+    if (verdict == EK_HELLO_MORE && n > sizeof(g->buf) - g->have)
+        g->hello.verdict = EK_HELLO_TOO_LARGE; /* not reached: see gate_read */
+    else if (verdict == EK_HELLO_MORE) {
+        memcpy(g->buf + g->have, data, n);
+        g->have += (uint32_t)n;
+    }
+    if (verdict != EK_HELLO_PASS)
+        t->in_len = 0;
+}
+
+ssize_t ek_tls_mem_done(struct ek_conn *c)
+{
+    struct tls_conn *t = state(c);
+    size_t left = t->in_len;
+    int err = stage_flush(t);
+    t->in = NULL;
+    t->in_len = 0;
+    t->out = NULL;
+    t->out_env = NULL;
+    if (gate_drained(t))
+        gate_free(t);
+    return err < 0 ? err : (ssize_t)left;
 }
 
 void ek_tls_mem_eof(struct ek_conn *c)
 {
-    /* Empty now reads as the end, not as "more later". */
-    BIO_set_mem_eof_return(SSL_get_rbio(state(c)->ssl), 0);
-}
-
-size_t ek_tls_mem_output(const struct ek_conn *c, const char **data)
-{
-    char *p = NULL;
-    long n = BIO_get_mem_data(SSL_get_wbio(state(c)->ssl), &p);
-    *data = p;
-    return n > 0 ? (size_t)n : 0;
-}
-
-void ek_tls_mem_output_taken(struct ek_conn *c)
-{
-    (void)BIO_reset(SSL_get_wbio(state(c)->ssl));
+    state(c)->in_eof = true; /* empty now reads as the end */
 }
 
 const struct ek_transport ek_transport_tls_mem = {

@@ -154,6 +154,12 @@ void case_tls_file_errors(void);
 void case_tls_usage(void);
 void case_send_received(void); /* itest_clients.c */
 void case_ping_interval(void);
+void case_tls_hello_bound(void);
+void case_tls_clock_counts(void);
+void case_tls_alert(void);
+void case_tls_burst_idle(void);
+void case_tls_ticket_rotate(void);
+void case_tls_ciphers(void);
 void case_bench_source(void); /* itest_bench.c */
 void case_client_marks(void);
 void case_bench_hdr_log(void);
