@@ -597,6 +597,7 @@ static void conn_start(struct worker *w, struct bconn *c, int64_t now,
         connect_failed_in(w, c, -fd);
         return;
     }
+    ek_net_tune(fd); /* TCP_NODELAY, as socket_ready */
     c->fd = fd;
     c->phase = PH_CONNECTING;
     int err = ek_poller_add(w->poller, fd, c->slot, POLLIN | POLLOUT);
@@ -1299,11 +1300,16 @@ static bool no_fd_left(int err)
     return err == EMFILE || err == ENFILE;
 }
 
-/* A new socket of the run: with timestamps, asked for them before it
- * sends anything (TCP: once connected, the only state the kernel keys
- * send stamps from 0 in). Returns 0 or -errno, fd closed. */
+/* A new socket of the run, once connected: TCP_NODELAY; with timestamps,
+ * asked for them before it sends anything (TCP: once connected, the only
+ * state the kernel keys send stamps from 0 in). Returns 0 or -errno, fd
+ * closed. */
 static int socket_ready(const struct ek_bench *b, int fd)
 {
+    /* TCP_NODELAY, as the server sets it and every latency tool does: a
+     * message goes out when it is written, not when Nagle allows. */
+    if (!b->cfg.udp)
+        ek_net_tune(fd);
     int err = b->cfg.timestamps ? ek_tstamp_enable(fd) : 0;
     if (err < 0)
         close(fd);
