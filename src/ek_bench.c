@@ -918,6 +918,11 @@ static void udp_drain(struct worker *w, struct ek_poller_event *ev)
     const struct ek_bench *b = w->b;
     int64_t until = b->t_end + b->cfg.udp_timeout_ns + BENCH_TICK_NS;
     w->draining = true;
+    /* Nothing more goes out: no connection waits for room (a level-
+     * triggered POLLOUT left armed would wake every wait at once). */
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->conns[i].fd >= 0)
+            arm_out(w, &w->conns[i], false);
     for (int64_t now = ek_now_ns();
          now < until && udp_awaited(w) &&
          !atomic_load_explicit(&b->stop, memory_order_relaxed);
