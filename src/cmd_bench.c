@@ -537,17 +537,20 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         struct ek_bench_config want = {.conns = (uint32_t)o->conns,
                                        .rate = o->rate,
                                        .depth = (uint32_t)o->depth,
+                                       .timestamps = o->timestamps,
                                        .udp_timeout_ns =
                                            o->udp_timeout_ms * 1000000};
-        if (ek_bench_udp_records(&want) == 0)
+        if (ek_bench_udp_records(&want) == 0 ||
+            ek_bench_udp_records_bytes(&want) > EK_BENCH_RECORDS_BUDGET)
             return ek_usage_error(
                 "bench",
-                "--udp-timeout %.3f s at %llu datagrams/s per connection "
-                "would keep more than %u records a connection: a shorter "
-                "--udp-timeout, or more -c",
-                (double)o->udp_timeout_ms / 1000.0,
-                (unsigned long long)(o->rate / o->conns),
-                EK_BENCH_UDP_RECORDS_MAX);
+                "--udp-timeout %.3f s at %llu datagrams/s over %llu "
+                "connections would keep more than %u records a connection, "
+                "or %zu MiB in all: a shorter --udp-timeout, or a lower "
+                "--rate",
+                (double)o->udp_timeout_ms / 1000.0, (unsigned long long)o->rate,
+                (unsigned long long)o->conns, EK_BENCH_UDP_RECORDS_MAX,
+                EK_BENCH_RECORDS_BUDGET >> 20);
     }
     return -1;
 }
@@ -697,6 +700,12 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
         say_no_fd(0, o->conns, -err);
         return close_outputs(o, rp, EX_OSERR);
     }
+    if (err == -ENOMEM) {
+        ek_warnx("bench: out of memory for %llu connections' buffers and "
+                 "records (ulimit -v?)",
+                 (unsigned long long)o->conns);
+        return close_outputs(o, rp, EX_OSERR);
+    }
     if (err < 0) {
         ek_warnx("bench: no connection to %s could be made: %s", rp->peer,
                  strerror(-err));
@@ -725,6 +734,14 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
         rp->status = EX_IOERR;
     }
     rp->seconds = run_clock(b, o, start, rp);
+    /* The workers may go on past the window (UDP waits for what it sent):
+     * a signal then still stops them, and says so. */
+    while (rp->seconds > 0 && !interrupted && !ek_bench_done(b))
+        sleep_until(ek_now_ns() + 20 * 1000000);
+    if (rp->seconds > 0 && interrupted && !ek_bench_done(b)) {
+        ek_bench_stop(b);
+        rp->interrupted = interrupted;
+    }
     ek_bench_finish(b, &rp->r);
     if (rp->seconds == 0) { /* a signal in the warm-up */
         ek_bench_free(b);

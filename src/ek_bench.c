@@ -53,15 +53,17 @@ struct bconn {
     uint64_t due;          /* open loop: messages scheduled so far */
     uint64_t held;         /* open loop: messages counted as held back */
     int64_t waiting_since; /* since when an echo is owed without news */
-    /* Message m's actual send time is stamps[m % b->slots] (rr, connect,
-     * UDP) and, with timestamps, the kernel's in ktx (0: not known yet). */
+    /* Message m's actual send time is stamps[m % nslots] (rr, connect,
+     * UDP) and, with timestamps, the kernel's in ktx (0: not known yet).
+     * nslots starts at b->slots; UDP's grows (udp_grow). */
+    uint32_t nslots;
     int64_t *stamps;
     int64_t *ktx;
     uint64_t ts_msgs; /* TCP timestamps: messages whose send stamp came */
-    /* UDP: the record of datagram m is inflight[m % b->slots]: m + 1 and
+    /* UDP: the record of datagram m is inflight[m % nslots]: m + 1 and
      * its state (UDP_* below), 0 when there is none. */
     uint64_t *inflight;
-    uint32_t in_flight;   /* datagrams awaited and not yet expired */
+    uint32_t in_flight;   /* datagrams holding a place in the window */
     uint64_t expire_next; /* the oldest datagram that may be awaited */
     uint64_t highest;     /* the highest datagram number back so far */
     struct ek_conn tc;    /* its transport: plain, or TLS's client side */
@@ -93,6 +95,9 @@ struct worker {
      * and goes to connection j % n: round robin in time order, so the
      * whole schedule is one counter. */
     int64_t interval_ns;
+    int64_t t0;       /* when message 0 is due: t_start + phase_ns */
+    int64_t phase_ns; /* worker t of T: t/T of an interval, so that the
+                         workers' schedules interleave, not coincide */
     uint64_t next_j;
     int64_t next_check;
     bool again; /* some connection has again set */
@@ -121,9 +126,10 @@ struct ek_bench {
     struct ek_bench_config cfg;
     struct worker *workers;
     uint32_t nworkers, made, failed;
-    uint32_t no_fd;         /* connections not tried: no descriptor left */
-    uint32_t slots;         /* per connection: stamps (and records) */
-    char connect_error[96]; /* why the first failed connection failed */
+    uint32_t no_fd;             /* connections not tried: no descriptor left */
+    uint32_t slots;             /* per connection: stamps (and records) */
+    atomic_size_t record_bytes; /* all connections' stamps and records */
+    char connect_error[96];     /* why the first failed connection failed */
     int64_t t_start, t_measure, t_end;
     atomic_bool stop;
     atomic_uint_fast64_t opened; /* connect mode: connections started */
@@ -246,7 +252,7 @@ static uint64_t send_target(const struct ek_bench *b, const struct bconn *c)
     case EK_BENCH_RR:
     default:
         if (cfg->rate > 0) { /* what is due, within the window */
-            uint64_t window = c->recvd / cfg->size + b->slots;
+            uint64_t window = c->recvd / cfg->size + c->nslots;
             return (c->due < window ? c->due : window) * cfg->size;
         }
         return (c->recvd / cfg->size + cfg->depth) * cfg->size;
@@ -264,9 +270,9 @@ static void note_started(struct worker *w, struct bconn *c, int64_t at)
     if (in_window(b, at))
         w->cur.msgs_sent += started - c->started;
     for (uint64_t m = c->started; c->stamps != NULL && m < started; m++) {
-        c->stamps[m % b->slots] = at;
+        c->stamps[m % c->nslots] = at;
         if (c->ktx != NULL)
-            c->ktx[m % b->slots] = 0;
+            c->ktx[m % c->nslots] = 0;
     }
     c->started = started;
 }
@@ -342,7 +348,7 @@ static int64_t intended(const struct worker *w, const struct bconn *c,
                         uint64_t m)
 {
     uint64_t j = m * w->n + c->slot;
-    return w->b->t_start + (int64_t)j * w->interval_ns;
+    return w->t0 + (int64_t)j * w->interval_ns;
 }
 
 /* The kernel's round trip of an echo: from the send stamp of its
@@ -361,7 +367,7 @@ static void count_echo(struct worker *w, const struct bconn *c, uint64_t m,
 {
     const struct ek_bench *b = w->b;
     struct ek_bench_result *r = &w->cur;
-    uint32_t s = (uint32_t)(m % b->slots);
+    uint32_t s = (uint32_t)(m % c->nslots);
     int64_t sent = c->stamps[s];
     if (b->cfg.rate > 0 && !connect_mode(b)) {
         /* Open loop: from when it was meant to go, as a user who sent
@@ -377,8 +383,7 @@ static void count_echo(struct worker *w, const struct bconn *c, uint64_t m,
         add_kernel_rtt(r, c->ktx[s], rx);
 }
 
-static void udp_tx_stamp(struct worker *w, struct bconn *c, uint32_t key,
-                         int64_t tx);
+static void udp_tx_stamp(struct bconn *c, uint32_t key, int64_t tx);
 
 /* timestamps: the send stamps the kernel has queued for c. TCP's key is
  * the offset of the last byte of the send it stamps: the messages whose
@@ -390,7 +395,7 @@ static void collect_tx_stamps(struct worker *w, struct bconn *c)
     int64_t tx;
     while (ek_tstamp_next_tx(c->fd, &key, &tx) == 1) {
         if (b->cfg.udp) {
-            udp_tx_stamp(w, c, key, tx);
+            udp_tx_stamp(c, key, tx);
             continue;
         }
         if (c->sent == 0)
@@ -401,7 +406,7 @@ static void collect_tx_stamps(struct worker *w, struct bconn *c)
         uint64_t end = (last + 1) / b->cfg.size;
         uint64_t m = c->recvd / b->cfg.size;
         for (m = m > c->ts_msgs ? m : c->ts_msgs; m < end; m++)
-            c->ktx[m % b->slots] = tx;
+            c->ktx[m % c->nslots] = tx;
         if (end > c->ts_msgs)
             c->ts_msgs = end;
     }
@@ -670,14 +675,28 @@ static void conn_event(struct worker *w, struct bconn *c, unsigned e,
 /* A record's state, beside its datagram's number + 1 (UDP_NUMBER). */
 #define UDP_EXPIRED ((uint64_t)1 << 62) /* no echo within udp_timeout_ns */
 #define UDP_ANSWERED ((uint64_t)1 << 63)
-#define UDP_NUMBER (UDP_EXPIRED - 1)
+/* Closed loop: awaited, but no longer holding a place in the window: a
+ * datagram `depth` behind the newest (its echo may still come in time,
+ * or late; it is lost only by the timeout). */
+#define UDP_OUTSIDE ((uint64_t)1 << 61)
+#define UDP_NUMBER (UDP_OUTSIDE - 1)
+/* Whether rec still holds a place in c's window. */
+#define UDP_HOLDS(rec)                                                         \
+    ((rec) != 0 && !((rec) & (UDP_EXPIRED | UDP_ANSWERED | UDP_OUTSIDE)))
+
+uint64_t ek_bench_udp_records_bytes(const struct ek_bench_config *cfg)
+{
+    uint64_t per =
+        sizeof(int64_t) * (cfg->timestamps ? 2 : 1) + sizeof(uint64_t);
+    return (uint64_t)ek_bench_udp_records(cfg) * per * cfg->conns;
+}
 
 uint32_t ek_bench_udp_records(const struct ek_bench_config *cfg)
 {
-    /* Closed loop: the latest `depth` are in flight, so a record is let
-     * go at least `records - depth` datagrams after its own; open loop:
-     * twice the timeout's worth at the connection's rate, so that an echo
-     * up to twice the timeout late is still known for one. */
+    /* Twice the timeout's worth at the connection's rate (open loop), so
+     * that an echo up to twice the timeout late is still known for one;
+     * closed loop, whose rate is the server's, starts small. Either grows
+     * as it must (udp_grow). */
     uint64_t n = 2 * (uint64_t)cfg->depth;
     if (cfg->rate > 0 && cfg->conns > 0) {
         double per_conn = (double)cfg->rate / cfg->conns;
@@ -696,6 +715,60 @@ static void udp_fill(struct worker *w, const struct bconn *c, uint64_t m,
     for (int i = 0; i < 8; i++)
         w->sbuf[i] = (unsigned char)(m >> (56 - 8 * i));
     ek_pattern_fill(c->key, m * size + 8, w->sbuf + 8, size - 8);
+}
+
+/* Bytes of records (stamps, kernel stamps, states) one slot costs. */
+static size_t slot_bytes(const struct ek_bench *b)
+{
+    return sizeof(int64_t) * (b->cfg.timestamps ? 2 : 1) +
+           (b->cfg.udp ? sizeof(uint64_t) : 0);
+}
+
+/* Doubles c's records (at most EK_BENCH_UDP_RECORDS_MAX, within the
+ * run's EK_BENCH_RECORDS_BUDGET), each record moving to its datagram's
+ * slot in the larger ring: so that no record is let go before twice the
+ * timeout after its send, however fast the closed loop or a catching-up
+ * open loop sends. Returns false when it cannot (the caller waits, or
+ * lets the record go). */
+static bool udp_grow(struct worker *w, struct bconn *c)
+{
+    struct ek_bench *b = w->b;
+    uint32_t n = c->nslots, grown = n * 2;
+    size_t more = (size_t)n * slot_bytes(b);
+    if (n >= EK_BENCH_UDP_RECORDS_MAX ||
+        atomic_fetch_add(&b->record_bytes, more) + more >
+            EK_BENCH_RECORDS_BUDGET) {
+        atomic_fetch_sub(&b->record_bytes, more);
+        return false;
+    }
+    int64_t *stamps = calloc(grown, sizeof(*stamps));
+    int64_t *ktx = c->ktx != NULL ? calloc(grown, sizeof(*ktx)) : NULL;
+    uint64_t *recs = calloc(grown, sizeof(*recs));
+    if (stamps == NULL || recs == NULL || (c->ktx != NULL && ktx == NULL)) {
+        free(stamps);
+        free(ktx);
+        free(recs);
+        atomic_fetch_sub(&b->record_bytes, more);
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t rec = c->inflight[i];
+        if (rec == 0)
+            continue;
+        uint32_t to = (uint32_t)(((rec & UDP_NUMBER) - 1) % grown);
+        recs[to] = rec;
+        stamps[to] = c->stamps[i];
+        if (ktx != NULL)
+            ktx[to] = c->ktx[i];
+    }
+    free(c->stamps);
+    free(c->ktx);
+    free(c->inflight);
+    c->stamps = stamps;
+    c->ktx = ktx;
+    c->inflight = recs;
+    c->nslots = grown;
+    return true;
 }
 
 /* The record in slot is let go: if its datagram expired unanswered, it is
@@ -725,12 +798,31 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
             break;
         }
         uint64_t m = c->started;
-        uint32_t slot = (uint32_t)(m % b->slots);
+        /* Closed loop: the window is the depth newest datagrams; one that
+         * falls out of it, still awaited, stops holding its place (so that
+         * a loss does not hold the window for the whole timeout). */
+        if (cfg->rate == 0 && m >= cfg->depth) {
+            uint32_t old = (uint32_t)((m - cfg->depth) % c->nslots);
+            if ((c->inflight[old] & UDP_NUMBER) == m - cfg->depth + 1 &&
+                UDP_HOLDS(c->inflight[old])) {
+                c->inflight[old] |= UDP_OUTSIDE;
+                c->in_flight--;
+            }
+        }
+        uint32_t slot = (uint32_t)(m % c->nslots);
         uint64_t rec = c->inflight[slot];
-        /* Its slot's datagram is still awaited (open loop, the client
-         * having caught up in a burst): the next waits for it to come
-         * back or expire, as a TCP window would. */
-        if (rec != 0 && !(rec & (UDP_EXPIRED | UDP_ANSWERED))) {
+        /* Its slot holds a record to keep: a datagram still awaited, or
+         * one that expired less than twice the timeout ago (its echo may
+         * yet come, late). The ring grows; if it cannot, an awaited one
+         * holds the next back, as a TCP window would, and an expired one
+         * is let go early (lost). */
+        bool keep = rec != 0 && !(rec & UDP_ANSWERED) &&
+                    (!(rec & UDP_EXPIRED) ||
+                     now - c->stamps[slot] < 2 * cfg->udp_timeout_ns);
+        if (keep && udp_grow(w, c)) {
+            slot = (uint32_t)(m % c->nslots);
+            rec = c->inflight[slot];
+        } else if (keep && !(rec & UDP_EXPIRED)) {
             held = true;
             break;
         }
@@ -756,6 +848,8 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
         c->in_flight++;
         c->started++;
         c->sent += size;
+        if (!c->sent_since_echo) /* an echo is owed from now on */
+            c->waiting_since = at;
         c->sent_since_echo = true;
         if (in_window(b, at))
             w->cur.msgs_sent++;
@@ -768,13 +862,12 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
 }
 
 /* timestamps: UDP's key counts the datagrams sent, from 0: datagram m. */
-static void udp_tx_stamp(struct worker *w, struct bconn *c, uint32_t key,
-                         int64_t tx)
+static void udp_tx_stamp(struct bconn *c, uint32_t key, int64_t tx)
 {
     if (c->started == 0)
         return;
     uint64_t m = c->started - 1 - (uint32_t)((uint32_t)(c->started - 1) - key);
-    uint32_t slot = (uint32_t)(m % w->b->slots);
+    uint32_t slot = (uint32_t)(m % c->nslots);
     if ((c->inflight[slot] & UDP_NUMBER) == m + 1)
         c->ktx[slot] = tx;
 }
@@ -809,18 +902,24 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now,
         udp_mismatch(w, c, "never sent", m);
         return;
     }
-    uint32_t slot = (uint32_t)(m % b->slots);
+    uint32_t slot = (uint32_t)(m % c->nslots);
     uint64_t rec = c->inflight[slot];
-    /* Answered already, or older than every record kept (twice the
-     * timeout): either way, not an echo still owed. */
-    if ((rec & UDP_NUMBER) != m + 1 || (rec & UDP_ANSWERED)) {
+    /* Answered already: a duplicate. Older than every record kept (at
+     * least twice the timeout): its datagram was counted lost, or it is
+     * a duplicate too, which cannot be told apart any more: too late,
+     * counted as such and nowhere else. */
+    if ((rec & UDP_NUMBER) != m + 1) {
+        w->cur.too_late += now >= b->t_measure;
+        return;
+    }
+    if (rec & UDP_ANSWERED) {
         w->cur.duplicates += now >= b->t_measure;
         return;
     }
     bool measured = in_window(b, c->stamps[slot]);
     bool late =
         (rec & UDP_EXPIRED) || now - c->stamps[slot] > b->cfg.udp_timeout_ns;
-    if (!(rec & UDP_EXPIRED))
+    if (UDP_HOLDS(rec))
         c->in_flight--;
     c->inflight[slot] = rec | UDP_ANSWERED;
     if (ek_pattern_check(c->key, m * size + 8, w->rbuf + 8, size - 8) !=
@@ -846,11 +945,16 @@ static void udp_reply(struct worker *w, struct bconn *c, size_t n, int64_t now,
     atomic_fetch_add_explicit(&w->live.bytes, size, memory_order_relaxed);
 }
 
+/* Datagrams read from one connection per turn: a flood from the server
+ * must not keep the worker from its clock, its other connections and a
+ * stop (the socket's readiness stays, level-triggered). */
+#define UDP_READS_PER_TURN 64
+
 static void udp_recv(struct worker *w, struct bconn *c)
 {
     if (c->ktx != NULL)
         collect_tx_stamps(w, c);
-    for (;;) {
+    for (int reads = 0; reads < UDP_READS_PER_TURN; reads++) {
         ssize_t n;
         int64_t rx = 0;
         if (c->ktx != NULL) {
@@ -885,13 +989,15 @@ static void udp_expire(struct worker *w, int64_t now)
         if (c->fd < 0)
             continue;
         while (c->expire_next < c->started) {
-            uint32_t slot = (uint32_t)(c->expire_next % b->slots);
+            uint32_t slot = (uint32_t)(c->expire_next % c->nslots);
             uint64_t rec = c->inflight[slot];
-            if (rec == c->expire_next + 1) { /* awaited */
+            if ((rec & UDP_NUMBER) == c->expire_next + 1 &&
+                !(rec & (UDP_EXPIRED | UDP_ANSWERED))) { /* awaited */
                 if (now - c->stamps[slot] <= b->cfg.udp_timeout_ns)
                     break;
+                if (UDP_HOLDS(rec))
+                    c->in_flight--;
                 c->inflight[slot] = rec | UDP_EXPIRED;
-                c->in_flight--;
             }
             c->expire_next++;
         }
@@ -900,11 +1006,13 @@ static void udp_expire(struct worker *w, int64_t now)
     }
 }
 
-/* Whether a datagram is still awaited, not yet expired. */
+/* Whether a datagram is still awaited, not yet expired: one sent since
+ * the oldest not yet expired (udp_expire's mark). */
 static bool udp_awaited(const struct worker *w)
 {
     for (uint32_t i = 0; i < w->n; i++)
-        if (w->conns[i].fd >= 0 && w->conns[i].in_flight > 0)
+        if (w->conns[i].fd >= 0 &&
+            w->conns[i].expire_next < w->conns[i].started)
             return true;
     return false;
 }
@@ -951,9 +1059,15 @@ static void udp_finish(struct worker *w, int64_t now)
         int64_t drops = c->fd >= 0 ? ek_socket_drops(c->fd) : 0;
         if (drops > 0)
             w->cur.rcvbuf_drops += (uint64_t)drops;
-        for (uint32_t s = 0; c->inflight != NULL && s < b->slots; s++) {
+        /* The records of the last nslots datagrams, no other slot: a ring
+         * of millions is not touched for a run that sent a few. */
+        uint64_t first = c->started > c->nslots ? c->started - c->nslots : 0;
+        for (uint64_t m = first; c->inflight != NULL && m < c->started; m++) {
+            uint32_t s = (uint32_t)(m % c->nslots);
             uint64_t rec = c->inflight[s];
-            if (rec != 0 && !(rec & UDP_ANSWERED) &&
+            if (rec == 0)
+                continue;
+            if (!(rec & UDP_ANSWERED) &&
                 now - c->stamps[s] > b->cfg.udp_timeout_ns)
                 c->inflight[s] = rec | UDP_EXPIRED;
             udp_release(w, c, s);
@@ -966,7 +1080,7 @@ static void udp_finish(struct worker *w, int64_t now)
 static void issue_due_connections(struct worker *w, int64_t now)
 {
     for (;;) {
-        int64_t due = w->b->t_start + (int64_t)w->next_j * w->interval_ns;
+        int64_t due = w->t0 + (int64_t)w->next_j * w->interval_ns;
         if (due > now)
             return;
         struct bconn *slot = NULL;
@@ -1004,13 +1118,13 @@ static void send_due(struct worker *w, struct bconn *c, int64_t now)
 static void issue_due(struct worker *w, int64_t now)
 {
     const struct ek_bench *b = w->b;
-    if (w->n == 0 || now < b->t_start) /* never: a worker has connections */
+    if (w->n == 0 || now < w->t0) /* n: never 0, a worker has connections */
         return;
     if (connect_mode(b)) {
         issue_due_connections(w, now);
         return;
     }
-    uint64_t last = (uint64_t)((now - b->t_start) / w->interval_ns);
+    uint64_t last = (uint64_t)((now - w->t0) / w->interval_ns);
     if (last < w->next_j)
         return;
     if (last - w->next_j >= w->n) { /* a round or more: every connection */
@@ -1117,9 +1231,26 @@ static struct interval_slot *slot_for(struct ek_bench *b, uint64_t k)
 
 /* Hands w's current interval over and starts the next, never waiting for
  * the reader; final: w is done (its last interval may be cut short). */
+/* Open loop: the points of w's schedule in [from, to). */
+static uint64_t points_between(const struct worker *w, int64_t from, int64_t to)
+{
+    if (w->interval_ns <= 0 || to <= from)
+        return 0;
+    int64_t i = w->interval_ns;
+    int64_t a = from > w->t0 ? (from - w->t0 + i - 1) / i : 0;
+    int64_t z = to > w->t0 ? (to - w->t0 + i - 1) / i : 0;
+    return (uint64_t)(z - a);
+}
+
 static void publish(struct worker *w, bool final)
 {
     struct ek_bench *b = w->b;
+    /* What the schedule had fall due in this interval (of the window). */
+    int64_t len = b->cfg.interval_ns;
+    int64_t from = len > 0 && w->k_end - len > b->t_measure ? w->k_end - len
+                                                            : b->t_measure;
+    int64_t to = final ? ek_now_ns() : w->k_end;
+    w->cur.msgs_due += points_between(w, from, to < b->t_end ? to : b->t_end);
     pthread_mutex_lock(&b->lock);
     struct interval_slot *s = slot_for(b, w->k);
     if (s != NULL)
@@ -1188,7 +1319,7 @@ static void *worker_main(void *arg)
         if (open_loop) {
             /* --spin-us: the last stretch before a message falls due is
              * spent polling without sleeping, no wake-up to be late. */
-            int64_t due = b->t_start + (int64_t)w->next_j * w->interval_ns;
+            int64_t due = w->t0 + (int64_t)w->next_j * w->interval_ns;
             if (due - b->cfg.spin_ns < until)
                 until = due - b->cfg.spin_ns;
         }
@@ -1226,18 +1357,19 @@ static void *worker_main(void *arg)
 }
 
 /* The per-connection memory of rr and UDP: send times (and kernel send
- * stamps, and UDP's records), b->slots each. */
+ * stamps, and UDP's records), b->slots each to begin with. */
 static int conn_alloc(const struct ek_bench *b, struct bconn *c)
 {
     const struct ek_bench_config *cfg = &b->cfg;
     bool rr = cfg->mode == EK_BENCH_RR || connect_mode(b);
     if (!rr)
         return 0;
-    c->stamps = calloc(b->slots, sizeof(*c->stamps));
+    c->nslots = b->slots;
+    c->stamps = calloc(c->nslots, sizeof(*c->stamps));
     if (cfg->timestamps)
-        c->ktx = calloc(b->slots, sizeof(*c->ktx));
+        c->ktx = calloc(c->nslots, sizeof(*c->ktx));
     if (cfg->udp)
-        c->inflight = calloc(b->slots, sizeof(*c->inflight));
+        c->inflight = calloc(c->nslots, sizeof(*c->inflight));
     if (c->stamps == NULL || (cfg->timestamps && c->ktx == NULL) ||
         (cfg->udp && c->inflight == NULL))
         return -ENOMEM;
@@ -1259,12 +1391,18 @@ static uint32_t slots_of(const struct ek_bench *b)
     if (cfg->mode != EK_BENCH_RR || cfg->rate == 0)
         return cfg->depth;
     uint64_t n = cfg->rate * EK_BENCH_OPEN_WINDOW_S / b->made;
-    return n < EK_BENCH_OPEN_WINDOW_MIN   ? EK_BENCH_OPEN_WINDOW_MIN
-           : n > EK_BENCH_OPEN_WINDOW_MAX ? EK_BENCH_OPEN_WINDOW_MAX
-                                          : (uint32_t)n;
+    n = n < EK_BENCH_OPEN_WINDOW_MIN   ? EK_BENCH_OPEN_WINDOW_MIN
+        : n > EK_BENCH_OPEN_WINDOW_MAX ? EK_BENCH_OPEN_WINDOW_MAX
+                                       : n;
+    /* Within the run's budget: a smaller window (what does not fit is
+     * held back, and counted, as a full window is). */
+    uint64_t fits = EK_BENCH_RECORDS_BUDGET / slot_bytes(b) / b->made;
+    if (n > fits)
+        n = fits < 16 ? 16 : fits;
+    return (uint32_t)n;
 }
 
-static int worker_init(struct ek_bench *b, struct worker *w)
+static int worker_init(struct ek_bench *b, struct worker *w, uint32_t t)
 {
     /* stream: one write of `size` bytes must fit the send buffer. */
     size_t sbuf = b->cfg.mode == EK_BENCH_STREAM && b->cfg.size > BENCH_BUF
@@ -1281,6 +1419,7 @@ static int worker_init(struct ek_bench *b, struct worker *w)
         w->interval_ns = (int64_t)(1e9 / per_worker);
         if (w->interval_ns < 1)
             w->interval_ns = 1;
+        w->phase_ns = w->interval_ns * t / b->nworkers;
     }
     int err = 0;
     for (uint32_t i = 0; i < w->n && err == 0; i++)
@@ -1482,6 +1621,7 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     }
     workers_trim(b);
     b->slots = slots_of(b);
+    atomic_init(&b->record_bytes, (size_t)b->slots * slot_bytes(b) * b->made);
     err = -ENOMEM;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
@@ -1521,7 +1661,7 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
     }
     err = 0;
     for (uint32_t t = 0; t < b->nworkers && err == 0; t++)
-        err = worker_init(b, &b->workers[t]);
+        err = worker_init(b, &b->workers[t], t);
     if (err < 0)
         goto fail;
     free(fds);
@@ -1539,6 +1679,8 @@ fail:
 int ek_bench_start(struct ek_bench *b, int64_t start_ns)
 {
     b->t_start = start_ns;
+    for (uint32_t t = 0; t < b->nworkers; t++)
+        b->workers[t].t0 = start_ns + b->workers[t].phase_ns;
     b->t_measure = start_ns + b->cfg.warmup_ns;
     b->t_end = b->t_measure + b->cfg.duration_ns;
     sigset_t saved;
@@ -1566,6 +1708,14 @@ void ek_bench_stop(struct ek_bench *b)
     if (b->t_stopped == INT64_MAX)
         b->t_stopped = ek_now_ns();
     pthread_mutex_unlock(&b->lock);
+}
+
+bool ek_bench_done(struct ek_bench *b)
+{
+    pthread_mutex_lock(&b->lock);
+    bool done = b->exited == b->nworkers;
+    pthread_mutex_unlock(&b->lock);
+    return done;
 }
 
 void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,

@@ -86,8 +86,13 @@ struct ek_tls_client;
  * of echoes after a stall must not be lost in the client itself. */
 #define EK_BENCH_UDP_RCVBUF (4 << 20)
 /* UDP: the most datagrams a connection keeps a record of (2 x the
- * udp_timeout's worth at its rate): 2^22, 64 MiB. */
+ * udp_timeout's worth at its rate): 2^22, 64 MiB (96 with timestamps). */
 #define EK_BENCH_UDP_RECORDS_MAX (1u << 22)
+/* The most bytes of send times, kernel stamps and UDP records a run
+ * keeps in all: open loops get smaller windows to fit it, UDP runs that
+ * would need more from the start are refused (and its rings stop
+ * growing there). */
+#define EK_BENCH_RECORDS_BUDGET ((size_t)1 << 30)
 
 struct ek_bench_config {
     enum ek_bench_mode mode;
@@ -115,9 +120,13 @@ struct ek_bench_config {
     bool timestamps;        /* the kernel's round trip too (see above) */
 };
 
-/* The records a UDP connection of cfg keeps (see above), or 0 when that
- * would pass EK_BENCH_UDP_RECORDS_MAX. */
+/* The records a UDP connection of cfg starts with (see above), or 0 when
+ * that would pass EK_BENCH_UDP_RECORDS_MAX. */
 uint32_t ek_bench_udp_records(const struct ek_bench_config *cfg);
+
+/* The bytes of records a UDP run of cfg keeps from its start (every
+ * connection's first ring, see EK_BENCH_RECORDS_BUDGET). */
+uint64_t ek_bench_udp_records_bytes(const struct ek_bench_config *cfg);
 
 /* Counters a worker updates as it goes (relaxed atomics, read by the main
  * thread for the progress line). */
@@ -146,7 +155,10 @@ struct ek_bench_live {
     X(msgs_sent)                                                               \
     X(late)                                                                    \
     X(held_back)                                                               \
-    X(conns_no_fd)
+    X(conns_no_fd)                                                             \
+    X(rcvbuf_drops)                                                            \
+    X(too_late)                                                                \
+    X(msgs_due)
 
 /* What a run found, over the measured window only (or one interval of
  * it, or several runs merged). */
@@ -171,6 +183,14 @@ struct ek_bench_result {
      * (over the whole run, warm-up included; SO_MEMINFO): of the loss,
      * the part that is the client's. */
     uint64_t rcvbuf_drops;
+    /* UDP: echoes that came after their record was let go (at least
+     * twice udp_timeout_ns after the send): their datagram is among the
+     * lost (or they are duplicates: it cannot be told any more); counted
+     * here and nowhere else. */
+    uint64_t too_late;
+    /* Open loop: the messages (connect: connections) the schedule had
+     * fall due in the window: what "achieved" is measured against. */
+    uint64_t msgs_due;
     struct ek_hist latency; /* ns; rr and connect; open loop: from the
                                intended send time */
     /* Open loop rr: from the actual send, and actual minus intended. */
@@ -219,6 +239,10 @@ int ek_bench_start(struct ek_bench *b, int64_t start_ns);
 /* Ends the run early (e.g. on SIGINT); the result covers what was
  * measured so far. */
 void ek_bench_stop(struct ek_bench *b);
+
+/* Whether every worker is done (after the window; UDP's wait for the
+ * window's echoes may go on past it). */
+bool ek_bench_done(struct ek_bench *b);
 
 /* Sums the live counters of all workers. */
 void ek_bench_live(struct ek_bench *b, uint64_t *msgs, uint64_t *bytes,
