@@ -527,6 +527,7 @@ int h_run_echokit_signal(const char *const *argv, int in_fd, int timeout_ms,
     r->wall_ms = h_now_ms() - t0;
     r->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    r->max_rss_kb = ru.ru_maxrss;
     return r->status;
 }
 

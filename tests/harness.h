@@ -88,6 +88,7 @@ struct h_run {
     char err[1 << 14];
     int64_t wall_ms; /* from the start to the exit (or the kill) */
     double cpu_s;    /* the command's CPU time, user and system */
+    long max_rss_kb; /* its peak resident memory */
 };
 int h_run_echokit(const char *const *argv, int in_fd, int timeout_ms,
                   struct h_run *r);
