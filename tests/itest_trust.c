@@ -469,9 +469,8 @@ void case_bench_udp_stall(void)
      * every ring: 162 MB here for 54k datagrams). */
     char silent[64];
     int fd = silent_udp_port(silent, sizeof(silent));
-    const char *big[] = {"bench",         "-u",  "-c",   "20", "-r",
-                         "10000000",      "-t",  "0.3",  "-w", "0",
-                         "--udp-timeout", "0.1", silent, NULL};
+    const char *big[] = {"bench", "-u",  "-c", "20", "-r",   "10000000",
+                         "-t",    "0.3", "-w", "0",  silent, NULL};
     (void)h_run_echokit(big, -1, 30000, &r);
     printf("-c 20 -r 10000000 against a silent port: peak RSS %ld KiB\n",
            r.max_rss_kb);
