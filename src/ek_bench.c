@@ -64,6 +64,7 @@ struct bconn {
      * its state (UDP_* below), 0 when there is none. */
     uint64_t *inflight;
     uint32_t in_flight;   /* datagrams holding a place in the window */
+    uint32_t turn;        /* the worker's turn of its last first read */
     uint64_t expire_next; /* the oldest datagram that may be awaited */
     uint64_t highest;     /* the highest datagram number back so far */
     struct ek_conn tc;    /* its transport: plain, or TLS's client side */
@@ -104,6 +105,14 @@ struct worker {
     /* UDP, after the window: waiting for the echoes of what the window
      * sent, sending nothing more. */
     bool draining;
+    /* Open loop: the schedule's ticker (ek_ticker_open), in the poller
+     * as slot n; -1 when there is none (the wait then times out at the
+     * next message's time). */
+    int ticker;
+    /* When the last wait returned, and how many waits have: an echo's
+     * arrival is when the client learned of it (below). */
+    int64_t woke;
+    uint32_t turn;
 };
 
 /* Intervals k_first..k_last as the workers have published them so far,
@@ -414,6 +423,20 @@ static void collect_tx_stamps(struct worker *w, struct bconn *c)
 
 static void conn_done(struct worker *w, struct bconn *c, int64_t now);
 
+/* When what c reads now arrived, as the client can tell: the first read
+ * after a wait takes the moment the wait returned (the bytes were there
+ * then: what the client took to come round to them, a read syscall and
+ * the other connections of the batch, is not the server's); a later read
+ * of the same turn, the clock now. */
+static int64_t arrival(struct worker *w, struct bconn *c)
+{
+    if (c->turn != w->turn && w->woke != 0) {
+        c->turn = w->turn;
+        return w->woke;
+    }
+    return ek_now_ns();
+}
+
 /* One read of c's echo. Returns true when another may follow at once
  * (TLS: records OpenSSL holds already). */
 static bool conn_recv_once(struct worker *w, struct bconn *c)
@@ -427,7 +450,7 @@ static bool conn_recv_once(struct worker *w, struct bconn *c)
     } else {
         n = ek_conn_tp(&c->tc)->read(&c->tc, c->fd, w->rbuf, BENCH_BUF);
     }
-    int64_t now = ek_now_ns(); /* when this echo arrived, exactly */
+    int64_t now = arrival(w, c);
     if (n == -EAGAIN)
         return false;
     if (n < 0) {
@@ -972,7 +995,7 @@ static void udp_recv(struct worker *w, struct bconn *c)
                 conn_fail(w, c, FAIL_RESET, (int)-n);
             break;
         }
-        udp_reply(w, c, (size_t)n, ek_now_ns(), rx);
+        udp_reply(w, c, (size_t)n, arrival(w, c), rx);
     }
     if (c->fd >= 0 && !c->out_armed)
         udp_send(w, c, ek_now_ns());
@@ -1038,6 +1061,8 @@ static void udp_drain(struct worker *w, struct ek_poller_event *ev)
         int64_t wait =
             until - now < BENCH_TICK_NS ? until - now : BENCH_TICK_NS;
         int n = ek_poller_wait(w->poller, ev, BENCH_EVENTS, wait);
+        w->woke = ek_now_ns();
+        w->turn++;
         for (int i = 0; i < n; i++) {
             struct bconn *c = &w->conns[ev[i].slot];
             if (c->fd >= 0 && (ev[i].events & (POLLIN | POLLERR)))
@@ -1269,6 +1294,7 @@ static void publish(struct worker *w, bool final)
 }
 
 static void count_silent(struct worker *w);
+static void ticker_start(struct worker *w, bool open_loop);
 
 static void *worker_main(void *arg)
 {
@@ -1299,6 +1325,7 @@ static void *worker_main(void *arg)
 
     bool open_loop =
         (b->cfg.mode == EK_BENCH_RR || connect_mode(b)) && b->cfg.rate > 0;
+    ticker_start(w, open_loop);
     while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
         now = ek_now_ns();
         if (now >= b->t_end)
@@ -1316,7 +1343,7 @@ static void *worker_main(void *arg)
         int64_t until = b->t_end < w->next_check ? b->t_end : w->next_check;
         if (w->k_end < until)
             until = w->k_end;
-        if (open_loop) {
+        if (open_loop && w->ticker < 0) {
             /* --spin-us: the last stretch before a message falls due is
              * spent polling without sleeping, no wake-up to be late. */
             int64_t due = w->t0 + (int64_t)w->next_j * w->interval_ns;
@@ -1330,7 +1357,13 @@ static void *worker_main(void *arg)
             break;
         }
         now = ek_now_ns();
+        w->woke = now;
+        w->turn++;
         for (int i = 0; i < n; i++) {
+            if (ev[i].slot == w->n) { /* the ticker: issue_due follows */
+                (void)ek_ticker_read(w->ticker);
+                continue;
+            }
             struct bconn *c = &w->conns[ev[i].slot];
             unsigned e = ev[i].events;
             if (b->cfg.udp) {
@@ -1400,6 +1433,30 @@ static uint32_t slots_of(const struct ek_bench *b)
     if (n > fits)
         n = fits < 16 ? 16 : fits;
     return (uint32_t)n;
+}
+
+/* Below this interval between a worker's messages, no ticker: the worker
+ * hardly sleeps between them, and a timer interrupt per message would
+ * cost more than the timed wait. */
+#define TICKER_MIN_NS 20000
+
+/* Open loop: the worker's schedule as a ticker when the platform has one
+ * and the messages are far enough apart (not with --spin-us, which polls
+ * to the due time itself). Without, the wait times out at each message's
+ * time, which is as punctual but costs each early wake-up. */
+static void ticker_start(struct worker *w, bool open_loop)
+{
+    const struct ek_bench *b = w->b;
+    if (!open_loop || b->cfg.spin_ns > 0 || w->interval_ns < TICKER_MIN_NS)
+        return;
+    int fd = ek_ticker_open(w->t0, w->interval_ns);
+    if (fd < 0)
+        return;
+    if (ek_poller_add(w->poller, fd, w->n, POLLIN) < 0) {
+        close(fd);
+        return;
+    }
+    w->ticker = fd;
 }
 
 static int worker_init(struct ek_bench *b, struct worker *w, uint32_t t)
@@ -1575,7 +1632,9 @@ static int workers_open(struct ek_bench *b)
     uint32_t most = (cfg->conns + b->nworkers - 1) / b->nworkers;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         b->workers[t].b = b;
-        int err = ek_poller_open(&b->workers[t].poller, most);
+        b->workers[t].ticker = -1;
+        /* One more slot than connections: the ticker's. */
+        int err = ek_poller_open(&b->workers[t].poller, most + 1);
         if (err < 0)
             return err;
     }
@@ -1830,6 +1889,8 @@ void ek_bench_free(struct ek_bench *b)
             free(w->conns[i].ktx);
             free(w->conns[i].inflight);
         }
+        if (w->ticker >= 0)
+            close(w->ticker);
         ek_poller_close(w->poller);
         free(w->conns);
         free(w->sbuf);

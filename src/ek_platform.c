@@ -28,6 +28,9 @@
 #ifdef EK_HAVE_TIMERSLACK
 #include <sys/prctl.h>
 #endif
+#ifdef EK_HAVE_TIMERFD
+#include <sys/timerfd.h>
+#endif
 #ifdef EK_HAVE_TIMESTAMPING
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
@@ -586,6 +589,40 @@ int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx)
 }
 
 #endif
+
+int ek_ticker_open(int64_t first_ns, int64_t period_ns)
+{
+#ifdef EK_HAVE_TIMERFD
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct itimerspec its = {
+        .it_interval = {period_ns / 1000000000, period_ns % 1000000000},
+        .it_value = {first_ns / 1000000000, first_ns % 1000000000}};
+    if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+#else
+    (void)first_ns;
+    (void)period_ns;
+    return -ENOSYS;
+#endif
+}
+
+int64_t ek_ticker_read(int fd)
+{
+    uint64_t n;
+    ssize_t k;
+    do
+        k = read(fd, &n, sizeof(n));
+    while (k < 0 && errno == EINTR);
+    if (k < 0)
+        return errno == EAGAIN ? 0 : -errno;
+    return k == (ssize_t)sizeof(n) ? (int64_t)n : -EIO;
+}
 
 int ek_random_bytes(void *buf, size_t n)
 {

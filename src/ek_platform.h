@@ -25,6 +25,9 @@
  *   SO_TIMESTAMPING (the kernel's own send and arrival times of a packet,
  *     bench --timestamps): Linux. ek_tstamp_*; fallback: -ENOTSUP, and
  *     bench refuses the option with the reason.
+ *   timerfd (bench's open-loop schedule, a periodic timer armed once):
+ *     Linux. ek_ticker_*; fallback: -ENOSYS, and bench waits with a
+ *     timeout to each message's time instead.
  *   SO_RCVBUFFORCE, SO_MEMINFO (a receive buffer past rmem_max, and the
  *     datagrams a socket dropped for want of one): Linux. ek_rcvbuf_ask,
  *     ek_socket_drops; fallback: SO_RCVBUF (as the system caps it), and
@@ -222,6 +225,18 @@ ssize_t ek_tstamp_recv(int fd, void *buf, size_t len, int flags, int64_t *rx);
 /* The next send stamp waiting on fd's error queue: 1 with *key and *tx,
  * 0 when none waits, or -errno. */
 int ek_tstamp_next_tx(int fd, uint32_t *key, int64_t *tx);
+
+/* ---- a periodic timer ---------------------------------------------------- */
+
+/* A descriptor that becomes readable at first_ns (ek_now_ns()'s clock)
+ * and every period_ns after, armed once: a wait for it and for sockets
+ * needs no timeout of its own, whose arming and cancelling on every
+ * early wake-up cost a virtual machine some 10 us. Returns the fd
+ * (non-blocking, close-on-exec) or -errno (-ENOSYS: none here). */
+int ek_ticker_open(int64_t first_ns, int64_t period_ns);
+
+/* The expirations since the last call (0 if none), or -errno. */
+int64_t ek_ticker_read(int fd);
 
 /* ---- randomness and waits ------------------------------------------------ */
 

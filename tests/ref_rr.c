@@ -8,11 +8,14 @@
  *   ref_rr HOST PORT RATE COUNT [spin]
  *
  * Waits with clock_nanosleep(TIMER_ABSTIME) and the least timer slack,
- * or, with "spin", by reading the clock until the time comes (as bench
- * --spin-us does): like is compared with like. Prints "p50 NS p90 NS"
- * of the round trips on stdout; exit 0, or 1 with the reason on stderr.
+ * and for the echo with a blocking read; or, with "spin", by reading the
+ * clock until the time comes and the socket until the echo does, never
+ * sleeping (as bench --spin-us does when it spans the interval): like is
+ * compared with like. Prints "p50 NS p90 NS" of the round trips on
+ * stdout; exit 0, or 1 with the reason on stderr.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -84,7 +87,10 @@ int main(int argc, char **argv)
             return fail("write");
         size_t got = 0;
         while (got < sizeof(back)) {
-            ssize_t n = read(fd, back + got, sizeof(back) - got);
+            ssize_t n = recv(fd, back + got, sizeof(back) - got,
+                             spin ? MSG_DONTWAIT : 0);
+            if (n < 0 && spin && (errno == EAGAIN || errno == EWOULDBLOCK))
+                continue;
             if (n <= 0)
                 return fail("read");
             got += (size_t)n;
