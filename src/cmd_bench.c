@@ -737,7 +737,7 @@ static int run(const struct bench_options *o, const struct ek_bench_config *cfg,
     /* The workers may go on past the window (UDP waits for what it sent):
      * a signal then still stops them, and says so. */
     while (rp->seconds > 0 && !interrupted && !ek_bench_done(b))
-        sleep_until(ek_now_ns() + 20 * 1000000);
+        sleep_until(ek_now_ns() + 20 * 1000000LL);
     if (rp->seconds > 0 && interrupted && !ek_bench_done(b)) {
         ek_bench_stop(b);
         rp->interrupted = interrupted;

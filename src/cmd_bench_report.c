@@ -257,9 +257,7 @@ static const char *fmt_rate(double bytes_per_s, char format, char *buf,
 {
     static const char units[] = "kmg";
     double bits = bytes_per_s * 8;
-    char f = format;
-    if (f == 0)
-        f = bits >= 1e9 ? 'g' : bits >= 1e6 ? 'm' : 'k';
+    int f = format != 0 ? format : bits >= 1e9 ? 'g' : bits >= 1e6 ? 'm' : 'k';
     bool bytes = f >= 'A' && f <= 'Z';
     int k = (int)(strchr(units, bytes ? f - 'A' + 'a' : f) - units);
     double v = (bytes ? bytes_per_s : bits) / pow(1000.0, k + 1);
@@ -337,11 +335,12 @@ static void print_shell_word(const char *arg)
 static void print_shaping(const struct bench_options *o)
 {
     const struct ek_sockopts *s = &o->sock;
-    char buf[256];
     const char *sep = "";
 #define ITEM(...) (printf("%s", sep), printf(__VA_ARGS__), sep = ", ")
-    if (s->source.family != 0)
+    if (s->source.family != 0) {
+        char buf[256];
         ITEM("--source %s", source_text(&s->source, buf, sizeof(buf)));
+    }
     if (s->dev[0] != '\0')
         ITEM("--bind-dev %s", s->dev);
     if (s->tos >= 0)
@@ -608,7 +607,6 @@ static void json_run_context(const struct report *rp)
     const struct bench_options *o = rp->o;
     const struct ek_sockopts *so = &o->sock;
     const struct run_context *ctx = run_context();
-    char buf[256];
     printf("\"version\":\"%s\",\"host\":", EK_VERSION);
     json_string(ctx->host);
     printf(",\"kernel\":");
@@ -632,10 +630,12 @@ static void json_run_context(const struct report *rp)
     if (o->udp)
         printf("\"udp_timeout_s\":%.3f,", (double)o->udp_timeout_ms / 1000.0);
     printf("\"sockopts\":{\"source\":");
-    if (so->source.family != 0)
+    if (so->source.family != 0) {
+        char buf[256];
         json_string(source_text(&so->source, buf, sizeof(buf)));
-    else
+    } else {
         printf("null");
+    }
     printf(",\"bind_dev\":");
     if (so->dev[0] != '\0')
         json_string(so->dev);

@@ -843,8 +843,9 @@ static void udp_send(struct worker *w, struct bconn *c, int64_t now)
                     (!(rec & UDP_EXPIRED) ||
                      now - c->stamps[slot] < 2 * cfg->udp_timeout_ns);
         if (keep && udp_grow(w, c)) {
+            /* m's slot in the grown ring is free: the one record that could
+             * map there is 2 x the old size back, older than any kept. */
             slot = (uint32_t)(m % c->nslots);
-            rec = c->inflight[slot];
         } else if (keep && !(rec & UDP_EXPIRED)) {
             held = true;
             break;
@@ -1678,9 +1679,15 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
         ek_bench_free(b);
         return err;
     }
-    workers_trim(b);
     b->slots = slots_of(b);
-    atomic_init(&b->record_bytes, (size_t)b->slots * slot_bytes(b) * b->made);
+    atomic_store_explicit(&b->record_bytes,
+                          (size_t)b->slots * slot_bytes(b) * b->made,
+                          memory_order_relaxed);
+    workers_trim(b);
+    if (b->nworkers == 0) { /* never: made >= 1, and a worker each */
+        err = -EINVAL;
+        goto fail;
+    }
     err = -ENOMEM;
     for (uint32_t t = 0; t < b->nworkers; t++) {
         struct worker *w = &b->workers[t];
@@ -1696,11 +1703,12 @@ int ek_bench_new(const struct ek_bench_config *cfg, struct ek_bench **out)
         }
     }
     /* Connection i goes to worker i % nworkers, as its slot i / nworkers. */
+    const uint32_t nw = b->nworkers;
     for (uint32_t i = 0; i < b->made; i++) {
-        struct worker *w = &b->workers[i % b->nworkers];
-        struct bconn *c = &w->conns[i / b->nworkers];
+        struct worker *w = &b->workers[i % nw];
+        struct bconn *c = &w->conns[i / nw];
         c->key = i;
-        c->slot = i / b->nworkers;
+        c->slot = i / nw;
         if (fds != NULL) {
             c->fd = fds[i];
             fds[i] = -1;

@@ -316,7 +316,7 @@ void case_bench_send_lag(void)
 
     /* --spin-us against sleeping: alternating rounds, medians. Spinning
      * must cut the send lag (a sleep's wake-up is most of it). */
-    double sleep_lag[3], spin_lag[3];
+    double sleep_lag[3] = {0}, spin_lag[3] = {0};
     for (int i = 0; i < 3; i++) {
         for (int spin = 0; spin < 2; spin++) {
             const char *argv[] = {"bench",    "-c",        "1",
@@ -325,7 +325,11 @@ void case_bench_send_lag(void)
                                   "--json",   "--spin-us", spin ? "200" : "0",
                                   s.addrs[0], NULL};
             CHECK_INT(bench_json(argv, &r), ==, 0);
-            (spin ? spin_lag : sleep_lag)[i] = pct(r.out, "send_lag_us", "p50");
+            double lag = pct(r.out, "send_lag_us", "p50");
+            if (spin)
+                spin_lag[i] = lag;
+            else
+                sleep_lag[i] = lag;
         }
     }
     double a = sleep_lag[0], b = spin_lag[0];
@@ -474,7 +478,7 @@ void case_bench_udp_stall(void)
     (void)h_run_echokit(big, -1, 30000, &r);
     printf("-c 20 -r 10000000 against a silent port: peak RSS %ld KiB\n",
            r.max_rss_kb);
-    CHECK(r.max_rss_kb > 0 && r.max_rss_kb < 64 * 1024 * MEM_SLACK);
+    CHECK(r.max_rss_kb > 0 && r.max_rss_kb < 64L * 1024 * MEM_SLACK);
     close(fd);
     /* What would need more than the budget from the start: refused. */
     const char *huge[] = {"bench", "-u",         "-c",   "2000",
@@ -698,11 +702,11 @@ void case_bench_self_describing(void)
         "bench", "-c",   "1",  "-t",  "0.3",           "-w",       "0",
         "--mss", "1000", "-i", "0.1", "--json-stream", s.addrs[0], NULL};
     CHECK_INT(h_run_echokit(more, -1, 30000, &r), ==, 0);
-    const char *start = strstr(r.out, "{\"event\":\"start\"");
-    CHECK(start != NULL);
-    CHECK_CONTAINS(start, "\"mss\":1000");
-    CHECK_CONTAINS(start, "\"cc\":null");
-    CHECK_CONTAINS(start, "\"interval_s\":0.100");
+    const char *begun = strstr(r.out, "{\"event\":\"start\"");
+    CHECK(begun != NULL);
+    CHECK_CONTAINS(begun, "\"mss\":1000");
+    CHECK_CONTAINS(begun, "\"cc\":null");
+    CHECK_CONTAINS(begun, "\"interval_s\":0.100");
 #ifndef EK_PORTABLE_BUILD /* --cc is Linux's (69 elsewhere) */
     const char *cc[] = {"bench", "-c",   "1",    "-t",     "0.2",      "-w",
                         "0",     "--cc", "reno", "--json", s.addrs[0], NULL};

@@ -40,34 +40,10 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int fail(const char *what)
+/* The run: count messages at rate on fd, round trips into rtt. Returns
+ * 0, or 1 after saying why. */
+static int run(int fd, double rate, long count, int spin, int64_t *rtt)
 {
-    perror(what);
-    return 1;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc < 5) {
-        fprintf(stderr, "usage: ref_rr HOST PORT RATE COUNT [spin]\n");
-        return 2;
-    }
-    double rate = atof(argv[3]);
-    long count = atol(argv[4]);
-    int spin = argc > 5 && strcmp(argv[5], "spin") == 0;
-    if (rate <= 0 || count <= 0)
-        return 2;
-    int64_t *rtt = calloc((size_t)count, sizeof(*rtt));
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)atoi(argv[2]))};
-    if (rtt == NULL || inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1)
-        return 2;
-    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    if (fd < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-        return fail("connect");
     char msg[64], back[64];
     memset(msg, 'x', sizeof(msg));
     int64_t start = now_ns() + 1000000, interval = (int64_t)(1e9 / rate);
@@ -83,16 +59,20 @@ int main(int argc, char **argv)
                 ;
         }
         int64_t sent = now_ns();
-        if (write(fd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-            return fail("write");
+        if (write(fd, msg, sizeof(msg)) != (ssize_t)sizeof(msg)) {
+            perror("ref_rr: write");
+            return 1;
+        }
         size_t got = 0;
         while (got < sizeof(back)) {
             ssize_t n = recv(fd, back + got, sizeof(back) - got,
                              spin ? MSG_DONTWAIT : 0);
             if (n < 0 && spin && (errno == EAGAIN || errno == EWOULDBLOCK))
                 continue;
-            if (n <= 0)
-                return fail("read");
+            if (n <= 0) {
+                perror("ref_rr: read");
+                return 1;
+            }
             got += (size_t)n;
         }
         rtt[i] = now_ns() - sent;
@@ -101,10 +81,39 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    close(fd);
-    qsort(rtt, (size_t)count, sizeof(*rtt), cmp);
-    printf("p50 %lld p90 %lld\n", (long long)rtt[(count - 1) / 2],
-           (long long)rtt[(count * 9 - 1) / 10]);
-    free(rtt);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: ref_rr HOST PORT RATE COUNT [spin]\n");
+        return 2;
+    }
+    double rate = atof(argv[3]);
+    long count = atol(argv[4]);
+    int spin = argc > 5 && strcmp(argv[5], "spin") == 0;
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)atoi(argv[2]))};
+    if (rate <= 0 || count <= 0 ||
+        inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1)
+        return 2;
+    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (fd < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        perror("ref_rr: connect");
+        return 1;
+    }
+    int64_t *rtt = calloc((size_t)count, sizeof(*rtt));
+    int status = rtt == NULL ? 1 : run(fd, rate, count, spin, rtt);
+    close(fd);
+    if (status == 0) {
+        qsort(rtt, (size_t)count, sizeof(*rtt), cmp);
+        printf("p50 %lld p90 %lld\n", (long long)rtt[(count - 1) / 2],
+               (long long)rtt[(count * 9 - 1) / 10]);
+    }
+    free(rtt);
+    return status;
 }
