@@ -48,6 +48,14 @@ void start(struct h_server *s, const char *const *extra)
     h_server_start_or_skip(s, model, args, 1);
 }
 
+void start_tcp_udp(struct h_server *s)
+{
+    const char *args[] = {
+        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
+        "--udp-rate", "0",           NULL};
+    CHECK_INT(h_server_start(s, NULL, args, 2, 0), ==, 0);
+}
+
 /* Stops with SIGTERM and checks for a clean exit: status 0 (sanitizers,
  * leak checks included, make it nonzero) and no sanitizer report from a
  * child either. */

@@ -46,6 +46,9 @@ extern const char *model;
 void start(struct h_server *s, const char *const *extra);
 
 /* Stops with SIGTERM and checks for a clean exit. */
+/* A server (the default model) on 127.0.0.1:0 over TCP (addrs[0]) and
+ * UDP (addrs[1]), answering UDP without a rate limit. */
+void start_tcp_udp(struct h_server *s);
 void stop_ok(struct h_server *s);
 
 /* Makes close(fd) send a reset (SO_LINGER 0) instead of a FIN. */

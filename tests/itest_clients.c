@@ -163,10 +163,7 @@ void case_ping_interval(void)
 {
     struct h_server s;
     struct h_run r;
-    const char *args[] = {
-        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-        "--udp-rate", "0",           NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 2, 0), ==, 0);
+    start_tcp_udp(&s);
     for (int udp = 0; udp < 2; udp++) {
         /* 500 requests 0.5 ms apart: the last one leaves at 249.5 ms. */
         const char *fast[] = {"ping", "-q",  "-i",         "0.0005",

@@ -232,10 +232,7 @@ void case_bench_send_lag(void)
 {
     struct h_server s;
     struct h_run r;
-    const char *args[] = {
-        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-        "--udp-rate", "0",           NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 2, 0), ==, 0);
+    start_tcp_udp(&s);
     char log[512];
     snprintf(log, sizeof(log), "%s/lag.hlog", h_tmpdir());
 #ifdef EK_HAVE_TIMESTAMPING
@@ -587,10 +584,7 @@ void case_bench_fd_limit(void)
 {
     struct h_server s;
     struct h_run r;
-    const char *args[] = {
-        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-        "--udp-rate", "0",           NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 2, 0), ==, 0);
+    start_tcp_udp(&s);
     for (int udp = 0; udp < 2; udp++) {
         const char *argv[] = {
             "bench", "-m", udp ? "rr" : "idle", "-c", "300", "-t", "0.3",
@@ -623,10 +617,7 @@ void case_bench_interrupt(void)
 {
     struct h_server s;
     struct h_run r;
-    const char *args[] = {
-        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-        "--udp-rate", "0",           NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 2, 0), ==, 0);
+    start_tcp_udp(&s);
 #ifdef EK_TEST_TSAN
     printf("note: not checked under ThreadSanitizer, which holds a signal "
            "back until the thread's next intercepted call (bench's clock "
@@ -669,10 +660,7 @@ void case_bench_self_describing(void)
     own_network(NULL); /* --source 127.0.0.2 is ours */
     struct h_server s;
     struct h_run r;
-    const char *args[] = {
-        "--listen",   "127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-        "--udp-rate", "0",           NULL};
-    CHECK_INT(h_server_start(&s, NULL, args, 2, 0), ==, 0);
+    start_tcp_udp(&s);
     struct utsname u;
     CHECK(uname(&u) == 0);
     char host[256] = "", kernel[200];
