@@ -1041,6 +1041,8 @@ static bool udp_awaited(const struct worker *w)
     return false;
 }
 
+static void ticker_stop(struct worker *w);
+
 /* After the window: the echoes of what it sent, for up to the timeout,
  * so that each datagram it sent is echoed or lost (none left "in
  * flight"); nothing more is sent. Ends early when nothing is awaited, or
@@ -1051,10 +1053,12 @@ static void udp_drain(struct worker *w, struct ek_poller_event *ev)
     int64_t until = b->t_end + b->cfg.udp_timeout_ns + BENCH_TICK_NS;
     w->draining = true;
     /* Nothing more goes out: no connection waits for room (a level-
-     * triggered POLLOUT left armed would wake every wait at once). */
+     * triggered POLLOUT left armed would wake every wait at once), and the
+     * schedule's ticker stops. */
     for (uint32_t i = 0; i < w->n; i++)
         if (w->conns[i].fd >= 0)
             arm_out(w, &w->conns[i], false);
+    ticker_stop(w);
     for (int64_t now = ek_now_ns();
          now < until && udp_awaited(w) &&
          !atomic_load_explicit(&b->stop, memory_order_relaxed);
@@ -1065,7 +1069,7 @@ static void udp_drain(struct worker *w, struct ek_poller_event *ev)
         w->woke = ek_now_ns();
         w->turn++;
         for (int i = 0; i < n; i++) {
-            struct bconn *c = &w->conns[ev[i].slot];
+            struct bconn *c = &w->conns[ev[i].slot]; /* no ticker now */
             if (c->fd >= 0 && (ev[i].events & (POLLIN | POLLERR)))
                 udp_recv(w, c);
         }
@@ -1458,6 +1462,15 @@ static void ticker_start(struct worker *w, bool open_loop)
         return;
     }
     w->ticker = fd;
+}
+
+static void ticker_stop(struct worker *w)
+{
+    if (w->ticker < 0)
+        return;
+    (void)ek_poller_remove(w->poller, w->ticker, w->n);
+    close(w->ticker);
+    w->ticker = -1;
 }
 
 static int worker_init(struct ek_bench *b, struct worker *w, uint32_t t)
