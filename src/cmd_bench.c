@@ -96,7 +96,9 @@ static const char usage_text[] =
     "                        -i), end with the summary\n"
     "      --hdr-log FILE    HdrHistogram interval log of the latency (ns; 1 "
     "s\n"
-    "                        intervals unless -i); rr and connect\n"
+    "                        intervals unless -i), the other histograms "
+    "tagged;\n"
+    "                        rr and connect\n"
     "      --share I/N       take the I-th (from 0) of N shares of -c and -r: "
     "N\n"
     "                        benches with the same options make one load\n";
