@@ -11,8 +11,11 @@
  * keys). A socketpair, so that the transport's own reads and writes are
  * what is fuzzed; then the same bytes through the memory BIOs that the
  * io_uring engine's TLS uses; and the ClientHello gate in front of both
- * (ek_tls_hello.h), whole and cut. The server's certificate is made once,
- * at start.
+ * (ek_tls_hello.h), whole and cut, as the first ClientHello's gate and as
+ * the second's (after a HelloRetryRequest, which the corpus's hrr_*
+ * inputs ask for: their first ClientHello offers a key share of
+ * ffdhe2048, which the server does not take). The server's certificate is made
+ * once, at start.
  *
  * Must hold: no crash, no sanitizer report, the connection ends within a
  * bounded number of events, and nothing is ever echoed that did not come
@@ -160,21 +163,32 @@ static void memory_bio(const uint8_t *data, size_t size)
     ek_conn_release(&c);
 }
 
-/* The ClientHello gate: the same verdict on the input fed whole, and cut
+/* A fresh gate: a first ClientHello's, or (retry) a second one's. */
+static void gate_init(struct ek_tls_hello *h, bool retry)
+{
+    memset(h, 0, sizeof(*h));
+    if (retry)
+        ek_tls_hello_retry(h);
+}
+
+/* The ClientHello gate, for a first ClientHello and for a second (after a
+ * HelloRetryRequest): the same verdict on the input fed whole, and cut
  * anywhere in two. */
 static void gate(const uint8_t *data, size_t size)
 {
-    struct ek_tls_hello whole, split;
-    memset(&whole, 0, sizeof(whole));
-    enum ek_tls_hello_verdict v = ek_tls_hello_feed(&whole, data, size);
-    for (size_t cut = 0; cut <= size && cut < 64; cut++) {
-        memset(&split, 0, sizeof(split));
-        (void)ek_tls_hello_feed(&split, data, cut);
-        if (ek_tls_hello_feed(&split, data + cut, size - cut) != v)
-            abort();
+    for (int retry = 0; retry < 2; retry++) {
+        struct ek_tls_hello whole, split;
+        gate_init(&whole, retry);
+        enum ek_tls_hello_verdict v = ek_tls_hello_feed(&whole, data, size);
+        for (size_t cut = 0; cut <= size && cut < 64; cut++) {
+            gate_init(&split, retry);
+            (void)ek_tls_hello_feed(&split, data, cut);
+            if (ek_tls_hello_feed(&split, data + cut, size - cut) != v)
+                abort();
+        }
+        if (v == EK_HELLO_PASS && whole.seen > EK_TLS_HELLO_MAX)
+            abort(); /* it never lets more than its bound through */
     }
-    if (v == EK_HELLO_PASS && whole.seen > EK_TLS_HELLO_MAX)
-        abort(); /* it never lets more than its bound through */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

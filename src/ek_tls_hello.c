@@ -2,12 +2,26 @@
 
 #include <string.h>
 
+#define TLS_CCS 20       /* the record type of change_cipher_spec */
 #define TLS_HANDSHAKE 22 /* the record type of handshake messages */
+
+const unsigned char ek_tls_hrr_random[32] = {
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c,
+    0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb,
+    0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
 
 /* A record header is complete: judges it. */
 static enum ek_tls_hello_verdict record(struct ek_tls_hello *h)
 {
     uint32_t len = (uint32_t)h->hdr[3] << 8 | h->hdr[4];
+    /* Before a second ClientHello: one change_cipher_spec of one byte,
+     * skipped (OpenSSL checks its byte, and drops it). */
+    if (h->ccs == 1 && h->hdr[0] == TLS_CCS && len == 1 && h->hs_got == 0) {
+        h->ccs = 2;
+        h->rec_end = h->seen + len;
+        return EK_HELLO_MORE;
+    }
+    h->ccs = 0;
     if (h->hdr[0] != TLS_HANDSHAKE)
         return EK_HELLO_PASS; /* not ours to judge: OpenSSL refuses it */
     if (len == 0)
@@ -36,6 +50,14 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
                 h->hdr_got = 0;
                 h->verdict = (uint8_t)record(h);
             }
+            continue;
+        }
+        if (h->ccs == 2) { /* the change_cipher_spec's byte */
+            h->seen++;
+            p++;
+            n--;
+            h->rec_end = 0;
+            h->ccs = 0;
             continue;
         }
         /* The body of a handshake record: the handshake header, then the
@@ -69,6 +91,12 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
         }
     }
     return (enum ek_tls_hello_verdict)h->verdict;
+}
+
+void ek_tls_hello_retry(struct ek_tls_hello *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->ccs = 1;
 }
 
 uint32_t ek_tls_hello_claim(const struct ek_tls_hello *h)

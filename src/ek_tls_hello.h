@@ -23,10 +23,16 @@
  *   - anything that does not start with a handshake record (plain text,
  *     HTTP, an SSLv2-style hello, whose 15-bit length bounds it) is
  *     OpenSSL's to refuse, with its own alert: it is passed on at once.
- * What comes after the ClientHello is not looked at.
+ * A TLS 1.3 server that wants another key share answers with a
+ * HelloRetryRequest, and the client sends a second ClientHello, which
+ * OpenSSL takes as large as the first: the gate judges it the same way
+ * (ek_tls_hello_retry), after the one change_cipher_spec record a client
+ * may send before it (RFC 8446 D.4, middlebox compatibility). What comes
+ * after a ClientHello is not looked at here: transport_tls.c bounds the
+ * rest of the client's handshake by its bytes.
  *
  * The parser is fed the stream's bytes in any pieces, as they arrive, and
- * keeps 24 bytes of state; it copies nothing. transport_tls.c keeps the
+ * keeps 28 bytes of state; it copies nothing. transport_tls.c keeps the
  * bytes (from the socket, or from the io_uring engine's receives) while
  * it says "more".
  */
@@ -40,6 +46,17 @@
  * headers included: one full record. A ClientHello in one record may
  * claim up to EK_TLS_HELLO_MAX - 9 bytes. */
 #define EK_TLS_HELLO_MAX 16384
+
+/* The most bytes of the client's that OpenSSL reads before the handshake
+ * ends besides its ClientHellos (transport_tls.c refuses more, and
+ * counts it as too_large): its last flight, change_cipher_spec and
+ * Finished, and TLS 1.2's key exchange, take under 300 bytes. Under mTLS
+ * (the server asks for a certificate) also the client's certificate chain,
+ * which OpenSSL bounds at EK_TLS_HELLO_MAX (SSL_CTX_set_max_cert_list),
+ * and its signature: EK_TLS_FLIGHT_MTLS_MAX. A bound on whatever the
+ * gate does not judge: a partial record, a message it does not know. */
+#define EK_TLS_FLIGHT_MAX 4096
+#define EK_TLS_FLIGHT_MTLS_MAX (EK_TLS_HELLO_MAX + 4096)
 
 /* The most plaintext one TLS record carries (RFC 8446 5.1). */
 #define EK_TLS_RECORD_MAX 16384
@@ -61,12 +78,24 @@ struct ek_tls_hello {
     uint8_t hdr_got;
     uint8_t hs_got;  /* bytes of the handshake header seen (4: all) */
     uint8_t verdict; /* enum ek_tls_hello_verdict */
+    uint8_t ccs;     /* the change_cipher_spec record before a second
+                        ClientHello: 1 it may come, 2 in its body */
 };
 
 /* Judges the next n bytes of the stream. Returns the verdict; once it is
  * not EK_HELLO_MORE it stays, and further bytes are not looked at. */
 enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
                                             const void *data, size_t n);
+
+/* Makes h a gate for the ClientHello a client sends again after the
+ * server's HelloRetryRequest, fed from the first byte after the first
+ * ClientHello's records: judged as the first, after at most one
+ * change_cipher_spec record of one byte, which the bound counts too. */
+void ek_tls_hello_retry(struct ek_tls_hello *h);
+
+/* The random of a ServerHello that is a HelloRetryRequest (RFC 8446
+ * 4.1.3: SHA-256 of "HelloRetryRequest"). */
+extern const unsigned char ek_tls_hrr_random[32];
 
 /* The length the ClientHello's handshake header claims, once read; 0
  * before (for log lines). */

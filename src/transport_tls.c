@@ -21,9 +21,14 @@
  * has all come, and only then handed to OpenSSL, through a filter BIO in
  * front of the socket's that serves the kept bytes first. A ClientHello
  * past the bound is refused before OpenSSL allocates anything for it, and
- * a client that stalls halfway holds no OpenSSL buffer. --max-handshakes
- * bounds the connections between the accept and the handshake's end
- * (ek_admit.h).
+ * a client that stalls halfway holds no OpenSSL buffer. What came after
+ * it waits until OpenSSL has answered: a HelloRetryRequest (TLS 1.3)
+ * makes the gate judge the second ClientHello as it did the first.
+ * Everything else the client sends before the handshake's end is bounded
+ * by its bytes (EK_TLS_FLIGHT_MAX, counted as OpenSSL reads them: the
+ * filter stays until the handshake's end), so that no message OpenSSL
+ * would buffer, known or not, can hold more. --max-handshakes bounds the
+ * connections between the accept and the handshake's end (ek_admit.h).
  *
  * The io_uring engine's TLS (ek_transport_tls_mem, at the end of this
  * file) reads records from the ring's receive buffers and writes them
@@ -64,13 +69,24 @@
  * this, so a write that waited owes at most this much. */
 #define EK_TLS_RECORD EK_TLS_RECORD_MAX
 
+/* Where the gate stands. */
+enum {
+    GATE_JUDGING, /* a ClientHello is coming: OpenSSL gets none of it */
+    GATE_HELD,    /* it has all come: OpenSSL reads it (up to end); what
+                     came after it waits for OpenSSL's answer */
+    GATE_OPEN,    /* answered: OpenSSL reads what is kept, then the rest */
+};
+
 /* The start of the stream while the gate judges it: what came, kept for
  * OpenSSL. Allocated with the first bytes, freed once OpenSSL has read
- * them all. */
+ * them all and answered the last ClientHello. */
 struct tls_gate {
     struct ek_tls_hello hello;
     uint32_t have; /* bytes kept */
     uint32_t off;  /* of them, read by OpenSSL */
+    uint32_t end;  /* GATE_HELD: where the ClientHello's records end */
+    uint8_t phase; /* GATE_* */
+    bool retried;  /* the second ClientHello is (or was) judged */
     char buf[EK_TLS_HELLO_MAX];
 };
 
@@ -102,7 +118,12 @@ struct tls_conn {
     uint8_t write_blocked;   /* EK_EV_READ: the last write must read */
     uint8_t hello[5];        /* client: its first record's header (the
                                 ClientHello's), until the handshake ends */
-    bool gated : 1;          /* server side: the ClientHello has not passed */
+    uint16_t flight;         /* server: bytes OpenSSL read before the
+                                handshake's end, but the ClientHellos */
+    bool gated : 1;          /* server side: a ClientHello is judged */
+    bool retry : 1;          /* server: it sent a HelloRetryRequest */
+    bool too_long : 1;       /* server: the flight passed its bound */
+    bool filtered : 1;       /* the gate's filter is before the socket's */
     bool established : 1;    /* handshake done (and counted) */
     bool more : 1;           /* the last read stopped with records held */
     bool renegotiation : 1;  /* TLS 1.2: the client asked to renegotiate */
@@ -119,18 +140,28 @@ static struct tls_conn *state(const struct ek_conn *c)
     return c->tp_state;
 }
 
-/* TLS 1.2 renegotiation, which the server refuses (OpenSSL answers a
- * warning alert and would carry on): a handshake record from the client
- * once the handshake is done. TLS 1.3 has no renegotiation, and its
+/* The server's records and messages. During the handshake: whether it
+ * sent a HelloRetryRequest, after which the gate judges the second
+ * ClientHello. After it (TLS 1.2): renegotiation, which the server
+ * refuses (OpenSSL answers a warning alert and would carry on), a
+ * handshake record from the client. TLS 1.3 has no renegotiation, and its
  * records all look like application data. */
-static void on_record(int write_p, int version, int content_type,
-                      const void *buf, size_t len, SSL *ssl, void *arg)
+static void on_server_msg(int write_p, int version, int content_type,
+                          const void *buf, size_t len, SSL *ssl, void *arg)
 {
     (void)version;
     (void)ssl;
     struct tls_conn *t = arg;
+    const unsigned char *p = buf;
+    if (!t->established) {
+        if (write_p && content_type == SSL3_RT_HANDSHAKE && len >= 38 &&
+            p[0] == SSL3_MT_SERVER_HELLO &&
+            memcmp(p + 6, ek_tls_hrr_random, sizeof(ek_tls_hrr_random)) == 0)
+            t->retry = true;
+        return;
+    }
     if (!write_p && content_type == SSL3_RT_HEADER && len >= 1 &&
-        ((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE)
+        p[0] == SSL3_RT_HANDSHAKE)
         t->renegotiation = true;
 }
 
@@ -187,12 +218,9 @@ static void established(struct ek_conn *c, int fd)
 {
     struct tls_conn *t = state(c);
     t->established = true;
-    if (!SSL_is_server(t->ssl))
-        SSL_set_msg_callback(t->ssl, NULL); /* on_client_record's work ends */
-    else if (SSL_version(t->ssl) < TLS1_3_VERSION) {
-        SSL_set_msg_callback(t->ssl, on_record);
-        SSL_set_msg_callback_arg(t->ssl, t);
-    }
+    /* on_client_record's work ends; on_server_msg's too, but in TLS 1.2. */
+    if (!SSL_is_server(t->ssl) || SSL_version(t->ssl) >= TLS1_3_VERSION)
+        SSL_set_msg_callback(t->ssl, NULL);
     if (t->srv == NULL)
         return;
     ek_server_handshake_end(t->srv);
@@ -382,21 +410,24 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd,
         return -EAGAIN;
     case EK_HELLO_PASS:
         t->gated = false;
+        t->gate->end = t->gate->hello.seen; /* the rest waits (gate_take) */
+        t->gate->phase = GATE_HELD;
         return 1;
     case EK_HELLO_TOO_LARGE: {
         uint32_t claim = ek_tls_hello_claim(&t->gate->hello);
+        const char *which = t->gate->retried ? "second " : "";
         count(t, EK_TLS_FAIL_TOO_LARGE);
         t->why = "ClientHello too large";
         if (claim > EK_TLS_HELLO_MAX - 9)
             ek_log(EK_LOG_DEBUG,
-                   "fd %d: TLS handshake refused: a ClientHello of %lu "
+                   "fd %d: TLS handshake refused: a %sClientHello of %lu "
                    "bytes, more than %d",
-                   fd, (unsigned long)claim, EK_TLS_HELLO_MAX - 9);
+                   fd, which, (unsigned long)claim, EK_TLS_HELLO_MAX - 9);
         else
             ek_log(EK_LOG_DEBUG,
                    "fd %d: TLS handshake refused: the records of its "
-                   "ClientHello pass %d bytes",
-                   fd, EK_TLS_HELLO_MAX);
+                   "%sClientHello pass %d bytes",
+                   fd, which, EK_TLS_HELLO_MAX);
         put_alert(c, fd, 47); /* illegal_parameter, as OpenSSL says */
         return -EPROTO;
     }
@@ -409,13 +440,58 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd,
     }
 }
 
+/* The client's flight passed its bound (EK_TLS_FLIGHT_MAX): refused as a
+ * ClientHello too large is. Returns -EPROTO. */
+static ssize_t flight_refused(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    count(t, EK_TLS_FAIL_TOO_LARGE);
+    t->why = "handshake too large";
+    ek_log(EK_LOG_DEBUG,
+           "fd %d: TLS handshake refused: the client sent more than %u "
+           "bytes besides its ClientHello before the handshake's end",
+           fd, (unsigned)t->flight);
+    ERR_clear_error();
+    put_alert(c, fd, 47);
+    return -EPROTO;
+}
+
+/* Of len bytes of the stream past the ClientHellos, how many OpenSSL may
+ * read now: all once the handshake is done; before, what is left of the
+ * client's flight (EK_TLS_FLIGHT_MAX; under mTLS, which the verify mode
+ * says, EK_TLS_FLIGHT_MTLS_MAX). None left: t->too_long. */
+static size_t flight_room(struct tls_conn *t, size_t len)
+{
+    if (SSL_is_init_finished(t->ssl))
+        return len;
+    size_t max = (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)
+                     ? EK_TLS_FLIGHT_MTLS_MAX
+                     : EK_TLS_FLIGHT_MAX;
+    size_t room = max - t->flight;
+    if (room == 0 && len > 0)
+        t->too_long = true;
+    return len < room ? len : room;
+}
+
+/* OpenSSL read n bytes that flight_room allowed. */
+static void flight_took(struct tls_conn *t, size_t n)
+{
+    if (!SSL_is_init_finished(t->ssl))
+        t->flight = (uint16_t)(t->flight + n);
+}
+
+_Static_assert(EK_TLS_FLIGHT_MTLS_MAX <= UINT16_MAX,
+               "tls_conn.flight counts up to the flight's bound");
+
 /* The gate's state, made with the first bytes; its buffer is left
  * untouched until bytes come, so that only what came is resident. */
 static struct tls_gate *gate_of(struct tls_conn *t)
 {
     if (t->gate == NULL && (t->gate = malloc(sizeof(*t->gate))) != NULL) {
         memset(&t->gate->hello, 0, sizeof(t->gate->hello));
-        t->gate->have = t->gate->off = 0;
+        t->gate->have = t->gate->off = t->gate->end = 0;
+        t->gate->phase = GATE_JUDGING;
+        t->gate->retried = false;
     }
     return t->gate;
 }
@@ -428,7 +504,9 @@ static ssize_t gate_read(struct ek_conn *c, int fd)
     struct tls_gate *g = gate_of(t);
     if (g == NULL)
         return -ENOMEM;
-    enum ek_tls_hello_verdict verdict = EK_HELLO_MORE;
+    /* (Judged already when the gate was armed again, from what it kept.) */
+    enum ek_tls_hello_verdict verdict =
+        (enum ek_tls_hello_verdict)g->hello.verdict;
     while (verdict == EK_HELLO_MORE) {
         /* While it says "more", every byte kept belongs to the
          * ClientHello's records, which fit in the buffer: there is room
@@ -452,28 +530,91 @@ static ssize_t gate_read(struct ek_conn *c, int fd)
     return gate_verdict(c, fd, verdict);
 }
 
-/* Up to len bytes of what the gate kept and OpenSSL has not read. */
+/* The completion engine's bytes lent for this call (t->in) go to the
+ * gate: kept while it says "more" (they fit: all of them are then the
+ * ClientHello's); once it passes, the ClientHello's own are kept, for
+ * OpenSSL to read first, and the rest stays lent, to be read once OpenSSL
+ * has answered. Refused: none is read. */
+static void gate_lend(struct tls_conn *t)
+{
+    struct tls_gate *g = t->gate;
+    uint32_t before = g->hello.seen; /* == g->have while judging */
+    enum ek_tls_hello_verdict verdict =
+        ek_tls_hello_feed(&g->hello, t->in, t->in_len);
+    size_t k = verdict == EK_HELLO_MORE   ? t->in_len
+               : verdict == EK_HELLO_PASS ? g->hello.seen - before
+                                          : 0;
+    if (k > sizeof(g->buf) - g->have) { /* not reached: see gate_read */
+        g->hello.verdict = EK_HELLO_TOO_LARGE;
+        k = 0;
+    }
+    memcpy(g->buf + g->have, t->in, k);
+    g->have += (uint32_t)k;
+    t->in += k;
+    t->in_len = g->hello.verdict == EK_HELLO_PASS ? t->in_len - k : 0;
+}
+
+/* OpenSSL has read all of the ClientHello the gate held, and answered it
+ * (it asks for more only then: a record whole is processed before the
+ * next is read). A HelloRetryRequest (on_server_msg saw it go out) asks
+ * for a second ClientHello, which the gate judges as the first, from the
+ * bytes kept after the first (none from a client that waits for the
+ * answer, as it must) and those lent; after the second, or any other
+ * answer, the gate opens. */
+static void answered(struct tls_conn *t)
+{
+    struct tls_gate *g = t->gate;
+    if (!t->retry || g->retried) {
+        g->phase = GATE_OPEN;
+        return;
+    }
+    g->retried = true;
+    g->have -= g->end;
+    memmove(g->buf, g->buf + g->end, g->have);
+    g->off = g->end = 0;
+    g->phase = GATE_JUDGING;
+    t->gated = true;
+    ek_tls_hello_retry(&g->hello);
+    (void)ek_tls_hello_feed(&g->hello, g->buf, g->have);
+    if (t->mem && g->hello.verdict == EK_HELLO_MORE)
+        gate_lend(t);
+}
+
+/* Up to len bytes of what the gate kept, for OpenSSL: the ClientHello it
+ * judged; then, once OpenSSL has answered it, what came after, which is
+ * the client's flight (bounded: flight_room) or its second ClientHello
+ * (judged first: t->gated again). */
 static size_t gate_take(struct tls_conn *t, char *out, size_t len)
 {
     struct tls_gate *g = t->gate;
-    if (g == NULL || t->gated || g->off == g->have)
+    if (g == NULL || t->gated)
         return 0;
-    size_t n = g->have - g->off;
+    if (g->phase == GATE_HELD && g->off == g->end)
+        answered(t);
+    if (t->gated || g->off == g->have)
+        return 0;
+    size_t n = g->phase == GATE_HELD ? g->end - g->off
+                                     : flight_room(t, g->have - g->off);
     if (n > len)
         n = len;
     memcpy(out, g->buf + g->off, n);
     g->off += (uint32_t)n;
+    if (g->phase == GATE_OPEN)
+        flight_took(t, n);
     return n;
 }
 
-/* Whether OpenSSL has read all the gate kept (then it can go). */
+/* Whether OpenSSL has read all the gate kept and answered the last
+ * ClientHello (then the gate can go). */
 static bool gate_drained(const struct tls_conn *t)
 {
-    return t->gate != NULL && !t->gated && t->gate->off == t->gate->have;
+    return t->gate != NULL && t->gate->phase == GATE_OPEN &&
+           t->gate->off == t->gate->have;
 }
 
-/* The filter in front of the socket BIO while the gate's bytes last:
- * reads take them first, everything else is the socket BIO's. */
+/* The filter in front of the socket BIO until the handshake's end: reads
+ * take what the gate kept first, and the socket's bytes count against
+ * the flight's bound; everything else is the socket BIO's. */
 static int filter_read(BIO *b, char *out, size_t len, size_t *got)
 {
     struct tls_conn *t = BIO_get_data(b);
@@ -481,8 +622,17 @@ static int filter_read(BIO *b, char *out, size_t len, size_t *got)
     *got = gate_take(t, out, len);
     if (*got > 0)
         return 1;
-    int ok = BIO_read_ex(BIO_next(b), out, len, got);
+    if (t->gated) { /* a second ClientHello: tls_read judges it first */
+        BIO_set_retry_read(b);
+        return 0;
+    }
+    size_t room = t->too_long ? 0 : flight_room(t, len);
+    if (room == 0)
+        return 0; /* too long (tls_read says so), as an end for OpenSSL */
+    int ok = BIO_read_ex(BIO_next(b), out, room, got);
     BIO_copy_next_retry(b);
+    if (ok)
+        flight_took(t, *got);
     return ok;
 }
 
@@ -514,22 +664,23 @@ static int bio_create(BIO *b)
 /* ---- the BIO of the completion engine's TLS --------------------------- */
 
 /* Records from what the gate kept, then from what the engine lent; none:
- * "later", or the end once the stream has ended. */
+ * "later", or the end once the stream has ended (or, too long, now). */
 static int mem_read(BIO *b, char *out, size_t len, size_t *got)
 {
     struct tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     size_t n = gate_take(t, out, len);
-    if (n == 0 && t->in_len > 0) {
-        n = t->in_len < len ? t->in_len : len;
+    if (n == 0 && t->in_len > 0 && !t->gated && !t->too_long) {
+        n = flight_room(t, t->in_len < len ? t->in_len : len);
         memcpy(out, t->in, n);
         t->in += n;
         t->in_len -= n;
+        flight_took(t, n);
     }
     *got = n;
     if (n > 0)
         return 1;
-    if (!t->in_eof)
+    if ((!t->in_eof || t->gated) && !t->too_long)
         BIO_set_retry_read(b);
     return 0;
 }
@@ -596,7 +747,8 @@ static void methods_init(void)
 
 /* The gate's part of a read: 1 once the ClientHello has passed, or what
  * tls_read returns. The socket's bytes are read here; the completion
- * engine's were judged as they were lent (ek_tls_mem_lend). */
+ * engine's were judged as they were lent (ek_tls_mem_lend), or as the
+ * gate was armed again (answered). */
 static ssize_t gate(struct ek_conn *c, int fd)
 {
     struct tls_conn *t = state(c);
@@ -612,17 +764,21 @@ static ssize_t gate(struct ek_conn *c, int fd)
     return gate_verdict(c, fd, verdict);
 }
 
-/* OpenSSL has read all the gate kept: the gate goes, and with it the
- * filter in front of the socket BIO, which reads the socket directly
- * again (and is what kernel TLS takes over). */
-static void gate_free(struct tls_conn *t)
+/* OpenSSL has read all the gate kept, and answered the last ClientHello:
+ * the gate goes; once the handshake is done, the filter in front of the
+ * socket BIO goes too, and OpenSSL reads the socket directly again (the
+ * BIO kernel TLS takes over). */
+static void gate_done(struct tls_conn *t)
 {
-    if (!t->mem) {
+    if (gate_drained(t)) {
+        free(t->gate);
+        t->gate = NULL;
+    }
+    if (t->filtered && t->gate == NULL && t->established) {
         BIO *filter = SSL_get_rbio(t->ssl);
         SSL_set0_rbio(t->ssl, BIO_pop(filter)); /* frees the filter */
+        t->filtered = false;
     }
-    free(t->gate);
-    t->gate = NULL;
 }
 
 static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
@@ -656,15 +812,24 @@ static ssize_t tls_read(struct ek_conn *c, int fd, void *buf, size_t len)
             t->why = "renegotiation refused";
             return -EPROTO;
         }
+        if (!ok && t->gated) { /* the second ClientHello, judged first */
+            ERR_clear_error();
+            rc = gate(c, fd);
+            if (rc == 1)
+                continue;
+            stopped = rc != -EAGAIN;
+            break;
+        }
         if (!ok) {
-            rc = outcome(c, fd, 0, EK_EV_WRITE, &t->read_blocked);
+            rc = t->too_long ? flight_refused(c, fd)
+                             : outcome(c, fd, 0, EK_EV_WRITE, &t->read_blocked);
             stopped = rc != -EAGAIN;
             break;
         }
         total += n;
     }
-    if (!t->mem && gate_drained(t))
-        gate_free(t);
+    if (!t->mem)
+        gate_done(t);
     if (total == 0)
         return rc;
     /* Bytes first. The engine must then read again without waiting for
@@ -822,7 +987,18 @@ static int add_filter(struct tls_conn *t)
     BIO_set_data(filter, t);
     BIO_push(filter, sock);
     SSL_set0_rbio(t->ssl, filter); /* drops the read side's reference */
+    t->filtered = true;
     return 0;
+}
+
+/* A server session's start: behind the gate, watched for a
+ * HelloRetryRequest (on_server_msg). */
+static void server_start(struct tls_conn *t)
+{
+    SSL_set_accept_state(t->ssl);
+    SSL_set_msg_callback(t->ssl, on_server_msg);
+    SSL_set_msg_callback_arg(t->ssl, t);
+    t->gated = true;
 }
 
 static int tls_open(struct ek_conn *c, int fd, const struct ek_server *srv)
@@ -843,9 +1019,8 @@ static int tls_open(struct ek_conn *c, int fd, const struct ek_server *srv)
     if (err < 0)
         return err;
     struct tls_conn *t = state(c);
-    SSL_set_accept_state(t->ssl);
+    server_start(t);
     t->ktls = ek_tls_server_ktls(srv->cfg->tls);
-    t->gated = true;
     return 0;
 }
 
@@ -944,11 +1119,10 @@ static int tls_mem_open(struct ek_conn *c, int fd, const struct ek_server *srv)
     }
     BIO_set_data(bio, t);
     SSL_set_bio(ssl, bio, bio); /* the session owns it now */
-    SSL_set_accept_state(ssl);
     t->ssl = ssl;
     t->srv = srv;
     t->mem = true;
-    t->gated = true;
+    server_start(t);
     t->ktls = false; /* the kernel never sees these records */
     c->tp_state = t;
     return 0;
@@ -964,24 +1138,14 @@ void ek_tls_mem_lend(struct ek_conn *c, const struct ek_conn_env *env,
     t->in_len = n;
     if (!t->gated || n == 0)
         return;
-    /* The gate first. While it says "more", the bytes are all the
-     * ClientHello's, which fit in its buffer: kept there, not lent. Once
-     * it passes, OpenSSL reads what it kept, then these. */
-    struct tls_gate *g = gate_of(t);
-    if (g == NULL) {
+    /* The gate first: while it says "more", the bytes are all the
+     * ClientHello's, kept in its buffer, not lent (gate_lend). */
+    if (gate_of(t) == NULL) {
         t->out_failed = true; /* the read says -ENOMEM */
         t->in_len = 0;
         return;
     }
-    enum ek_tls_hello_verdict verdict = ek_tls_hello_feed(&g->hello, data, n);
-    if (verdict == EK_HELLO_MORE && n > sizeof(g->buf) - g->have)
-        g->hello.verdict = EK_HELLO_TOO_LARGE; /* not reached: see gate_read */
-    else if (verdict == EK_HELLO_MORE) {
-        memcpy(g->buf + g->have, data, n);
-        g->have += (uint32_t)n;
-    }
-    if (verdict != EK_HELLO_PASS)
-        t->in_len = 0;
+    gate_lend(t);
 }
 
 ssize_t ek_tls_mem_done(struct ek_conn *c)
@@ -993,8 +1157,7 @@ ssize_t ek_tls_mem_done(struct ek_conn *c)
     t->in_len = 0;
     t->out = NULL;
     t->out_env = NULL;
-    if (gate_drained(t))
-        gate_free(t);
+    gate_done(t);
     return err < 0 ? err : (ssize_t)left;
 }
 

@@ -159,6 +159,7 @@ void case_send_received(void); /* itest_clients.c */
 void case_ping_interval(void);
 void case_tls_hello_bound(void);
 void case_tls_clock_counts(void);
+void case_tls_flight_bound(void);
 void case_tls_alert(void);
 void case_tls_burst_idle(void);
 void case_tls_ticket_rotate(void);

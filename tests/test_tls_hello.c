@@ -1,13 +1,19 @@
 /* Unit test of the ClientHello gate (ek_tls_hello.h): real ClientHellos
  * pass only once whole, in every split and however their records are cut;
  * claims and records past the bound are refused at their header, and
- * what is not a handshake record is passed on at once. */
+ * what is not a handshake record is passed on at once. The gate of a
+ * second ClientHello (after a HelloRetryRequest) judges it the same,
+ * after one change_cipher_spec. */
 #include "check.h"
 #include "ek_tls_hello.h"
 
 #include <stdbool.h>
 
 static unsigned char stream[EK_TLS_HELLO_MAX * 6];
+
+/* The gates that feed() makes: a first ClientHello's, or (retry) a second
+ * one's. */
+static bool retry;
 
 /* A record header: type, TLS 1.0 on the wire as clients send, len. */
 static size_t put_record(unsigned char *p, unsigned type, size_t len)
@@ -59,6 +65,8 @@ static enum ek_tls_hello_verdict feed(size_t n, size_t step, size_t *at)
 {
     struct ek_tls_hello h;
     memset(&h, 0, sizeof(h));
+    if (retry)
+        ek_tls_hello_retry(&h);
     size_t off = 0;
     enum ek_tls_hello_verdict v = EK_HELLO_MORE;
     while (off < n && v == EK_HELLO_MORE) {
@@ -169,6 +177,40 @@ int main(void)
     stream[15] = 21;
     CHECK_INT(feed(n, 1, &at), ==, EK_HELLO_PASS);
     CHECK_INT(at, ==, 20);
+
+    /* The second ClientHello, after a HelloRetryRequest: judged the same,
+     * with or without one change_cipher_spec of one byte before it, which
+     * the bound counts; a second one, or one of another length, is not a
+     * handshake record (OpenSSL's to judge). The first ClientHello may
+     * not have one. */
+    static const unsigned char ccs[6] = {20, 3, 3, 0, 1, 1};
+    memcpy(stream, ccs, 6);
+    expect(6, EK_HELLO_PASS, 5);
+    retry = true;
+    n = make_hello(508, EK_TLS_RECORD_MAX, 0, &end);
+    expect(n, EK_HELLO_PASS, end);
+    memmove(stream + 6, stream, n);
+    memcpy(stream, ccs, 6);
+    expect(n + 6, EK_HELLO_PASS, end + 6);
+    expect(end + 5, EK_HELLO_MORE, end + 5);
+    memmove(stream + 6, stream, n + 6);
+    memcpy(stream, ccs, 6);
+    expect(n + 12, EK_HELLO_PASS, 11);
+    stream[4] = 2;
+    expect(7, EK_HELLO_PASS, 5);
+    n = make_hello(EK_TLS_HELLO_MAX - 15, EK_TLS_RECORD_MAX, 0, &end);
+    memmove(stream + 6, stream, n);
+    memcpy(stream, ccs, 6);
+    expect(n + 6, EK_HELLO_PASS, EK_TLS_HELLO_MAX);
+    n = make_hello(EK_TLS_HELLO_MAX - 14, EK_TLS_RECORD_MAX, 0, &end);
+    memmove(stream + 6, stream, n);
+    memcpy(stream, ccs, 6);
+    expect(n + 6, EK_HELLO_TOO_LARGE, 11); /* its record, at its header */
+    memcpy(stream + 6, "\x16\x03\x03\x00\x04\x01\x02\x01\x44", 9);
+    expect(15, EK_HELLO_TOO_LARGE, 15);
+    put_record(stream + 6, 22, 0);
+    expect(11, EK_HELLO_EMPTY, 11);
+    retry = false;
 
     /* The claim, for the log line. */
     struct ek_tls_hello h;
