@@ -665,7 +665,8 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
         ref = &runs[i]; /* the first that knows its options, if any */
     double latest_start = first->start,
            earliest_end = first->start + first->seconds;
-    double shortest = first->seconds, rate = 0, cpu_s = 0, inner = 1;
+    double shortest = first->seconds, longest = first->seconds, rate = 0,
+           cpu_s = 0, inner = 1;
     const struct run *apart = NULL; /* the merge that holds runs apart */
     size_t unknown = 0, without_id = 0;
     uint64_t count = 0;
@@ -726,6 +727,8 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
             earliest_end = run->start + run->seconds;
         if (run->seconds < shortest)
             shortest = run->seconds;
+        if (run->seconds > longest)
+            longest = run->seconds;
         if (run->overlap < inner) {
             inner = run->overlap;
             apart = run;
@@ -772,6 +775,11 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
     uint64_t units =
         o->mode == EK_BENCH_CONNECT ? rp->r.conns_done : rp->r.msgs;
     rp->seconds = rate > 0 ? (double)units / rate : shortest;
+    /* A run of 0 s counts its units but adds no rate: with one, units /
+     * rate can pass every run (2^63 ms: the cast below is undefined). The
+     * window is never longer than the longest run. */
+    if (rp->seconds > longest)
+        rp->seconds = longest;
     if (rp->seconds <= 0)
         rp->seconds = 1e-9;
     /* At most the longest run: 1e9 s, so the cast holds. */

@@ -416,7 +416,8 @@ static int tls_option(struct serve_options *o, int c, const char *arg)
         int64_t ms;
         if (ek_parse_seconds(arg, EK_TLS_TICKET_ROTATE_MAX * 1000LL, &ms,
                              &why) < 0 ||
-            (why = "must be at least 1 second", ms < 1000))
+            (why = "must be at least 1 second", ms < 1000) ||
+            (why = "must be whole seconds (a key's period is)", ms % 1000))
             return ek_usage_error(
                 "serve", "invalid --tls-ticket-rotate '%s': %s", arg, why);
         o->tls.ticket_rotate_s = (unsigned)(ms / 1000);

@@ -78,24 +78,32 @@ static int64_t earlier(int64_t a, int64_t b)
 }
 
 /* Whether the transport's handshake is under way: its clock starts at the
- * first look (after the PROXY header, as in the event loops). */
+ * first look (after the PROXY header, as in the event loops). Its end
+ * starts the idle clock, as a PROXY header's does: --idle-timeout counts
+ * from the last byte echoed or the handshake's end. */
 static bool handshaking(struct ek_blocking *b)
 {
-    if (!ek_conn_tp(&b->conn)->handshaking(&b->conn))
+    if (!ek_conn_tp(&b->conn)->handshaking(&b->conn)) {
+        if (b->handshake_deadline_ms >= 0) { /* it ended since the last look */
+            b->handshake_deadline_ms = -1;
+            b->last_ms = ek_now_ms();
+        }
         return false;
+    }
     if (b->handshake_deadline_ms < 0)
         b->handshake_deadline_ms = ek_now_ms() + b->handshake_ms;
     return true;
 }
 
-/* The earliest of the caller's deadline, the idle deadline and the
- * handshake's. */
+/* The earliest of the caller's deadline and the handshake's, or, past the
+ * handshake, the idle deadline (the handshake has its own, as in the
+ * event loops). */
 static int64_t next_deadline(struct ek_blocking *b, int64_t deadline_ms)
 {
+    if (handshaking(b))
+        return earlier(deadline_ms, b->handshake_deadline_ms);
     if (b->idle_ms > 0)
         deadline_ms = earlier(deadline_ms, b->last_ms + b->idle_ms);
-    if (handshaking(b))
-        deadline_ms = earlier(deadline_ms, b->handshake_deadline_ms);
     return deadline_ms;
 }
 
@@ -106,7 +114,9 @@ static int waited(struct ek_blocking *b, int fd, int rc)
     if (rc != EK_ECHO_TIMEOUT)
         return rc;
     int64_t now = ek_now_ms();
-    if (handshaking(b) && now >= b->handshake_deadline_ms) {
+    if (handshaking(b)) {
+        if (now < b->handshake_deadline_ms)
+            return rc;
         ek_server_handshake_late(b->srv, fd);
         return EK_ECHO_REFUSED;
     }

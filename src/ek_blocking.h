@@ -28,7 +28,7 @@ struct ek_blocking {
     int64_t last_ms;               /* when a byte last moved */
     int64_t header_deadline_ms;    /* --proxy-protocol: the header's */
     int64_t handshake_ms;          /* how long the transport's may take */
-    int64_t handshake_deadline_ms; /* -1 until its clock starts */
+    int64_t handshake_deadline_ms; /* -1 until its clock starts, and after */
 };
 
 /* Sets b up for connection fd of srv over transport tp, echoing through

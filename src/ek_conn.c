@@ -336,12 +336,17 @@ int ek_conn_event(struct ek_conn *c, int fd, const struct ek_conn_env *env,
      * on now. */
     if (events & ek_conn_tp(c)->blocked(c))
         events |= EK_EV_READ | EK_EV_WRITE;
+    bool handshaking = ek_conn_tp(c)->handshaking(c);
     int rc = EK_CONN_KEEP;
     /* Write first: draining the queue makes room for the read. */
     if (events & EK_EV_WRITE)
         rc = writable(c, fd, env);
     if (rc == EK_CONN_KEEP && (events & EK_EV_READ))
         rc = readable(c, fd, env);
+    /* The handshake had its own deadline; --idle-timeout counts from its
+     * end (as from a PROXY header's), not from the accept. */
+    if (handshaking && rc == EK_CONN_KEEP && !ek_conn_tp(c)->handshaking(c))
+        ek_conn_touch(c, env);
     return rc;
 }
 

@@ -363,7 +363,11 @@ static struct ticket_ring *ring_new(void)
     if (r == MAP_FAILED)
         return NULL;
     bool ok = pthread_mutexattr_init(&a) == 0;
+    /* Robust: a process model's child killed while it holds the lock
+     * (SIGKILL, the OOM killer) leaves it to the next locker, not locked
+     * for ever (ring_lock). */
     ok = ok && pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0 &&
+         pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0 &&
          pthread_mutex_init(&r->lock, &a) == 0;
     pthread_mutexattr_destroy(&a);
     if (!ok) {
@@ -384,6 +388,16 @@ static void ring_free(struct ticket_ring *r)
     munmap(r, sizeof(*r));
 }
 
+/* Takes the ring's lock. Its last holder may have died holding it: the
+ * ring is then still whole, for a key's period is written after its
+ * bytes (a key half made is never used), and the lock is made whole
+ * again. */
+static void ring_lock(struct ticket_ring *r)
+{
+    if (pthread_mutex_lock(&r->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&r->lock);
+}
+
 /* Copies into *out the key of the current period (name NULL: to
  * encrypt; made now if this is the period's first ticket) or the live
  * key called name (to decrypt), after erasing the keys past their time.
@@ -392,7 +406,7 @@ static bool ring_key(struct ticket_ring *r, int64_t period,
                      const unsigned char *name, struct ticket_key *out)
 {
     bool found = false;
-    pthread_mutex_lock(&r->lock);
+    ring_lock(r);
     for (size_t i = 0; i < EK_TLS_TICKET_KEYS; i++) {
         struct ticket_key *k = &r->keys[i];
         if (k->period >= 0 && k->period <= period - EK_TLS_TICKET_KEYS) {

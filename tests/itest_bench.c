@@ -813,9 +813,9 @@ void case_bench_merge(void)
 }
 
 /* text with the value of "key" (a number, in text's first line)
- * replaced by value, into path. */
-static void write_with(const char *text, const char *key, const char *value,
-                       const char *path)
+ * replaced by value, into out. */
+static void with_value(char *out, size_t size, const char *text,
+                       const char *key, const char *value)
 {
     char pat[64];
     snprintf(pat, sizeof(pat), "\"%s\":", key);
@@ -823,9 +823,19 @@ static void write_with(const char *text, const char *key, const char *value,
     CHECK(at != NULL);
     at += strlen(pat);
     size_t keep = (size_t)(at - text), skip = strcspn(at, ",}");
+    CHECK((size_t)snprintf(out, size, "%.*s%s%s", (int)keep, text, value,
+                           at + skip) < size);
+}
+
+/* The same, into path. */
+static void write_with(const char *text, const char *key, const char *value,
+                       const char *path)
+{
+    static char edited[1 << 16];
+    with_value(edited, sizeof(edited), text, key, value);
     FILE *f = fopen(path, "we");
     CHECK(f != NULL);
-    fprintf(f, "%.*s%s%s", (int)keep, text, value, at + skip);
+    fputs(edited, f);
     CHECK(fclose(f) == 0);
 }
 
@@ -899,6 +909,26 @@ void case_bench_merge_crafted(void)
     CHECK_CONTAINS(r.err, "client CPU times add up past");
     printf("%zu out-of-range values and a sum past 2^63 us: refused (65)\n",
            sizeof(bad) / sizeof(bad[0]));
+
+    /* Issue 20's review, finding 6: a run of 0 s with 10^15 messages
+     * beside one of 10^9 s with one: the window was 10^24 s, cast to
+     * milliseconds past 2^63 (undefined behaviour). Now at most the
+     * longest run. */
+    static char step[sizeof(base)], edited[sizeof(base)];
+    with_value(step, sizeof(step), base, "duration_s", "0");
+    with_value(edited, sizeof(edited), step, "msgs", "1000000000000000");
+    write_with(edited, "warmup_s", "0", a);
+    with_value(step, sizeof(step), other, "duration_s", "1000000000");
+    with_value(edited, sizeof(edited), step, "msgs", "1");
+    write_with(edited, "warmup_s", "0", b);
+    const char *zero[] = {"bench", "merge", "--json", a, b, NULL};
+    CHECK_INT(h_run_echokit(zero, -1, 10000, &r), ==, 0);
+    double window = -1;
+    CHECK(h_json_number(r.out, "duration_s", &window));
+    printf("a run of 0 s with 10^15 messages merged with one of 10^9 s: "
+           "a window of %g s\n",
+           window);
+    CHECK(window >= 0 && window <= 1e9);
 
     /* More values than a result holds: 65, not 66. */
     FILE *f = fopen(a, "we");
