@@ -41,7 +41,7 @@ CMAKE    ?= cmake
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-SOURCES = $(wildcard src/*.c src/*.h tests/*.c tests/*.h fuzz/*.c)
+SOURCES = $(wildcard src/*.c src/*/*.c src/*/*.h tests/*.c tests/*.h fuzz/*.c)
 FUZZ_TARGETS = proxy args queue udp_filter log_escape metrics_request \
                tls_server merge_input merge
 FUZZ_TIME ?= 300
@@ -189,11 +189,11 @@ analyze: cppcheck tidy fanalyzer
 cppcheck: build
 	cppcheck --enable=warning,performance,portability,style --std=c11 \
 	  --inline-suppr --error-exitcode=1 -q -D__linux__ -D_GNU_SOURCE \
-	  -DEK_HAVE_TLS -Isrc -I$(BUILD)/gen src tests fuzz
+	  -DEK_HAVE_TLS $(addprefix -I,$(wildcard src/*/)) -I$(BUILD)/gen src tests fuzz
 
 # Every file compile_commands.json has (loop_kqueue.c is built only
 # against libkqueue: make test-kqueue). Checks: .clang-tidy.
-TIDY_FILES = $(filter-out src/loop_kqueue.c,$(wildcard src/*.c tests/*.c))
+TIDY_FILES = $(filter-out src/event/loop_kqueue.c,$(wildcard src/*.c src/*/*.c tests/*.c))
 tidy: build
 	@echo "clang-tidy: $(words $(TIDY_FILES)) files"
 	@printf '%s\n' $(TIDY_FILES) | \

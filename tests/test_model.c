@@ -1,4 +1,4 @@
-/* Unit test of the model table (src/ek_models.def): what its capability
+/* Unit test of the model table (src/model/ek_models.def): what its capability
  * flags claim agrees with what the models are built from. */
 #include "check.h"
 #include "ek_backend.h"
