@@ -47,7 +47,7 @@
 static struct ek_tls_server *tls;
 static struct ek_stats stats;
 static struct ek_config cfg;
-static struct ek_server srv;
+static struct ek_conn_ctx ctx; /* what a server lends its connections */
 static char buf[64 * 1024];
 
 /* A self-signed P-256 certificate for "localhost" into dir. */
@@ -103,8 +103,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.max_queue = 256 * 1024;
     cfg.handshake_timeout_ms = EK_TLS_HANDSHAKE_MS;
     cfg.max_handshakes = EK_TLS_MAX_HANDSHAKES;
-    srv.cfg = &cfg;
-    srv.stats = &stats;
+    ctx = (struct ek_conn_ctx){
+        .stats = &stats, .tls = tls, .max_handshakes = cfg.max_handshakes};
     return 0;
 }
 
@@ -124,11 +124,10 @@ static void drain(int fd)
 static void memory_bio(const uint8_t *data, size_t size)
 {
     struct ek_conn c;
-    const struct ek_conn_env env = {.srv = &srv,
-                                    .counters = &stats.loop[1],
+    const struct ek_conn_env env = {.counters = &stats.loop[1],
                                     .max_queue = cfg.max_queue,
                                     .pipe = {-1, -1}};
-    if (ek_conn_open(&c, -1, &ek_transport_tls_mem, &srv) < 0)
+    if (ek_conn_open(&c, -1, &ek_transport_tls_mem, &ctx) < 0)
         abort();
     const struct ek_transport *tp = ek_conn_tp(&c);
     uint64_t echoed = 0;
@@ -209,13 +208,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shutdown(sv[1], SHUT_WR);
 
     struct ek_conn c;
-    const struct ek_conn_env env = {.srv = &srv,
-                                    .counters = &stats.loop[0],
+    const struct ek_conn_env env = {.counters = &stats.loop[0],
                                     .max_queue = cfg.max_queue,
                                     .buf = buf,
                                     .buf_size = sizeof(buf),
                                     .pipe = {-1, -1}};
-    if (ek_conn_open(&c, sv[0], &ek_transport_tls, &srv) < 0)
+    if (ek_conn_open(&c, sv[0], &ek_transport_tls, &ctx) < 0)
         abort();
     uint64_t echoed_before = stats.loop[0].bytes_out;
     /* The input has ended: every connection must end, and soon (each

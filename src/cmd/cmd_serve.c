@@ -835,8 +835,16 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
         ek_pidfile_close(&pidfile);
         return exit_status_for(err);
     }
+    err = ek_listeners_open(&srv);
+    if (err < 0) {
+        ek_listeners_free(&srv);
+        ek_server_close(&srv);
+        ek_pidfile_close(&pidfile);
+        return exit_status_for(err);
+    }
     if (o->metrics)
-        err = ek_metrics_start(&srv, &o->metrics_addr, &metrics);
+        err = ek_metrics_start(&srv, cfg->model->name, &o->metrics_addr,
+                               &metrics);
     if (err == 0 && o->user != NULL)
         err = ek_drop_privileges(o->user);
     if (err == 0) {
@@ -862,6 +870,7 @@ static int run_server(struct serve_options *o, struct ek_config *cfg)
     }
     ek_metrics_stop(metrics); /* it reads srv's counters */
     int status = err < 0 ? exit_status_for(err) : ek_server_exit_status(&srv);
+    ek_listeners_free(&srv);
     ek_server_close(&srv);
     ek_pidfile_close(&pidfile);
     return status;

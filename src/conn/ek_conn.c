@@ -2,8 +2,6 @@
 #include "ek_backend.h"
 #include "ek_platform.h"
 #include "ek_proxy.h"
-#include "ek_server.h"
-#include "ek_idle.h"
 #include "ek_stats.h"
 
 #include <errno.h>
@@ -22,15 +20,15 @@ const struct ek_transport *const ek_transports[EK_TP_COUNT] = {
 };
 
 int ek_conn_open(struct ek_conn *c, int fd, const struct ek_transport *tp,
-                 const struct ek_server *srv)
+                 const struct ek_conn_ctx *ctx)
 {
     memset(c, 0, sizeof(*c));
-    if (srv->cfg->proxy_protocol) {
+    if (ctx->proxy_protocol) {
         c->proxy = calloc(1, sizeof(*c->proxy));
         if (c->proxy == NULL)
             return -ENOMEM;
     }
-    int err = tp->open(c, fd, srv);
+    int err = tp->open(c, fd, ctx);
     if (err < 0) {
         free(c->proxy);
         memset(c, 0, sizeof(*c));
@@ -103,15 +101,15 @@ int ek_conn_header_input(struct ek_conn *c, int fd,
         return EK_HEADER_MORE;
     header_end(c);
     if (rc == EK_PROXY_BAD) {
-        ek_server_proxy_failed(env->srv, env->acc, fd, why);
+        env->proxy->failed(env->srv, env->acc, fd, why);
         return EK_HEADER_REFUSED;
     }
-    if (!ek_server_proxy_admit(env->srv, env->acc, fd, &res))
+    if (!env->proxy->admit(env->srv, env->acc, fd, &res))
         return EK_HEADER_REFUSED;
     /* The header had its own deadline; --idle-timeout counts from its end,
      * not from the accept. */
-    if (env->idle != NULL)
-        c->active_tick = env->idle->now;
+    if (env->idle_now != NULL)
+        c->active_tick = *env->idle_now;
     return EK_HEADER_DONE;
 }
 
@@ -125,7 +123,7 @@ void ek_conn_header_failed(struct ek_conn *c, int fd,
                            const struct ek_conn_env *env, const char *why)
 {
     header_end(c);
-    ek_server_proxy_failed(env->srv, env->acc, fd, why);
+    env->proxy->failed(env->srv, env->acc, fd, why);
 }
 
 /* ---- the echo policy ------------------------------------------------- */
@@ -145,8 +143,8 @@ int ek_conn_queue(struct ek_conn *c, const struct ek_conn_env *env,
 
 void ek_conn_touch(struct ek_conn *c, const struct ek_conn_env *env)
 {
-    if (env->idle != NULL)
-        c->active_tick = env->idle->now;
+    if (env->idle_now != NULL)
+        c->active_tick = *env->idle_now;
 }
 
 void ek_conn_received(struct ek_conn *c, const struct ek_conn_env *env,

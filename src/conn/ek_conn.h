@@ -42,7 +42,7 @@
 
 struct ek_acceptor;
 struct ek_counters;
-struct ek_idle_clock;
+struct ek_proxy_result;
 struct ek_proxy_parser;
 struct ek_server;
 
@@ -82,13 +82,29 @@ static inline const struct ek_transport *ek_conn_tp(const struct ek_conn *c)
     return ek_transports[c->tp];
 }
 
+/* The server's verdicts on a PROXY header (ek_admit.h): the connection
+ * layer reads the header, the server judges who sent it, with the
+ * owner's srv and acc, which this layer passes on without looking. */
+struct ek_proxy_verdicts {
+    /* The header named this client: true to go on; false, refused
+     * (counted and logged): the caller closes. */
+    bool (*admit)(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                  const struct ek_proxy_result *r);
+    /* The header was malformed, missing, late or cut short (why):
+     * counted and logged; the caller closes. */
+    void (*failed)(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                   const char *why);
+};
+
 /* What a connection's owner lends it: one per event loop (or per blocking
- * connection, where only srv is set). */
+ * connection, where only srv, ctx and proxy are set). */
 struct ek_conn_env {
-    struct ek_server *srv;
-    struct ek_acceptor *acc;          /* NULL: a shared log limiter */
-    struct ek_counters *counters;     /* the loop's own (single writer) */
-    const struct ek_idle_clock *idle; /* NULL: no stamps */
+    struct ek_server *srv;   /* for proxy's verdicts */
+    struct ek_acceptor *acc; /* NULL: a shared log limiter */
+    const struct ek_proxy_verdicts *proxy;
+    struct ek_counters *counters; /* the loop's own (single writer) */
+    const uint32_t *idle_now;     /* the loop's idle clock (ek_idle.h), whose
+                                     tick a connection stamps; NULL: none */
     size_t max_queue;
     /* The loop's buffer, shared by all its connections: the readiness
      * engine reads into it; the io_uring engine's TLS gathers there the
@@ -102,7 +118,7 @@ struct ek_conn_env {
  * first when the server expects one. Returns 0, or -ENOMEM with *c free
  * again. */
 int ek_conn_open(struct ek_conn *c, int fd, const struct ek_transport *tp,
-                 const struct ek_server *srv);
+                 const struct ek_conn_ctx *ctx);
 
 /* Frees what c holds (queue, header parser, transport state); *c is a
  * free (zero) slot again. The fd is the caller's to close. */

@@ -115,4 +115,7 @@ struct ek_stats_view {
 
 void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v);
 
+/* Logs one "stats: ..." line at info level (SIGUSR1). */
+void ek_stats_log(struct ek_stats *s);
+
 #endif

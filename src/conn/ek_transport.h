@@ -32,11 +32,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
 struct ek_conn;
-struct ek_server;
+
+struct ek_stats;
+struct ek_tls_server;
+
+/* What a server lends the connections it accepts, for their life: all the
+ * connection layer knows of it (struct ek_server fills one at its open). */
+struct ek_conn_ctx {
+    struct ek_stats *stats;    /* counted into (shared by every model) */
+    struct ek_tls_server *tls; /* tls: listeners' (ek_tls.h); NULL: none */
+    uint64_t max_handshakes;   /* --max-handshakes */
+    bool proxy_protocol;       /* a PROXY header opens every connection */
+};
 
 /* Each transport's number, which a connection keeps (ek_conn_tp). */
 enum ek_tp_id { EK_TP_SOCKET, EK_TP_TLS, EK_TP_TLS_MEM, EK_TP_COUNT };
@@ -44,11 +56,11 @@ enum ek_tp_id { EK_TP_SOCKET, EK_TP_TLS, EK_TP_TLS_MEM, EK_TP_COUNT };
 struct ek_transport {
     const char *name;
     enum ek_tp_id id;
-    /* Sets up c's state for the connected socket fd of srv. Returns 0 or
-     * -errno: -ENOMEM, or -EBUSY when it refuses the connection (TLS:
-     * --max-handshakes), which it counted and logged: the caller closes
-     * it, as any refusal. */
-    int (*open)(struct ek_conn *c, int fd, const struct ek_server *srv);
+    /* Sets up c's state for the connected socket fd, accepted by the
+     * server that lends ctx. Returns 0 or -errno: -ENOMEM, or -EBUSY when
+     * it refuses the connection (TLS: --max-handshakes), which it counted
+     * and logged: the caller closes it, as any refusal. */
+    int (*open)(struct ek_conn *c, int fd, const struct ek_conn_ctx *ctx);
     /* Up to len bytes into buf: n > 0, 0 at the end of the client's
      * stream, -EAGAIN when none are ready, or -errno. Never blocks. */
     ssize_t (*read)(struct ek_conn *c, int fd, void *buf, size_t len);

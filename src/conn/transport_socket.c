@@ -43,11 +43,11 @@ static ssize_t socket_writev(struct ek_conn *c, int fd, const struct iovec *iov,
     return n;
 }
 
-static int socket_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+static int socket_open(struct ek_conn *c, int fd, const struct ek_conn_ctx *ctx)
 {
     (void)c;
     (void)fd;
-    (void)srv;
+    (void)ctx;
     return 0;
 }
 

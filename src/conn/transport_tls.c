@@ -46,7 +46,6 @@
 #include "ek_log.h"
 #include "ek_net.h"
 #include "ek_platform.h"
-#include "ek_server.h"
 #include "ek_stats.h"
 #include "ek_tls.h"
 #include "ek_tls_hello.h"
@@ -101,9 +100,9 @@ enum { FIRST_NONE, FIRST_TLS, FIRST_OWN_HELLO, FIRST_NOT_TLS };
 
 struct tls_conn {
     SSL *ssl;
-    const struct ek_server *srv; /* server side: its counts and limits */
-    const char *why;             /* the failure, for the client's message */
-    struct tls_gate *gate;       /* server side: see above */
+    const struct ek_conn_ctx *ctx; /* server side: its counts and limits */
+    const char *why;               /* the failure, for the client's message */
+    struct tls_gate *gate;         /* server side: see above */
     /* ek_transport_tls_mem: the records lent for one call (in) and where
      * the ones OpenSSL makes go (out, gathered in out_env->buf first),
      * between ek_tls_mem_lend and ek_tls_mem_done; a slot's address may
@@ -134,6 +133,41 @@ struct tls_conn {
     bool truncated : 1;      /* client: the server's FIN, no close_notify */
     unsigned first_back : 2; /* client: FIRST_*, the server's first record */
 };
+
+/* --max-handshakes, as the server side takes a connection: true when it
+ * may start its handshake, counted among those under way until
+ * handshake_end (its handshake done, failed or cut); false over the
+ * limit: counted as refused ("handshakes") and logged, and the caller
+ * closes it. Count first, then check: exact with any number of threads
+ * and processes (the counters are shared). */
+static bool handshake_begin(const struct ek_conn_ctx *ctx, int fd)
+{
+    static struct ek_ratelimit refused_log;
+    static pthread_mutex_t refused_log_lock = PTHREAD_MUTEX_INITIALIZER;
+    atomic_uint_fast64_t *n = &ctx->stats->tls_handshaking;
+    uint64_t before = atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+    if (before < ctx->max_handshakes)
+        return true;
+    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+    ek_stat_add(&ctx->stats->refused_handshakes, 1);
+    if (!ek_log_enabled(EK_LOG_WARN))
+        return false;
+    char name[EK_ADDRSTR_MAX];
+    ek_net_peer_name(fd, name, sizeof(name));
+    pthread_mutex_lock(&refused_log_lock);
+    ek_log_limited(&refused_log, EK_LOG_WARN,
+                   "refused a TLS connection from %s: %llu handshakes under "
+                   "way (--max-handshakes)",
+                   name, (unsigned long long)ctx->max_handshakes);
+    pthread_mutex_unlock(&refused_log_lock);
+    return false;
+}
+
+static void handshake_end(const struct ek_conn_ctx *ctx)
+{
+    atomic_fetch_sub_explicit(&ctx->stats->tls_handshaking, 1,
+                              memory_order_relaxed);
+}
 
 static struct tls_conn *state(const struct ek_conn *c)
 {
@@ -195,8 +229,8 @@ static void on_client_record(int write_p, int version, int content_type,
 
 static void count(struct tls_conn *t, enum ek_tls_fail why)
 {
-    if (t->srv != NULL)
-        ek_stat_add(&t->srv->stats->tls_failed[why], 1);
+    if (t->ctx != NULL)
+        ek_stat_add(&t->ctx->stats->tls_failed[why], 1);
 }
 
 void ek_tls_describe(const struct ek_conn *c, char *buf, size_t size)
@@ -221,12 +255,12 @@ static void established(struct ek_conn *c, int fd)
     /* on_client_record's work ends; on_server_msg's too, but in TLS 1.2. */
     if (!SSL_is_server(t->ssl) || SSL_version(t->ssl) >= TLS1_3_VERSION)
         SSL_set_msg_callback(t->ssl, NULL);
-    if (t->srv == NULL)
+    if (t->ctx == NULL)
         return;
-    ek_server_handshake_end(t->srv);
-    ek_stat_add(&t->srv->stats->tls_handshakes, 1);
+    handshake_end(t->ctx);
+    ek_stat_add(&t->ctx->stats->tls_handshakes, 1);
     if (SSL_session_reused(t->ssl))
-        ek_stat_add(&t->srv->stats->tls_resumed, 1);
+        ek_stat_add(&t->ctx->stats->tls_resumed, 1);
     if (!ek_log_enabled(EK_LOG_DEBUG))
         return;
     char what[256];
@@ -950,17 +984,17 @@ static void tls_release(struct ek_conn *c)
     struct tls_conn *t = state(c);
     if (t == NULL)
         return;
-    if (t->srv != NULL && !t->established)
-        ek_server_handshake_end(t->srv);
+    if (t->ctx != NULL && !t->established)
+        handshake_end(t->ctx);
     SSL_free(t->ssl);
     free(t->gate);
     free(t);
     c->tp_state = NULL;
 }
 
-/* A session on fd, accepting (server: srv) or connecting (client). */
+/* A session on fd, accepting (server: ctx) or connecting (client). */
 static int attach(struct ek_conn *c, int fd, SSL *ssl,
-                  const struct ek_server *srv)
+                  const struct ek_conn_ctx *ctx)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (ssl == NULL || t == NULL || !SSL_set_fd(ssl, fd)) {
@@ -969,7 +1003,7 @@ static int attach(struct ek_conn *c, int fd, SSL *ssl,
         return -ENOMEM;
     }
     t->ssl = ssl;
-    t->srv = srv;
+    t->ctx = ctx;
     c->tp_state = t;
     return 0;
 }
@@ -1001,26 +1035,26 @@ static void server_start(struct tls_conn *t)
     t->gated = true;
 }
 
-static int tls_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+static int tls_open(struct ek_conn *c, int fd, const struct ek_conn_ctx *ctx)
 {
     pthread_once(&methods_once, methods_init);
     if (filter_method == NULL)
         return -ENOMEM;
-    if (!ek_server_handshake_begin(srv, fd))
+    if (!handshake_begin(ctx, fd))
         return -EBUSY;
     /* The blocking models' sockets too: every call must return at once. */
     int err = ek_net_set_nonblock(fd, true);
     if (err == 0)
-        err = attach(c, fd, ek_tls_server_session(srv->cfg->tls), srv);
+        err = attach(c, fd, ek_tls_server_session(ctx->tls), ctx);
     if (err == 0 && (err = add_filter(state(c))) < 0)
         tls_release(c); /* ends the handshake's count too */
     else if (err < 0)
-        ek_server_handshake_end(srv);
+        handshake_end(ctx);
     if (err < 0)
         return err;
     struct tls_conn *t = state(c);
     server_start(t);
-    t->ktls = ek_tls_server_ktls(srv->cfg->tls);
+    t->ktls = ek_tls_server_ktls(ctx->tls);
     return 0;
 }
 
@@ -1099,28 +1133,29 @@ const struct ek_transport ek_transport_tls = {
 
 /* A session whose records come from the engine's receives and go to the
  * connection's queue (mem_read, mem_write). */
-static int tls_mem_open(struct ek_conn *c, int fd, const struct ek_server *srv)
+static int tls_mem_open(struct ek_conn *c, int fd,
+                        const struct ek_conn_ctx *ctx)
 {
     (void)fd;
     pthread_once(&methods_once, methods_init);
     if (mem_method == NULL)
         return -ENOMEM;
-    if (!ek_server_handshake_begin(srv, fd))
+    if (!handshake_begin(ctx, fd))
         return -EBUSY;
-    SSL *ssl = ek_tls_server_session(srv->cfg->tls);
+    SSL *ssl = ek_tls_server_session(ctx->tls);
     BIO *bio = BIO_new(mem_method);
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (ssl == NULL || bio == NULL || t == NULL) {
         SSL_free(ssl);
         BIO_free(bio);
         free(t);
-        ek_server_handshake_end(srv);
+        handshake_end(ctx);
         return -ENOMEM;
     }
     BIO_set_data(bio, t);
     SSL_set_bio(ssl, bio, bio); /* the session owns it now */
     t->ssl = ssl;
-    t->srv = srv;
+    t->ctx = ctx;
     t->mem = true;
     server_start(t);
     t->ktls = false; /* the kernel never sees these records */

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -296,4 +297,15 @@ int ek_fd_limit_raise(unsigned long long *from, unsigned long long *to)
     if (to != NULL)
         *to = (unsigned long long)rl.rlim_cur;
     return 1;
+}
+
+void ek_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*len < size ? buf + *len : NULL,
+                      *len < size ? size - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n;
 }

@@ -67,6 +67,11 @@ int ek_fd_limit_raise(unsigned long long *from, unsigned long long *to);
  * -errno. */
 int ek_write_all(int fd, const void *buf, size_t len);
 
+/* snprintf that appends at *len and keeps counting past the end (so that
+ * *len >= size says the text was cut). */
+void ek_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* All of f, to its end, NUL-terminated, malloc'd, its length in *len;
  * NULL with errno set (EFBIG when it is longer than max, which is at
  * least 64 KiB; EIO on a read error). */

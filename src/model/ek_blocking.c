@@ -1,4 +1,5 @@
 #include "ek_blocking.h"
+#include "ek_admit.h"
 #include "ek_backend.h"
 #include "ek_idle.h"
 #include "ek_proxy.h"
@@ -33,7 +34,7 @@ int ek_blocking_open(struct ek_blocking *b, struct ek_server *srv, int fd,
     b->header_deadline_ms = b->last_ms + EK_PROXY_HEADER_MS;
     b->handshake_ms = srv->cfg->handshake_timeout_ms;
     b->handshake_deadline_ms = -1;
-    int err = ek_conn_open(&b->conn, fd, tp, srv);
+    int err = ek_conn_open(&b->conn, fd, tp, &srv->conn);
     return err == -EBUSY ? EK_ECHO_REFUSED : err;
 }
 
@@ -153,7 +154,8 @@ static int read_proxy_header(int fd, struct ek_blocking *b, int wake_fd,
                              int64_t deadline_ms)
 {
     struct ek_conn *c = &b->conn;
-    const struct ek_conn_env env = {.srv = b->srv};
+    const struct ek_conn_env env = {.srv = b->srv,
+                                    .proxy = &ek_admit_proxy_verdicts};
     const char *why = "no PROXY header within 5 s";
     while (c->proxy != NULL) {
         ssize_t n = ek_conn_header_read(c, fd, b->buf, b->size);

@@ -33,7 +33,7 @@ struct ek_loop_ops {
     /* Connections still open (closing ones included). */
     size_t (*conns)(void *loop);
     /* The drain started: stop accepting for good and close this loop's
-     * listeners (loop 0: through ek_server_close_listeners). Called once. */
+     * listeners (loop 0: through ek_listeners_close). Called once. */
     void (*stop_accepting)(void *loop);
     /* Closes every connection and frees everything. */
     void (*free)(void *loop);

@@ -1,4 +1,6 @@
 #include "ek_loop.h"
+#include "ek_admit.h"
+#include "ek_listen.h"
 #include "ek_group.h"
 #include "ek_log.h"
 #include "ek_util.h"
@@ -39,8 +41,9 @@ int ek_loop_init(struct ek_loop *lp, struct ek_group *g, unsigned index,
     lp->env = (struct ek_conn_env){.pipe = {-1, -1},
                                    .srv = srv,
                                    .acc = lp->acc,
+                                   .proxy = &ek_admit_proxy_verdicts,
                                    .counters = &srv->stats->loop[index],
-                                   .idle = &lp->idle,
+                                   .idle_now = &lp->idle.now,
                                    .max_queue = cfg->max_queue};
     lp->listeners = calloc(srv->nlisteners + 1, sizeof(*lp->listeners));
     lp->listener_tps = calloc(srv->nlisteners + 1, sizeof(*lp->listener_tps));
@@ -104,7 +107,7 @@ struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
     struct ek_conn *c = ek_loop_slot(lp, fd);
     if (c != NULL)
         memset(c, 0, lp->slot_size); /* the engine's part too */
-    int err = c == NULL ? -ENOMEM : ek_conn_open(c, fd, tp, lp->srv);
+    int err = c == NULL ? -ENOMEM : ek_conn_open(c, fd, tp, &lp->srv->conn);
     if (err < 0) {
         if (err != -EBUSY) /* else refused (--max-handshakes): counted */
             ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
@@ -176,7 +179,7 @@ void ek_loop_close_listeners(struct ek_loop *lp)
             close(lp->listeners[i]);
     }
     if (lp->index == 0)
-        ek_server_close_listeners(lp->srv);
+        ek_listeners_close(lp->srv, false);
 }
 
 int ek_loop_timeout(const struct ek_loop *lp, int timeout_ms)

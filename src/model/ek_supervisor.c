@@ -1,4 +1,5 @@
 #include "ek_supervisor.h"
+#include "ek_admit.h"
 #include "ek_net.h"
 #include "ek_platform.h"
 #include "ek_server.h"
@@ -28,7 +29,7 @@ static void handle_signals(struct ek_server *srv,
     if ((news & EK_NEWS_CHILD) && ops->reap != NULL)
         ops->reap(srv, ops->ctx);
     if (news & EK_NEWS_DRAIN)
-        ek_server_close_listeners(srv);
+        ek_listeners_close(srv, false);
 }
 
 static void accept_some(struct ek_server *srv,

@@ -8,6 +8,8 @@
  * drain deadline still cuts the connection.
  */
 #include "ek_blocking.h"
+#include "ek_admit.h"
+#include "ek_listen.h"
 #include "ek_model.h"
 #include "ek_server.h"
 #include "ek_supervisor.h"
@@ -34,7 +36,7 @@ static void serve_inline(struct ek_server *srv, void *ctx, int fd,
         rc = ek_echo_blocking(fd, &b, srv->sig_fd, deadline);
         if (rc == EK_ECHO_WOKEN) {
             if (ek_server_read_signals(srv) & EK_NEWS_DRAIN)
-                ek_server_close_listeners(srv);
+                ek_listeners_close(srv, false);
             again = srv->phase != EK_FORCED;
         } else {
             again = rc == EK_ECHO_TIMEOUT && !ek_server_should_stop(srv);

@@ -19,6 +19,7 @@
  * nothing on the echo path.
  */
 #include "ek_backend.h"
+#include "ek_admit.h"
 #include "ek_conn.h"
 #include "ek_group.h"
 #include "ek_loop.h"

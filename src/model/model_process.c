@@ -12,6 +12,7 @@
  * polls beside its socket. Counters are in shared memory (ek_stats.h).
  */
 #include "ek_blocking.h"
+#include "ek_admit.h"
 #include "ek_model.h"
 #include "ek_platform.h"
 #include "ek_server.h"

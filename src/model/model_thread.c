@@ -11,6 +11,7 @@
  * which every worker polls beside its socket.
  */
 #include "ek_blocking.h"
+#include "ek_admit.h"
 #include "ek_model.h"
 #include "ek_server.h"
 #include "ek_signal.h"

@@ -86,6 +86,7 @@
  * processed when the loop asks, not in interrupts of its work.
  */
 #include "ek_conn.h"
+#include "ek_admit.h"
 #include "ek_group.h"
 #include "ek_loop.h"
 #include "ek_model.h"

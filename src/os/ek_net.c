@@ -1,4 +1,5 @@
 #include "ek_net.h"
+#include "ek_sockopt.h"
 #include "ek_platform.h"
 #include "ek_util.h"
 
@@ -15,11 +16,6 @@
 static int new_socket(int family)
 {
     return ek_socket(family, SOCK_STREAM, O_NONBLOCK | O_CLOEXEC);
-}
-
-int ek_net_set_int(int fd, int level, int name, int value)
-{
-    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
 /* A unix socket file answers connect() only if a server is behind it.
@@ -75,9 +71,9 @@ int ek_net_listen(const struct ek_sockaddr *sa, int backlog, bool reuseport)
         return fd;
 
     if (family == AF_INET || family == AF_INET6)
-        err = ek_net_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+        err = ek_sockopt_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err == 0 && family == AF_INET6)
-        err = ek_net_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        err = ek_sockopt_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (err == 0 && reuseport && family != AF_UNIX)
         err = ek_set_reuseport(fd);
     if (err == 0) {
@@ -103,9 +99,9 @@ int ek_net_bind_udp(const struct ek_sockaddr *sa, bool reuseport)
     int fd = ek_socket(family, SOCK_DGRAM, O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return fd;
-    int err = ek_net_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    int err = ek_sockopt_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err == 0 && family == AF_INET6)
-        err = ek_net_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        err = ek_sockopt_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (err == 0 && reuseport)
         err = ek_set_reuseport(fd);
     /* The address each datagram was sent to, so that the echo leaves from
@@ -131,7 +127,7 @@ void ek_net_tune(int fd)
 {
     /* Best effort, and one syscall: on a unix socket it fails with
      * EOPNOTSUPP, which is cheaper than asking the family first. */
-    (void)ek_net_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    (void)ek_sockopt_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 }
 
 /* Waits for a non-blocking connect to finish; SO_ERROR tells how. */
@@ -173,7 +169,7 @@ int ek_net_connect_start(const struct ek_sockaddr *sa,
      * socket without SO_REUSEADDR holds. */
     int family = sa->ss.ss_family;
     int err = family == AF_INET || family == AF_INET6
-                  ? ek_net_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+                  ? ek_sockopt_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)
                   : 0;
     if (err < 0) {
         close(fd);
@@ -229,6 +225,14 @@ int ek_net_local_addr(int fd, struct ek_sockaddr *out)
     if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) < 0)
         return -errno;
     return 0;
+}
+
+void ek_net_peer_name(int fd, char *name, size_t size)
+{
+    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
+    snprintf(name, size, "?");
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
+        ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, size);
 }
 
 int ek_net_set_nonblock(int fd, bool on)

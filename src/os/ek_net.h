@@ -6,9 +6,11 @@
 #define EK_NET_H
 
 #include "ek_addr.h"
-#include "ek_sockopt.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+
+struct ek_sockopts; /* ek_sockopt.h, which uses these helpers */
 
 /* A listening, non-blocking, close-on-exec socket bound to sa.
  * TCP: SO_REUSEADDR; IPv6 sockets are IPV6_V6ONLY so that [::] and 0.0.0.0
@@ -59,11 +61,12 @@ int ek_net_connect_start(const struct ek_sockaddr *sa,
                          bool *done);
 int ek_net_connect_result(int fd);
 
-/* setsockopt of an int. Returns 0 or -errno. */
-int ek_net_set_int(int fd, int level, int name, int value);
-
 /* getsockname into *out. Returns 0 or -errno. */
 int ek_net_local_addr(int fd, struct ek_sockaddr *out);
+
+/* The peer's address as text (ek_addr_format), for log lines; "?" when
+ * the socket has none (gone already). */
+void ek_net_peer_name(int fd, char *name, size_t size);
 
 /* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
 int ek_net_set_nonblock(int fd, bool on);

@@ -1,6 +1,5 @@
 #include "ek_sockopt.h"
 #include "ek_acl.h"
-#include "ek_net.h"
 #include "ek_platform.h"
 
 #include <arpa/inet.h>
@@ -12,6 +11,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+
+int ek_sockopt_set_int(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
+}
 
 /* The options only Linux has, unless the build leaves Linux's extensions
  * out (then they are refused, ek_cli.c says so). */
@@ -193,7 +197,7 @@ static int set_name(int fd, int level, int name, const char *v,
 static int set_int(int fd, int level, int name, int value, const char *option,
                    const char **which)
 {
-    int err = ek_net_set_int(fd, level, name, value);
+    int err = ek_sockopt_set_int(fd, level, name, value);
     if (err < 0)
         *which = option;
     return err;

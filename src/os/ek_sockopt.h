@@ -53,6 +53,9 @@ struct ek_sockopts {
     }
 
 /* Whether any option is set. */
+/* setsockopt of an int. Returns 0 or -errno. */
+int ek_sockopt_set_int(int fd, int level, int name, int value);
+
 bool ek_sockopts_any(const struct ek_sockopts *o);
 
 /* "ADDR", "ADDR/PREFIX" (IPv4 /30 and wider leave out the network and

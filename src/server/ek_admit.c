@@ -1,4 +1,5 @@
 #include "ek_admit.h"
+#include "ek_conn.h"
 #include "ek_acl.h"
 #include "ek_net.h"
 #include "ek_platform.h"
@@ -162,36 +163,10 @@ bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
     }
 }
 
-bool ek_accept_paused(struct ek_acceptor *acc)
-{
-    if (acc->resume_ms != 0 && ek_now_ms() >= acc->resume_ms)
-        acc->resume_ms = 0;
-    return acc->resume_ms != 0;
-}
-
-void ek_accept_resume(struct ek_acceptor *acc)
-{
-    acc->resume_ms = 0;
-}
-
-int ek_accept_timeout(const struct ek_acceptor *acc)
-{
-    return acc->resume_ms != 0 ? ek_timeout_until(acc->resume_ms) : -1;
-}
-
 /* The limiter for callers without an acceptor (the blocking models' many
  * threads): one per process, under a lock. */
-static struct ek_ratelimit shared_proxy_log, shared_acl_log,
-    shared_handshake_log;
+static struct ek_ratelimit shared_proxy_log, shared_acl_log;
 static pthread_mutex_t shared_log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void peer_name(int fd, char *name, size_t size)
-{
-    struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
-    snprintf(name, size, "?");
-    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) == 0)
-        ek_addr_format((struct sockaddr *)&peer.ss, peer.len, name, size);
-}
 
 void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
                             int fd, const char *why)
@@ -200,7 +175,7 @@ void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
     ek_stat_add(&srv->stats->refused_proxy, 1);
     if (!ek_log_enabled(EK_LOG_WARN))
         return;
-    peer_name(fd, name, sizeof(name));
+    ek_net_peer_name(fd, name, sizeof(name));
     if (acc == NULL)
         pthread_mutex_lock(&shared_log_lock);
     ek_log_limited(acc ? &acc->proxy_log : &shared_proxy_log, EK_LOG_WARN,
@@ -229,7 +204,7 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     bool ok = ek_acl_permits(srv->cfg->acl, who);
     if (ok && !ek_log_enabled(EK_LOG_DEBUG))
         return true;
-    peer_name(fd, via, sizeof(via));
+    ek_net_peer_name(fd, via, sizeof(via));
     if (r->local)
         snprintf(client, sizeof(client), "%s", via);
     else
@@ -252,29 +227,7 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
     return false;
 }
 
-bool ek_server_handshake_begin(const struct ek_server *srv, int fd)
-{
-    atomic_uint_fast64_t *n = &srv->stats->tls_handshaking;
-    uint64_t before = atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
-    if (before < srv->cfg->max_handshakes)
-        return true;
-    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
-    ek_stat_add(&srv->stats->refused_handshakes, 1);
-    if (!ek_log_enabled(EK_LOG_WARN))
-        return false;
-    char name[EK_ADDRSTR_MAX];
-    peer_name(fd, name, sizeof(name));
-    pthread_mutex_lock(&shared_log_lock);
-    ek_log_limited(&shared_handshake_log, EK_LOG_WARN,
-                   "refused a TLS connection from %s: %llu handshakes under "
-                   "way (--max-handshakes)",
-                   name, (unsigned long long)srv->cfg->max_handshakes);
-    pthread_mutex_unlock(&shared_log_lock);
-    return false;
-}
-
-void ek_server_handshake_end(const struct ek_server *srv)
-{
-    atomic_fetch_sub_explicit(&srv->stats->tls_handshaking, 1,
-                              memory_order_relaxed);
-}
+const struct ek_proxy_verdicts ek_admit_proxy_verdicts = {
+    .admit = ek_server_proxy_admit,
+    .failed = ek_server_proxy_failed,
+};

@@ -7,7 +7,7 @@
 #ifndef EK_ADMIT_H
 #define EK_ADMIT_H
 
-#include "ek_log.h"
+#include "ek_acceptor.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,14 +24,6 @@ struct ek_server;
  * a client that left (ECONNABORTED, EPROTO), a firewall's refusal (EPERM),
  * EINTR or EAGAIN. */
 bool ek_accept_error_persists(int err);
-
-/* What each accepting thread keeps for itself, so that accepting needs no
- * lock: the end of an accept pause, and its log rate limiters. The zero
- * value is ready to use. */
-struct ek_acceptor {
-    int64_t resume_ms; /* accepts paused until then; 0: not paused */
-    struct ek_ratelimit refused_log, accept_log, acl_log, proxy_log;
-};
 
 /* Admission of a freshly accepted connection: a peer --allow/--deny keeps
  * out is closed, counted and logged (false). Under --max-conns it counts
@@ -53,19 +45,13 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
 void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
                             int fd, const char *why);
 
+/* The two above, for the connection layer (ek_conn_env's proxy). */
+extern const struct ek_proxy_verdicts ek_admit_proxy_verdicts;
+
 /* Closes a connection the model cannot take (e.g. fd >= FD_SETSIZE), with
  * a rate-limited log line saying why. */
 void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
                       const char *why);
-
-/* --max-handshakes, for the TLS transport as it takes a connection
- * (transport_tls.c): true when the connection may start its handshake,
- * counted among those under way until ek_server_handshake_end (its
- * handshake done, failed or cut); false over the limit: counted as refused
- * ("handshakes") and logged, and the caller closes it. Count first, then
- * check: exact with any number of threads and processes. */
-bool ek_server_handshake_begin(const struct ek_server *srv, int fd);
-void ek_server_handshake_end(const struct ek_server *srv);
 
 /* A connection admitted by ek_server_admit has ended (err: 0, or the
  * -errno that ended it). */
@@ -77,14 +63,5 @@ void ek_server_conn_done(struct ek_server *srv, int err);
  * never makes a loop spin. */
 bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
                              int err);
-
-/* Whether accepts are paused; clears the pause once its time is up. */
-bool ek_accept_paused(struct ek_acceptor *acc);
-
-/* Ends a pause early: a connection closed, an fd is free again. */
-void ek_accept_resume(struct ek_acceptor *acc);
-
-/* Milliseconds until the pause ends, -1 if not paused. */
-int ek_accept_timeout(const struct ek_acceptor *acc);
 
 #endif

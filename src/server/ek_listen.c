@@ -305,3 +305,11 @@ void ek_listeners_close(struct ek_server *srv, bool udp_too)
                    strerror(errno));
     }
 }
+
+void ek_listeners_free(struct ek_server *srv)
+{
+    ek_listeners_close(srv, true);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+}

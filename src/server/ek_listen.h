@@ -42,4 +42,7 @@ void ek_listeners_announce(const struct ek_server *srv);
  * no connections to drain: its sockets are served until the exit. */
 void ek_listeners_close(struct ek_server *srv, bool udp_too);
 
+/* Closes them all (ek_listeners_close), and frees srv->listeners. */
+void ek_listeners_free(struct ek_server *srv);
+
 #endif

@@ -2,7 +2,6 @@
 #include "ek_admit.h"
 #include "ek_config.h"
 #include "ek_log.h"
-#include "ek_model.h"
 #include "ek_net.h"
 #include "ek_platform.h"
 #include "ek_server.h"
@@ -35,6 +34,7 @@ struct metrics_client {
 
 struct ek_metrics {
     struct ek_server *srv;
+    const char *model; /* the I/O model's name */
     int listeners[EK_METRICS_LISTENERS];
     size_t nlisteners;
     int stop_pipe[2]; /* written once by ek_metrics_stop */
@@ -49,58 +49,12 @@ struct ek_metrics {
     int64_t accept_paused_until;
 };
 
-void ek_stats_snapshot(struct ek_stats *s, struct ek_stats_view *v)
-{
-    memset(v, 0, sizeof(*v));
-    v->accepted = ek_stat_get(&s->accepted);
-    v->active = ek_stat_get(&s->active);
-    v->refused_limit = ek_stat_get(&s->refused_limit);
-    v->refused_fd = ek_stat_get(&s->refused_fd);
-    v->refused_acl = ek_stat_get(&s->refused_acl);
-    v->refused_proxy = ek_stat_get(&s->refused_proxy);
-    v->refused_proxy_untrusted = ek_stat_get(&s->refused_proxy_untrusted);
-    v->refused_handshakes = ek_stat_get(&s->refused_handshakes);
-    v->accept_errors = ek_stat_get(&s->accept_errors);
-    v->conn_errors = ek_stat_get(&s->conn_errors);
-    v->idle_closed = ek_stat_get(&s->idle_closed);
-    for (size_t i = 0; i <= EK_MAX_LOOPS; i++) {
-        struct ek_counters *c = i == 0 ? &s->shared : &s->loop[i - 1];
-        v->bytes_in += ek_stat_get(&c->bytes_in);
-        v->bytes_out += ek_stat_get(&c->bytes_out);
-        v->queue_full += ek_stat_get(&c->queue_full);
-        v->dgrams_in += ek_stat_get(&c->dgrams_in);
-        v->dgrams_out += ek_stat_get(&c->dgrams_out);
-    }
-    for (size_t i = 0; i < EK_UDP_DROP_REASONS; i++)
-        v->udp_drops[i] = ek_stat_get(&s->udp_drops[i]);
-    v->tls_handshaking = ek_stat_get(&s->tls_handshaking);
-    v->tls_handshakes = ek_stat_get(&s->tls_handshakes);
-    v->tls_resumed = ek_stat_get(&s->tls_resumed);
-    for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
-        v->tls_failed[i] = ek_stat_get(&s->tls_failed[i]);
-}
-
-/* snprintf that appends at *len and keeps counting past the end. */
-static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*len < size ? buf + *len : NULL,
-                      *len < size ? size - *len : 0, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        *len += (size_t)n;
-}
-
 static void counter(char *buf, size_t size, size_t *len, const char *name,
                     const char *type, const char *help, const char *labels,
                     uint64_t value)
 {
-    append(buf, size, len, "# HELP %s %s\n# TYPE %s %s\n%s%s %llu\n", name,
-           help, name, type, name, labels, (unsigned long long)value);
+    ek_appendf(buf, size, len, "# HELP %s %s\n# TYPE %s %s\n%s%s %llu\n", name,
+               help, name, type, name, labels, (unsigned long long)value);
 }
 
 /* A counter family with one sample per reason, as {reason="..."}. */
@@ -108,11 +62,11 @@ static void by_reason(char *buf, size_t size, size_t *len, const char *name,
                       const char *help, const char *const *reasons,
                       const uint64_t *values, size_t n)
 {
-    append(buf, size, len, "# HELP %s %s\n# TYPE %s counter\n", name, help,
-           name);
+    ek_appendf(buf, size, len, "# HELP %s %s\n# TYPE %s counter\n", name, help,
+               name);
     for (size_t i = 0; i < n; i++)
-        append(buf, size, len, "%s{reason=\"%s\"} %llu\n", name, reasons[i],
-               (unsigned long long)values[i]);
+        ek_appendf(buf, size, len, "%s{reason=\"%s\"} %llu\n", name, reasons[i],
+                   (unsigned long long)values[i]);
 }
 
 size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
@@ -121,11 +75,11 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
     size_t len = 0;
     if (size > 0)
         buf[0] = '\0';
-    append(buf, size, &len,
-           "# HELP echokit_info The running server: version, I/O model, "
-           "event loops.\n# TYPE echokit_info gauge\n"
-           "echokit_info{version=\"%s\",model=\"%s\",threads=\"%u\"} 1\n",
-           EK_VERSION, model, threads);
+    ek_appendf(buf, size, &len,
+               "# HELP echokit_info The running server: version, I/O model, "
+               "event loops.\n# TYPE echokit_info gauge\n"
+               "echokit_info{version=\"%s\",model=\"%s\",threads=\"%u\"} 1\n",
+               EK_VERSION, model, threads);
     counter(buf, size, &len, "echokit_connections_accepted_total", "counter",
             "Connections admitted.", "", v->accepted);
     counter(buf, size, &len, "echokit_connections_active", "gauge",
@@ -178,71 +132,6 @@ size_t ek_metrics_format(const struct ek_stats_view *v, const char *model,
     return len;
 }
 
-const char *const ek_tls_fail_names[EK_TLS_FAIL_REASONS] = {
-    "protocol", "client_cert",   "timeout",
-    "closed",   "renegotiation", "too_large",
-};
-
-const char *const ek_udp_drop_names[EK_UDP_DROP_REASONS] = {
-    "low_port", "broadcast",  "self",      "acl",
-    "rate",     "rate_total", "truncated", "send",
-};
-
-/* " name value" for each reason, in a log line. */
-static void append_reasons(char *buf, size_t size, size_t *len,
-                           const char *const *names, const uint64_t *values,
-                           size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        append(buf, size, len, " %s %llu", names[i],
-               (unsigned long long)values[i]);
-}
-
-void ek_metrics_log(struct ek_server *srv)
-{
-    struct ek_stats_view v;
-    char extra[1024] = ""; /* the TLS and UDP parts, when there is any */
-    size_t elen = 0;
-    ek_stats_snapshot(srv->stats, &v);
-    uint64_t tls_failed = 0;
-    for (size_t i = 0; i < EK_TLS_FAIL_REASONS; i++)
-        tls_failed += v.tls_failed[i];
-    if (v.tls_handshakes > 0 || tls_failed > 0 || v.tls_handshaking > 0 ||
-        v.refused_handshakes > 0) {
-        append(extra, sizeof(extra), &elen,
-               "; tls: %llu handshakes, %llu resumed, %llu under way, %llu "
-               "refused (--max-handshakes), failed:",
-               (unsigned long long)v.tls_handshakes,
-               (unsigned long long)v.tls_resumed,
-               (unsigned long long)v.tls_handshaking,
-               (unsigned long long)v.refused_handshakes);
-        append_reasons(extra, sizeof(extra), &elen, ek_tls_fail_names,
-                       v.tls_failed, EK_TLS_FAIL_REASONS);
-    }
-    if (v.dgrams_in > 0) {
-        append(extra, sizeof(extra), &elen,
-               "; udp: %llu datagrams in, %llu out, dropped:",
-               (unsigned long long)v.dgrams_in,
-               (unsigned long long)v.dgrams_out);
-        append_reasons(extra, sizeof(extra), &elen, ek_udp_drop_names,
-                       v.udp_drops, EK_UDP_DROP_REASONS);
-    }
-    ek_log(
-        EK_LOG_INFO,
-        "stats: %llu active, %llu accepted, refused %llu limit %llu fd "
-        "%llu acl %llu proxy %llu proxy-untrusted, %llu idle-closed, %llu "
-        "accept errors, %llu "
-        "connection errors, %llu bytes in, %llu bytes out, %llu queue-full%s",
-        (unsigned long long)v.active, (unsigned long long)v.accepted,
-        (unsigned long long)v.refused_limit, (unsigned long long)v.refused_fd,
-        (unsigned long long)v.refused_acl, (unsigned long long)v.refused_proxy,
-        (unsigned long long)v.refused_proxy_untrusted,
-        (unsigned long long)v.idle_closed, (unsigned long long)v.accept_errors,
-        (unsigned long long)v.conn_errors, (unsigned long long)v.bytes_in,
-        (unsigned long long)v.bytes_out, (unsigned long long)v.queue_full,
-        extra);
-}
-
 enum ek_metrics_route ek_metrics_route(const char *req, size_t n)
 {
     bool complete = memmem(req, n, "\r\n\r\n", 4) != NULL ||
@@ -290,9 +179,8 @@ static void respond(struct ek_metrics *m, struct metrics_client *c,
         struct ek_stats_view v;
         char body[8192];
         ek_stats_snapshot(m->srv->stats, &v);
-        size_t blen =
-            ek_metrics_format(&v, m->srv->cfg->model->name,
-                              m->srv->cfg->threads, body, sizeof(body));
+        size_t blen = ek_metrics_format(&v, m->model, m->srv->cfg->threads,
+                                        body, sizeof(body));
         if (blen >= sizeof(body))
             blen = sizeof(body) - 1; /* cannot happen: ~2.5 KiB */
         int n = snprintf(out, sizeof(out),
@@ -468,8 +356,8 @@ static int bind_metrics(struct ek_metrics *m, const struct ek_addr_spec *spec)
     return status;
 }
 
-int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
-                     struct ek_metrics **out)
+int ek_metrics_start(struct ek_server *srv, const char *model,
+                     const struct ek_addr_spec *spec, struct ek_metrics **out)
 {
     struct ek_metrics *m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -477,6 +365,7 @@ int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
         return -ENOMEM;
     }
     m->srv = srv;
+    m->model = model;
     m->stop_pipe[0] = m->stop_pipe[1] = -1;
     for (size_t i = 0; i < EK_METRICS_CLIENTS; i++)
         m->clients[i].fd = -1;

@@ -41,14 +41,12 @@ enum ek_metrics_route {
 };
 enum ek_metrics_route ek_metrics_route(const char *req, size_t n);
 
-/* Logs one "stats: ..." line at info level. */
-void ek_metrics_log(struct ek_server *srv);
-
-/* Binds spec's addresses and starts the responder thread. Returns 0 and
- * *out, or -errno after printing why (-ENXIO: spec resolves to no
- * address). */
-int ek_metrics_start(struct ek_server *srv, const struct ek_addr_spec *spec,
-                     struct ek_metrics **out);
+/* Binds spec's addresses and starts the responder thread, which reports
+ * srv's counters as those of I/O model `model` (its name, which outlives
+ * the responder). Returns 0 and *out, or -errno after printing why
+ * (-ENXIO: spec resolves to no address). */
+int ek_metrics_start(struct ek_server *srv, const char *model,
+                     const struct ek_addr_spec *spec, struct ek_metrics **out);
 
 /* Prints "metrics on http://ADDR/metrics" on stdout per address, after
  * the server's "listening on" lines. NULL is fine. */

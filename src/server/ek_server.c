@@ -1,7 +1,5 @@
 #include "ek_server.h"
-#include "ek_listen.h"
 #include "ek_log.h"
-#include "ek_metrics.h"
 #include "ek_sd.h"
 #include "ek_signal.h"
 #include "ek_stats.h"
@@ -32,31 +30,23 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
         ek_warnx("cannot map counters: %s", strerror(-err));
         return err;
     }
-    int err = ek_listeners_open(srv);
-    if (err == 0) {
-        srv->sig_fd = ek_signal_open();
-        err = srv->sig_fd < 0 ? srv->sig_fd : 0;
-        if (err == 0 && cfg->tls != NULL)
-            err = ek_signal_watch_reload();
-        if (err < 0)
-            ek_warnx("cannot set up signals: %s", strerror(-err));
-    }
+    srv->conn = (struct ek_conn_ctx){.stats = srv->stats,
+                                     .tls = cfg->tls,
+                                     .max_handshakes = cfg->max_handshakes,
+                                     .proxy_protocol = cfg->proxy_protocol};
+    srv->sig_fd = ek_signal_open();
+    int err = srv->sig_fd < 0 ? srv->sig_fd : 0;
+    if (err == 0 && cfg->tls != NULL)
+        err = ek_signal_watch_reload();
+    if (err < 0)
+        ek_warnx("cannot set up signals: %s", strerror(-err));
     if (err < 0)
         ek_server_close(srv);
     return err;
 }
 
-void ek_server_close_listeners(struct ek_server *srv)
-{
-    ek_listeners_close(srv, false);
-}
-
 void ek_server_close(struct ek_server *srv)
 {
-    ek_listeners_close(srv, true);
-    free(srv->listeners);
-    srv->listeners = NULL;
-    srv->nlisteners = 0;
     if (srv->sig_fd >= 0)
         ek_signal_close();
     srv->sig_fd = -1;
@@ -77,7 +67,7 @@ unsigned ek_server_read_signals(struct ek_server *srv)
 
     ek_signal_read(srv->sig_fd, &news);
     if (news.dump_stats)
-        ek_metrics_log(srv);
+        ek_stats_log(srv->stats);
 #ifdef EK_HAVE_TLS
     if (news.reload && srv->cfg->tls != NULL)
         ek_tls_server_reload(srv->cfg->tls);

@@ -5,11 +5,11 @@
  * is ek_idle.h's. Errors are -errno here; the exit status is chosen by
  * the command (cmd_serve.c).
  *
- * Life cycle. ek_server_open binds every listener; once the command has
- * announced them ("listening on ADDR" on stdout) the model runs until
- * ek_server_should_stop says so:
+ * Life cycle. ek_server_open, then ek_listeners_open binds every
+ * listener; once the command has announced them ("listening on ADDR" on
+ * stdout) the model runs until ek_server_should_stop says so:
  *   - the first SIGINT/SIGTERM starts the drain: the model stops watching
- *     the listeners and calls ek_server_close_listeners (new clients are
+ *     the listeners and closes them (ek_listeners_close: new clients are
  *     refused), open connections carry on until they close or until
  *     --drain-timeout passes, then the model cuts them; exit status 0;
  *   - a second signal stops at once; exit status 128 + the signal.
@@ -17,7 +17,8 @@
 #ifndef EK_SERVER_H
 #define EK_SERVER_H
 
-#include "ek_admit.h"
+#include "ek_acceptor.h"
+#include "ek_transport.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -76,17 +77,20 @@ struct ek_server {
     int64_t drain_deadline_ms;
     int exit_signal;             /* the signal that forced the exit */
     unsigned terms_handled;      /* SIGINT/SIGTERMs acted upon */
+    struct ek_conn_ctx conn;     /* what its connections see of it */
     struct ek_acceptor acceptor; /* the main thread's */
     /* Set by a model that returns while some of its threads may still
      * touch the server: the process must exit without freeing it. */
     bool abandoned;
 };
 
-/* Maps the counters, binds the listeners (ek_listen.h), opens the signal
- * pipe. Returns 0, or -errno after printing why (as ek_listeners_open). */
+/* Maps the counters, opens the signal pipe. The listeners are
+ * ek_listeners_open's to bind, after. Returns 0, or -errno after printing
+ * why. */
 int ek_server_open(struct ek_server *srv, const struct ek_config *cfg);
 
-/* Closes what is left, removes unix socket files, frees everything. */
+/* Frees what ek_server_open made (the listeners are ek_listeners_free's,
+ * before). */
 void ek_server_close(struct ek_server *srv);
 
 /* What ek_server_read_signals found. */
@@ -102,10 +106,6 @@ unsigned ek_server_read_signals(struct ek_server *srv);
  * the model must cut its remaining connections and return now (phase
  * EK_STOPPING or EK_FORCED). */
 bool ek_server_should_stop(struct ek_server *srv);
-
-/* Closes every stream listener and removes unix socket files (UDP sockets
- * stay until ek_server_close). Idempotent. */
-void ek_server_close_listeners(struct ek_server *srv);
 
 /* Milliseconds until the next timed event of the main thread (drain
  * deadline, end of its accept pause); -1 when none is pending. */
