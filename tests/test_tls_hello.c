@@ -180,9 +180,11 @@ int main(void)
 
     /* The second ClientHello, after a HelloRetryRequest: judged the same,
      * with or without one change_cipher_spec of one byte before it, which
-     * the bound counts; a second one, or one of another length, is not a
-     * handshake record (OpenSSL's to judge). The first ClientHello may
-     * not have one. */
+     * the bound counts; a second one, one of another length, a warning
+     * alert, any record but the ClientHello's is refused (OpenSSL would
+     * drop it and go on waiting, and take the ClientHello behind it
+     * unjudged: issue 20's second review). The first ClientHello may not
+     * have one (a record not ours to judge: OpenSSL refuses it). */
     static const unsigned char ccs[6] = {20, 3, 3, 0, 1, 1};
     memcpy(stream, ccs, 6);
     expect(6, EK_HELLO_PASS, 5);
@@ -195,9 +197,15 @@ int main(void)
     expect(end + 5, EK_HELLO_MORE, end + 5);
     memmove(stream + 6, stream, n + 6);
     memcpy(stream, ccs, 6);
-    expect(n + 12, EK_HELLO_PASS, 11);
+    expect(n + 12, EK_HELLO_UNEXPECTED, 11);
     stream[4] = 2;
-    expect(7, EK_HELLO_PASS, 5);
+    expect(7, EK_HELLO_UNEXPECTED, 5);
+    static const unsigned char user_canceled[7] = {21, 3, 3, 0, 2, 1, 90};
+    memcpy(stream, user_canceled, 7);
+    expect(7, EK_HELLO_UNEXPECTED, 5);
+    memcpy(stream, ccs, 6);
+    memcpy(stream + 6, user_canceled, 7);
+    expect(13, EK_HELLO_UNEXPECTED, 11);
     n = make_hello(EK_TLS_HELLO_MAX - 15, EK_TLS_RECORD_MAX, 0, &end);
     memmove(stream + 6, stream, n);
     memcpy(stream, ccs, 6);

@@ -665,8 +665,8 @@ static int combine(struct run *runs, size_t n, struct bench_options *o,
         ref = &runs[i]; /* the first that knows its options, if any */
     double latest_start = first->start,
            earliest_end = first->start + first->seconds;
-    double shortest = first->seconds, longest = first->seconds, rate = 0,
-           cpu_s = 0, inner = 1;
+    double shortest = first->seconds, longest = 0, rate = 0, cpu_s = 0,
+           inner = 1;
     const struct run *apart = NULL; /* the merge that holds runs apart */
     size_t unknown = 0, without_id = 0;
     uint64_t count = 0;

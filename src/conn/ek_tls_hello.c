@@ -22,6 +22,8 @@ static enum ek_tls_hello_verdict record(struct ek_tls_hello *h)
         return EK_HELLO_MORE;
     }
     h->ccs = 0;
+    if (h->hdr[0] != TLS_HANDSHAKE && h->retry)
+        return EK_HELLO_UNEXPECTED;
     if (h->hdr[0] != TLS_HANDSHAKE)
         return EK_HELLO_PASS; /* not ours to judge: OpenSSL refuses it */
     if (len == 0)
@@ -97,6 +99,7 @@ void ek_tls_hello_retry(struct ek_tls_hello *h)
 {
     memset(h, 0, sizeof(*h));
     h->ccs = 1;
+    h->retry = 1;
 }
 
 uint32_t ek_tls_hello_claim(const struct ek_tls_hello *h)

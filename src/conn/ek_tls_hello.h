@@ -53,8 +53,10 @@
  * Finished, and TLS 1.2's key exchange, take under 300 bytes. Under mTLS
  * (the server asks for a certificate) also the client's certificate chain,
  * which OpenSSL bounds at EK_TLS_HELLO_MAX (SSL_CTX_set_max_cert_list),
- * and its signature: EK_TLS_FLIGHT_MTLS_MAX. A bound on whatever the
- * gate does not judge: a partial record, a message it does not know. */
+ * and its signature: EK_TLS_FLIGHT_MTLS_MAX, which the ClientHellos count
+ * against too (OpenSSL keeps every message until the client's
+ * CertificateVerify). A bound on whatever the gate does not judge: a
+ * partial record, a message it does not know. */
 #define EK_TLS_FLIGHT_MAX 4096
 #define EK_TLS_FLIGHT_MTLS_MAX (EK_TLS_HELLO_MAX + 4096)
 
@@ -62,10 +64,13 @@
 #define EK_TLS_RECORD_MAX 16384
 
 enum ek_tls_hello_verdict {
-    EK_HELLO_MORE,      /* fine so far: feed more */
-    EK_HELLO_PASS,      /* OpenSSL may have it all now */
-    EK_HELLO_TOO_LARGE, /* the ClientHello or a record passes the bounds */
-    EK_HELLO_EMPTY,     /* a handshake record of length 0 */
+    EK_HELLO_MORE,       /* fine so far: feed more */
+    EK_HELLO_PASS,       /* OpenSSL may have it all now */
+    EK_HELLO_TOO_LARGE,  /* the ClientHello or a record passes the bounds */
+    EK_HELLO_EMPTY,      /* a handshake record of length 0 */
+    EK_HELLO_UNEXPECTED, /* after a HelloRetryRequest, a record that is
+                            neither the one change_cipher_spec nor the
+                            second ClientHello's */
 };
 
 /* The zero value is a gate that has seen nothing. */
@@ -80,6 +85,7 @@ struct ek_tls_hello {
     uint8_t verdict; /* enum ek_tls_hello_verdict */
     uint8_t ccs;     /* the change_cipher_spec record before a second
                         ClientHello: 1 it may come, 2 in its body */
+    uint8_t retry;   /* judging the second ClientHello */
 };
 
 /* Judges the next n bytes of the stream. Returns the verdict; once it is
@@ -90,7 +96,10 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
 /* Makes h a gate for the ClientHello a client sends again after the
  * server's HelloRetryRequest, fed from the first byte after the first
  * ClientHello's records: judged as the first, after at most one
- * change_cipher_spec record of one byte, which the bound counts too. */
+ * change_cipher_spec record of one byte, which the bound counts too. Any
+ * other record is EK_HELLO_UNEXPECTED: OpenSSL would drop a second
+ * change_cipher_spec or a warning alert and go on waiting, so that the
+ * ClientHello behind them would reach it unjudged. */
 void ek_tls_hello_retry(struct ek_tls_hello *h);
 
 /* The random of a ServerHello that is a HelloRetryRequest (RFC 8446

@@ -465,9 +465,12 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd,
         put_alert(c, fd, 47); /* illegal_parameter, as OpenSSL says */
         return -EPROTO;
     }
-    default: /* EK_HELLO_EMPTY */
+    default: /* EK_HELLO_EMPTY, EK_HELLO_UNEXPECTED */
         count(t, EK_TLS_FAIL_PROTOCOL);
-        t->why = "empty handshake record";
+        t->why = verdict == EK_HELLO_EMPTY
+                     ? "empty handshake record"
+                     : "a record other than the second ClientHello after a "
+                       "HelloRetryRequest";
         ek_log(EK_LOG_DEBUG, "fd %d: TLS handshake failed: %s", fd, t->why);
         put_alert(c, fd, 10); /* unexpected_message */
         return -EPROTO;
@@ -494,24 +497,30 @@ static ssize_t flight_refused(struct ek_conn *c, int fd)
  * read now: all once the handshake is done; before, what is left of the
  * client's flight (EK_TLS_FLIGHT_MAX; under mTLS, which the verify mode
  * says, EK_TLS_FLIGHT_MTLS_MAX). None left: t->too_long. */
+static bool mtls(const struct tls_conn *t)
+{
+    return (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) != 0;
+}
+
 static size_t flight_room(struct tls_conn *t, size_t len)
 {
     if (SSL_is_init_finished(t->ssl))
         return len;
-    size_t max = (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)
-                     ? EK_TLS_FLIGHT_MTLS_MAX
-                     : EK_TLS_FLIGHT_MAX;
-    size_t room = max - t->flight;
+    size_t max = mtls(t) ? EK_TLS_FLIGHT_MTLS_MAX : EK_TLS_FLIGHT_MAX;
+    size_t room = t->flight < max ? max - t->flight : 0;
     if (room == 0 && len > 0)
         t->too_long = true;
     return len < room ? len : room;
 }
 
-/* OpenSSL read n bytes that flight_room allowed. */
+/* OpenSSL read n bytes that flight_room allowed (or, under mTLS, of a
+ * ClientHello: counted, saturating). */
 static void flight_took(struct tls_conn *t, size_t n)
 {
-    if (!SSL_is_init_finished(t->ssl))
-        t->flight = (uint16_t)(t->flight + n);
+    if (SSL_is_init_finished(t->ssl))
+        return;
+    size_t sum = (size_t)t->flight + n;
+    t->flight = (uint16_t)(sum < UINT16_MAX ? sum : UINT16_MAX);
 }
 
 _Static_assert(EK_TLS_FLIGHT_MTLS_MAX <= UINT16_MAX,
@@ -633,7 +642,11 @@ static size_t gate_take(struct tls_conn *t, char *out, size_t len)
         n = len;
     memcpy(out, g->buf + g->off, n);
     g->off += (uint32_t)n;
-    if (g->phase == GATE_OPEN)
+    /* Under mTLS, OpenSSL keeps every handshake message until the
+     * client's CertificateVerify (TLS 1.2: the ClientHello too, up to 16
+     * KiB beside the chain): the ClientHellos count against the one
+     * budget of the client's whole handshake. */
+    if (g->phase == GATE_OPEN || mtls(t))
         flight_took(t, n);
     return n;
 }

@@ -611,6 +611,7 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
     const struct ek_transport *tp = ek_conn_tp(c);
     const struct ek_conn_env *env = &lp->base.env;
     int err = 0;
+    bool handshaking = tp->handshaking(c);
     ek_tls_mem_lend(c, env, data, n);
     while (!(c->flags & EK_CONN_PEER_CLOSED)) {
         ssize_t k = tp->read(c, fd, lp->plain, URING_BUF_SIZE);
@@ -639,6 +640,12 @@ static int tls_pump(struct uloop *lp, int fd, const char *data, size_t n)
         err = (int)left;
     else if (left > 0 && err == 0 && !(c->flags & EK_CONN_PEER_CLOSED))
         err = -EIO;
+    /* The handshake had its own deadline; --idle-timeout counts from its
+     * end (as ek_conn_event does for the other loops), whether or not the
+     * server sends anything after it (no tickets under mTLS, none on a
+     * resumed session). */
+    if (err == 0 && handshaking && !tp->handshaking(c))
+        ek_conn_touch(c, env);
     return err;
 }
 

@@ -38,10 +38,10 @@ int ek_server_open(struct ek_server *srv, const struct ek_config *cfg)
     int err = srv->sig_fd < 0 ? srv->sig_fd : 0;
     if (err == 0 && cfg->tls != NULL)
         err = ek_signal_watch_reload();
-    if (err < 0)
+    if (err < 0) {
         ek_warnx("cannot set up signals: %s", strerror(-err));
-    if (err < 0)
         ek_server_close(srv);
+    }
     return err;
 }
 
