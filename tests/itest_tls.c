@@ -1864,8 +1864,10 @@ void case_tls_flight_bound(void)
         len = hello_then(buf, sizeof(buf), rec, rec_len);
         long per = stalled_each(&s, addr, buf, len, n, fds,
                                 "one byte short of the flight's bound");
-#ifndef EK_TEST_TSAN
+#ifndef EK_TEST_SANITIZED /* as below */
         CHECK_INT(per, <=, stall_bound(64));
+#else
+        (void)per;
 #endif
         for (int i = 0; i <= n; i++)
             close(fds[i]);
@@ -1906,8 +1908,13 @@ void case_tls_flight_bound(void)
     long per = stalled_each(&s, addr, buf, len, n, fds,
                             "under --tls-client-ca, 16000 bytes into a "
                             "record");
-#ifndef EK_TEST_TSAN
+    /* Not under the sanitizers: after OpenSSL has taken a ClientHello
+     * and freed what it used, AddressSanitizer's quarantine keeps the
+     * freed memory (5.2 times the figure here, past MEM_SLACK's 4). */
+#ifndef EK_TEST_SANITIZED
     CHECK_INT(per, <=, stall_bound(64));
+#else
+    (void)per;
 #endif
     for (int i = 0; i <= n; i++)
         close(fds[i]);
