@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -354,6 +355,11 @@ static int version_of(int min_version)
  * and one ffdhe8192 ClientHello, which a client can replay without doing
  * any work itself, costs the server about 140 ms of CPU on its loop. */
 #define EK_TLS_GROUPS "X25519:P-256:X448:P-384:P-521"
+
+void ek_tls_thread_end(void)
+{
+    OPENSSL_thread_stop();
+}
 
 static struct ticket_ring *ring_new(void)
 {

@@ -108,6 +108,18 @@ const char *ek_tls_alpn_check(const char *alpn);
  * NULL, or why not (static text). */
 const char *ek_tls_ciphers_check(const char *list);
 
+/* A thread that used TLS is about to end: OpenSSL's state for it goes
+ * now (OPENSSL_thread_stop), not in the thread's destructors after its
+ * last act, where the process's exit (OpenSSL's atexit clean-up) may
+ * already be freeing what they touch. A no-op without TLS. */
+#ifdef EK_HAVE_TLS
+void ek_tls_thread_end(void);
+#else
+static inline void ek_tls_thread_end(void)
+{
+}
+#endif
+
 /* Loads the certificates and keys. Returns 0 with *out set, or -EINVAL
  * after printing why (the file and OpenSSL's reason), -ENOMEM. */
 int ek_tls_server_new(const struct ek_tls_server_options *o,

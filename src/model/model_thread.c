@@ -16,6 +16,7 @@
 #include "ek_server.h"
 #include "ek_signal.h"
 #include "ek_supervisor.h"
+#include "ek_tls.h"
 #include "ek_util.h"
 
 #include <errno.h>
@@ -61,7 +62,8 @@ static void *worker_main(void *arg)
     if (rc == 0)
         rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1);
     ek_server_conn_done(w.srv, ek_blocking_close(&b, w.fd, rc));
-    ek_signal_wake(); /* a slot is free: the main thread re-checks */
+    ek_tls_thread_end(); /* before the last act, not in its destructors */
+    ek_signal_wake();    /* a slot is free: the main thread re-checks */
     atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);
     return NULL;
 }
