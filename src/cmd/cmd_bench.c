@@ -564,28 +564,19 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
 static int find_target(struct bench_options *o, struct ek_tls_client *tls,
                        struct ek_sockaddr *t, char *peer, size_t size)
 {
-    int fd;
-    int status = o->udp ? ek_client_connect_udp("bench", o->server, &o->sock,
-                                                &fd, peer, size)
-                        : ek_client_connect("bench", o->server, &o->sock,
-                                            o->timeout_ms, &fd, peer, size);
+    struct ek_client_session sess;
+    int status = ek_client_session_open("bench", o->server, &o->sock, o->udp,
+                                        tls, o->timeout_ms, o->tls_what,
+                                        sizeof(o->tls_what), &sess);
     if (status != 0)
         return status;
+    snprintf(peer, size, "%s", sess.peer);
     t->len = sizeof(t->ss);
-    if (getpeername(fd, (struct sockaddr *)&t->ss, &t->len) < 0) {
+    if (getpeername(sess.fd, (struct sockaddr *)&t->ss, &t->len) < 0) {
         ek_warnx("bench: %s: %s", peer, strerror(errno));
-        close(fd);
-        return EX_OSERR;
+        status = EX_OSERR;
     }
-    if (tls != NULL) {
-        struct ek_conn c;
-        status = ek_client_conn_open("bench", tls, &c, fd, o->server);
-        if (status == 0)
-            status = ek_client_handshake("bench", &c, fd, peer, o->timeout_ms,
-                                         o->tls_what, sizeof(o->tls_what));
-        ek_conn_release(&c);
-    }
-    close(fd);
+    ek_client_session_close(&sess);
     return status;
 }
 

@@ -551,20 +551,15 @@ int ek_cmd_ping(int argc, char **argv)
     status = 0;
     if (!o.udp)
         status = ek_client_tls_start("ping", &o.tls, o.server, &tls);
+    struct ek_client_session sess;
     if (status == 0)
         status =
-            o.udp ? ek_client_connect_udp("ping", o.server, &o.sock, &st.fd,
-                                          st.peer, sizeof(st.peer))
-                  : ek_client_connect("ping", o.server, &o.sock, o.timeout_ms,
-                                      &st.fd, st.peer, sizeof(st.peer));
-    if (status == 0 && !o.udp &&
-        ((status = ek_client_conn_open("ping", tls, &st.conn, st.fd,
-                                       o.server)) != 0 ||
-         (status = ek_client_handshake("ping", &st.conn, st.fd, st.peer,
-                                       o.timeout_ms, what, sizeof(what))) !=
-             0)) {
-        ek_conn_release(&st.conn);
-        close(st.fd);
+            ek_client_session_open("ping", o.server, &o.sock, o.udp, tls,
+                                   o.timeout_ms, what, sizeof(what), &sess);
+    if (status == 0) { /* the session's, for ping_loop */
+        st.fd = sess.fd;
+        st.conn = sess.conn;
+        snprintf(st.peer, sizeof(st.peer), "%s", sess.peer);
     }
     if (status != 0) {
         ek_client_tls_free(tls);
@@ -591,9 +586,8 @@ int ek_cmd_ping(int argc, char **argv)
             st.sent > 0 && st.received == st.sent && !st.broken && st.late == 0;
         status = intact ? 0 : 1;
     }
-    if (!o.udp)
-        ek_conn_release(&st.conn);
-    close(st.fd);
+    sess.conn = st.conn; /* what ping_loop's reads and writes made of it */
+    ek_client_session_close(&sess);
     ek_client_tls_free(tls);
     free(st.req);
     free(st.reply);

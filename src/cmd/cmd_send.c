@@ -660,22 +660,11 @@ int ek_cmd_send(int argc, char **argv)
         free(o.message);
         return status;
     }
-    int fd = -1;
-    struct ek_conn conn;
-    char peer[EK_ADDRSTR_MAX];
-    status = ek_client_connect("send", o.server, &o.sock, o.timeout_ms, &fd,
-                               peer, sizeof(peer));
-    if (status == 0 &&
-        (status = ek_client_conn_open("send", tls, &conn, fd, o.server)) != 0)
-        close(fd);
     /* The TLS handshake first, as ping and bench do: within -t, with its
      * own message and exit status, before any input is taken. */
-    if (status == 0 &&
-        (status = ek_client_handshake("send", &conn, fd, peer, o.timeout_ms,
-                                      NULL, 0)) != 0) {
-        ek_conn_release(&conn);
-        close(fd);
-    }
+    struct ek_client_session sess;
+    status = ek_client_session_open("send", o.server, &o.sock, false, tls,
+                                    o.timeout_ms, NULL, 0, &sess);
     if (status != 0) {
         free(ring);
         free(o.message);
@@ -684,8 +673,8 @@ int ek_cmd_send(int argc, char **argv)
     }
 
     struct xfer x = {
-        .conn = conn,
-        .sock = fd,
+        .conn = sess.conn,
+        .sock = sess.fd,
         .verify = o.verify >= 0 ? o.verify == 1 : !o.pipe_mode,
         .timeout_ms = o.timeout_ms,
         .in_fd = o.pipe_mode ? STDIN_FILENO : -1,
@@ -713,8 +702,8 @@ int ek_cmd_send(int argc, char **argv)
         }
         status = report(&x, r);
     }
-    ek_conn_release(&x.conn);
-    close(fd);
+    sess.conn = x.conn; /* what the transfer made of it */
+    ek_client_session_close(&sess);
     ek_client_tls_free(tls);
     free(x.ring);
     free(x.rbuf);

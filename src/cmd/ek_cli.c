@@ -320,6 +320,41 @@ int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
     return EX_OSERR;
 }
 
+int ek_client_session_open(const char *cmd, const char *server,
+                           const struct ek_sockopts *o, bool udp,
+                           struct ek_tls_client *tc, int64_t timeout_ms,
+                           char *what, size_t what_size,
+                           struct ek_client_session *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    s->udp = udp;
+    if (what != NULL && what_size > 0)
+        what[0] = '\0';
+    int status = udp ? ek_client_connect_udp(cmd, server, o, &s->fd, s->peer,
+                                             sizeof(s->peer))
+                     : ek_client_connect(cmd, server, o, timeout_ms, &s->fd,
+                                         s->peer, sizeof(s->peer));
+    if (status != 0 || udp)
+        return status;
+    status = ek_client_conn_open(cmd, tc, &s->conn, s->fd, server);
+    if (status == 0)
+        status = ek_client_handshake(cmd, &s->conn, s->fd, s->peer, timeout_ms,
+                                     what, what_size);
+    if (status != 0)
+        ek_client_session_close(s);
+    return status;
+}
+
+void ek_client_session_close(struct ek_client_session *s)
+{
+    if (!s->udp)
+        ek_conn_release(&s->conn);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
 const char *ek_client_tls_error(const struct ek_conn *c)
 {
 #ifdef EK_HAVE_TLS

@@ -6,6 +6,9 @@
 #ifndef EK_CLI_H
 #define EK_CLI_H
 
+#include "ek_addr.h"
+#include "ek_conn.h"
+
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -227,6 +230,30 @@ int ek_client_conn_open(const char *cmd, struct ek_tls_client *tc,
 int ek_client_handshake(const char *cmd, struct ek_conn *c, int fd,
                         const char *peer, int64_t timeout_ms, char *what,
                         size_t what_size);
+
+/* A client's connection to its server, made the one way send, ping and
+ * bench make it (ek_client_session_open). */
+struct ek_client_session {
+    int fd;              /* non-blocking; -1: none */
+    struct ek_conn conn; /* its transport (not for UDP) */
+    bool udp;
+    char peer[EK_ADDRSTR_MAX]; /* the address that answered */
+};
+
+/* Connects cmd's client to server: over UDP when udp, else a stream (TCP,
+ * unix) with its transport, TLS's when tc is not NULL, whose handshake is
+ * done within timeout_ms and described into what (ek_client_handshake).
+ * Returns 0, or an exit status after saying why (ek_client_connect's,
+ * ek_client_handshake's), with nothing left open. The caller owns s->fd
+ * and s->conn then: ek_client_session_close frees both. */
+int ek_client_session_open(const char *cmd, const char *server,
+                           const struct ek_sockopts *o, bool udp,
+                           struct ek_tls_client *tc, int64_t timeout_ms,
+                           char *what, size_t what_size,
+                           struct ek_client_session *s);
+
+/* Releases s's transport and closes its socket. */
+void ek_client_session_close(struct ek_client_session *s);
 
 /* Why c's TLS failed (its last read or write returned -EPROTO), or NULL
  * when c is not TLS. */
