@@ -118,7 +118,7 @@ static int waited(struct ek_blocking *b, int fd, int rc)
     if (handshaking(b)) {
         if (now < b->handshake_deadline_ms)
             return rc;
-        ek_server_handshake_late(b->srv, fd);
+        ek_idle_handshake_late(b->srv, fd);
         return EK_ECHO_REFUSED;
     }
     if (b->idle_ms > 0 && now >= b->last_ms + b->idle_ms)

@@ -57,7 +57,7 @@ int ek_echo_blocking(int fd, struct ek_blocking *b, int wake_fd,
 
 /* Ends the connection after ek_echo_blocking's last result rc (or
  * ek_blocking_open's error): closes fd, frees b's state and counts an idle
- * close. Returns how the connection ended for ek_server_conn_done: 0, or
+ * close. Returns how the connection ended for ek_admit_conn_done: 0, or
  * the -errno that ended it. */
 int ek_blocking_close(struct ek_blocking *b, int fd, int rc);
 

@@ -112,7 +112,7 @@ struct ek_conn *ek_loop_conn_open(struct ek_loop *lp, int fd,
         if (err != -EBUSY) /* else refused (--max-handshakes): counted */
             ek_log(EK_LOG_ERROR, "out of memory for fd %d", fd);
         close(fd);
-        ek_server_conn_done(lp->srv, err == -EBUSY ? 0 : err);
+        ek_admit_conn_done(lp->srv, err == -EBUSY ? 0 : err);
         return NULL;
     }
     c->kind = EK_SLOT_CONN;
@@ -128,10 +128,10 @@ void ek_loop_conn_closed(struct ek_loop *lp, int fd, int err)
     memset(c, 0, lp->slot_size);
     close(fd);
     lp->nconns--;
-    ek_server_conn_done(lp->srv, err);
+    ek_admit_conn_done(lp->srv, err);
     /* A descriptor is free again: if fd exhaustion paused accepting, try
      * again now rather than at the end of the pause. */
-    ek_accept_resume(lp->acc);
+    ek_acceptor_resume(lp->acc);
 }
 
 /* Closes, through the engine, every connection `closes` picks. */
@@ -164,7 +164,7 @@ bool ek_loop_may_accept(struct ek_loop *lp)
 {
     return lp->nlisteners > 0 && !lp->listeners_closed &&
            ek_group_phase(lp->group, lp->index) == EK_RUNNING &&
-           !ek_accept_paused(lp->acc);
+           !ek_acceptor_paused(lp->acc);
 }
 
 void ek_loop_close_listeners(struct ek_loop *lp)
@@ -184,7 +184,7 @@ void ek_loop_close_listeners(struct ek_loop *lp)
 
 int ek_loop_timeout(const struct ek_loop *lp, int timeout_ms)
 {
-    timeout_ms = ek_timeout_min(timeout_ms, ek_accept_timeout(lp->acc));
+    timeout_ms = ek_timeout_min(timeout_ms, ek_acceptor_timeout(lp->acc));
     return ek_timeout_min(timeout_ms, ek_idle_timeout(&lp->idle));
 }
 

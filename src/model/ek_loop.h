@@ -98,7 +98,7 @@ static inline bool ek_loop_has_slot(const struct ek_loop *lp, int fd)
 const struct ek_transport *ek_loop_listener_tp(const struct ek_loop *lp,
                                                int listen_fd);
 
-/* Takes a descriptor ek_server_admit admitted: a zeroed slot (the engine's
+/* Takes a descriptor ek_admit_conn admitted: a zeroed slot (the engine's
  * part too) holding a fresh connection over transport tp. NULL when out
  * of memory or refused by the transport (--max-handshakes): fd is then
  * closed and its end counted. */

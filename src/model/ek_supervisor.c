@@ -25,7 +25,7 @@ static void handle_signals(struct ek_server *srv,
     /* The pipe also carries "a worker ended" (threads write a wake byte,
      * children send SIGCHLD): an fd may be free again, so end an accept
      * pause now. At worst one accept fails again and re-pauses. */
-    ek_accept_resume(&srv->acceptor);
+    ek_acceptor_resume(&srv->acceptor);
     if ((news & EK_NEWS_CHILD) && ops->reap != NULL)
         ops->reap(srv, ops->ctx);
     if (news & EK_NEWS_DRAIN)
@@ -39,16 +39,16 @@ static void accept_some(struct ek_server *srv,
     /* start() may serve inline and handle a drain meanwhile, which closes
      * the listener: re-check before every accept. */
     while (srv->phase == EK_RUNNING && l->fd >= 0 &&
-           !ek_accept_paused(&srv->acceptor)) {
+           !ek_acceptor_paused(&srv->acceptor)) {
         int fd = ek_net_accept(l->fd, false);
         if (fd == -EAGAIN)
             return;
         if (fd < 0) {
-            if (ek_server_accept_failed(srv, &srv->acceptor, fd))
+            if (ek_admit_accept_failed(srv, &srv->acceptor, fd))
                 return;
             continue;
         }
-        if (ek_server_admit(srv, &srv->acceptor, fd))
+        if (ek_admit_conn(srv, &srv->acceptor, fd))
             ops->start(srv, ops->ctx, fd, l->tp);
     }
 }
@@ -103,7 +103,7 @@ int ek_supervise(struct ek_server *srv, const struct ek_supervisor_ops *ops)
         nfds_t n = 0;
         pfd[n++] = (struct pollfd){.fd = srv->sig_fd, .events = POLLIN};
         bool accepting =
-            srv->phase == EK_RUNNING && !ek_accept_paused(&srv->acceptor);
+            srv->phase == EK_RUNNING && !ek_acceptor_paused(&srv->acceptor);
         for (size_t i = 0; accepting && i < srv->nlisteners; i++) {
             if (srv->listeners[i].udp)
                 continue;

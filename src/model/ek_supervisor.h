@@ -14,7 +14,7 @@ struct ek_transport;
 struct ek_supervisor_ops {
     /* Takes an admitted connection (blocking fd). Serves it inline
      * (iterative) or hands it to a thread or child; either way it ends
-     * with ek_server_conn_done. tp: what the listener's connections
+     * with ek_admit_conn_done. tp: what the listener's connections
      * speak. */
     void (*start)(struct ek_server *srv, void *ctx, int fd,
                   const struct ek_transport *tp);

@@ -42,7 +42,7 @@ static void serve_inline(struct ek_server *srv, void *ctx, int fd,
             again = rc == EK_ECHO_TIMEOUT && !ek_server_should_stop(srv);
         }
     }
-    ek_server_conn_done(srv, ek_blocking_close(&b, fd, rc));
+    ek_admit_conn_done(srv, ek_blocking_close(&b, fd, rc));
 }
 
 int ek_run_iterative(struct ek_server *srv, const struct ek_model *self)

@@ -117,7 +117,7 @@ static void accept_some(struct loop *lp, int listen_fd)
         if (fd == -EAGAIN)
             return;
         if (fd < 0) {
-            if (ek_server_accept_failed(srv, lp->base.acc, fd)) {
+            if (ek_admit_accept_failed(srv, lp->base.acc, fd)) {
                 set_listening(lp, false);
                 return;
             }
@@ -127,10 +127,10 @@ static void accept_some(struct loop *lp, int listen_fd)
             char why[96];
             snprintf(why, sizeof(why), "fd %d is beyond %s's limit of %d", fd,
                      lp->be->name, lp->be->fd_limit);
-            ek_server_refuse(srv, lp->base.acc, fd, why);
+            ek_admit_refuse(srv, lp->base.acc, fd, why);
             continue;
         }
-        if (ek_server_admit(srv, lp->base.acc, fd))
+        if (ek_admit_conn(srv, lp->base.acc, fd))
             conn_open(lp, fd, tp);
     }
 }

@@ -73,7 +73,7 @@ static void start_child(struct ek_server *srv, void *ctx, int fd,
     close(fd);
     if (pid < 0) {
         ek_log(EK_LOG_ERROR, "fork: %s", strerror(err));
-        ek_server_conn_done(srv, -err);
+        ek_admit_conn_done(srv, -err);
     }
 }
 
@@ -93,7 +93,7 @@ static void reap_children(struct ek_server *srv, void *ctx)
         if (WIFSIGNALED(status))
             ek_log(EK_LOG_ERROR, "child %d killed by signal %d", (int)pid,
                    WTERMSIG(status));
-        ek_server_conn_done(srv, 0);
+        ek_admit_conn_done(srv, 0);
     }
 }
 

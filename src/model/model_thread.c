@@ -61,7 +61,7 @@ static void *worker_main(void *arg)
     int rc = ek_blocking_open(&b, w.srv, w.fd, w.tp, buf, sizeof(buf));
     if (rc == 0)
         rc = ek_echo_blocking(w.fd, &b, w.tm->cut.rd, -1);
-    ek_server_conn_done(w.srv, ek_blocking_close(&b, w.fd, rc));
+    ek_admit_conn_done(w.srv, ek_blocking_close(&b, w.fd, rc));
     ek_tls_thread_end(); /* before the last act, not in its destructors */
     ek_signal_wake();    /* a slot is free: the main thread re-checks */
     atomic_fetch_sub_explicit(&w.tm->running, 1, memory_order_release);
@@ -90,7 +90,7 @@ static void start_thread(struct ek_server *srv, void *ctx, int fd,
     }
     ek_log(EK_LOG_ERROR, "cannot start a thread: %s", strerror(err));
     close(fd);
-    ek_server_conn_done(srv, -err);
+    ek_admit_conn_done(srv, -err);
 }
 
 static void cut_threads(struct ek_server *srv, void *ctx)

@@ -914,14 +914,14 @@ static void on_accept(struct uloop *lp, size_t i,
         int fd = cqe->res;
         if (!accepting(lp))
             close(fd); /* the drain began after the kernel accepted it */
-        else if (ek_server_admit(lp->base.srv, lp->base.acc, fd))
+        else if (ek_admit_conn(lp->base.srv, lp->base.acc, fd))
             conn_open(lp, fd,
                       ek_loop_listener_tp(&lp->base, lp->base.listeners[i]));
         return;
     }
     if (cqe->res == -ECANCELED)
         return;
-    if (ek_server_accept_failed(lp->base.srv, lp->base.acc, cqe->res) &&
+    if (ek_admit_accept_failed(lp->base.srv, lp->base.acc, cqe->res) &&
         lp->accept_armed[i]) {
         cancel(lp, udata(OP_ACCEPT, (unsigned)i)); /* re-armed after pause */
     }

@@ -20,12 +20,12 @@ struct ek_acceptor {
 
 /* Whether accepts are paused (ek_admit.h starts a pause); clears the pause
  * once its time is up. */
-bool ek_accept_paused(struct ek_acceptor *acc);
+bool ek_acceptor_paused(struct ek_acceptor *acc);
 
 /* Ends a pause early: a connection closed, an fd is free again. */
-void ek_accept_resume(struct ek_acceptor *acc);
+void ek_acceptor_resume(struct ek_acceptor *acc);
 
 /* Milliseconds until the pause ends, -1 if not paused. */
-int ek_accept_timeout(const struct ek_acceptor *acc);
+int ek_acceptor_timeout(const struct ek_acceptor *acc);
 
 #endif

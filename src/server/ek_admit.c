@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-bool ek_accept_error_persists(int err)
+bool ek_admit_error_persists(int err)
 {
     switch (err) {
     case -ECONNABORTED: /* the client left before we got to it */
@@ -88,7 +88,7 @@ static bool acl_refuses(struct ek_server *srv, struct ek_acceptor *acc, int fd)
     return true;
 }
 
-bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd)
+bool ek_admit_conn(struct ek_server *srv, struct ek_acceptor *acc, int fd)
 {
     if (acl_refuses(srv, acc, fd))
         return false;
@@ -118,8 +118,8 @@ bool ek_server_admit(struct ek_server *srv, struct ek_acceptor *acc, int fd)
     return true;
 }
 
-void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
-                      const char *why)
+void ek_admit_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                     const char *why)
 {
     ek_stat_add(&srv->stats->refused_fd, 1);
     ek_log_limited(&acc->refused_log, EK_LOG_WARN, "refused a connection: %s",
@@ -127,7 +127,7 @@ void ek_server_refuse(struct ek_server *srv, struct ek_acceptor *acc, int fd,
     close(fd);
 }
 
-void ek_server_conn_done(struct ek_server *srv, int err)
+void ek_admit_conn_done(struct ek_server *srv, int err)
 {
     atomic_fetch_sub_explicit(&srv->stats->active, 1, memory_order_relaxed);
     if (err < 0)
@@ -137,11 +137,11 @@ void ek_server_conn_done(struct ek_server *srv, int err)
                err < 0 ? strerror(-err) : "");
 }
 
-bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
-                             int err)
+bool ek_admit_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                            int err)
 {
     ek_stat_add(&srv->stats->accept_errors, 1);
-    if (!ek_accept_error_persists(err))
+    if (!ek_admit_error_persists(err))
         return false;
     switch (err) {
     case -EMFILE:
@@ -168,8 +168,8 @@ bool ek_server_accept_failed(struct ek_server *srv, struct ek_acceptor *acc,
 static struct ek_ratelimit shared_proxy_log, shared_acl_log;
 static pthread_mutex_t shared_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
-                            int fd, const char *why)
+void ek_admit_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
+                           int fd, const char *why)
 {
     char name[EK_ADDRSTR_MAX];
     ek_stat_add(&srv->stats->refused_proxy, 1);
@@ -185,8 +185,8 @@ void ek_server_proxy_failed(struct ek_server *srv, struct ek_acceptor *acc,
         pthread_mutex_unlock(&shared_log_lock);
 }
 
-bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
-                           int fd, const struct ek_proxy_result *r)
+bool ek_admit_proxy(struct ek_server *srv, struct ek_acceptor *acc, int fd,
+                    const struct ek_proxy_result *r)
 {
     char client[EK_ADDRSTR_MAX] = "", via[EK_ADDRSTR_MAX];
     struct ek_sockaddr peer = {.len = sizeof(peer.ss)};
@@ -228,6 +228,6 @@ bool ek_server_proxy_admit(struct ek_server *srv, struct ek_acceptor *acc,
 }
 
 const struct ek_proxy_verdicts ek_admit_proxy_verdicts = {
-    .admit = ek_server_proxy_admit,
-    .failed = ek_server_proxy_failed,
+    .admit = ek_admit_proxy,
+    .failed = ek_admit_proxy_failed,
 };

@@ -60,14 +60,14 @@ int ek_idle_timeout(const struct ek_idle_clock *k)
     return k->epoch_ms == 0 ? -1 : ek_timeout_until(k->next_sweep_ms);
 }
 
-void ek_server_idle_closed(struct ek_server *srv, int fd)
+void ek_idle_closed(struct ek_server *srv, int fd)
 {
     ek_stat_add(&srv->stats->idle_closed, 1);
     ek_log(EK_LOG_DEBUG, "closing fd %d: idle for %.1f s (--idle-timeout)", fd,
            (double)srv->cfg->idle_timeout_ms / 1000.0);
 }
 
-void ek_server_handshake_late(struct ek_server *srv, int fd)
+void ek_idle_handshake_late(struct ek_server *srv, int fd)
 {
     ek_stat_add(&srv->stats->tls_failed[EK_TLS_FAIL_TIMEOUT], 1);
     ek_log(EK_LOG_DEBUG, "closing fd %d: no TLS handshake within %.1f s", fd,
@@ -84,7 +84,7 @@ bool ek_idle_sweep_closes(struct ek_server *srv, struct ek_acceptor *acc,
     if (header_pending) {
         if (!ek_header_expired(k, stamp))
             return false;
-        ek_server_proxy_failed(srv, acc, fd, "no PROXY header within 5 s");
+        ek_admit_proxy_failed(srv, acc, fd, "no PROXY header within 5 s");
         return true;
     }
     /* The handshake's clock starts at the header's end (or the accept),
@@ -93,11 +93,11 @@ bool ek_idle_sweep_closes(struct ek_server *srv, struct ek_acceptor *acc,
         if (k->handshake_limit == 0 ||
             (uint32_t)(k->now - stamp) < k->handshake_limit)
             return false;
-        ek_server_handshake_late(srv, fd);
+        ek_idle_handshake_late(srv, fd);
         return true;
     }
     if (ek_idle_expired(k, stamp)) {
-        ek_server_idle_closed(srv, fd);
+        ek_idle_closed(srv, fd);
         return true;
     }
     return false;

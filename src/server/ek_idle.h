@@ -56,11 +56,11 @@ bool ek_idle_sweep_due(struct ek_idle_clock *k);
 int ek_idle_timeout(const struct ek_idle_clock *k);
 
 /* A connection closed by the idle timeout: counted, logged at -v. */
-void ek_server_idle_closed(struct ek_server *srv, int fd);
+void ek_idle_closed(struct ek_server *srv, int fd);
 
 /* A TLS handshake that did not end within --tls-handshake-timeout:
  * counted, logged at -v; the caller closes. */
-void ek_server_handshake_late(struct ek_server *srv, int fd);
+void ek_idle_handshake_late(struct ek_server *srv, int fd);
 
 /* An event loop's sweep, for one connection stamped `stamp`: true when it
  * must be closed (counted and logged already): its PROXY header, when

@@ -258,7 +258,7 @@ static void accept_clients(struct ek_metrics *m, int lfd)
 {
     for (int taken = 0; taken < EK_METRICS_CLIENTS; taken++) {
         int fd = ek_net_accept(lfd, true);
-        if (fd < 0 && ek_accept_error_persists(fd)) {
+        if (fd < 0 && ek_admit_error_persists(fd)) {
             m->accept_paused_until = ek_now_ms() + EK_ACCEPT_PAUSE_MS;
             ek_log_limited(&m->accept_log, EK_LOG_WARN,
                            "metrics: accept: %s; pausing accepts until a "

@@ -121,7 +121,7 @@ int ek_server_timeout(const struct ek_server *srv)
     int t = -1;
     if (srv->phase == EK_DRAINING)
         t = ek_timeout_until(srv->drain_deadline_ms);
-    return ek_timeout_min(t, ek_accept_timeout(&srv->acceptor));
+    return ek_timeout_min(t, ek_acceptor_timeout(&srv->acceptor));
 }
 
 int ek_server_exit_status(const struct ek_server *srv)
