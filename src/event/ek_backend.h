@@ -28,8 +28,8 @@ struct ek_backend {
     /* Descriptors at or above this cannot be watched (FD_SETSIZE for
      * select); the loop refuses connections that land there. */
     int fd_limit;
-    /* New backend state, or NULL with errno set. */
-    void *(*create)(void);
+    /* New backend state into *out. Returns 0 or -errno. */
+    int (*create)(void **out);
     void (*destroy)(void *state);
     /* Changes fd's interest from old to new; either may be 0 (add,
      * remove). Must be called with new = 0 before fd is closed. Returns 0

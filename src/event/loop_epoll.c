@@ -28,19 +28,19 @@ struct epoll_state {
     struct epoll_event out[EPOLL_BATCH];
 };
 
-static void *epoll_backend_create(void)
+static int epoll_backend_create(void **out)
 {
     struct epoll_state *st = malloc(sizeof(*st));
     if (st == NULL)
-        return NULL;
+        return -ENOMEM;
     st->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (st->epfd < 0) {
-        int saved = errno;
+        int err = -errno;
         free(st);
-        errno = saved;
-        return NULL;
+        return err;
     }
-    return st;
+    *out = st;
+    return 0;
 }
 
 static void epoll_backend_destroy(void *state)

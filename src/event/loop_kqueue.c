@@ -27,19 +27,19 @@ struct kqueue_state {
     struct kevent out[KQ_BATCH];
 };
 
-static void *kqueue_backend_create(void)
+static int kqueue_backend_create(void **out)
 {
     struct kqueue_state *st = malloc(sizeof(*st));
     if (st == NULL)
-        return NULL;
+        return -ENOMEM;
     st->kq = kqueue();
     if (st->kq < 0) {
-        int saved = errno;
+        int err = -errno;
         free(st);
-        errno = saved;
-        return NULL;
+        return err;
     }
-    return st;
+    *out = st;
+    return 0;
 }
 
 static void kqueue_backend_destroy(void *state)

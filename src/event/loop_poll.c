@@ -27,9 +27,10 @@ static short to_poll(unsigned ev)
                    ((ev & EK_EV_WRITE) ? POLLOUT : 0));
 }
 
-static void *poll_backend_create(void)
+static int poll_backend_create(void **out)
 {
-    return calloc(1, sizeof(struct poll_state));
+    *out = calloc(1, sizeof(struct poll_state));
+    return *out != NULL ? 0 : -ENOMEM;
 }
 
 static void poll_backend_destroy(void *state)

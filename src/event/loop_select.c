@@ -23,16 +23,17 @@ struct select_state {
     int cursor;            /* where the next scan of results starts */
 };
 
-static void *select_backend_create(void)
+static int select_backend_create(void **out)
 {
     struct select_state *st = malloc(sizeof(*st));
     if (st == NULL)
-        return NULL;
+        return -ENOMEM;
     FD_ZERO(&st->rd);
     FD_ZERO(&st->wr);
     st->max_fd = -1;
     st->cursor = 0;
-    return st;
+    *out = st;
+    return 0;
 }
 
 static void select_backend_destroy(void *state)

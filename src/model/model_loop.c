@@ -255,9 +255,11 @@ static int loop_init(void *arg, struct ek_group *g, unsigned index)
         env->pipe[0] = env->pipe[1] = -1;
 #endif
     env->buf = malloc(env->buf_size);
-    lp->state = lp->be->create();
-    if (env->buf == NULL || lp->state == NULL)
-        return -(errno ? errno : ENOMEM);
+    if (env->buf == NULL)
+        return -ENOMEM;
+    err = lp->be->create(&lp->state);
+    if (err < 0)
+        return err;
 
     err = register_fixed(lp, ek_group_wake_fd(g, index), EK_SLOT_WAKE);
     for (size_t i = 0; err == 0 && i < lp->base.nlisteners; i++)
