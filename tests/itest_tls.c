@@ -1858,6 +1858,27 @@ void case_tls_flight_bound(void)
                        "then a second ClientHello claiming 131396 bytes"));
     CHECK_INT(metric_becomes(maddr, FAILED("too_large"), 1), ==, 1);
     CHECK_INT(metric_becomes(maddr, FAILED("protocol"), 2), ==, 2);
+    /* But early data, which a client sends with its first ClientHello
+     * before it sees the HelloRetryRequest, and which the server skips
+     * (RFC 8446 4.2.10): taken, the second ClientHello then awaited (the
+     * third review: refused as unexpected). */
+    len = hello_to_retry(buf, sizeof(buf));
+    int fd = h_connect_or_die(addr);
+    CHECK(send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len);
+    expect_retry(fd);
+    unsigned char early[6 + 5 + 1000];
+    memcpy(early, ccs_record, 6);
+    memcpy(early + 6, "\x17\x03\x03\x03\xe8", 5);
+    memset(early + 11, 0x5a, 1000);
+    CHECK(send(fd, early, sizeof(early), MSG_NOSIGNAL) == sizeof(early));
+    /* Not closed within 500 ms (read_to_close: -1): the server waits. */
+    unsigned char back[64];
+    bool awaited = read_to_close(fd, back, sizeof(back), 500) < 0;
+    printf("%s: a HelloRetryRequest asked for, change_cipher_spec and 1000 "
+           "bytes of early data: %s\n",
+           model, awaited ? "the second ClientHello awaited" : "refused");
+    CHECK(awaited);
+    close(fd);
     static int fds[256];
     CHECK(n + 1 <= 256);
     if (many) {

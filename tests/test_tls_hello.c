@@ -206,6 +206,19 @@ int main(void)
     memcpy(stream, ccs, 6);
     memcpy(stream + 6, user_canceled, 7);
     expect(13, EK_HELLO_UNEXPECTED, 11);
+    /* Early data a client sent with its first ClientHello (RFC 8446
+     * 4.2.10: the server skips it after a HelloRetryRequest): skipped,
+     * within the bound. */
+    n = make_hello(508, EK_TLS_RECORD_MAX, 0, &end);
+    memmove(stream + 6 + 205, stream, n);
+    memcpy(stream, ccs, 6);
+    put_record(stream + 6, 23, 200);
+    expect(n + 211, EK_HELLO_PASS, end + 211);
+    n = make_hello(EK_TLS_HELLO_MAX - 5000, EK_TLS_RECORD_MAX, 0, &end);
+    memmove(stream + 6 + 5005, stream, n);
+    memcpy(stream, ccs, 6);
+    put_record(stream + 6, 23, 5000);
+    expect(n + 5011, EK_HELLO_TOO_LARGE, 5011 + 5);
     n = make_hello(EK_TLS_HELLO_MAX - 15, EK_TLS_RECORD_MAX, 0, &end);
     memmove(stream + 6, stream, n);
     memcpy(stream, ccs, 6);

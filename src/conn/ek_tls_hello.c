@@ -4,6 +4,7 @@
 
 #define TLS_CCS 20       /* the record type of change_cipher_spec */
 #define TLS_HANDSHAKE 22 /* the record type of handshake messages */
+#define TLS_APP_DATA 23  /* application data (0-RTT early data here) */
 
 const unsigned char ek_tls_hrr_random[32] = {
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c,
@@ -17,11 +18,22 @@ static enum ek_tls_hello_verdict record(struct ek_tls_hello *h)
     /* Before a second ClientHello: one change_cipher_spec of one byte,
      * skipped (OpenSSL checks its byte, and drops it). */
     if (h->ccs == 1 && h->hdr[0] == TLS_CCS && len == 1 && h->hs_got == 0) {
-        h->ccs = 2;
+        h->ccs = 0;
+        h->skip = 1;
         h->rec_end = h->seen + len;
         return EK_HELLO_MORE;
     }
     h->ccs = 0;
+    /* The early data a client sent with its first ClientHello, before it
+     * saw the HelloRetryRequest, which OpenSSL skips (RFC 8446 4.2.10):
+     * skipped too, within the same bound. */
+    if (h->retry && h->hdr[0] == TLS_APP_DATA && h->hs_got == 0) {
+        if (h->seen + len > EK_TLS_HELLO_MAX)
+            return EK_HELLO_TOO_LARGE;
+        h->skip = 1;
+        h->rec_end = h->seen + len;
+        return EK_HELLO_MORE;
+    }
     if (h->hdr[0] != TLS_HANDSHAKE && h->retry)
         return EK_HELLO_UNEXPECTED;
     if (h->hdr[0] != TLS_HANDSHAKE)
@@ -54,12 +66,17 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
             }
             continue;
         }
-        if (h->ccs == 2) { /* the change_cipher_spec's byte */
-            h->seen++;
-            p++;
-            n--;
-            h->rec_end = 0;
-            h->ccs = 0;
+        if (h->skip) { /* a record OpenSSL drops: counted, not judged */
+            size_t k = h->rec_end - h->seen;
+            if (k > n)
+                k = n;
+            h->seen += (uint32_t)k;
+            p += k;
+            n -= k;
+            if (h->seen == h->rec_end) {
+                h->rec_end = 0;
+                h->skip = 0;
+            }
             continue;
         }
         /* The body of a handshake record: the handshake header, then the

@@ -83,9 +83,11 @@ struct ek_tls_hello {
     uint8_t hdr_got;
     uint8_t hs_got;  /* bytes of the handshake header seen (4: all) */
     uint8_t verdict; /* enum ek_tls_hello_verdict */
-    uint8_t ccs;     /* the change_cipher_spec record before a second
-                        ClientHello: 1 it may come, 2 in its body */
+    uint8_t ccs;     /* 1: the change_cipher_spec record before a second
+                        ClientHello may come */
     uint8_t retry;   /* judging the second ClientHello */
+    uint8_t skip;    /* in the body of a record skipped: that
+                        change_cipher_spec, early data */
 };
 
 /* Judges the next n bytes of the stream. Returns the verdict; once it is
@@ -96,8 +98,10 @@ enum ek_tls_hello_verdict ek_tls_hello_feed(struct ek_tls_hello *h,
 /* Makes h a gate for the ClientHello a client sends again after the
  * server's HelloRetryRequest, fed from the first byte after the first
  * ClientHello's records: judged as the first, after at most one
- * change_cipher_spec record of one byte, which the bound counts too. Any
- * other record is EK_HELLO_UNEXPECTED: OpenSSL would drop a second
+ * change_cipher_spec record of one byte and the early data records (type
+ * 23) a client sent before it saw the HelloRetryRequest, which OpenSSL
+ * skips, all of which the bound counts too. Any other record is
+ * EK_HELLO_UNEXPECTED: OpenSSL would drop a second
  * change_cipher_spec or a warning alert and go on waiting, so that the
  * ClientHello behind them would reach it unjudged. */
 void ek_tls_hello_retry(struct ek_tls_hello *h);

@@ -119,6 +119,7 @@ struct tls_conn {
                                 ClientHello's), until the handshake ends */
     uint16_t flight;         /* server: bytes OpenSSL read before the
                                 handshake's end, but the ClientHellos */
+    uint16_t hellos;         /* server: the ClientHellos' bytes (saturating) */
     bool gated : 1;          /* server side: a ClientHello is judged */
     bool retry : 1;          /* server: it sent a HelloRetryRequest */
     bool too_long : 1;       /* server: the flight passed its bound */
@@ -477,22 +478,6 @@ static ssize_t gate_verdict(struct ek_conn *c, int fd,
     }
 }
 
-/* The client's flight passed its bound (EK_TLS_FLIGHT_MAX): refused as a
- * ClientHello too large is. Returns -EPROTO. */
-static ssize_t flight_refused(struct ek_conn *c, int fd)
-{
-    struct tls_conn *t = state(c);
-    count(t, EK_TLS_FAIL_TOO_LARGE);
-    t->why = "handshake too large";
-    ek_log(EK_LOG_DEBUG,
-           "fd %d: TLS handshake refused: the client sent more than %u "
-           "bytes besides its ClientHello before the handshake's end",
-           fd, (unsigned)t->flight);
-    ERR_clear_error();
-    put_alert(c, fd, 47);
-    return -EPROTO;
-}
-
 /* Of len bytes of the stream past the ClientHellos, how many OpenSSL may
  * read now: all once the handshake is done; before, what is left of the
  * client's flight (EK_TLS_FLIGHT_MAX; under mTLS, which the verify mode
@@ -502,25 +487,61 @@ static bool mtls(const struct tls_conn *t)
     return (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) != 0;
 }
 
+/* The client's budget past its ClientHellos: EK_TLS_FLIGHT_MAX, or under
+ * mTLS EK_TLS_FLIGHT_MTLS_MAX, less, in TLS 1.2 (known once the server
+ * has answered, before any of the flight is read), the ClientHello, which
+ * OpenSSL keeps until the CertificateVerify (TLS 1.3 keeps a hash). */
+static size_t flight_max(const struct tls_conn *t)
+{
+    if (!mtls(t))
+        return EK_TLS_FLIGHT_MAX;
+    if (SSL_version(t->ssl) >= TLS1_3_VERSION)
+        return EK_TLS_FLIGHT_MTLS_MAX;
+    return t->hellos < EK_TLS_FLIGHT_MTLS_MAX
+               ? EK_TLS_FLIGHT_MTLS_MAX - t->hellos
+               : 0;
+}
+
 static size_t flight_room(struct tls_conn *t, size_t len)
 {
     if (SSL_is_init_finished(t->ssl))
         return len;
-    size_t max = mtls(t) ? EK_TLS_FLIGHT_MTLS_MAX : EK_TLS_FLIGHT_MAX;
+    size_t max = flight_max(t);
     size_t room = t->flight < max ? max - t->flight : 0;
     if (room == 0 && len > 0)
         t->too_long = true;
     return len < room ? len : room;
 }
 
-/* OpenSSL read n bytes that flight_room allowed (or, under mTLS, of a
- * ClientHello: counted, saturating). */
+/* Adds n to a count, saturating. */
+static void add_sat(uint16_t *count, size_t n)
+{
+    size_t sum = (size_t)*count + n;
+    *count = (uint16_t)(sum < UINT16_MAX ? sum : UINT16_MAX);
+}
+
+/* OpenSSL read n bytes that flight_room allowed. */
 static void flight_took(struct tls_conn *t, size_t n)
 {
-    if (SSL_is_init_finished(t->ssl))
-        return;
-    size_t sum = (size_t)t->flight + n;
-    t->flight = (uint16_t)(sum < UINT16_MAX ? sum : UINT16_MAX);
+    if (!SSL_is_init_finished(t->ssl))
+        add_sat(&t->flight, n);
+}
+
+/* The client's flight passed its bound (EK_TLS_FLIGHT_MAX): refused as a
+ * ClientHello too large is. Returns -EPROTO. */
+static ssize_t flight_refused(struct ek_conn *c, int fd)
+{
+    struct tls_conn *t = state(c);
+    count(t, EK_TLS_FAIL_TOO_LARGE);
+    t->why = "handshake too large";
+    ek_log(EK_LOG_DEBUG,
+           "fd %d: TLS handshake refused: the client's handshake passed "
+           "its %zu bytes (the ClientHellos but under TLS 1.2 with a "
+           "client certificate asked for)",
+           fd, flight_max(t));
+    ERR_clear_error();
+    put_alert(c, fd, 47);
+    return -EPROTO;
 }
 
 _Static_assert(EK_TLS_FLIGHT_MTLS_MAX <= UINT16_MAX,
@@ -642,12 +663,10 @@ static size_t gate_take(struct tls_conn *t, char *out, size_t len)
         n = len;
     memcpy(out, g->buf + g->off, n);
     g->off += (uint32_t)n;
-    /* Under mTLS, OpenSSL keeps every handshake message until the
-     * client's CertificateVerify (TLS 1.2: the ClientHello too, up to 16
-     * KiB beside the chain): the ClientHellos count against the one
-     * budget of the client's whole handshake. */
-    if (g->phase == GATE_OPEN || mtls(t))
+    if (g->phase == GATE_OPEN)
         flight_took(t, n);
+    else
+        add_sat(&t->hellos, n); /* flight_max's, under mTLS in TLS 1.2 */
     return n;
 }
 
