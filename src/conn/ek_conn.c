@@ -11,14 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-const struct ek_transport *const ek_transports[EK_TP_COUNT] = {
-    [EK_TP_SOCKET] = &ek_transport_socket,
-#ifdef EK_HAVE_TLS
-    [EK_TP_TLS] = &ek_transport_tls,
-    [EK_TP_TLS_MEM] = &ek_transport_tls_mem,
-#endif
-};
-
 int ek_conn_open(struct ek_conn *c, int fd, const struct ek_transport *tp,
                  const struct ek_conn_ctx *ctx)
 {
