@@ -32,6 +32,18 @@ static pid_t fakes[H_MAX_SERVERS];
 static size_t nfakes;
 static char tmpdir[64];
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double h_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), by_value);
+    return v[n / 2];
+}
+
 int64_t h_now_ms(void)
 {
     return ek_now_ms();

@@ -158,6 +158,10 @@ int h_loopback_socket(int type, unsigned *port);
  * becomes of the test. */
 pid_t h_fork_server(int fd, unsigned max_s);
 
+/* The median of v[0..n) (n odd: the middle one; sorts v). Rounds that
+ * alternate on this noisy machine are compared by their medians. */
+double h_median(double *v, int n);
+
 /* ms of CLOCK_MONOTONIC; sleeping. */
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);

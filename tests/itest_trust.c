@@ -311,8 +311,8 @@ void case_bench_send_lag(void)
     CHECK(slack == 1);
 #endif
 
-    /* --spin-us against sleeping: alternating rounds, medians. Spinning
-     * must cut the send lag (a sleep's wake-up is most of it). */
+    /* --spin-us against sleeping: alternating rounds, the best of each.
+     * Spinning must cut the send lag (a sleep's wake-up is most of it). */
     double sleep_lag[3] = {0}, spin_lag[3] = {0};
     for (int i = 0; i < 3; i++) {
         for (int spin = 0; spin < 2; spin++) {
@@ -626,13 +626,13 @@ void case_bench_fd_limit(void)
 void case_bench_interrupt(void)
 {
     struct h_server s;
-    struct h_run r;
     start_tcp_udp(&s);
 #ifdef EK_TEST_TSAN
     printf("note: not checked under ThreadSanitizer, which holds a signal "
            "back until the thread's next intercepted call (bench's clock "
            "makes one only when the run ends)\n");
 #else
+    struct h_run r;
     const char *warm[] = {"bench", "-c", "2",      "-w",       "5",
                           "-t",    "5",  "--json", s.addrs[0], NULL};
     CHECK_INT(h_run_echokit_signal(warm, -1, 20000, 400, SIGINT, &r), ==, 130);
@@ -728,18 +728,6 @@ void case_bench_self_describing(void)
 
 /* The agreement's helpers, in the builds that run it (below). */
 #if !defined(EK_TEST_SANITIZED) && defined(EK_HAVE_TIMERFD)
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), by_value);
-    return v[n / 2];
-}
-
 /* ref_rr's "p50 NS p90 NS" for one run at rate, in microseconds. */
 static void reference(const char *addr, const char *rate, const char *count,
                       bool spin, double *p50, double *p90)
@@ -788,16 +776,16 @@ static bool agree(const char *addr, const char *rate, const char *count,
         x50[i] = b50[i] / r50[i];
         x90[i] = b90[i] / r90[i];
     }
-    double m50 = median(b50, ROUNDS), m90 = median(b90, ROUNDS);
-    double q50 = median(r50, ROUNDS), q90 = median(r90, ROUNDS);
-    double k50 = median(x50, ROUNDS), k90 = median(x90, ROUNDS);
+    double m50 = h_median(b50, ROUNDS), m90 = h_median(b90, ROUNDS);
+    double q50 = h_median(r50, ROUNDS), q90 = h_median(r90, ROUNDS);
+    double k50 = h_median(x50, ROUNDS), k90 = h_median(x90, ROUNDS);
     bool good = k50 <= 1.25 && k50 >= 0.75 && k90 <= 1.25 && k90 >= 0.75;
     printf("%s msgs/s%s: bench uncorrected p50 %.1f us p90 %.1f us; "
            "reference p50 %.1f us p90 %.1f us (medians); the median of the "
            "rounds' ratios %.2f, %.2f; bench from the intended send p50 "
            "%.1f us%s\n",
            rate, spin ? ", spinning" : "", m50, m90, q50, q90, k50, k90,
-           median(intended, ROUNDS), good ? "" : "  <-- outside 25%");
+           h_median(intended, ROUNDS), good ? "" : "  <-- outside 25%");
     return good;
 }
 
