@@ -119,9 +119,7 @@ struct ping_options {
 
 struct ping_state {
     const struct ping_options *o;
-    char peer[EK_ADDRSTR_MAX];
-    int fd;
-    struct ek_conn conn; /* its transport: plain or TLS (not --udp) */
+    struct ek_client_session s; /* socket, transport (not --udp), peer */
     uint64_t sent, received, late, corrupted;
     uint64_t next_reply; /* the seq the next complete reply has */
     int64_t sent_ns[EK_PING_WINDOW];
@@ -148,7 +146,7 @@ static void build_request(unsigned char *buf, size_t size, uint64_t seq)
 /* What a failed read or write (-errno) says. */
 static const char *send_error(const struct ping_state *st, ssize_t err)
 {
-    const char *tls = err == -EPROTO ? ek_client_tls_error(&st->conn) : NULL;
+    const char *tls = err == -EPROTO ? ek_client_tls_error(&st->s.conn) : NULL;
     return tls != NULL ? tls : strerror((int)-err);
 }
 
@@ -161,22 +159,23 @@ static int send_request(struct ping_state *st, uint64_t seq)
     st->sent_ns[seq % EK_PING_WINDOW] = ek_now_ns();
     while (off < size) {
         struct iovec iov = {.iov_base = st->req + off, .iov_len = size - off};
-        ssize_t n = ek_conn_tp(&st->conn)->writev(&st->conn, st->fd, &iov, 1);
+        ssize_t n =
+            ek_conn_tp(&st->s.conn)->writev(&st->s.conn, st->s.fd, &iov, 1);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
         if (n == -EAGAIN) {
-            unsigned blocked = ek_conn_tp(&st->conn)->blocked(&st->conn);
+            unsigned blocked = ek_conn_tp(&st->s.conn)->blocked(&st->s.conn);
             struct pollfd p = {
-                .fd = st->fd,
+                .fd = st->s.fd,
                 .events =
                     (short)(POLLOUT | (blocked & EK_EV_READ ? POLLIN : 0))};
             if (poll(&p, 1, (int)st->o->timeout_ms) > 0 || errno == EINTR)
                 continue;
             n = -ETIMEDOUT;
         }
-        ek_warnx("ping: %s: send: %s", st->peer, send_error(st, n));
+        ek_warnx("ping: %s: send: %s", st->s.peer, send_error(st, n));
         return -1;
     }
     st->sent++;
@@ -207,7 +206,7 @@ static void on_reply(struct ping_state *st)
             i++;
         st->corrupted++;
         printf("%zu bytes from %s: seq=%llu CORRUPTED (byte %zu differs)\n",
-               size, st->peer, (unsigned long long)seq, i);
+               size, st->s.peer, (unsigned long long)seq, i);
         return;
     }
     st->received++;
@@ -215,7 +214,7 @@ static void on_reply(struct ping_state *st)
     bool late = seq < st->deadline_reported;
     st->late += late;
     if (!st->o->quiet)
-        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s\n", size, st->peer,
+        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s\n", size, st->s.peer,
                (unsigned long long)seq, ms, late ? " (late)" : "");
 }
 
@@ -231,13 +230,13 @@ static void on_datagram(struct ping_state *st, size_t n)
     if (!framed || seq >= st->sent || st->sent - seq > EK_PING_WINDOW) {
         st->corrupted++;
         printf("%zu bytes from %s: not a reply to any request in flight\n", n,
-               st->peer);
+               st->s.peer);
         return;
     }
     build_request(st->req, size, seq);
     if (n != size || memcmp(st->reply, st->req, size) != 0) {
         st->corrupted++;
-        printf("%zu bytes from %s: seq=%llu CORRUPTED\n", n, st->peer,
+        printf("%zu bytes from %s: seq=%llu CORRUPTED\n", n, st->s.peer,
                (unsigned long long)seq);
         return;
     }
@@ -245,7 +244,7 @@ static void on_datagram(struct ping_state *st, size_t n)
     if (*slot == seq + 1) {
         st->duplicates++;
         if (!st->o->quiet)
-            printf("%zu bytes from %s: seq=%llu (DUP!)\n", size, st->peer,
+            printf("%zu bytes from %s: seq=%llu (DUP!)\n", size, st->s.peer,
                    (unsigned long long)seq);
         return;
     }
@@ -260,15 +259,15 @@ static void on_datagram(struct ping_state *st, size_t n)
     bool late = seq < st->deadline_reported;
     st->late += late;
     if (!st->o->quiet)
-        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s%s\n", size, st->peer,
-               (unsigned long long)seq, ms, reordered ? " (out of order)" : "",
-               late ? " (late)" : "");
+        printf("%zu bytes from %s: seq=%llu time=%.3f ms%s%s\n", size,
+               st->s.peer, (unsigned long long)seq, ms,
+               reordered ? " (out of order)" : "", late ? " (late)" : "");
 }
 
 static int read_datagrams(struct ping_state *st)
 {
     for (;;) {
-        ssize_t n = recv(st->fd, st->reply, (size_t)st->o->size + 1,
+        ssize_t n = recv(st->s.fd, st->reply, (size_t)st->o->size + 1,
                          MSG_DONTWAIT | EK_MSG_TRUNC);
         if (n < 0 && errno == EINTR)
             continue;
@@ -277,11 +276,11 @@ static int read_datagrams(struct ping_state *st)
         if (n < 0 && errno == ECONNREFUSED) {
             ek_warnx("ping: %s: connection refused (nothing answers on that "
                      "UDP port)",
-                     st->peer);
+                     st->s.peer);
             return -1;
         }
         if (n < 0) {
-            ek_warnx("ping: %s: %s", st->peer, strerror(errno));
+            ek_warnx("ping: %s: %s", st->s.peer, strerror(errno));
             return -1;
         }
         on_datagram(st, (size_t)n);
@@ -296,12 +295,13 @@ static int read_replies(struct ping_state *st)
         return read_datagrams(st);
     size_t size = (size_t)st->o->size;
     for (;;) {
-        ssize_t n = ek_conn_tp(&st->conn)->read(
-            &st->conn, st->fd, st->reply + st->reply_len, size - st->reply_len);
+        ssize_t n = ek_conn_tp(&st->s.conn)
+                        ->read(&st->s.conn, st->s.fd, st->reply + st->reply_len,
+                               size - st->reply_len);
         if (n == -EAGAIN)
             return 0;
         if (n <= 0) {
-            ek_warnx("ping: %s: %s", st->peer,
+            ek_warnx("ping: %s: %s", st->s.peer,
                      n == 0 ? "the server closed the connection"
                             : send_error(st, n));
             return -1;
@@ -328,7 +328,7 @@ static void report_overdue(struct ping_state *st, int64_t now)
         bool answered =
             st->o->udp && st->got_seq[seq % EK_PING_WINDOW] == seq + 1;
         if (!st->o->quiet && !answered)
-            printf("no reply from %s for seq=%llu within %.1f s\n", st->peer,
+            printf("no reply from %s for seq=%llu within %.1f s\n", st->s.peer,
                    (unsigned long long)seq, (double)st->o->timeout_ms / 1000.0);
         st->deadline_reported++;
     }
@@ -337,7 +337,7 @@ static void report_overdue(struct ping_state *st, int64_t now)
 static void print_summary(const struct ping_state *st, int64_t elapsed_ms)
 {
     uint64_t lost = st->sent - st->received - st->corrupted;
-    printf("\n--- %s echokit ping statistics ---\n", st->peer);
+    printf("\n--- %s echokit ping statistics ---\n", st->s.peer);
     printf("%llu sent, %llu received, %.1f%% loss, %llu corrupted, %llu "
            "late, time %lld ms\n",
            (unsigned long long)st->sent, (unsigned long long)st->received,
@@ -426,9 +426,9 @@ static void ping_loop(struct ping_state *st)
                 wake = due;
         }
         unsigned blocked =
-            st->o->udp ? 0 : ek_conn_tp(&st->conn)->blocked(&st->conn);
+            st->o->udp ? 0 : ek_conn_tp(&st->s.conn)->blocked(&st->s.conn);
         struct pollfd p = {
-            .fd = st->fd,
+            .fd = st->s.fd,
             .events = (short)(POLLIN | (blocked & EK_EV_WRITE ? POLLOUT : 0))};
         int rc = ek_poll_ns(&p, 1, wake > now ? wake - now : 0);
         if (rc > 0 && read_replies(st) < 0)
@@ -551,16 +551,10 @@ int ek_cmd_ping(int argc, char **argv)
     status = 0;
     if (!o.udp)
         status = ek_client_tls_start("ping", &o.tls, o.server, &tls);
-    struct ek_client_session sess;
     if (status == 0)
         status =
             ek_client_session_open("ping", o.server, &o.sock, o.udp, tls,
-                                   o.timeout_ms, what, sizeof(what), &sess);
-    if (status == 0) { /* the session's, for ping_loop */
-        st.fd = sess.fd;
-        st.conn = sess.conn;
-        snprintf(st.peer, sizeof(st.peer), "%s", sess.peer);
-    }
+                                   o.timeout_ms, what, sizeof(what), &st.s);
     if (status != 0) {
         ek_client_tls_free(tls);
         return status;
@@ -578,7 +572,7 @@ int ek_cmd_ping(int argc, char **argv)
         status = EX_OSERR;
     } else {
         if (!o.quiet)
-            printf("ECHOKIT PING %s%s%s%s: %llu bytes per request\n", st.peer,
+            printf("ECHOKIT PING %s%s%s%s: %llu bytes per request\n", st.s.peer,
                    what[0] ? " (" : "", what, what[0] ? ")" : "",
                    (unsigned long long)o.size);
         ping_loop(&st);
@@ -586,8 +580,7 @@ int ek_cmd_ping(int argc, char **argv)
             st.sent > 0 && st.received == st.sent && !st.broken && st.late == 0;
         status = intact ? 0 : 1;
     }
-    sess.conn = st.conn; /* what ping_loop's reads and writes made of it */
-    ek_client_session_close(&sess);
+    ek_client_session_close(&st.s);
     ek_client_tls_free(tls);
     free(st.req);
     free(st.reply);

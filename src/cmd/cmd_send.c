@@ -113,9 +113,8 @@ struct send_options {
 
 /* The transfer: input -> window -> socket -> rbuf -> output. */
 struct xfer {
-    int sock;
-    struct ek_conn conn; /* its transport: plain or TLS */
-    bool finishing;      /* the transport's end (close_notify) waits */
+    struct ek_client_session s; /* its socket and transport: plain or TLS */
+    bool finishing;             /* the transport's end (close_notify) waits */
     bool verify;
     int64_t timeout_ms;
 
@@ -214,7 +213,7 @@ static int send_window(struct xfer *x)
 {
     struct iovec iov = {.iov_base = x->ring + ring_off(x->sent),
                         .iov_len = ring_unsent_run(x)};
-    ssize_t n = ek_conn_tp(&x->conn)->writev(&x->conn, x->sock, &iov, 1);
+    ssize_t n = ek_conn_tp(&x->s.conn)->writev(&x->s.conn, x->s.fd, &iov, 1);
     if (n < 0)
         return n == -EAGAIN ? 0 : (int)n;
     x->sent += (uint64_t)n;
@@ -245,8 +244,8 @@ static bool echo_matches(struct xfer *x, const char *p, size_t n)
 
 static int recv_echo(struct xfer *x)
 {
-    ssize_t n =
-        ek_conn_tp(&x->conn)->read(&x->conn, x->sock, x->rbuf, EK_SEND_RBUF);
+    ssize_t n = ek_conn_tp(&x->s.conn)
+                    ->read(&x->s.conn, x->s.fd, x->rbuf, EK_SEND_RBUF);
     if (n < 0)
         return n == -EAGAIN ? 0 : (int)n;
     x->last_progress_ms = ek_now_ms();
@@ -337,19 +336,19 @@ static enum xfer_result xfer_step(struct xfer *x)
         fill_from_memory(x);
     if (x->in_eof && x->sent == x->filled && !x->shut_wr) {
         /* Our end: the transport's (TLS: close_notify), then TCP's. */
-        int err = ek_conn_tp(&x->conn)->finish(&x->conn, x->sock);
+        int err = ek_conn_tp(&x->s.conn)->finish(&x->s.conn, x->s.fd);
         x->finishing = err == -EAGAIN;
         if (err < 0 && err != -EAGAIN)
             return broken(x, -err);
-        if (err == 0 && shutdown(x->sock, SHUT_WR) < 0)
+        if (err == 0 && shutdown(x->s.fd, SHUT_WR) < 0)
             return broken(x, errno);
         x->shut_wr = err == 0;
     }
     bool want_write = x->filled > x->sent || x->finishing;
     bool want_read = !x->peer_eof && !out_pending;
     /* TLS records already read and decrypted: no readiness will say so. */
-    bool held = want_read && ek_conn_tp(&x->conn)->pending(&x->conn);
-    unsigned blocked = ek_conn_tp(&x->conn)->blocked(&x->conn);
+    bool held = want_read && ek_conn_tp(&x->s.conn)->pending(&x->s.conn);
+    unsigned blocked = ek_conn_tp(&x->s.conn)->blocked(&x->s.conn);
     /* Each direction waits for what its last call waits for: a TLS write
      * that must read first (EK_EV_READ) for POLLIN, a read that must write
      * first (EK_EV_WRITE) for POLLOUT. Waiting for the usual one instead
@@ -363,7 +362,7 @@ static enum xfer_result xfer_step(struct xfer *x)
     if (want_read)
         sock_events =
             (short)(sock_events | (blocked & EK_EV_WRITE ? POLLOUT : POLLIN));
-    p[n++] = (struct pollfd){.fd = sock_events ? x->sock : -1,
+    p[n++] = (struct pollfd){.fd = sock_events ? x->s.fd : -1,
                              .events = sock_events};
     if (x->in_mem == NULL && !x->in_eof && ring_free_run(x) > 0) {
         in = n;
@@ -452,7 +451,7 @@ static int report(const struct xfer *x, enum xfer_result r)
                  (unsigned long long)x->received, (unsigned long long)x->sent);
         return EK_EXIT_MISMATCH;
     case XFER_BROKEN:
-        if (x->error == EPROTO && ek_client_tls_truncated(&x->conn)) {
+        if (x->error == EPROTO && ek_client_tls_truncated(&x->s.conn)) {
             ek_warnx("send: TLS: the server closed the connection without "
                      "close_notify after %llu of %llu bytes came back: the "
                      "echo may be cut short (--allow-truncation takes such "
@@ -461,8 +460,8 @@ static int report(const struct xfer *x, enum xfer_result r)
                      (unsigned long long)x->sent);
             return EK_EXIT_MISMATCH;
         }
-        if (x->error == EPROTO && ek_client_tls_error(&x->conn) != NULL) {
-            ek_warnx("send: TLS: %s", ek_client_tls_error(&x->conn));
+        if (x->error == EPROTO && ek_client_tls_error(&x->s.conn) != NULL) {
+            ek_warnx("send: TLS: %s", ek_client_tls_error(&x->s.conn));
             return EK_EXIT_TLS;
         }
         ek_warnx("send: connection lost after %llu of %llu bytes came back: "
@@ -673,8 +672,7 @@ int ek_cmd_send(int argc, char **argv)
     }
 
     struct xfer x = {
-        .conn = sess.conn,
-        .sock = sess.fd,
+        .s = sess,
         .verify = o.verify >= 0 ? o.verify == 1 : !o.pipe_mode,
         .timeout_ms = o.timeout_ms,
         .in_fd = o.pipe_mode ? STDIN_FILENO : -1,
@@ -702,8 +700,7 @@ int ek_cmd_send(int argc, char **argv)
         }
         status = report(&x, r);
     }
-    sess.conn = x.conn; /* what the transfer made of it */
-    ek_client_session_close(&sess);
+    ek_client_session_close(&x.s);
     ek_client_tls_free(tls);
     free(x.ring);
     free(x.rbuf);

@@ -150,12 +150,8 @@ static void text_add(struct text *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    ek_vappendf(t->buf, sizeof(t->buf), &t->len, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        t->len += (size_t)n;
-    if (t->len >= sizeof(t->buf))
-        t->len = sizeof(t->buf) - 1;
 }
 
 /* Whether m has any of caps (0: every model) and, unless max_conns is 0,

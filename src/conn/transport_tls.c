@@ -1168,7 +1168,6 @@ const struct ek_transport ek_transport_tls = {
 static int tls_mem_open(struct ek_conn *c, int fd,
                         const struct ek_conn_ctx *ctx)
 {
-    (void)fd;
     pthread_once(&methods_once, methods_init);
     if (mem_method == NULL)
         return -ENOMEM;

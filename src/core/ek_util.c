@@ -299,13 +299,19 @@ int ek_fd_limit_raise(unsigned long long *from, unsigned long long *to)
     return 1;
 }
 
+void ek_vappendf(char *buf, size_t size, size_t *len, const char *fmt,
+                 va_list ap)
+{
+    int n = vsnprintf(*len < size ? buf + *len : NULL,
+                      *len < size ? size - *len : 0, fmt, ap);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
 void ek_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(*len < size ? buf + *len : NULL,
-                      *len < size ? size - *len : 0, fmt, ap);
+    ek_vappendf(buf, size, len, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        *len += (size_t)n;
 }

@@ -7,6 +7,7 @@
 #ifndef EK_UTIL_H
 #define EK_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -71,6 +72,8 @@ int ek_write_all(int fd, const void *buf, size_t len);
  * *len >= size says the text was cut). */
 void ek_appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+void ek_vappendf(char *buf, size_t size, size_t *len, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* All of f, to its end, NUL-terminated, malloc'd, its length in *len;
  * NULL with errno set (EFBIG when it is longer than max, which is at
